@@ -1,0 +1,330 @@
+"""The settings tables: every key, its parser, default, environment variable and help.
+
+Kept as data (STYLE §8) so resolution, ``config show``, the starter file and the
+docs all read one list. ``config.py`` holds the machinery that applies it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from llamacache import settings as s
+from llamacache import units
+from llamacache.errors import ConfigError
+
+ENV_PREFIX = "LLAMACACHE_"
+# Our own variables that are not settings: never reported as unknown, never parsed here.
+NON_SETTING_ENV = ("LLAMACACHE_CONFIG", "LLAMACACHE_REDIS_SERVER", "LLAMACACHE_REQUIRE_REDIS")
+RESERVED_CACHE_NAMES = ("memory", "disk", "network")
+SEED_CACHES = ("model", "training", "system")
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a parser needs beyond the value: where relative paths start, where the cache lives."""
+
+    base: Path  # folder of the config file, or the cwd for env/flags/arguments
+    root: Path | None = None  # the resolved cache root, for disk percentages
+
+
+Parser = Callable[[object, str, Ctx], object]
+
+
+def _size(kind: Literal["memory", "disk"]) -> Parser:
+    def parse(value: object, field: str, ctx: Ctx) -> object:
+        return units.parse_size(value, field=field, kind=kind, base_path=ctx.root)
+
+    return parse
+
+
+def _choice(choices: tuple[str, ...]) -> Parser:
+    return lambda value, field, ctx: units.parse_choice(value, choices, field=field)
+
+
+def _int(low: int, high: int | None = None) -> Parser:
+    return lambda value, field, ctx: units.parse_int(value, field=field, min=low, max=high)
+
+
+def _path(value: object, field: str, ctx: Ctx) -> object:
+    if not isinstance(value, str | Path) or not str(value).strip():
+        raise ConfigError(f"{field}: {units.show(value)} is not a path; expected a folder name")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else ctx.base / path
+
+
+def _optional_path(value: object, field: str, ctx: Ctx) -> object:
+    return None if value is None else _path(value, field, ctx)
+
+
+def _text(value: object, field: str, ctx: Ctx) -> object:
+    if not isinstance(value, str):
+        raise ConfigError(f"{field}: {units.show(value)} is not text; expected a quoted string")
+    return value
+
+
+def _optional_text(value: object, field: str, ctx: Ctx) -> object:
+    if value is None or (isinstance(value, str) and value.strip().lower() in units.NONE_WORDS):
+        return None
+    return _text(value, field, ctx)
+
+
+SIZE_MEMORY = _size("memory")
+SIZE_DISK = _size("disk")
+DURATION: Parser = lambda value, field, ctx: units.parse_duration(value, field=field)  # noqa: E731
+OPT_DURATION: Parser = lambda v, f, ctx: units.parse_optional_duration(v, field=f)  # noqa: E731
+FRACTION: Parser = lambda value, field, ctx: units.parse_fraction(value, field=field)  # noqa: E731
+BOOL: Parser = lambda value, field, ctx: units.parse_bool(value, field=field)  # noqa: E731
+COMPRESSION: Parser = lambda v, f, ctx: units.parse_compression(v, field=f, codecs=s.CODECS)  # noqa: E731
+
+
+def user_value(value: object) -> object:
+    """How a resolved value is shown and written back: sizes stay exact, paths become text."""
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def size_value(value: object) -> object:
+    return units.size_to_config(value) if isinstance(value, int) else value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One global setting: dotted key as in the file, parser, default, env vars, help."""
+
+    key: str
+    parse: Parser
+    default: object
+    env: tuple[str, ...]
+    help: str
+    aliases: tuple[str, ...] = ()
+    show: Callable[[object], object] = user_value
+
+
+def _env(key: str) -> str:
+    """cache.memory.size -> LLAMACACHE_MEMORY_SIZE (the "cache." section is implied)."""
+    return ENV_PREFIX + key.removeprefix("cache.").replace(".", "_").upper()
+
+
+def _g(key: str, parse: Parser, default: object, help: str, **kw: object) -> Setting:
+    extra = kw.pop("env", ())
+    assert isinstance(extra, tuple)
+    shown = size_value if parse in (SIZE_MEMORY, SIZE_DISK) else user_value
+    return Setting(key, parse, default, (_env(key), *extra), help, show=shown, **kw)  # type: ignore[arg-type]
+
+
+_MAX_CHUNK = units.MAX_SIZE
+SETTINGS: tuple[Setting, ...] = (
+    _g(
+        "cache.policy",
+        _choice(s.POLICIES),
+        "lru",
+        "disk eviction order: " + "|".join(s.POLICIES),
+        env=("CACHE_POLICY",),
+    ),
+    _g(
+        "cache.eviction_threshold", FRACTION, 0.9, "evict when a tier passes this share of its size"
+    ),
+    _g("cache.compression", COMPRESSION, "auto", "codec: " + "|".join(s.CODECS) + " (true = auto)"),
+    _g("cache.compression_level", _int(0, 22), 1, "codec level (zstd 1-22, zlib 0-9, lz4 0-16)"),
+    _g("cache.checksum", _choice(s.CHECKSUMS), "xxh3", "checksum: " + "|".join(s.CHECKSUMS)),
+    _g(
+        "cache.max_age",
+        OPT_DURATION,
+        None,
+        "entries older than this expire (needed by policy time)",
+    ),
+    _g(
+        "cache.on_corrupt",
+        _choice(s.ON_CORRUPT),
+        "raise",
+        "corrupt entry: raise, or treat as a miss",
+    ),
+    _g(
+        "cache.durability", _choice(s.DURABILITY), "fsync", "fsync of stored files: none|fsync|full"
+    ),
+    _g(
+        "cache.memory.size",
+        SIZE_MEMORY,
+        1000 * units.MB,
+        "memory front size (bare number = MB)",
+        aliases=("cache.memory_size",),
+        env=("CACHE_MEMORY_SIZE",),
+    ),
+    _g("cache.memory.max_items", _int(0), 100_000, "most entries held in memory"),
+    _g("cache.memory.type", _choice(s.MEMORY_POLICIES), "lru", "memory front order: lru|fifo"),
+    _g("cache.memory.compression", BOOL, False, "keep compressible values compressed in RAM"),
+    _g("cache.memory.cleanup_interval", DURATION, 300.0, "seconds between memory sweeps"),
+    _g(
+        "cache.disk.size",
+        SIZE_DISK,
+        10_000 * units.MB,
+        "disk tier size per cache (bare number = MB)",
+        aliases=("cache.disk_size",),
+        env=("CACHE_DISK_SIZE",),
+    ),
+    _g("cache.disk.path", _path, None, "cache root (default $XDG_CACHE_HOME/llamacache)"),
+    _g("cache.disk.use_mmap", BOOL, True, "memory-map large files on read"),
+    _g("cache.disk.cleanup_interval", DURATION, 3600.0, "seconds between disk cleanups"),
+    _g("cache.disk.file_threshold", SIZE_DISK, 32 * 1024, "values this large are stored as files"),
+    _g("cache.disk.allow_network_fs", BOOL, False, "allow NFS/CIFS/Lustre/GPFS (unsafe locking)"),
+    _g("cache.network.url", _optional_text, None, "redis://host:port/db of the shared tier"),
+    _g("cache.network.key_prefix", _text, "llamacache:", "prefix of every Redis key"),
+    _g("cache.network.ttl", OPT_DURATION, None, "expiry of shared entries"),
+    _g("cache.network.mode", _choice(s.NETWORK_MODES), "read-write", "read-write|read-only"),
+    _g(
+        "cache.network.write_error_policy",
+        _choice(s.WRITE_ERROR_POLICIES),
+        "local",
+        "when a shared write fails: local|all|ignore",
+    ),
+    _g("cache.network.max_value_size", SIZE_DISK, 512 * 2**20, "largest value shared"),
+    _g("cache.network.chunk_size", SIZE_DISK, 4 * 2**20, "values are sent in chunks this big"),
+    _g(
+        "cache.network.signing_key",
+        _optional_text,
+        None,
+        "HMAC key for shared values",
+        env=(ENV_PREFIX + "SIGNING_KEY",),
+    ),
+)
+SETTINGS_BY_KEY: Mapping[str, Setting] = {st.key: st for st in SETTINGS}
+GLOBAL_ALIASES: Mapping[str, str] = {a: st.key for st in SETTINGS for a in st.aliases}
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """One per-cache key under [caches.NAME]; unset, it inherits ``inherits`` or ``default``."""
+
+    name: str
+    field: str  # the CacheSettings field it fills
+    parse: Parser
+    inherits: str | None
+    default: object
+    help: str
+    aliases: tuple[str, ...] = ()
+
+    def show(self, value: object) -> object:
+        parser = SETTINGS_BY_KEY[self.inherits].parse if self.inherits else None
+        if self.name == "memory_size" or parser in (SIZE_MEMORY, SIZE_DISK):
+            return size_value(value)
+        return user_value(value)
+
+
+CACHE_KEYS: tuple[CacheKey, ...] = (
+    CacheKey(
+        "size",
+        "disk_size",
+        SIZE_DISK,
+        "cache.disk.size",
+        None,
+        "disk size of this cache",
+        ("disk_size",),
+    ),
+    CacheKey(
+        "memory_size",
+        "memory_size",
+        SIZE_MEMORY,
+        None,
+        None,
+        "memory front size (default: min of cache.memory.size and this cache's size)",
+    ),
+    CacheKey(
+        "max_items", "max_items", _int(0), "cache.memory.max_items", None, "entries in memory"
+    ),
+    CacheKey(
+        "policy",
+        "policy",
+        _choice(s.POLICIES),
+        "cache.policy",
+        None,
+        "eviction order",
+        ("cleanup_policy",),
+    ),
+    CacheKey(
+        "eviction_threshold",
+        "eviction_threshold",
+        FRACTION,
+        "cache.eviction_threshold",
+        None,
+        "evict above this share",
+    ),
+    CacheKey("compression", "compression", COMPRESSION, "cache.compression", None, "codec"),
+    CacheKey("checksum", "checksum", _choice(s.CHECKSUMS), "cache.checksum", None, "checksum"),
+    CacheKey("max_age", "max_age", OPT_DURATION, "cache.max_age", None, "expiry age"),
+    CacheKey(
+        "on_corrupt", "on_corrupt", _choice(s.ON_CORRUPT), "cache.on_corrupt", None, "raise|miss"
+    ),
+    CacheKey(
+        "durability",
+        "durability",
+        _choice(s.DURABILITY),
+        "cache.durability",
+        None,
+        "none|fsync|full",
+    ),
+    CacheKey("use_mmap", "use_mmap", BOOL, "cache.disk.use_mmap", None, "memory-map large files"),
+    CacheKey("format", "format", _optional_text, None, None, 'value format, e.g. "safetensors"'),
+    CacheKey("batch_buffer", "batch_buffer", _int(0), None, 32, "batches buffered (datasets)"),
+    CacheKey("prefetch", "prefetch", _int(0), None, 4, "batches fetched ahead (datasets)"),
+    CacheKey(
+        "temp_dir",
+        "temp_dir",
+        _optional_path,
+        None,
+        None,
+        "scratch folder (default inside the cache's own folder)",
+    ),
+    CacheKey(
+        "cleanup_interval",
+        "cleanup_interval",
+        DURATION,
+        "cache.disk.cleanup_interval",
+        None,
+        "seconds between cleanups",
+    ),
+    CacheKey(
+        "file_threshold",
+        "file_threshold",
+        SIZE_DISK,
+        "cache.disk.file_threshold",
+        None,
+        "values this large are files",
+    ),
+    CacheKey("network", "network", BOOL, None, True, "use the shared network tier if configured"),
+)
+CACHE_KEYS_BY_NAME: Mapping[str, CacheKey] = {k.name: k for k in CACHE_KEYS}
+CACHE_ALIASES: Mapping[str, str] = {a: k.name for k in CACHE_KEYS for a in k.aliases}
+
+# The seed's cache types, already parsed. temp_dir is relative to the cache's own folder.
+SEED_DEFAULTS: Mapping[str, Mapping[str, object]] = {
+    "model": {
+        "size": 1024 * units.MB,
+        "format": "safetensors",
+        "compression": "auto",
+        "policy": "lru",
+    },
+    "training": {"size": 512 * units.MB, "batch_buffer": 32, "prefetch": 4, "policy": "fifo"},
+    "system": {
+        "size": 256 * units.MB,
+        "temp_dir": Path(".cache/temp"),
+        "max_age": 86400.0,
+        "policy": "time",
+    },
+}
+
+
+def cache_env(name: str, key: str) -> str:
+    """caches.training.batch_buffer -> LLAMACACHE_TRAINING_BATCH_BUFFER."""
+    return f"{ENV_PREFIX}{name.upper().replace('-', '_')}_{key.upper()}"
+
+
+def suggest(word: str, options: object) -> str:
+    """'; did you mean "x"?' for the closest option, or nothing."""
+    assert isinstance(options, Mapping | tuple | list | set | frozenset)
+    close = difflib.get_close_matches(word, [str(o) for o in options], n=1)
+    return f'; did you mean "{close[0]}"?' if close else ""

@@ -1,0 +1,107 @@
+"""The root Typer app: global options, and the table of subcommands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamacache.cli.main import ErrorBoundaryGroup
+from llamacache.cli.render import Renderer
+from llamacache.manager import CacheManager
+
+app = typer.Typer(
+    name="llamacache",
+    cls=ErrorBoundaryGroup,
+    help="Tiered caches for ML work: inspect, warm, verify, evict and clean them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class State:
+    """What the global options decided; commands read it from ``ctx.obj``."""
+
+    config_file: Path | None = None
+    cache_dir: Path | None = None
+    json: bool = False
+    quiet: bool = False
+    debug: bool = False
+    _manager: CacheManager | None = field(default=None, repr=False)
+
+    def manager(self) -> CacheManager:
+        """The manager for this invocation, resolved once (config errors exit 2)."""
+        if self._manager is None:
+            from llamacache.config import resolve
+
+            overrides: dict[str, object] = {}
+            if self.cache_dir is not None:
+                overrides["cache.disk.path"] = str(self.cache_dir)
+            settings = resolve(
+                config_file=self.config_file,
+                overrides=overrides,
+                override_source="flag:--cache-dir",
+            )
+            self._manager = CacheManager(settings)
+        return self._manager
+
+    def renderer(self, *, json_out: bool = False, quiet: bool = False) -> Renderer:
+        """A renderer honouring the global flags and the command's own --json/--quiet."""
+        return Renderer(json_mode=self.json or json_out, quiet=self.quiet or quiet)
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, State)
+    return obj
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="PATH",
+            help="Config file (default: $LLAMACACHE_CONFIG, ./llamacache.toml, "
+            "then ~/.config/llamacache/config.toml).",
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            metavar="PATH",
+            help="Cache root directory (overrides [cache.disk] path).",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Only errors on stderr.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """Tiered caches for ML work: inspect, warm, verify, evict and clean them."""
+    s = State(config_file=config, cache_dir=cache_dir, json=json_out, quiet=quiet, debug=debug)
+    ctx.obj = s
+    ctx.call_on_close(s.close)
+
+
+def _register() -> None:
+    """Attach every command module; each exposes ``register(app)``."""
+    from llamacache.cli import config_cmd, entries_cmd
+
+    for module in (config_cmd, entries_cmd):
+        module.register(app)
+
+
+_register()

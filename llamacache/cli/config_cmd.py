@@ -1,0 +1,93 @@
+"""`llamacache config show|validate|init|path`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamacache.cli.app import state
+from llamacache.cli.options import JsonOpt
+from llamacache.cli.render import Renderer
+from llamacache.ops import config_ops
+
+config_app = typer.Typer(help="Show, check and create the configuration.", no_args_is_help=True)
+
+
+def _show(r: Renderer, report: config_ops.ConfigShowReport) -> None:
+    r.line(f"config file: {report.config_file or '(none: built-in defaults)'}")
+    r.line(f"cache root:  {report.root}")
+    rows = [(row.key, _fmt(row.value), row.source, row.env_var or "-") for row in report.settings]
+    r.table(None, ["setting", "value", "source", "environment variable"], rows)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@config_app.command("show")
+def show(
+    ctx: typer.Context,
+    prefix: Annotated[str | None, typer.Argument(help="Only settings starting with this.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Every resolved setting, its value, where it came from and its environment variable."""
+    s = state(ctx)
+    report = config_ops.show(s.manager().settings, prefix)
+    s.renderer(json_out=json_out).emit(report, _show)
+
+
+@config_app.command("validate")
+def validate(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Load the configuration and report errors (exit 2) or what is ignored."""
+    s = state(ctx)
+    report = config_ops.validate(s.manager().settings)
+    r = s.renderer(json_out=json_out)
+    for warning in report.warnings:
+        r.warn(warning)
+    r.emit(
+        report,
+        lambda r, rep: r.line(
+            f"config OK: {rep.config_file or 'built-in defaults'}; caches: {', '.join(rep.caches)}"
+        ),
+    )
+
+
+@config_app.command("path")
+def path(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """Which config file is used, and where llamacache looks for one."""
+    s = state(ctx)
+    report = config_ops.search_path(s.config_file)
+    r = s.renderer(json_out=json_out)
+
+    def human(r: Renderer, rep: config_ops.ConfigPathReport) -> None:
+        r.line(str(rep.config_file) if rep.config_file else "(no config file; built-in defaults)")
+        for p in rep.searched:
+            r.info(f"  searched: {p}")
+
+    r.emit(report, human)
+
+
+@config_app.command("init")
+def init(
+    ctx: typer.Context,
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="Where to write (default: ~/.config/llamacache/config.toml)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a commented starter config file with every setting at its default."""
+    s = state(ctx)
+    report = config_ops.init(path or config_ops.default_init_path(), force)
+    s.renderer(json_out=json_out).emit(report, lambda r, rep: r.line(f"wrote {rep.path}"))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(config_app, name="config")

@@ -1,0 +1,76 @@
+"""Options declared once and shared by every command (STYLE.md §6).
+
+Sizes and durations parse with the same functions as the config file, so a bad
+``--to-size`` fails with the same one-line message as a bad TOML value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamacache import units
+from llamacache.errors import ConfigError
+
+
+def _size(value: str) -> int:
+    try:
+        return units.parse_size(value, field="size")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _duration(value: str) -> float:
+    try:
+        return units.parse_duration(value, field="duration")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+CacheOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cache",
+        "-c",
+        help="Named cache (default: every cache for admin commands).",
+        show_default=False,
+    ),
+]
+OneCacheOpt = Annotated[str, typer.Option("--cache", "-c", help="Named cache to use.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="Print nothing but errors.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
+]
+SizeOpt = Annotated[
+    int | None,
+    typer.Option(parser=_size, metavar="SIZE", help='A size, e.g. "4GB", "512MiB", "30%".'),
+]
+DurationOpt = Annotated[
+    float | None,
+    typer.Option(parser=_duration, metavar="DURATION", help='A duration, e.g. "30s", "1h", "7d".'),
+]
+TtlOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--ttl",
+        parser=_duration,
+        metavar="DURATION",
+        help='Expire the entry after this long, e.g. "1h".',
+    ),
+]
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        parser=_duration,
+        metavar="DURATION",
+        help="How long to wait for another run's lock before exiting with code 3.",
+    ),
+]
+PathArg = Annotated[Path, typer.Argument(help="A path.")]

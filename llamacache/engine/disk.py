@@ -1,0 +1,455 @@
+"""The persistent tier: one diskcache ``Cache`` per named cache, with our own eviction.
+
+diskcache runs with ``eviction_policy="none"`` and ``cull_limit=0``: it never culls and
+never writes on a get. Eviction, recency and crash-safe file writes are ours:
+
+* recency (lru/lfu) is collected in memory and written to the index in one transaction
+  every 1000 accesses or 1 s, so a get never waits for a write (diskcache's own lru
+  makes every get a write transaction, 6-9x slower);
+* a file-backed value is written to ``tmp/``, fsynced, renamed into place and only then
+  indexed, so a crash leaves an orphan file, never a row pointing at half a file;
+* eviction deletes index rows first and files after the commit, for the same reason.
+
+Relies on diskcache 5.x internals (``_sql``, ``_con``, ``_transact``, ``_page_size``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Union
+
+import diskcache
+
+from llamacache.engine import checksums, framing
+from llamacache.engine.files import LlamaDisk, PreparedFile, blocks, safe_write
+from llamacache.engine.protocol import EvictionResult, TierStats
+from llamacache.errors import CacheIOError, LlamacacheError, translate_os_error
+from llamacache.settings import CacheSettings
+
+log = logging.getLogger("llamacache.disk")
+
+BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
+FLUSH_EVERY = 1000  # pending accesses that force a flush
+FLUSH_SECONDS = 1.0  # ... or age of the oldest unflushed access
+EVICT_BATCH = 1000  # candidate rows examined per eviction transaction
+_SIZE = "(size + ifnull(length(value), 0))"  # payload bytes of a row, file or inline
+_ROW_COST = f"{_SIZE} + ifnull(length(key), 8) + ifnull(length(tag), 0) + 64"
+_SELECT = (
+    "SELECT tag, filename, value FROM Cache WHERE key = ? AND raw = ?"
+    " AND (expire_time IS NULL OR expire_time > ?)"
+)
+_USED = (
+    "SELECT (SELECT page_count FROM pragma_page_count())"
+    " - (SELECT freelist_count FROM pragma_freelist_count()),"
+    " (SELECT value FROM Settings WHERE key = 'size')"
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How one eviction policy is kept: the indexes it needs and its eviction order."""
+
+    indexes: tuple[str, ...]
+    order: str | None  # ORDER BY clause for eviction candidates; None = never evict
+    track_access: bool = False  # needs batched access times / counts
+
+
+POLICIES: dict[str, Policy] = {
+    "lru": Policy(
+        ("CREATE INDEX IF NOT EXISTS Cache_access_time ON Cache (access_time)",),
+        "access_time",
+        track_access=True,
+    ),
+    "fifo": Policy(
+        ("CREATE INDEX IF NOT EXISTS Cache_store_time ON Cache (store_time)",), "store_time"
+    ),
+    "lfu": Policy(
+        ("CREATE INDEX IF NOT EXISTS Cache_llc_lfu ON Cache (access_count, access_time)",),
+        "access_count, access_time",
+        track_access=True,
+    ),
+    "time": Policy(
+        ("CREATE INDEX IF NOT EXISTS Cache_store_time ON Cache (store_time)",), "store_time"
+    ),
+    "size": Policy(
+        (f"CREATE INDEX IF NOT EXISTS Cache_llc_size ON Cache ({_SIZE})",), f"{_SIZE} DESC"
+    ),
+    "none": Policy((), None),
+}
+
+
+class DiskTier:
+    """One named cache's disk tier. Safe across threads and processes (diskcache/SQLite).
+
+    Raises DiskFullError / ReadOnlyCacheError / CacheIOError naming the cache on
+    OS or SQLite failures; a failed put leaves neither an entry nor a temp file.
+    """
+
+    def __init__(self, settings: CacheSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.directory = Path(settings.path).absolute()
+        self.policy = POLICIES[settings.policy]
+        self._track = self.policy.track_access
+        self._trigger = int(settings.eviction_threshold * settings.disk_size)
+        self._ttl = settings.max_age if settings.policy == "time" else None
+        self._atime: dict[Hashable, float] = {}
+        self._acount: dict[Hashable, int] = {}
+        self._last_flush = time.time()
+        self._slack = 0  # index pages that eviction could not free (see evict_to)
+        self.hits = self.misses = self.puts = self.evictions = self.evicted_bytes = 0
+        try:
+            self._cache = diskcache.Cache(
+                str(self.directory),
+                timeout=60,
+                disk=LlamaDisk,
+                eviction_policy="none",
+                cull_limit=0,
+                size_limit=2**62,
+                statistics=0,
+                disk_min_file_size=settings.file_threshold,
+            )
+            for ddl in self.policy.indexes:
+                self._cache._sql_retry(ddl)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error(exc) from exc
+        self._disk: LlamaDisk = self._cache.disk
+        self._disk.durability = settings.durability
+        self._page_size: int = self._cache._page_size
+
+    def _error(self, exc: BaseException) -> LlamacacheError:
+        if isinstance(exc, diskcache.Timeout):
+            return CacheIOError(
+                f"cache {self.name!r}: timed out waiting for the index lock at {self.directory}"
+            )
+        return translate_os_error(exc, self.name, self.directory) or CacheIOError(
+            f"cache {self.name!r}: {exc}"
+        )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _row(self, key: Hashable) -> tuple[Any, Any, Any] | None:
+        db_key, raw = self._disk.put(key)
+        try:
+            rows = self._cache._sql(_SELECT, (db_key, raw, time.time())).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return rows[0] if rows else None
+
+    def get(self, key: Hashable) -> tuple[bytes, bytes] | None:
+        """``(meta, payload)`` or None; a file-backed payload is read whole. Records access."""
+        row = self._row(key)
+        if row is None:
+            self.misses += 1
+            return None
+        tag, filename, value = row
+        if filename is not None:
+            try:
+                with open(os.path.join(self.directory, filename), "rb") as f:
+                    value = f.read()
+            except FileNotFoundError:
+                self._vanished(key)
+                return None
+            except OSError as exc:
+                raise self._error(exc) from exc
+        self.hits += 1
+        if self._track:
+            self.record_access(key)
+        return tag, value
+
+    def _vanished(self, key: Hashable) -> None:
+        """A row's file is gone: a concurrent remove (a miss) or a damaged cache (corrupt)."""
+        if self._row(key) is None:
+            self.misses += 1
+            return None
+        from llamacache.errors import CorruptEntryError
+
+        raise CorruptEntryError(self.name, key, "value file is missing")
+
+    def locate(self, key: Hashable) -> tuple[bytes, Path | None, bytes | None] | None:
+        """``(meta, file path, None)`` for a file-backed entry, ``(meta, None, payload)`` inline."""
+        row = self._row(key)
+        if row is None:
+            return None
+        if self._track:
+            self.record_access(key)
+        tag, filename, value = row
+        if filename is None:
+            return tag, None, value
+        return tag, self.directory / filename, None
+
+    def open(self, key: Hashable) -> BinaryIO | None:
+        """The stored payload as a binary file (unverified; see TieredCache.open), or None."""
+        found = self.locate(key)
+        if found is None:
+            return None
+        _, path, value = found
+        if path is None:
+            return io.BytesIO(value or b"")
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            self._vanished(key)
+            return None
+
+    def path_of(self, key: Hashable) -> Path | None:
+        """Absolute path of a file-backed value, or None (missing or stored inline)."""
+        found = self.locate(key)
+        return None if found is None else found[1]
+
+    def contains(self, key: Hashable) -> bool:
+        """True if ``key`` has an unexpired entry (one indexed lookup)."""
+        return key in self._cache
+
+    def iter_keys(self) -> Iterator[Hashable]:
+        """Every key in storage order (expired ones included until removed)."""
+        return iter(self._cache)
+
+    def count(self) -> int:
+        """Number of rows in the index (O(1): diskcache keeps the count)."""
+        return len(self._cache)
+
+    def used_bytes(self) -> int:
+        """Live SQLite pages plus value-file bytes: what the cache occupies on disk now."""
+        try:
+            ((pages, files),) = self._cache._sql(_USED).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return int(pages) * self._page_size + int(files or 0)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _index(self, key: Hashable, value: Any, meta: bytes, expire: float | None) -> None:
+        filename = value.filename if type(value) is PreparedFile else None
+        try:
+            self._cache.set(key, value, expire=expire, tag=meta)
+        except BaseException as exc:
+            if filename is not None:  # the row never committed: the file is ours to remove
+                self._disk.remove(filename)
+            if isinstance(exc, (OSError, sqlite3.Error, diskcache.Timeout)):
+                raise self._error(exc) from exc
+            raise
+        self.puts += 1
+        self._after_write()
+
+    def _prepare(self, chunks: Iterable[BytesLike]) -> PreparedFile:
+        filename, full_path = self._disk.filename()
+        try:
+            size = safe_write(str(self.directory), full_path, chunks, self.settings.durability)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error(exc) from exc
+        return PreparedFile(filename, size)
+
+    def put(
+        self, key: Hashable, meta: bytes, payload: BytesLike, expire: float | None = None
+    ) -> None:
+        """Store a framed entry: inline below ``file_threshold``, else a crash-safe file.
+
+        ``expire`` is seconds from now; policy ``time`` applies ``max_age`` when it is None.
+        Costs one write transaction (+ file write and fsync for large payloads).
+        """
+        if expire is None:
+            expire = self._ttl
+        if len(payload) < self.settings.file_threshold:
+            self._index(key, payload if type(payload) is bytes else bytes(payload), meta, expire)
+        else:
+            self._index(key, self._prepare((payload,)), meta, expire)
+
+    def put_file(
+        self, key: Hashable, source: str | Path | BinaryIO, ttl: float | None = None
+    ) -> framing.EntryMeta:
+        """Store a file byte-for-byte (kind rawfile), streamed in 4 MiB blocks and hashed as copied.
+
+        Never reads the source whole. The entry is always file-backed, so ``path_of``
+        can hand it out for memory-mapping. Costs one copy (+ fsync) of the file.
+        """
+        algo = checksums.BY_NAME[self.settings.checksum]
+        hasher = algo.new()
+        try:
+            with contextlib.ExitStack() as stack:
+                src: Any = source
+                if isinstance(source, (str, Path)):
+                    src = stack.enter_context(open(source, "rb"))
+                prepared = self._prepare(blocks(src, hasher))
+        except OSError as exc:
+            raise self._error(exc) from exc
+        digest = hasher.digest()
+        meta = framing.make_meta(
+            framing.K_RAWFILE, 0, algo.id, digest, prepared.size, prepared.size
+        )
+        self._index(key, prepared, meta, ttl if ttl is not None else self._ttl)
+        return framing.parse_meta(meta)
+
+    def remove(self, key: Hashable) -> bool:
+        """Remove ``key``'s row, then its file; True if it was present."""
+        self._acount.pop(key, None)
+        try:
+            removed: bool = self._cache.delete(key)
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            raise self._error(exc) from exc
+        return removed
+
+    def clear(self) -> int:
+        """Remove every entry; returns how many. Deletes in batches of 100 rows."""
+        self._atime, self._acount = {}, {}
+        try:
+            n: int = self._cache.clear()
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            raise self._error(exc) from exc
+        return n
+
+    # -- recency ----------------------------------------------------------------------------
+
+    def record_access(self, key: Hashable) -> None:
+        """Note one read of ``key`` for lru/lfu; flushed in batches (no-op for other policies).
+
+        Unlocked on purpose: a race between threads can lose one count, never corrupt state.
+        """
+        if not self._track:
+            return
+        now = time.time()
+        self._atime[key] = now
+        counts = self._acount
+        counts[key] = counts.get(key, 0) + 1
+        if len(counts) >= FLUSH_EVERY or now - self._last_flush >= FLUSH_SECONDS:
+            self.flush_access()
+
+    def flush_access(self) -> int:
+        """Write pending access times/counts in one transaction; returns rows updated.
+
+        Failures (a locked or read-only index) drop the batch: recency is advisory.
+        """
+        now = time.time()
+        self._last_flush = now
+        atime, counts = self._atime, self._acount
+        if not counts:
+            return 0
+        self._atime, self._acount = {}, {}
+        put = self._disk.put
+        rows = [(atime.get(k, now), n, *put(k)) for k, n in list(counts.items())]
+        try:
+            with self._cache._transact(retry=False):
+                self._cache._con.executemany(
+                    "UPDATE Cache SET access_time = max(ifnull(access_time, 0), ?),"
+                    " access_count = access_count + ? WHERE key = ? AND raw = ?",
+                    rows,
+                )
+        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+            log.debug("cache %r: dropped %d access records: %s", self.name, len(rows), exc)
+            return 0
+        return len(rows)
+
+    # -- eviction ---------------------------------------------------------------------------
+
+    def _after_write(self) -> None:
+        if self._track and (self._acount and time.time() - self._last_flush >= FLUSH_SECONDS):
+            self.flush_access()
+        if self.policy.order is not None and self.used_bytes() - self._slack > self._trigger:
+            self.evict_to(self._trigger)
+
+    def expire(self) -> EvictionResult:
+        """Remove every expired entry (rows first, files after commit)."""
+        where = "expire_time IS NOT NULL AND expire_time < ?"
+        total = EvictionResult()
+        while True:
+            done, _ = self._delete_pass(where, (time.time(),), "expire_time", None)
+            total += done
+            if done.count < EVICT_BATCH:
+                return total
+
+    def evict_to(self, target_bytes: int) -> EvictionResult:
+        """Expire, then evict in policy order until ``used_bytes() <= target_bytes``.
+
+        Flushes pending access records first so lru/lfu order is current. Each pass is one
+        write transaction over at most 1000 candidates. Policy ``none`` only expires.
+        Stops once the rows removed account for the excess measured at the start: SQLite
+        frees a page only when it empties, so after scattered deletes the file shrinks
+        later (or on ``vacuum()``); chasing the page count would evict far too much. The
+        remaining excess is remembered as slack so the next put does not evict again.
+        """
+        self.flush_access()
+        total = self.expire()
+        order = self.policy.order
+        excess = self.used_bytes() - target_bytes
+        removed = 0
+        while order is not None and removed < excess:
+            need = self.used_bytes() - target_bytes
+            if need <= 0:
+                break
+            done, cost = self._delete_pass(None, (), order, min(need, excess - removed))
+            total += done
+            removed += cost
+            if done.count == 0:
+                break
+        self._slack = max(0, self.used_bytes() - target_bytes)
+        self.evictions += total.count
+        self.evicted_bytes += total.bytes
+        return total
+
+    def _delete_pass(
+        self, where: str | None, args: tuple[Any, ...], order: str, need: int | None
+    ) -> tuple[EvictionResult, int]:
+        """One transaction: pick candidates in ``order`` (until ``need`` bytes), delete them."""
+        select = (
+            f"SELECT rowid, filename, {_SIZE}, {_ROW_COST} FROM Cache"
+            f"{' WHERE ' + where if where else ''} ORDER BY {order} LIMIT ?"
+        )
+        try:
+            with self._cache._transact(retry=False) as (sql, cleanup):
+                rows = sql(select, (*args, EVICT_BATCH)).fetchall()
+                chosen, freed, cost = [], 0, 0
+                for rowid, filename, size, row_cost in rows:
+                    chosen.append(rowid)
+                    cleanup(filename)  # runs after COMMIT: rows go first, files after
+                    freed += size
+                    cost += row_cost
+                    if need is not None and cost >= need:
+                        break
+                if chosen:
+                    sql(f"DELETE FROM Cache WHERE rowid IN ({','.join(map(str, chosen))})")
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            raise self._error(exc) from exc
+        return EvictionResult(len(chosen), freed), cost
+
+    def vacuum(self) -> int:
+        """Rebuild the SQLite file to return pages freed by scattered deletes; bytes saved.
+
+        Holds an exclusive lock and rewrites the whole index: for ``clean``/``repair``,
+        never the put path.
+        """
+        before = self.used_bytes()
+        try:
+            self._cache._sql_retry("VACUUM")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        self._slack = 0
+        return max(0, before - self.used_bytes())
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def stats(self) -> TierStats:
+        """Counters since open, plus entries and used bytes (two small queries)."""
+        return TierStats(
+            "disk",
+            self.hits,
+            self.misses,
+            self.puts,
+            self.evictions,
+            self.evicted_bytes,
+            0,
+            self.count(),
+            self.used_bytes(),
+        )
+
+    def close(self) -> None:
+        """Flush pending access records and close this thread's SQLite connection."""
+        self.flush_access()
+        self._cache.close()

@@ -1,0 +1,229 @@
+"""How a Python value becomes ``(meta, payload)`` on disk, and back, never returning bad data.
+
+``meta`` is a compact header kept in diskcache's ``tag`` column, so ``ls`` and ``verify``
+can read kind, codec, lengths and digest from the index without opening values; the
+payload is the diskcache value (inline BLOB, or a file when large). The digest covers the
+*stored* payload (after compression), so verifying never needs to decompress.
+
+Layout (little-endian): ``b"LC"``, version, kind id, codec id, checksum id, raw length
+(u64), stored length (u64), digest (size fixed by the checksum id), kind extras (numpy:
+dtype string, ndim, dims).
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import sys
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Union
+
+from llamacache.engine import checksums, codecs
+from llamacache.errors import CorruptEntryError
+from llamacache.settings import CacheSettings
+
+BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
+
+MAGIC = b"LC"
+VERSION = 1
+KINDS: tuple[str, ...] = ("", "bytes", "str", "numpy", "pickle", "rawfile")  # index = id
+KIND_ID: dict[str, int] = {name: i for i, name in enumerate(KINDS) if name}
+K_BYTES, K_STR, K_NUMPY, K_PICKLE, K_RAWFILE = 1, 2, 3, 4, 5
+PICKLE_PROTOCOL = 5
+BLOCK = 4 * 1024 * 1024
+
+_HDR = struct.Struct("<2sBBBBQQ")
+_HDR_SIZE = _HDR.size
+_DLEN: dict[int, int] = {a.id: a.digest_size for a in checksums.ALGORITHMS}
+_DIGEST = checksums.DIGEST_BY_ID
+_DIM = struct.Struct("<Q")
+
+
+@dataclass(frozen=True)
+class EntryMeta:
+    """The parsed header of one entry (what ``ls``/``verify`` show without reading values)."""
+
+    kind: str
+    codec: str
+    checksum: str
+    digest: bytes
+    raw_len: int
+    stored_len: int
+    dtype: str | None = None  # numpy kind only
+    shape: tuple[int, ...] | None = None  # numpy kind only
+    version: int = VERSION
+
+    @property
+    def is_raw(self) -> bool:
+        """True when the stored payload is exactly the value's bytes (mappable as a file)."""
+        return self.codec == "none" and self.kind in ("bytes", "rawfile")
+
+
+def make_meta(
+    kind: int,
+    codec: int,
+    algo: int,
+    digest: bytes,
+    raw_len: int,
+    stored_len: int,
+    extras: bytes = b"",
+) -> bytes:
+    """Build a header from ids (used by ``encode`` and by the disk tier's ``put_file``)."""
+    return _HDR.pack(MAGIC, VERSION, kind, codec, algo, raw_len, stored_len) + digest + extras
+
+
+def _numpy_extras(dtype_str: str, shape: tuple[int, ...]) -> bytes:
+    d = dtype_str.encode("ascii")
+    return bytes((len(d),)) + d + bytes((len(shape),)) + b"".join(_DIM.pack(n) for n in shape)
+
+
+def _parse_numpy_extras(meta: bytes, pos: int) -> tuple[str, tuple[int, ...]]:
+    n = meta[pos]
+    dtype = meta[pos + 1 : pos + 1 + n].decode("ascii")
+    pos += 1 + n
+    ndim = meta[pos]
+    pos += 1
+    shape = tuple(_DIM.unpack_from(meta, pos + 8 * i)[0] for i in range(ndim))
+    if pos + 8 * ndim != len(meta):
+        raise ValueError("trailing bytes after numpy shape")
+    return dtype, shape
+
+
+def plain_array(value: Any) -> Any:
+    """``value`` if it is a plain numpy array we can store as a raw buffer, else None."""
+    np = sys.modules.get("numpy")  # if numpy was never imported, value cannot be an array
+    if np is None or type(value) is not np.ndarray:
+        return None
+    if value.dtype.hasobject or value.dtype.fields is not None or value.dtype.subdtype:
+        return None  # object or structured dtypes: pickle keeps their full description
+    return value
+
+
+def encode(value: Any, settings: CacheSettings) -> tuple[bytes, BytesLike]:
+    """Frame one value: ``(meta, payload)``; payload may be a memoryview (no copy of arrays).
+
+    Costs one checksum pass over the stored bytes, plus compression per the cache's
+    ``compression`` setting; pickles anything that is not bytes, str or a plain array.
+    """
+    extras = b""
+    t = type(value)
+    raw: BytesLike
+    if t is bytes:
+        kind, raw = K_BYTES, value
+    elif t is str:
+        kind, raw = K_STR, value.encode("utf-8")
+    elif (arr := plain_array(value)) is not None:
+        import numpy as np
+
+        arr = np.ascontiguousarray(arr)
+        kind, raw = K_NUMPY, memoryview(arr.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+        extras = _numpy_extras(arr.dtype.str, tuple(arr.shape))
+    else:
+        kind, raw = K_PICKLE, pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+    codec, stored = codecs.choose_codec(settings.compression, raw, settings.compression_level)
+    algo = checksums.BY_NAME[settings.checksum]
+    meta = make_meta(kind, codec.id, algo.id, algo.digest(stored), len(raw), len(stored), extras)
+    return meta, stored
+
+
+def parse_meta(meta: bytes) -> EntryMeta:
+    """Parse a header; raises ValueError when it is not one of ours or is damaged."""
+    try:
+        magic, version, kind, codec, algo, raw_len, stored_len = _HDR.unpack_from(meta)
+        dlen = _DLEN[algo]
+        end = _HDR_SIZE + dlen
+        if magic != MAGIC or version != VERSION or len(meta) < end:
+            raise ValueError("not a llamacache entry header")
+        dtype = shape = None
+        if kind == K_NUMPY:
+            dtype, shape = _parse_numpy_extras(meta, end)
+        elif len(meta) != end:
+            raise ValueError("trailing bytes in entry header")
+        return EntryMeta(
+            kind=KINDS[kind] or "?",
+            codec=codecs.BY_ID[codec].name,
+            checksum=checksums.BY_ID[algo].name,
+            digest=bytes(meta[_HDR_SIZE:end]),
+            raw_len=raw_len,
+            stored_len=stored_len,
+            dtype=dtype,
+            shape=shape,
+            version=version,
+        )
+    except (struct.error, KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"damaged entry header: {exc}") from None
+
+
+def decode(meta: bytes, payload: BytesLike, cache: str, key: Any) -> Any:
+    """Verify and rebuild a value; raises CorruptEntryError (naming cache and key), never lies.
+
+    Costs one checksum pass over the payload (~1 us for a 100-byte value) plus
+    decompression / unpickling where the entry needs it. Arrays come back read-only.
+    """
+    try:
+        magic, version, kind, codec, algo, raw_len, stored_len = _HDR.unpack_from(meta)
+        end = _HDR_SIZE + _DLEN[algo]
+        ok = magic == MAGIC and version == VERSION and kind < len(KINDS)
+    except (struct.error, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise CorruptEntryError(cache, key, "bad entry header")
+    if len(payload) != stored_len:
+        raise CorruptEntryError(
+            cache, key, f"stored length {len(payload)} != recorded {stored_len}"
+        )
+    if meta[_HDR_SIZE:end] != _DIGEST[algo](payload):
+        raise CorruptEntryError(cache, key, "checksum mismatch")
+    raw = payload
+    if codec:
+        try:
+            raw = codecs.decompress(codec, payload, raw_len)
+        except Exception as exc:  # any codec failure after a good checksum is still corruption
+            raise CorruptEntryError(cache, key, f"cannot decompress: {exc}") from None
+        if len(raw) != raw_len:
+            raise CorruptEntryError(cache, key, "decompressed length mismatch")
+    if kind in (K_BYTES, K_RAWFILE):
+        return raw if type(raw) is bytes else bytes(raw)
+    if kind == K_STR:
+        return bytes(raw).decode("utf-8")
+    if kind == K_PICKLE:
+        return pickle.loads(raw)
+    if kind == K_NUMPY:
+        return _decode_numpy(meta, end, raw, cache, key)
+    raise CorruptEntryError(cache, key, f"unknown kind id {kind}")
+
+
+def _decode_numpy(meta: bytes, pos: int, raw: BytesLike, cache: str, key: Any) -> Any:
+    import numpy as np
+
+    try:
+        dtype, shape = _parse_numpy_extras(meta, pos)
+        return np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape)
+    except (ValueError, TypeError, IndexError, struct.error) as exc:
+        raise CorruptEntryError(cache, key, f"bad array header: {exc}") from None
+
+
+def verify_payload(meta: EntryMeta | bytes, payload: BytesLike | BinaryIO) -> bool:
+    """True when the payload (bytes, or a binary file read in 4 MiB blocks) matches the header.
+
+    Costs one pass over the payload; never decompresses. A damaged header is False.
+    """
+    if not isinstance(meta, EntryMeta):
+        try:
+            meta = parse_meta(meta)
+        except ValueError:
+            return False
+    algo = checksums.BY_NAME[meta.checksum]
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return len(payload) == meta.stored_len and algo.digest(payload) == meta.digest
+    hasher = algo.new()
+    buf = bytearray(BLOCK)
+    view = memoryview(buf)
+    total = 0
+    while True:
+        n = payload.readinto(view)  # type: ignore[attr-defined]
+        if not n:
+            break
+        hasher.update(view[:n])
+        total += n
+    return total == meta.stored_len and hasher.digest() == meta.digest

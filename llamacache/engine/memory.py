@@ -1,0 +1,180 @@
+"""The in-process memory front: an LRU (or FIFO) bounded by bytes and by item count.
+
+One ``threading.Lock`` guards everything; counters are plain ints updated under it, so
+a hit costs a dict lookup, a ``move_to_end`` and an increment. Sizes are kept in a side
+dict touched only by ``put``/eviction, keeping the hit path to the one OrderedDict.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any, NamedTuple
+
+_MISSING: Any = object()
+
+
+class MemoryStats(NamedTuple):
+    """A snapshot of the memory front's counters."""
+
+    hits: int
+    misses: int
+    puts: int
+    evictions: int
+    evicted_bytes: int
+    entries: int
+    bytes: int
+
+
+class MemoryFront:
+    """A thread-safe, O(1) LRU/FIFO map bounded by ``limit`` bytes and ``max_items`` entries.
+
+    ``limit == 0`` disables it: every get misses and nothing is stored. A value larger
+    than ``limit // 8`` is never kept, so one big value cannot flush the whole front.
+    Entries may carry an absolute expiry (``time.time()`` seconds); an expired entry is a
+    miss and is dropped when seen.
+    """
+
+    def __init__(self, limit: int, max_items: int = 100_000, policy: str = "lru") -> None:
+        if policy not in ("lru", "fifo"):
+            raise ValueError(f"memory policy must be 'lru' or 'fifo', got {policy!r}")
+        self.limit = max(0, int(limit))
+        self.max_items = max(0, int(max_items))
+        self.policy = policy
+        self._lru = policy == "lru"
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._sizes: dict[Hashable, int] = {}
+        self._expires: dict[Hashable, float] = {}
+        self._lock = threading.Lock()
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+        self.puts = 0
+        self.evictions = 0
+        self.evicted_bytes = 0
+
+    @property
+    def max_value(self) -> int:
+        """The largest value (in bytes) the front will keep."""
+        return self.limit // 8
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        """The value for ``key`` or ``default``; an LRU hit marks the entry most recent."""
+        with self._lock:
+            try:
+                value = self._data[key]
+            except KeyError:
+                self.misses += 1
+                return default
+            if self._expires and key in self._expires and self._expires[key] <= time.time():
+                self._drop(key)
+                self.misses += 1
+                return default
+            if self._lru:
+                self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: Hashable, value: Any, size: int, expire_at: float | None = None) -> bool:
+        """Store ``value`` accounted as ``size`` bytes; False (and nothing kept) if too big.
+
+        Evicts the least recent (or oldest, for FIFO) entries until both bounds hold.
+        """
+        with self._lock:
+            if key in self._data:
+                self._drop(key)
+            if self.limit == 0 or size > self.limit // 8 or self.max_items == 0:
+                return False
+            self._data[key] = value
+            self._sizes[key] = size
+            if expire_at is not None:
+                self._expires[key] = expire_at
+            self.nbytes += size
+            self.puts += 1
+            if self.nbytes > self.limit or len(self._data) > self.max_items:
+                self._shrink(self.limit, self.max_items)
+            return True
+
+    def _drop(self, key: Hashable) -> int:
+        del self._data[key]
+        self._expires.pop(key, None)
+        size = self._sizes.pop(key)
+        self.nbytes -= size
+        return size
+
+    def _shrink(self, limit: int, max_items: int) -> None:
+        data, sizes, expires = self._data, self._sizes, self._expires
+        while data and (self.nbytes > limit or len(data) > max_items):
+            key, _ = data.popitem(last=False)
+            size = sizes.pop(key)
+            expires.pop(key, None)
+            self.nbytes -= size
+            self.evictions += 1
+            self.evicted_bytes += size
+
+    def resize(self, limit: int, max_items: int | None = None) -> int:
+        """Change the bounds (e.g. shrink under memory pressure); returns entries evicted."""
+        with self._lock:
+            before = self.evictions
+            self.limit = max(0, int(limit))
+            if max_items is not None:
+                self.max_items = max(0, int(max_items))
+            self._shrink(self.limit, self.max_items)
+            return self.evictions - before
+
+    def discard(self, key: Hashable) -> bool:
+        """Forget ``key``; True if it was held."""
+        with self._lock:
+            if key not in self._data:
+                return False
+            self._drop(key)
+            return True
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop entries whose expiry has passed; returns how many. Costs O(expiring entries)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            dead = [k for k, t in self._expires.items() if t <= now]
+            for key in dead:
+                self._drop(key)
+            return len(dead)
+
+    def clear(self) -> int:
+        """Drop every entry; returns how many there were."""
+        with self._lock:
+            n = len(self._data)
+            self._data.clear()
+            self._sizes.clear()
+            self._expires.clear()
+            self.nbytes = 0
+            return n
+
+    def keys(self) -> list[Hashable]:
+        """A snapshot of the held keys, least recent first."""
+        with self._lock:
+            return list(self._data)
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            if key not in self._data:
+                return False
+            t = self._expires.get(key)
+            return t is None or t > time.time()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def stats(self) -> MemoryStats:
+        """The counters and current size, read under the lock."""
+        with self._lock:
+            return MemoryStats(
+                self.hits,
+                self.misses,
+                self.puts,
+                self.evictions,
+                self.evicted_bytes,
+                len(self._data),
+                self.nbytes,
+            )

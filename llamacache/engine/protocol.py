@@ -1,0 +1,65 @@
+"""The small surface every storage tier below the memory front offers.
+
+Tiers below memory move *framed* entries, ``(meta, payload)`` bytes, never Python
+objects: a network tier can then store and serve values without ever unpickling, and a
+hit in a lower tier backfills the tiers above it byte-for-byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class TierStats:
+    """Counters of one tier since this process opened it, plus its current size."""
+
+    tier: str  # "memory", "disk", "network", ...
+    hits: int = 0
+    misses: int = 0
+    puts: int = 0
+    evictions: int = 0
+    evicted_bytes: int = 0
+    corrupt: int = 0
+    entries: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class EvictionResult:
+    """What one eviction or expiry pass removed (``bytes`` counts stored payload bytes)."""
+
+    count: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: EvictionResult) -> EvictionResult:
+        return EvictionResult(self.count + other.count, self.bytes + other.bytes)
+
+
+@runtime_checkable
+class CacheTier(Protocol):
+    """A tier that stores framed entries: the disk tier, and later a network (Redis) tier."""
+
+    name: str
+
+    def get(self, key: Hashable) -> tuple[bytes, bytes] | None:
+        """``(meta, payload)`` for ``key``, or None on a miss."""
+        ...
+
+    def put(self, key: Hashable, meta: bytes, payload: bytes, expire: float | None = None) -> None:
+        """Store a framed entry; ``expire`` is seconds from now (None: no expiry)."""
+        ...
+
+    def remove(self, key: Hashable) -> bool:
+        """Remove ``key``; True if it was present."""
+        ...
+
+    def clear(self) -> int:
+        """Remove every entry; returns how many were removed."""
+        ...
+
+    def stats(self) -> TierStats:
+        """Counters and size of this tier."""
+        ...

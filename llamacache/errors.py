@@ -1,0 +1,124 @@
+"""One exception family for the whole package, and the exit code each maps to.
+
+Library code raises these; only ``cli/main.py`` turns them into one line on
+stderr and an exit code. Each message names the thing at fault (field, value,
+cache, key or path) and what was expected.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    """Exit codes shared by every command (documented in the README)."""
+
+    OK = 0
+    PROBLEM = 1  # the command ran and found a problem: corruption, a miss, server down
+    USAGE = 2  # bad flag, bad config value
+    BUSY = 3  # another clean/evict/repair holds the lock
+    INTERRUPTED = 130
+
+
+class LlamacacheError(Exception):
+    """Base of every error llamacache raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.PROBLEM
+
+
+class ConfigError(LlamacacheError, ValueError):
+    """A configuration value, file or flag is wrong."""
+
+    exit_code = ExitCode.USAGE
+
+
+class UsageError(LlamacacheError, ValueError):
+    """A command or API was called with arguments that cannot work."""
+
+    exit_code = ExitCode.USAGE
+
+
+class CacheNotFoundError(LlamacacheError, KeyError):
+    """A named cache that is not configured was asked for."""
+
+    exit_code = ExitCode.USAGE
+
+    def __str__(self) -> str:  # KeyError quotes its message; we do not want that
+        return str(self.args[0]) if self.args else ""
+
+
+class CorruptEntryError(LlamacacheError):
+    """A stored value did not match its checksum or could not be decoded."""
+
+    def __init__(self, cache: str, key: Any, reason: str) -> None:
+        super().__init__(f"cache {cache!r}: entry {key!r} is corrupt: {reason}")
+        self.cache = cache
+        self.key = key
+        self.reason = reason
+
+
+class UnsafeCacheDirError(LlamacacheError):
+    """The cache directory could let another user plant code (pickles) in it."""
+
+    exit_code = ExitCode.USAGE
+
+
+class CacheIOError(LlamacacheError):
+    """A read or write of the cache failed at the operating-system level."""
+
+
+class DiskFullError(CacheIOError):
+    """The filesystem holding a cache has no room left."""
+
+
+class ReadOnlyCacheError(CacheIOError):
+    """The cache directory cannot be written (read-only mount or permissions)."""
+
+
+class LockBusyError(LlamacacheError):
+    """Another process holds the cache's admin lock."""
+
+    exit_code = ExitCode.BUSY
+
+
+class NetworkTierError(LlamacacheError):
+    """The shared network tier (Redis) could not be reached or answered wrongly."""
+
+
+_DISK_FULL_MESSAGES = ("database or disk is full", "disk i/o error: no space")
+
+
+def translate_os_error(exc: BaseException, cache: str, path: object) -> LlamacacheError | None:
+    """Map an OS or SQLite failure to our error family, or None if it is not one we name.
+
+    ``OSError(ENOSPC)`` and SQLite's "database or disk is full" are the same event
+    seen through two layers; both become one :class:`DiskFullError` naming the cache.
+    """
+    if isinstance(exc, LlamacacheError):
+        return exc
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DiskFullError(f"cache {cache!r}: disk full at {path} ({exc.strerror})")
+        if exc.errno == errno.EROFS:
+            return ReadOnlyCacheError(f"cache {cache!r}: {path} is on a read-only filesystem")
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            where = exc.filename or path
+            return ReadOnlyCacheError(f"cache {cache!r}: permission denied on {where}")
+        if exc.errno == errno.EIO:
+            return CacheIOError(f"cache {cache!r}: I/O error at {exc.filename or path}")
+        return CacheIOError(f"cache {cache!r}: {exc.strerror or exc} at {exc.filename or path}")
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        if any(m in text for m in _DISK_FULL_MESSAGES):
+            return DiskFullError(f"cache {cache!r}: disk full at {path} (database or disk is full)")
+        if "readonly" in text or "read-only" in text:
+            return ReadOnlyCacheError(f"cache {cache!r}: {path} is read-only ({exc})")
+        if "unable to open" in text:
+            return ReadOnlyCacheError(f"cache {cache!r}: cannot open the index in {path} ({exc})")
+        return CacheIOError(f"cache {cache!r}: SQLite error at {path}: {exc}")
+    if isinstance(exc, sqlite3.DatabaseError):
+        return CorruptEntryError(cache, "<index>", f"SQLite index is damaged: {exc}")
+    return None

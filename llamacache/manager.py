@@ -1,0 +1,165 @@
+"""CacheManager: the named caches of one configuration, and their scheduled cleanup.
+
+This is the seed's API (``CacheManager(config)``, ``get/put/remove/clear``,
+``async start()``) plus ``cache(name)`` for the named caches. Caches open
+lazily: building a manager touches no directory, so ``config show`` on a fresh
+machine creates nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from llamacache.config import CacheConfig, resolve
+from llamacache.engine.safety import ensure_cache_root
+from llamacache.engine.tiered import CleanupResult, TieredCache
+from llamacache.scheduler import AsyncScheduler
+from llamacache.settings import DEFAULT_CACHE, Settings
+
+
+def _settings_from(
+    config: CacheConfig | Settings | None, config_file: Path | None, env: Mapping[str, str] | None
+) -> Settings:
+    if config is None:
+        return resolve(config_file=config_file, env=env)
+    if isinstance(config, Settings):
+        return config
+    # "exactly that config under the default root": no config file, no environment overrides.
+    return resolve(read_files=False, env=env, overrides=config.to_overrides())
+
+
+class CacheManager:
+    """Named tiered caches resolved from one configuration.
+
+    ``CacheManager()`` resolves the configuration the way the CLI does (file,
+    environment); ``CacheManager(CacheConfig(...))`` uses exactly that config
+    under the default root. Thread-safe: caches may be used from many threads.
+    """
+
+    def __init__(
+        self,
+        config: CacheConfig | Settings | None = None,
+        *,
+        config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = _settings_from(config, config_file, env)
+        self.cleanup_scheduler = AsyncScheduler()
+        self._caches: dict[str, TieredCache] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- named caches --
+
+    def names(self) -> list[str]:
+        """Every configured cache name, ``default`` first."""
+        rest = sorted(n for n in self.settings.caches if n != DEFAULT_CACHE)
+        return [DEFAULT_CACHE, *rest] if DEFAULT_CACHE in self.settings.caches else rest
+
+    def existing_names(self) -> list[str]:
+        """Configured caches that already have a directory on disk (admin commands act on these)."""
+        return [n for n in self.names() if self.settings.caches[n].path.is_dir()]
+
+    def cache(self, name: str = DEFAULT_CACHE) -> TieredCache:
+        """The named cache, opened on first use (raises CacheNotFoundError for unknown names)."""
+        cache = self._caches.get(name)
+        if cache is not None:
+            return cache
+        cache_settings = self.settings.cache(name)
+        with self._lock:
+            cache = self._caches.get(name)
+            if cache is None:
+                ensure_cache_root(self.settings.root)
+                cache = TieredCache(cache_settings)
+                self._caches[name] = cache
+        return cache
+
+    def opened(self) -> dict[str, TieredCache]:
+        """The caches this manager has opened so far."""
+        return dict(self._caches)
+
+    # -- the seed's API on the default cache ----------------------------------------------------
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """Retrieve an item from the default cache; ``default`` (None) on a miss."""
+        return self.cache().get(key, default)
+
+    def put(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        """Store an item in the default cache (memory and disk, write-through)."""
+        self.cache().put(key, value, ttl=ttl)
+
+    def remove(self, key: Any) -> bool:
+        """Remove an item from every tier of the default cache; True if it was there."""
+        return self.cache().remove(key)
+
+    def clear(self) -> int:
+        """Remove every item of the default cache; returns how many were removed."""
+        return self.cache().clear()
+
+    # -- cleanup --
+
+    def cleanup(self) -> dict[str, CleanupResult]:
+        """Expire old entries and bring every existing cache back under its threshold."""
+        results: dict[str, CleanupResult] = {}
+        for name in self.existing_names():
+            results[name] = self.cache(name).cleanup()
+        return results
+
+    async def start(self) -> None:
+        """Start cache management tasks: each cache's cleanup at its own ``cleanup_interval``."""
+        for name in self.names():
+            settings = self.settings.caches[name]
+            await self.cleanup_scheduler.schedule(
+                functools.partial(self._cleanup_one, name),
+                interval=settings.cleanup_interval,
+                name=f"cleanup:{name}",
+            )
+
+    def _cleanup_one(self, name: str) -> CleanupResult | None:
+        if self._closed or not self.settings.caches[name].path.is_dir():
+            return None
+        return self.cache(name).cleanup()
+
+    async def stop(self) -> None:
+        """Stop the scheduled tasks (a cleanup that is running finishes first)."""
+        await self.cleanup_scheduler.stop()
+
+    # -- lifecycle --
+
+    def close(self) -> None:
+        """Flush batched access times and close every opened cache."""
+        with self._lock:
+            caches, self._caches = list(self._caches.values()), {}
+            self._closed = True
+        for cache in caches:
+            cache.close()
+
+    def __enter__(self) -> CacheManager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> CacheManager:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+        self.close()

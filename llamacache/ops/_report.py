@@ -1,0 +1,53 @@
+"""The base of every op's report: a frozen dataclass that knows its JSON form.
+
+Reports carry raw units (bytes as int, times as epoch seconds); only the CLI's
+renderers turn them into "4.0 GB". ``to_json()`` adds a schema name and version so
+scripts can rely on one stable shape per command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any, ClassVar
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert report fields (dataclasses, paths, enums, tuples, bytes) into JSON types."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """Base class: subclasses set ``schema`` (e.g. "verify") and bump ``schema_version``."""
+
+    schema: ClassVar[str] = "report"
+    schema_version: ClassVar[int] = 1
+
+    def to_json(self) -> dict[str, Any]:
+        body = to_jsonable(self)
+        assert isinstance(body, dict)
+        return {
+            "schema": f"llamacache.{self.schema}",
+            "schema_version": self.schema_version,
+            **body,
+        }

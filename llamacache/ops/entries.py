@@ -1,0 +1,134 @@
+"""put / get / rm of single entries, as the CLI and scripts use them."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from llamacache.errors import UsageError
+from llamacache.manager import CacheManager
+from llamacache.ops._report import Report
+
+_MISS = object()
+
+
+@dataclass(frozen=True)
+class PutReport(Report):
+    schema = "put"
+    cache: str
+    key: str
+    kind: str  # "str" for a string value, "file" for a streamed file or stdin
+    bytes: int
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class GetResult(Report):
+    """A looked-up entry; ``value`` is None on a miss and is left out of the JSON form."""
+
+    schema = "get"
+    cache: str
+    key: str
+    found: bool
+    type: str | None = None
+    bytes: int | None = None
+    path: Path | None = None  # set when the entry is a file that can be copied or mapped
+    value: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        out["value"] = _json_value(self.value) if self.found else None
+        return out
+
+
+@dataclass(frozen=True)
+class RemoveReport(Report):
+    schema = "rm"
+    cache: str
+    removed: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+def _json_value(value: Any) -> Any:
+    from llamacache.ops._report import to_jsonable
+
+    if isinstance(value, bytes):
+        return None  # raw bytes have no faithful JSON form; use `get --out`
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):  # numpy arrays and scalars
+        return tolist()
+    return to_jsonable(value)
+
+
+def put_string(
+    manager: CacheManager, cache: str, key: str, value: str, ttl: float | None
+) -> PutReport:
+    """Store a string value (what ``llamacache put KEY VALUE`` does)."""
+    manager.cache(cache).put(key, value, ttl=ttl)
+    return PutReport(cache=cache, key=key, kind="str", bytes=len(value.encode("utf-8")))
+
+
+def put_stream(
+    manager: CacheManager, cache: str, key: str, source: Path | BinaryIO, ttl: float | None
+) -> PutReport:
+    """Store a file or stream byte-for-byte, streamed (never read whole into memory)."""
+    if isinstance(source, Path) and not source.is_file():
+        raise UsageError(f"--file {source}: no such file")
+    meta = manager.cache(cache).put_file(key, source, ttl=ttl)
+    return PutReport(
+        cache=cache, key=key, kind="file", bytes=meta.raw_len, digest=meta.digest.hex()
+    )
+
+
+def get_entry(manager: CacheManager, cache: str, key: str) -> GetResult:
+    """Look an entry up; file-backed raw entries are returned by path, not read into memory."""
+    tiered = manager.cache(cache)
+    path = tiered.get_path(key)
+    if path is not None:
+        return GetResult(
+            cache=cache, key=key, found=True, type="file", bytes=path.stat().st_size, path=path
+        )
+    value = tiered.get(key, _MISS)
+    if value is _MISS:
+        return GetResult(cache=cache, key=key, found=False)
+    size = len(value) if isinstance(value, (bytes, str)) else None
+    return GetResult(
+        cache=cache, key=key, found=True, type=type(value).__name__, bytes=size, value=value
+    )
+
+
+def copy_entry_to(manager: CacheManager, result: GetResult, out: BinaryIO) -> int:
+    """Write a found entry's bytes to ``out``, verifying file-backed entries as they stream."""
+    if result.path is not None:
+        handle = manager.cache(result.cache).open(result.key)
+        if handle is None:
+            return 0
+        with handle:
+            shutil.copyfileobj(handle, out, 4 * 1024 * 1024)
+        return result.bytes or 0
+    data = encode_for_output(result.value)
+    out.write(data)
+    return len(data)
+
+
+def encode_for_output(value: Any) -> bytes:
+    """Bytes and strings raw; anything else as JSON (numpy via tolist)."""
+    import json
+
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return (json.dumps(_json_value(value), default=repr) + "\n").encode("utf-8")
+
+
+def remove_keys(manager: CacheManager, cache: str, keys: list[str]) -> RemoveReport:
+    """Remove keys from every tier of a cache; reports which were not there."""
+    tiered = manager.cache(cache)
+    removed: list[str] = []
+    missing: list[str] = []
+    for key in keys:
+        (removed if tiered.remove(key) else missing).append(key)
+    return RemoveReport(cache=cache, removed=tuple(removed), missing=tuple(missing))

@@ -1,0 +1,100 @@
+"""The resolved, frozen configuration objects the engine and the commands read.
+
+``config.py`` builds these from defaults, the config file, the environment and
+flags; nothing else constructs them except tests. Every size is already bytes,
+every duration seconds, every path absolute: consumers never parse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_CACHE = "default"
+BUILTIN_CACHES = ("default", "model", "training", "system")
+
+POLICIES = ("lru", "fifo", "lfu", "time", "size", "none")
+MEMORY_POLICIES = ("lru", "fifo")
+CODECS = ("none", "zlib", "zstd", "lz4", "auto")
+CHECKSUMS = ("xxh3", "blake3", "sha256")
+ON_CORRUPT = ("raise", "miss")
+DURABILITY = ("none", "fsync", "full")  # full also fsyncs the directory after rename
+NETWORK_MODES = ("read-write", "read-only")
+WRITE_ERROR_POLICIES = ("local", "all", "ignore")
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The shared Redis tier ([cache.network]); absent when no url is set."""
+
+    url: str
+    key_prefix: str = "llamacache:"
+    ttl: float | None = None
+    mode: str = "read-write"
+    write_error_policy: str = "local"
+    max_value_size: int = 512 * 1024 * 1024
+    chunk_size: int = 4 * 1024 * 1024
+    signing_key: str | None = None
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Everything one named cache needs; sizes in bytes, durations in seconds."""
+
+    name: str
+    path: Path  # this cache's own directory: <root>/<name>
+    disk_size: int
+    memory_size: int
+    max_items: int = 100_000
+    memory_policy: str = "lru"
+    memory_compression: bool = False
+    policy: str = "lru"
+    eviction_threshold: float = 0.9
+    compression: str = "auto"
+    compression_level: int = 1
+    checksum: str = "xxh3"
+    max_age: float | None = None
+    cleanup_interval: float = 3600.0
+    memory_cleanup_interval: float = 300.0
+    on_corrupt: str = "raise"
+    durability: str = "fsync"
+    use_mmap: bool = True
+    file_threshold: int = 32 * 1024  # values at least this large are stored as files
+    allow_network_fs: bool = False
+    format: str | None = None  # "safetensors" for the model cache
+    batch_buffer: int = 32
+    prefetch: int = 4
+    temp_dir: Path | None = None
+    network: bool = True  # use the [cache.network] tier when one is configured
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole resolved configuration: the root, every named cache, and provenance."""
+
+    root: Path
+    caches: Mapping[str, CacheSettings]
+    network: NetworkSettings | None = None
+    config_file: Path | None = None
+    # dotted key ("caches.model.disk_size", "cache.memory.size") -> where it came from:
+    # "default", "file:<path>", "env:<VAR>", "argument", "flag:--name"
+    sources: Mapping[str, str] = field(default_factory=dict)
+    # dotted key -> the resolved value as the user would write it (for `config show`)
+    values: Mapping[str, object] = field(default_factory=dict)
+
+    def cache(self, name: str) -> CacheSettings:
+        """The settings of one named cache (raises CacheNotFoundError naming the known ones)."""
+        from llamacache.errors import CacheNotFoundError
+
+        try:
+            return self.caches[name]
+        except KeyError:
+            known = ", ".join(sorted(self.caches))
+            raise CacheNotFoundError(
+                f"no cache named {name!r}; configured caches: {known}"
+            ) from None
+
+    def source_of(self, key: str) -> str:
+        """Where a dotted setting came from ("default" when unknown)."""
+        return self.sources.get(key, "default")
