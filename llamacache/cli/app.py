@@ -98,9 +98,18 @@ def root(
 
 def _register() -> None:
     """Attach every command module; each exposes ``register(app)``."""
-    from llamacache.cli import clean_cmd, config_cmd, entries_cmd, inspect_cmd, verify_cmd
+    from llamacache.cli import (
+        clean_cmd,
+        config_cmd,
+        entries_cmd,
+        evict_cmd,
+        inspect_cmd,
+        repair_cmd,
+        verify_cmd,
+    )
 
-    for module in (config_cmd, entries_cmd, inspect_cmd, verify_cmd, clean_cmd):
+    modules = (config_cmd, entries_cmd, inspect_cmd, verify_cmd, repair_cmd, clean_cmd, evict_cmd)
+    for module in modules:
         module.register(app)
 
 
