@@ -104,11 +104,21 @@ def _register() -> None:
         entries_cmd,
         evict_cmd,
         inspect_cmd,
+        ls_cmd,
         repair_cmd,
         verify_cmd,
     )
 
-    modules = (config_cmd, entries_cmd, inspect_cmd, verify_cmd, repair_cmd, clean_cmd, evict_cmd)
+    modules = (
+        config_cmd,
+        entries_cmd,
+        inspect_cmd,
+        ls_cmd,
+        verify_cmd,
+        repair_cmd,
+        clean_cmd,
+        evict_cmd,
+    )
     for module in modules:
         module.register(app)
 
