@@ -1,4 +1,4 @@
-"""verify finds every injected fault without writing; repair quarantines them; verify is then clean."""
+"""verify finds every injected fault, writing nothing; repair quarantines; verify then passes."""
 
 from __future__ import annotations
 
