@@ -105,7 +105,7 @@ def test_ls_bad_input_exits_2(tmp_path: Path, args: tuple[str, ...]) -> None:
 
 def _keys(root: Path) -> set[str]:
     m = manager(root)
-    out = {str(k) for k in m.cache("default").keys()}
+    out = {str(k) for k in m.cache("default").disk.iter_keys()}
     m.close()
     return out
 
@@ -161,7 +161,7 @@ def test_evict_to_size_follows_policy_order(tmp_path: Path) -> None:
 def test_evict_keep_last_revisions(tmp_path: Path) -> None:
     root = tmp_path / "root"
     keys = [f"{m}@{r}/model.safetensors" for m in ("llama", "bert") for r in ("r1", "r2", "r3")]
-    d = fill(root, {}, {k: b"w" * 40_000 for k in keys}, cache="model")
+    d = fill(root, {}, dict.fromkeys(keys, b"w" * 40_000), cache="model")
     now = time.time()
     for k in keys:
         rev = int(k.split("@r")[1][0])
@@ -171,7 +171,7 @@ def test_evict_keep_last_revisions(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0
     m = manager(root)
-    left = sorted(str(k) for k in m.cache("model").keys())
+    left = sorted(str(k) for k in m.cache("model").disk.iter_keys())
     m.close()
     assert left == ["bert@r3/model.safetensors", "llama@r3/model.safetensors"]
 
@@ -255,7 +255,7 @@ def test_clean_brings_cache_under_threshold_and_ages_out(tmp_path: Path) -> None
     body = json.loads(cli("--config", str(cfg), "--cache-dir", str(root), "--json", "clean").stdout)
     (cc,) = body["caches"]
     assert cc["evicted"] >= 3 and cc["over_limit"] is False
-    left = {str(k) for k in manager(root).cache("default").keys()}
+    left = {str(k) for k in manager(root).cache("default").disk.iter_keys()}
     assert "f7" in left and "f0" not in left  # fifo: oldest went first
 
 
