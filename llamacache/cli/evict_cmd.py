@@ -30,7 +30,10 @@ def _plan_human(r: Renderer, plan: evict_ops.EvictPlan) -> None:
         if len(plan.entries) > 50:
             r.line(f"... and {len(plan.entries) - 50:,} more")
     for note in plan.notes:
-        r.info(note)
+        if "network filesystem" in note:
+            r.warn(note)
+        else:
+            r.info(note)
 
 
 def _done_human(r: Renderer, rep: evict_ops.EvictReport) -> None:
