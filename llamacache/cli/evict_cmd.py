@@ -138,7 +138,8 @@ def evict(
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise UsageError("evict needs confirmation and no terminal is attached; pass --yes")
         if not typer.confirm("remove them?", default=False, err=True):
-            raise typer.Exit(1)
+            r.info("cancelled; nothing removed")
+            return
     report = evict_ops.apply_evict(manager, plan, wait=wait)
     r.emit(report, _done_human)
 

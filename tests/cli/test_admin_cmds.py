@@ -89,6 +89,12 @@ def test_ls_sort_filter_limit_and_keys_only(tmp_path: Path) -> None:
     assert old.stdout.splitlines() == ["tok-a"]
     big = cli("--cache-dir", str(root), "ls", "-q", "--filter", "size>100B", "--limit", "1")
     assert big.stdout.splitlines() == ["other"]  # newest stored first by default
+    piped = run("--cache-dir", str(root), "ls", "-q", "--sort", "key")
+    assert piped.returncode == 0 and piped.stdout.decode().splitlines() == [
+        "other",
+        "tok-a",
+        "tok-b",
+    ]
 
 
 @pytest.mark.parametrize(
