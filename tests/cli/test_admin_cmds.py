@@ -319,3 +319,20 @@ def test_memory_tier_plan_covers_this_process_only(tmp_path: Path) -> None:
     fresh = manager(root)  # a new process holds no memory front: nothing planned, and a note
     empty = plan_evict(fresh, "default", Selectors(match="*"), tier="memory")
     assert empty.entries == () and "memory front" in empty.notes[0]
+
+
+def test_clean_ages_out_the_system_temp_dir_and_verify_ignores_it(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    fill(root, {"s": b"1"}, cache="system")
+    system = manager(root).settings.caches["system"]
+    assert system.temp_dir is not None and system.max_age is not None
+    system.temp_dir.mkdir(parents=True, exist_ok=True)
+    old, young = system.temp_dir / "old.part", system.temp_dir / "young.part"
+    for p in (old, young):
+        p.write_bytes(b"t" * 10)
+    stale = time.time() - system.max_age - 60
+    os.utime(old, (stale, stale))
+    assert cli("--cache-dir", str(root), "verify", "-c", "system").exit_code == 0
+    body = json.loads(cli("--cache-dir", str(root), "--json", "clean").stdout)
+    assert body["temp_files"] == 1 and body["temp_bytes"] == 10
+    assert not old.exists() and young.exists()
