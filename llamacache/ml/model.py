@@ -314,7 +314,7 @@ class ModelCache:
         if handle is None:
             raise NotCachedError(f"{key!r} is no longer in cache {self.cache.name!r}")
         with handle:
-            view, n = memoryview(buf), 0
+            view, n = memoryview(buf), 0  # type: ignore[arg-type]
             while n < size and (got := handle.readinto(view[n:])):
                 n += got
             if n != size or handle.readinto(bytearray(1)):  # EOF read checks the digest
