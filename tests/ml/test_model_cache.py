@@ -213,3 +213,16 @@ def test_missing_file_after_eviction_is_a_clear_miss(models: ModelCache) -> None
     with pytest.raises(NotCachedError, match="evicted"):
         models.get_model("m")
     assert os.environ.get("HOME")
+
+
+def test_bf16_comes_back_as_its_bits(models: ModelCache, tmp_path: Path) -> None:
+    bits = np.array([0x3F80, 0x4000, 0xBF80], dtype="<u2")  # 1.0, 2.0, -1.0 in bfloat16
+    body = json.dumps({"x": {"dtype": "BF16", "shape": [3], "data_offsets": [0, 6]}}).encode()
+    body += b" " * (-(8 + len(body)) % 8)
+    path = tmp_path / "bf16.safetensors"
+    path.write_bytes(struct.pack("<Q", len(body)) + body + bits.tobytes())
+    models.put_model("bf", path)
+    for use_mmap in (True, False):
+        x = models.get_model("bf", mmap=use_mmap)["x"]
+        assert x.dtype.itemsize == 2
+        np.testing.assert_array_equal(x.view("<u2"), bits)
