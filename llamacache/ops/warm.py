@@ -76,6 +76,8 @@ class _Counting:
             self._f = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by close())
         except OSError as exc:
             raise CacheIOError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if hasattr(os, "posix_fadvise"):  # larger readahead for one sequential pass
+            os.posix_fadvise(self._f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
         self._tick = tick
 
     def readinto(self, buf: Any) -> int:
