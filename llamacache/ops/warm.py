@@ -118,6 +118,7 @@ class _Run:
         self.done = 0
         self.stopped = False
         self.metas: dict[str, framing.EntryMeta] = {}
+        self.unmarked: set[tuple[str, str]] = set()
 
     def tick(self, n: int) -> None:
         with self.lock:
@@ -132,6 +133,18 @@ class _Run:
                 return False
             self.used += size
             return True
+
+    def unmark(self, model: str, revision: str) -> None:
+        """Before a revision's first changed file: drop its manifest (it is incomplete now).
+
+        A revision whose files are all skipped keeps its manifest, so an interrupted
+        re-warm does not make a complete model look missing.
+        """
+        with self.lock:
+            if (model, revision) in self.unmarked:
+                return
+            self.unmarked.add((model, revision))
+        self.cache.remove(M.manifest_key(model, revision))
 
     def one(self, item: WarmItem) -> WarmedFile:
         if self.stopped:
@@ -148,6 +161,8 @@ class _Run:
             src.close()
         if not self.reserve(item.size):
             return WarmedFile(item.source, item.key, item.size, "over-budget")
+        if item.model is not None and item.revision is not None:
+            self.unmark(item.model, item.revision)
         src = _Counting(item.source, self.tick)
         try:
             meta = self.cache.put_file(item.key, src)  # type: ignore[arg-type]
@@ -240,8 +255,6 @@ def warm(
             results[item.key] = WarmedFile(item.source, item.key, item.size, action)
         models: list[str] = []
     else:
-        for group in {(i.model, i.revision) for i in items if i.model and i.revision}:
-            tiered.remove(M.manifest_key(*group))  # from here on the revision is incomplete
         if jobs == 1:
             results = {i.key: run.one(i) for i in items}
         else:

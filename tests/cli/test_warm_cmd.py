@@ -173,3 +173,17 @@ def test_warm_as_a_subprocess(tmp_path: Path) -> None:
     assert b"stored 3 files" in proc.stdout
     proc = run("--json", "warm", str(src))
     assert json.loads(proc.stdout)["skipped"] == 3
+
+
+def test_rewarm_stopped_by_budget_keeps_the_complete_revision(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "m")
+    assert cli_json("warm", str(src))["models"] == ["m@main"]
+    (src / "zz-extra.bin").write_bytes(os.urandom(200_000))
+    result = cli("--json", "warm", str(src), "--budget", "100KB")
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["files"] == 0 and body["over_budget"] >= 1
+    assert body["skipped"] + body["over_budget"] == 4
+    with CacheManager() as m:  # the old, complete revision is still served
+        assert ModelCache(m).revisions("m") == ["main"]
+        assert set(ModelCache(m).get_model("m")) == {"w"}
