@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from llamacache.cli.app import state
-from llamacache.cli.options import DryRunOpt, JsonOpt, QuietOpt, SizeOpt
+from llamacache.cli.options import DryRunOpt, JsonOpt, QuietOpt, _size
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import ExitCode
 from llamacache.ops import warm as ops_warm
@@ -44,7 +44,15 @@ def warm(
         bool,
         typer.Option("--page-cache", help="Also pull the cached files into the OS page cache."),
     ] = False,
-    budget: SizeOpt = None,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            parser=_size,
+            metavar="SIZE",
+            help='Stop before the cache would use more than this, e.g. "50GB" '
+            "(default: the cache's size limit).",
+        ),
+    ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel readers.")] = 1,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
