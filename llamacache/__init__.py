@@ -22,6 +22,7 @@ from llamacache.errors import (
     UnsafeCacheDirError,
 )
 from llamacache.manager import CacheManager
+from llamacache.ml import DatasetCache, ModelCache
 from llamacache.scheduler import AsyncScheduler
 
 __version__ = "0.1.0"
@@ -34,9 +35,11 @@ __all__ = [
     "CacheNotFoundError",
     "ConfigError",
     "CorruptEntryError",
+    "DatasetCache",
     "DiskFullError",
     "LlamacacheError",
     "LockBusyError",
+    "ModelCache",
     "ReadOnlyCacheError",
     "UnsafeCacheDirError",
     "__version__",

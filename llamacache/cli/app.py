@@ -96,31 +96,26 @@ def root(
     ctx.call_on_close(s.close)
 
 
-def _register() -> None:
-    """Attach every command module; each exposes ``register(app)``."""
-    from llamacache.cli import (
-        clean_cmd,
-        config_cmd,
-        entries_cmd,
-        evict_cmd,
-        inspect_cmd,
-        ls_cmd,
-        repair_cmd,
-        verify_cmd,
-    )
+# The table of subcommand modules, in help order; each exposes ``register(app)``.
+COMMAND_MODULES = (
+    "inspect_cmd",
+    "ls_cmd",
+    "warm_cmd",
+    "verify_cmd",
+    "repair_cmd",
+    "evict_cmd",
+    "clean_cmd",
+    "entries_cmd",
+    "config_cmd",
+)
 
-    modules = (
-        config_cmd,
-        entries_cmd,
-        inspect_cmd,
-        ls_cmd,
-        verify_cmd,
-        repair_cmd,
-        clean_cmd,
-        evict_cmd,
-    )
-    for module in modules:
-        module.register(app)
+
+def _register() -> None:
+    """Attach every command module listed in COMMAND_MODULES."""
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"llamacache.cli.{name}").register(app)
 
 
 _register()

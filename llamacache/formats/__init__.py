@@ -2,8 +2,7 @@
 
 ``verify`` runs ``VALIDATORS[settings.format]`` on every raw-file entry of such a cache:
 a file whose checksum matches can still be structurally broken if it was stored broken.
-A validator returns a problem description, or None when the file is sound. Format
-modules register themselves here (the safetensors one lives with the model helpers).
+A validator returns a problem description, or None when the file is sound.
 """
 
 from __future__ import annotations
@@ -11,4 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-VALIDATORS: dict[str, Callable[[Path], str | None]] = {}
+from llamacache.formats import safetensors
+
+VALIDATORS: dict[str, Callable[[Path], str | None]] = {
+    "safetensors": safetensors.validate,
+}

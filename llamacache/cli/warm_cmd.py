@@ -1,0 +1,113 @@
+"""`llamacache warm`: fill a cache (default `model`) before a job starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamacache.cli.app import state
+from llamacache.cli.options import DryRunOpt, JsonOpt, QuietOpt, _size
+from llamacache.cli.render import Renderer, size
+from llamacache.errors import ExitCode
+from llamacache.ops import warm as ops_warm
+
+
+def warm(
+    ctx: typer.Context,
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Files, folders, globs, or Hugging Face hub caches (models--org--name).",
+            show_default=False,
+        ),
+    ] = None,
+    cache: Annotated[str, typer.Option("--cache", "-c", help="Named cache to fill.")] = "model",
+    manifest: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--manifest",
+            "-m",
+            metavar="PATH",
+            help="A file listing paths (one per line, or JSON) relative to its folder.",
+        ),
+    ] = None,
+    revision: Annotated[
+        str | None,
+        typer.Option(help='Model revision for folders/files (default "main"); hub: a ref or hash.'),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Model name (default: the folder's name).")
+    ] = None,
+    page_cache: Annotated[
+        bool,
+        typer.Option("--page-cache", help="Also pull the cached files into the OS page cache."),
+    ] = False,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            parser=_size,
+            metavar="SIZE",
+            help='Stop before the cache would use more than this, e.g. "50GB" '
+            "(default: the cache's size limit).",
+        ),
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel readers.")] = 1,
+    dry_run: DryRunOpt = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Copy files into a cache before a job; skip what is already cached.
+
+    Exits 1 when --budget (default: the cache's size limit) stopped it before the end.
+    """
+    s = state(ctx)
+    r = s.renderer(json_out=json_out, quiet=quiet)
+    with r.progress("warming", unit_bytes=True) as progress:
+        report = ops_warm.warm(
+            s.manager(),
+            cache,
+            sources or [],
+            manifest or [],
+            revision=revision,
+            name=name,
+            page_cache=page_cache,
+            budget=budget,
+            jobs=jobs,
+            dry_run=dry_run,
+            progress=progress,
+        )
+    r.emit(report, _human)
+    if report.stopped_at_budget:
+        r.warn(
+            f"stopped at the budget ({size(report.budget)}): {report.over_budget} files "
+            f"({size(report.over_budget_bytes)}) not warmed"
+        )
+        raise typer.Exit(int(ExitCode.PROBLEM))
+
+
+def _human(r: Renderer, rep: ops_warm.WarmReport) -> None:
+    rows = [(f.action, size(f.bytes), f.key) for f in rep.items]
+    r.table(None, ("action", "size", "key"), rows, right=("size",))
+    verb = "would store" if rep.dry_run else "stored"
+    line = f"{verb} {rep.files} files ({size(rep.bytes)}) in cache {rep.cache!r}"
+    if not rep.dry_run:
+        line += f" in {rep.seconds:.2f} s ({size(int(rep.bytes_per_second))}/s)"
+    line += f"; skipped {rep.skipped} already cached ({size(rep.skipped_bytes)})"
+    r.line(line)
+    if rep.models:
+        r.line("complete: " + ", ".join(rep.models))
+    pc = rep.page_cache
+    if pc is not None:
+        if pc.available:
+            r.line(
+                f"page cache: {size(pc.resident_before)} -> {size(pc.resident_after)} resident "
+                f"of {size(pc.total_bytes)}"
+            )
+        else:
+            r.line(f"page cache: files read through; residency unknown ({pc.reason})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("warm")(warm)

@@ -1,0 +1,304 @@
+"""``warm``: fill a cache before a job, streamed, hashed and indexed as it copies.
+
+Files are read in 4 MiB blocks (``TieredCache.put_file``), never whole; a file already cached
+under its key with the same size and checksum is skipped (one read to hash it, no write).
+Model caches get ``{model}@{revision}/{path}`` keys and a revision manifest written only
+after every file of that revision is in, so a warm stopped by ``--budget`` or Ctrl-C never
+leaves a revision that looks complete.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llamacache.engine import checksums, framing
+from llamacache.engine.tiered import TieredCache
+from llamacache.errors import CacheIOError, UsageError
+from llamacache.manager import CacheManager
+from llamacache.ml import model as M
+from llamacache.ops import _pagecache
+from llamacache.ops._report import Report
+from llamacache.ops.warm_plan import Planner, WarmItem, expand, read_manifest
+
+Progress = Callable[[int, int | None], None]
+BLOCK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WarmedFile:
+    source: Path
+    key: str
+    bytes: int
+    action: str  # "stored", "skipped" (already cached), "over-budget", "planned" (dry run)
+
+
+@dataclass(frozen=True)
+class PageCacheReport:
+    available: bool  # False: residency could not be measured (no mincore)
+    total_bytes: int
+    resident_before: int | None
+    resident_after: int | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class WarmReport(Report):
+    schema = "warm"
+    cache: str
+    dry_run: bool
+    files: int  # stored (or planned, in a dry run)
+    bytes: int
+    skipped: int
+    skipped_bytes: int
+    over_budget: int
+    over_budget_bytes: int
+    budget: int
+    stopped_at_budget: bool
+    seconds: float
+    bytes_per_second: float  # bytes stored / seconds
+    models: tuple[str, ...]  # model@revision made complete (model caches)
+    items: tuple[WarmedFile, ...]
+    page_cache: PageCacheReport | None = None
+
+
+class _Counting:
+    """A source file that reports bytes read (progress across reader threads)."""
+
+    def __init__(self, path: Path, tick: Callable[[int], None]) -> None:
+        try:
+            self._f = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by close())
+        except OSError as exc:
+            raise CacheIOError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if hasattr(os, "posix_fadvise"):  # larger readahead for one sequential pass
+            os.posix_fadvise(self._f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        self._tick = tick
+
+    def readinto(self, buf: Any) -> int:
+        n = self._f.readinto(buf) or 0
+        if n:
+            self._tick(n)
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _already_cached(cache: TieredCache, item: WarmItem, src: _Counting) -> bool:
+    """Same size and same checksum as the cached raw file (reads the source once)."""
+    found = cache.disk.locate(item.key)
+    if found is None or found[1] is None:
+        return False
+    try:
+        meta = framing.parse_meta(found[0])
+    except ValueError:
+        return False
+    if meta.kind != "rawfile" or meta.raw_len != item.size or not found[1].exists():
+        return False
+    hasher = checksums.BY_NAME[meta.checksum].new()
+    buf = bytearray(BLOCK)
+    while n := src.readinto(buf):
+        hasher.update(memoryview(buf)[:n])
+    return bool(hasher.digest() == meta.digest)
+
+
+class _Run:
+    """State shared by reader threads: budget reservations, progress, results."""
+
+    def __init__(self, cache: TieredCache, budget: int, total: int, progress: Progress) -> None:
+        self.cache, self.budget, self.total, self.progress = cache, budget, total, progress
+        self.lock = threading.Lock()
+        self.used = cache.disk.used_bytes()
+        self.done = 0
+        self.stopped = False
+        self.metas: dict[str, framing.EntryMeta] = {}
+        self.unmarked: set[tuple[str, str]] = set()
+
+    def tick(self, n: int) -> None:
+        with self.lock:
+            self.done += n
+            done = self.done
+        self.progress(done, self.total)
+
+    def reserve(self, size: int) -> bool:
+        with self.lock:
+            if self.stopped or self.used + size > self.budget:
+                self.stopped = True
+                return False
+            self.used += size
+            return True
+
+    def unmark(self, model: str, revision: str) -> None:
+        """Before a revision's first changed file: drop its manifest (it is incomplete now).
+
+        A revision whose files are all skipped keeps its manifest, so an interrupted
+        re-warm does not make a complete model look missing.
+        """
+        with self.lock:
+            if (model, revision) in self.unmarked:
+                return
+            self.unmarked.add((model, revision))
+        self.cache.remove(M.manifest_key(model, revision))
+
+    def one(self, item: WarmItem) -> WarmedFile:
+        if self.stopped:
+            return WarmedFile(item.source, item.key, item.size, "over-budget")
+        src = _Counting(item.source, self.tick)
+        try:
+            if _already_cached(self.cache, item, src):
+                found = self.cache.disk.locate(item.key)
+                assert found is not None
+                with self.lock:
+                    self.metas[item.key] = framing.parse_meta(found[0])
+                return WarmedFile(item.source, item.key, item.size, "skipped")
+        finally:
+            src.close()
+        if not self.reserve(item.size):
+            return WarmedFile(item.source, item.key, item.size, "over-budget")
+        if item.model is not None and item.revision is not None:
+            self.unmark(item.model, item.revision)
+        src = _Counting(item.source, self.tick)
+        try:
+            meta = self.cache.put_file(item.key, src)  # type: ignore[arg-type]
+        finally:
+            src.close()
+        with self.lock:
+            self.metas[item.key] = meta
+        return WarmedFile(item.source, item.key, item.size, "stored")
+
+
+def plan(
+    manager: CacheManager,
+    cache: str,
+    sources: Sequence[str],
+    manifests: Sequence[Path] = (),
+    *,
+    revision: str | None = None,
+    name: str | None = None,
+) -> list[WarmItem]:
+    """The items a warm would store, in order; UsageError for a bad or unsafe source."""
+    settings = manager.settings.cache(cache)
+    if not sources and not manifests:
+        raise UsageError("warm needs at least one SOURCE or --manifest PATH")
+    planner = Planner(settings.format == "safetensors", revision, name)
+    for arg in sources:
+        for path in expand(arg):
+            planner.add_path(path)
+    for manifest in manifests:
+        base = Path(os.path.abspath(manifest)).parent
+        for entry in read_manifest(manifest):
+            for path in expand(entry, base):
+                planner.add_path(path)
+    return list(planner.items.values())
+
+
+def _complete_models(
+    cache: TieredCache, items: list[WarmItem], results: dict[str, WarmedFile], run: _Run
+) -> list[str]:
+    groups: dict[tuple[str, str], list[WarmItem]] = {}
+    for item in items:
+        if item.model is not None and item.revision is not None:
+            groups.setdefault((item.model, item.revision), []).append(item)
+    done: list[str] = []
+    for (model, rev), group in groups.items():
+        if any(results[i.key].action not in ("stored", "skipped") for i in group):
+            continue  # incomplete: its manifest stays absent
+        files: dict[str, Any] = {}
+        if not any(i.replace for i in group):
+            old = M.read_manifest(cache, model, rev)
+            files.update({f.path: f for f in old.files} if old else {})
+        files.update({i.relpath: run.metas[i.key] for i in group if i.relpath})
+        M.write_manifest(cache, model, rev, files)
+        done.append(f"{model}@{rev}")
+    return done
+
+
+def warm(
+    manager: CacheManager,
+    cache: str = "model",
+    sources: Sequence[str] = (),
+    manifests: Sequence[Path] = (),
+    *,
+    revision: str | None = None,
+    name: str | None = None,
+    page_cache: bool = False,
+    budget: int | None = None,
+    jobs: int = 1,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> WarmReport:
+    """Store every planned file (``jobs`` parallel readers) up to ``budget`` bytes of cache use.
+
+    ``budget`` defaults to the cache's own limit (eviction_threshold x size) so warming never
+    evicts what it just stored. Costs one sequential read of each source (+ one write for
+    files not already cached) and, with ``page_cache``, one more read of the cached files.
+    """
+    if jobs < 1:
+        raise UsageError(f"--jobs {jobs}: expected 1 or more")
+    items = plan(manager, cache, sources, manifests, revision=revision, name=name)
+    tiered = manager.cache(cache)
+    s = tiered.settings
+    limit = budget if budget is not None else int(s.eviction_threshold * s.disk_size)
+    total = sum(i.size for i in items)
+    run = _Run(tiered, limit, total, progress or (lambda done, total: None))
+    started = time.perf_counter()
+    if dry_run:
+        results = {}
+        for item in items:
+            action = "planned" if run.reserve(item.size) else "over-budget"
+            results[item.key] = WarmedFile(item.source, item.key, item.size, action)
+        models: list[str] = []
+    else:
+        if jobs == 1:
+            results = {i.key: run.one(i) for i in items}
+        else:
+            with ThreadPoolExecutor(jobs, thread_name_prefix="llamacache-warm") as pool:
+                results = {r.key: r for r in pool.map(run.one, items)}
+        models = _complete_models(tiered, items, results, run)
+    seconds = time.perf_counter() - started
+    out = [results[i.key] for i in items]
+    stored = [r for r in out if r.action in ("stored", "planned")]
+    skipped = [r for r in out if r.action == "skipped"]
+    over = [r for r in out if r.action == "over-budget"]
+    pc = None
+    if page_cache and not dry_run:
+        pc = _warm_page_cache(tiered, [r.key for r in out if r.action in ("stored", "skipped")])
+    stored_bytes = sum(r.bytes for r in stored)
+    return WarmReport(
+        cache=cache,
+        dry_run=dry_run,
+        files=len(stored),
+        bytes=stored_bytes,
+        skipped=len(skipped),
+        skipped_bytes=sum(r.bytes for r in skipped),
+        over_budget=len(over),
+        over_budget_bytes=sum(r.bytes for r in over),
+        budget=limit,
+        stopped_at_budget=bool(over),
+        seconds=seconds,
+        bytes_per_second=stored_bytes / seconds if seconds > 0 and not dry_run else 0.0,
+        models=tuple(models),
+        items=tuple(out),
+        page_cache=pc,
+    )
+
+
+def _warm_page_cache(cache: TieredCache, keys: list[str]) -> PageCacheReport:
+    paths = [p for k in keys if (p := cache.get_path(k)) is not None]
+    total = sum(p.stat().st_size for p in paths)
+    before = _pagecache.residency(paths)
+    _pagecache.touch(paths)
+    after = _pagecache.residency(paths)
+    return PageCacheReport(
+        available=after is not None,
+        total_bytes=total,
+        resident_before=before,
+        resident_after=after,
+        reason=_pagecache.UNAVAILABLE_REASON,
+    )

@@ -1,0 +1,178 @@
+"""What ``warm`` would store: sources (files, dirs, globs, manifests, HF hub caches) -> items.
+
+Planning reads directory listings and sizes only. It refuses, before anything is written,
+a manifest entry that leaves the manifest's folder and a symlink inside a warmed folder that
+points outside it (a hub repo's snapshot links into its own ``blobs/`` are inside).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from llamacache.errors import UsageError
+from llamacache.ml import model as M
+
+_GLOB = set("*?[")
+
+
+@dataclass(frozen=True)
+class WarmItem:
+    """One file to store: where it is read from and the key it gets."""
+
+    source: Path
+    key: str
+    size: int
+    model: str | None = None  # model caches: the model@revision group it completes
+    revision: str | None = None
+    relpath: str | None = None
+    replace: bool = False  # a folder import: the revision is exactly this folder's files
+
+
+def _inside(path: Path, root: Path) -> bool:
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def expand(arg: str, base: Path | None = None) -> list[Path]:
+    """A source argument (or a manifest entry relative to ``base``) as existing paths."""
+    if base is not None and (os.path.isabs(arg) or ".." in Path(arg).parts):
+        raise UsageError(f"manifest entry {arg!r} must be a path inside {base}")
+    path = base / arg if base is not None else Path(arg)
+    if path.exists():
+        found = [path]
+    elif _GLOB & set(arg):
+        found = [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
+        if not found:
+            raise UsageError(f"{arg}: the pattern matches nothing")
+    else:
+        raise UsageError(f"{arg}: no such file or directory")
+    if base is not None:
+        for p in found:
+            if not _inside(p, base):
+                raise UsageError(f"manifest entry {arg!r} resolves outside {base}")
+    return found
+
+
+def read_manifest(path: Path) -> list[str]:
+    """Entries of a manifest: JSON (a list, or {"files": [...]}) or one path per line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--manifest {path}: {exc.strerror or exc}") from None
+    stripped = text.lstrip()
+    if stripped.startswith(("[", "{")):
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--manifest {path}: not valid JSON: {exc}") from None
+        entries = body.get("files") if isinstance(body, dict) else body
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            raise UsageError(
+                f'--manifest {path}: expected a JSON list of paths or {{"files": [...]}}'
+            )
+        return entries
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _walk(root: Path, fence: Path) -> list[tuple[Path, str]]:
+    """Files under ``root`` (following file symlinks that stay inside ``fence``), sorted."""
+    out: list[tuple[Path, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in [*filenames, *dirnames]:
+            p = Path(dirpath) / name
+            if p.is_symlink() and not _inside(p, fence):
+                raise UsageError(
+                    f"refusing {p}: it links to {os.path.realpath(p)}, outside {fence}"
+                )
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if p.is_file():
+                out.append((p, p.relative_to(root).as_posix()))
+    return out
+
+
+def _hub_repos(path: Path) -> list[Path]:
+    """Hub repos (``models--org--name`` with ``snapshots/``) at or directly under ``path``."""
+    if path.name.startswith("models--") and (path / "snapshots").is_dir():
+        return [path]
+    if path.is_dir():
+        return sorted(
+            c
+            for c in path.iterdir()
+            if c.name.startswith("models--") and (c / "snapshots").is_dir()
+        )
+    return []
+
+
+def _hub_snapshots(repo: Path, revision: str | None) -> list[Path]:
+    snaps = sorted(p for p in (repo / "snapshots").iterdir() if p.is_dir())
+    if revision is None:
+        return snaps
+    ref = repo / "refs" / revision
+    want = ref.read_text().strip() if ref.is_file() else revision
+    return [s for s in snaps if s.name == want]
+
+
+class Planner:
+    """Turns sources into WarmItems for one cache; model caches get model@revision keys."""
+
+    def __init__(self, model_layout: bool, revision: str | None, name: str | None) -> None:
+        self.model_layout = model_layout
+        self.revision = revision
+        self.name = name
+        self.items: dict[str, WarmItem] = {}  # by key: a file named twice is stored once
+
+    def _add(self, item: WarmItem) -> None:
+        self.items.setdefault(item.key, item)
+
+    def _model_item(self, src: Path, model: str, rev: str, rel: str, replace: bool) -> WarmItem:
+        M.check_name(model)
+        M.check_revision(rev)
+        M.check_relpath(rel)
+        size = src.stat().st_size
+        return WarmItem(src, M.file_key(model, rev, rel), size, model, rev, rel, replace)
+
+    def add_path(self, path: Path) -> None:
+        """One existing path: a hub cache/repo/snapshot, a folder, or a file."""
+        path = Path(os.path.abspath(path))
+        if self.model_layout:
+            repos = _hub_repos(path)
+            if repos:
+                for repo in repos:
+                    self._add_hub_repo(repo, _hub_snapshots(repo, self.revision))
+                return
+            if path.parent.name == "snapshots" and path.parent.parent.name.startswith("models--"):
+                self._add_hub_repo(path.parent.parent, [path])
+                return
+        if path.is_dir():
+            for src, rel in _walk(path, path):
+                if self.model_layout:
+                    model = self.name or path.name
+                    rev = self.revision or M.DEFAULT_REVISION
+                    self._add(self._model_item(src, model, rev, rel, True))
+                else:
+                    key = f"{self.name or path.name}/{rel}"
+                    self._add(WarmItem(src, key, src.stat().st_size))
+        elif path.is_file():
+            if self.model_layout:
+                model = self.name or path.parent.name
+                rev = self.revision or M.DEFAULT_REVISION
+                self._add(self._model_item(path, model, rev, path.name, False))
+            else:
+                key = f"{self.name}/{path.name}" if self.name else path.name
+                self._add(WarmItem(path, key, path.stat().st_size))
+        else:
+            raise UsageError(f"{path}: not a regular file or directory")
+
+    def _add_hub_repo(self, repo: Path, snapshots: list[Path]) -> None:
+        model = self.name or repo.name[len("models--") :].replace("--", "/")
+        for snap in snapshots:
+            for src, rel in _walk(snap, repo):
+                real = Path(os.path.realpath(src))
+                self._add(self._model_item(real, model, snap.name, rel, True))

@@ -1,0 +1,189 @@
+"""`llamacache warm` through the real CLI on real folders."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.numpy as stn
+
+from llamacache import CacheManager, ModelCache
+from tests.cli.helpers import cli, cli_json, run
+
+
+def _model_dir(root: Path, seed: int = 0) -> Path:
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    stn.save_file(
+        {"w": rng.standard_normal((64, 64)).astype(np.float16)}, str(root / "model.safetensors")
+    )
+    (root / "config.json").write_text(json.dumps({"seed": seed}))
+    (root / "tok").mkdir()
+    (root / "tok" / "vocab.txt").write_text("a\nb\n")
+    return root
+
+
+def _hub(root: Path) -> Path:
+    """~/.cache/huggingface/hub layout: snapshots/REV/* are symlinks into blobs/."""
+    repo = root / "models--org--tiny"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    files = {"config.json": b'{"a": 1}', "model.safetensors": b""}
+    src = _model_dir(root / "build")
+    files["model.safetensors"] = (src / "model.safetensors").read_bytes()
+    for rev in ("1111aaaa", "2222bbbb"):
+        snap = repo / "snapshots" / rev
+        snap.mkdir(parents=True)
+        for name, data in files.items():
+            blob = repo / "blobs" / f"{rev}-{name}.blob"
+            blob.write_bytes(data + rev.encode() * (name == "config.json"))
+            os.symlink(os.path.relpath(blob, snap), snap / name)
+    (repo / "refs" / "main").write_text("2222bbbb")
+    return repo
+
+
+def _keys(cache: str = "model") -> set[str]:
+    with CacheManager() as m:
+        return {str(k) for k in m.cache(cache).disk.iter_keys()}
+
+
+def test_folder_then_second_run_skips(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "llama")
+    first = cli_json("warm", str(src))
+    assert first["schema"] == "llamacache.warm" and first["files"] == 3 and first["skipped"] == 0
+    assert first["models"] == ["llama@main"]
+    assert _keys() >= {"llama@main/model.safetensors", "llama@main/tok/vocab.txt"}
+    second = cli_json("warm", str(src))
+    assert second["files"] == 0 and second["skipped"] == 3
+    with CacheManager() as m:
+        view = ModelCache(m).model_path("llama")
+        assert (view / "config.json").read_bytes() == (src / "config.json").read_bytes()
+    (src / "config.json").write_text("{}")  # same key, new bytes: stored again
+    third = cli_json("warm", str(src))
+    assert third["files"] == 1 and third["skipped"] == 2
+
+
+def test_files_and_globs_into_a_plain_cache(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    d.mkdir()
+    for i in range(3):
+        (d / f"part{i}.bin").write_bytes(bytes([i]) * 1000)
+    body = cli_json("warm", "-c", "default", str(d / "part0.bin"), str(d / "part[12].bin"))
+    assert body["files"] == 3
+    assert _keys("default") == {"part0.bin", "part1.bin", "part2.bin"}
+
+
+def test_manifest_text_and_json(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "m")
+    (tmp_path / "list.txt").write_text("# weights\nm/model.safetensors\n\nm/config.json\n")
+    body = cli_json("warm", "--manifest", str(tmp_path / "list.txt"))
+    assert {i["key"] for i in body["items"]} == {"m@main/model.safetensors", "m@main/config.json"}
+    (tmp_path / "list.json").write_text(json.dumps({"files": ["m/tok"]}))
+    body = cli_json("warm", "-m", str(tmp_path / "list.json"), "--revision", "v2")
+    assert [i["key"] for i in body["items"]] == [
+        "tok@v2/vocab.txt"
+    ]  # a folder is a model named after it
+    assert src.exists()
+
+
+def test_manifest_escaping_its_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("x")
+    sub = tmp_path / "jobs"
+    sub.mkdir()
+    (sub / "list.txt").write_text("../secret\n")
+    result = cli("warm", "-m", str(sub / "list.txt"))
+    assert result.exit_code == 2
+    assert "must be a path inside" in result.stderr and "Traceback" not in result.stderr
+    (sub / "list.txt").write_text(str(tmp_path / "secret") + "\n")
+    assert cli("warm", "-m", str(sub / "list.txt")).exit_code == 2
+    assert _keys() == set()
+
+
+def test_symlink_out_of_a_warmed_folder_is_refused(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "m")
+    (tmp_path / "outside.txt").write_text("private")
+    os.symlink(tmp_path / "outside.txt", src / "leak.txt")
+    result = cli("warm", str(src))
+    assert result.exit_code == 2 and "outside" in result.stderr
+    assert _keys() == set()
+
+
+def test_hub_layout_imports_revisions_with_the_same_bytes(tmp_path: Path) -> None:
+    repo = _hub(tmp_path / "hub")
+    body = cli_json("warm", str(tmp_path / "hub"), "--jobs", "2")
+    assert sorted(body["models"]) == ["org/tiny@1111aaaa", "org/tiny@2222bbbb"]
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        for rev in ("1111aaaa", "2222bbbb"):
+            view = mc.model_path("org/tiny", rev)
+            for name in ("config.json", "model.safetensors"):
+                assert (view / name).read_bytes() == (repo / "snapshots" / rev / name).read_bytes()
+        assert set(mc.get_model("org/tiny", "2222bbbb")) == {"w"}
+    only_main = cli_json("warm", str(repo), "--revision", "main")
+    assert only_main["models"] == ["org/tiny@2222bbbb"] and only_main["skipped"] == 2
+
+
+def test_budget_stops_and_leaves_no_complete_revision(tmp_path: Path) -> None:
+    src = tmp_path / "big"
+    src.mkdir()
+    for i in range(4):
+        (src / f"shard{i}.bin").write_bytes(os.urandom(300_000))
+    result = cli("--json", "warm", str(src), "--budget", "700KB")
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["stopped_at_budget"] and body["files"] < 4 and body["over_budget"] >= 1
+    assert body["models"] == []
+    assert "big@main/.manifest.json" not in _keys()
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "m")
+    body = cli_json("warm", str(src), "--dry-run")
+    assert body["dry_run"] and body["files"] == 3
+    assert {i["action"] for i in body["items"]} == {"planned"}
+    assert _keys() == set()
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    for args in (("warm", str(tmp_path / "nope")), ("warm",), ("warm", str(tmp_path / "*.zz"))):
+        result = cli(*args)
+        assert result.exit_code == 2, args
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert cli("warm", str(tmp_path), "--jobs", "0").exit_code == 2
+
+
+def test_page_cache_reports_residency(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "m")
+    body = cli_json("warm", str(src), "--page-cache")
+    pc: dict[str, Any] = body["page_cache"]
+    assert pc["total_bytes"] == sum(i["bytes"] for i in body["items"])
+    if pc["available"]:
+        assert pc["resident_after"] == pc["total_bytes"]
+    else:
+        assert pc["reason"]
+
+
+def test_warm_as_a_subprocess(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "m")
+    proc = run("warm", str(src))
+    assert proc.returncode == 0, proc.stderr
+    assert b"stored 3 files" in proc.stdout
+    proc = run("--json", "warm", str(src))
+    assert json.loads(proc.stdout)["skipped"] == 3
+
+
+def test_rewarm_stopped_by_budget_keeps_the_complete_revision(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "m")
+    assert cli_json("warm", str(src))["models"] == ["m@main"]
+    (src / "zz-extra.bin").write_bytes(os.urandom(200_000))
+    result = cli("--json", "warm", str(src), "--budget", "100KB")
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["files"] == 0 and body["over_budget"] >= 1
+    assert body["skipped"] + body["over_budget"] == 4
+    with CacheManager() as m:  # the old, complete revision is still served
+        assert ModelCache(m).revisions("m") == ["main"]
+        assert set(ModelCache(m).get_model("m")) == {"w"}
