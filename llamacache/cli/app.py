@@ -83,7 +83,7 @@ def root(
         typer.Option(
             "--cache-dir",
             metavar="PATH",
-            help="Cache root directory (overrides [cache.disk] path).",
+            help="Cache root directory (overrides the config's cache.disk.path).",
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
