@@ -151,7 +151,9 @@ def _check_file(
         if digest != meta.digest:
             return ("corrupt", "checksum mismatch")
     validator = VALIDATORS.get(s.format or "")
-    if validator is not None and meta.kind == "rawfile":
+    # Only files that claim the format by name: a model's config.json is not safetensors.
+    claims = isinstance(row.key, str) and row.key.endswith(f".{s.format}")
+    if validator is not None and meta.kind == "rawfile" and claims:
         problem = validator(path)
         if problem is not None:
             return ("corrupt", f"not a valid {s.format} file: {problem}")

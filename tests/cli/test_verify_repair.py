@@ -123,16 +123,22 @@ def test_verify_sample_max_time_and_validators(tmp_path: Path) -> None:
     assert 0 < body["caches"][0]["checked"] < 20 and body["sample_percent"] == 50.0
     body = json.loads(cli(*args, "--max-time", "0").stdout)
     assert body["complete"] is False and body["caches"][0]["checked"] == 0
-    saved = VALIDATORS.get("safetensors")
-    VALIDATORS["safetensors"] = lambda p: "no header" if p.read_bytes()[:1] == b"\x00" else None
-    try:
-        result = cli("--cache-dir", str(root), "verify", "-c", "model")
-    finally:
-        if saved is None:
-            del VALIDATORS["safetensors"]
-        else:
-            VALIDATORS["safetensors"] = saved
-    assert result.exit_code == 1 and "not a valid safetensors file: no header" in result.stdout
+    # A structurally broken safetensors file stored as is (its checksum matches) is corrupt;
+    # a model's config.json in the same cache is not judged as safetensors.
+    model = manager(root).cache("model")
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes((64).to_bytes(8, "little") + b"{not json" + b" " * 55)
+    model.put_file("m@main/model.safetensors", broken)
+    config = tmp_path / "config.json"
+    config.write_text('{"hidden_size": 8}')
+    model.put_file("m@main/config.json", config)
+    model.close()
+    result = cli("--cache-dir", str(root), "verify", "-c", "model")
+    assert result.exit_code == 1
+    assert "m@main/model.safetensors" in result.stdout
+    assert "not a valid safetensors file" in result.stdout
+    assert "config.json" not in result.stdout
+    assert "safetensors" in VALIDATORS
 
 
 def test_verify_usage_errors_exit_2(tmp_path: Path) -> None:
