@@ -1,0 +1,344 @@
+"""Admin work on the shared network tier: inspect, ls, verify, evict and clean on Redis.
+
+Everything walks keys with SCAN (never KEYS, which blocks a shared server) in batches of
+1000, and deletes with UNLINK (freed in the background). An unreachable server raises
+NetworkTierError naming the URL: the commands turn it into one line and exit code 1.
+The tier's layout lives in ``engine/netformat.py``; nothing here unpickles.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from llamacache.engine import checksums, framing
+from llamacache.engine import netformat as nf
+from llamacache.engine.network import NetworkTier, _redact
+from llamacache.errors import NetworkTierError, UsageError
+from llamacache.manager import CacheManager
+from llamacache.ops._report import Report
+
+Progress = Callable[[int, int | None], None]
+CLEAN_GRACE = 300.0  # chunks idle less than this may belong to an upload still in flight
+
+
+def tier_for(manager: CacheManager, cache: str) -> NetworkTier:
+    """A listener-less NetworkTier for admin use; UsageError when none is configured."""
+    net = manager.settings.network
+    if net is None:
+        raise UsageError("no network tier: set [cache.network] url (or LLAMACACHE_NETWORK_URL)")
+    manager.settings.cache(cache)  # CacheNotFoundError for unknown names
+    return NetworkTier(net, cache, listen=False)
+
+
+def _guard(tier: NetworkTier, exc: BaseException) -> NetworkTierError:
+    return NetworkTierError(
+        f"cache {tier.cache!r}: network tier {_redact(tier.url)} unreachable: {exc}"
+    )
+
+
+def _records(tier: NetworkTier) -> Iterator[tuple[str, bytes | None]]:
+    """``(entry key, record or None if it vanished)`` for every entry of the cache."""
+    for batch in tier.scan_batches(tier.entry_prefix + "*"):
+        datas = tier.client.mget(batch)
+        for k, d in zip(batch, datas, strict=True):
+            yield k.decode("utf-8", "replace"), d  # type: ignore[misc]
+
+
+# -- inspect ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkInfo(Report):
+    """The server and one cache's share of it."""
+
+    schema = "network.inspect"
+    cache: str
+    url: str
+    reachable: bool
+    error: str | None
+    server_version: str | None
+    used_memory: int | None
+    maxmemory: int | None
+    maxmemory_policy: str | None
+    evicted_keys: int | None
+    keyspace_hits: int | None  # server-wide, since the server started
+    keyspace_misses: int | None
+    entries: int
+    chunks: int
+    mode: str
+    signed: bool
+
+
+def inspect_network(manager: CacheManager, cache: str) -> NetworkInfo:
+    """Server facts from INFO and counts under the cache's prefix (one SCAN; no values read).
+
+    Never raises for an unreachable server: ``reachable`` is False and ``error`` says why.
+    """
+    tier = tier_for(manager, cache)
+    base: dict[str, Any] = {"cache": cache, "url": _redact(tier.url), "mode": tier.settings.mode}
+    base["signed"] = tier.settings.signing_key is not None
+    try:
+        info = tier.client.info()
+        entries = chunks = 0
+        for batch in tier.scan_batches(tier.prefix + "*"):
+            for k in batch:
+                if k.startswith(tier.entry_prefix.encode()):
+                    entries += 1
+                elif b"}:c:" in k:
+                    chunks += 1
+    except (redis.RedisError, OSError) as exc:
+        return NetworkInfo(**base, reachable=False, error=str(exc), server_version=None,
+                           used_memory=None, maxmemory=None, maxmemory_policy=None,
+                           evicted_keys=None, keyspace_hits=None, keyspace_misses=None,
+                           entries=0, chunks=0)  # fmt: skip
+    return NetworkInfo(
+        **base,
+        reachable=True,
+        error=None,
+        server_version=str(info.get("valkey_version") or info.get("redis_version")),
+        used_memory=int(info.get("used_memory", 0)),
+        maxmemory=int(info.get("maxmemory", 0)),
+        maxmemory_policy=str(info.get("maxmemory_policy", "")),
+        evicted_keys=int(info.get("evicted_keys", 0)),
+        keyspace_hits=int(info.get("keyspace_hits", 0)),
+        keyspace_misses=int(info.get("keyspace_misses", 0)),
+        entries=entries,
+        chunks=chunks,
+    )
+
+
+# -- ls -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkEntry:
+    """One shared entry: its key, how it is stored, its size and remaining lifetime."""
+
+    key: str
+    kind: str  # framing kind: bytes, str, numpy, pickle, rawfile ("?" if unreadable)
+    chunked: bool
+    bytes: int  # stored payload length
+    ttl: float | None  # seconds left, None when it never expires
+    memory_usage: int | None  # Redis MEMORY USAGE of the record (and chunks), with --top
+
+
+@dataclass(frozen=True)
+class NetworkListing(Report):
+    schema = "network.ls"
+    cache: str
+    entries: tuple[NetworkEntry, ...]
+
+
+def _display_key(tier: NetworkTier, rkey: str) -> str:
+    text = rkey[len(tier.entry_prefix) :]
+    key = nf.decode_key(text)
+    return text if key is None else str(key)
+
+
+def list_network(
+    manager: CacheManager, cache: str, match: str | None = None, top: int | None = None
+) -> NetworkListing:
+    """Entries under the cache's prefix; ``top`` = the N largest with MEMORY USAGE.
+
+    Costs one SCAN plus one MGET per 1000 entries (records are small; chunks are not read).
+    """
+    tier = tier_for(manager, cache)
+    found: list[tuple[str, NetworkEntry]] = []
+    try:
+        for rkey, data in _records(tier):
+            key = _display_key(tier, rkey)
+            if data is None or (match and not fnmatch.fnmatchcase(key, match)):
+                continue
+            found.append((rkey, _entry(tier, rkey, key, data)))
+        if top is not None:
+            found.sort(key=lambda pair: pair[1].bytes, reverse=True)
+            found = [(rkey, _with_usage(tier, rkey, e)) for rkey, e in found[:top]]
+    except (redis.RedisError, OSError) as exc:
+        raise _guard(tier, exc) from exc
+    out = [e for _, e in found]
+    return NetworkListing(cache, tuple(out))
+
+
+def _entry(tier: NetworkTier, rkey: str, key: str, data: bytes) -> NetworkEntry:
+    pttl = tier.client.pttl(rkey)
+    ttl = None if pttl is None or int(pttl) < 0 else int(pttl) / 1000
+    try:
+        rec = nf.unpack_record(rkey.encode(), data, None)
+        meta = framing.parse_meta(rec.meta)
+    except (nf.BadRecord, ValueError):
+        return NetworkEntry(key, "?", False, len(data), ttl, None)
+    return NetworkEntry(key, meta.kind, rec.rtype == nf.T_MANIFEST, meta.stored_len, ttl, None)
+
+
+def _with_usage(tier: NetworkTier, rkey: str, e: NetworkEntry) -> NetworkEntry:
+    usage = int(tier.client.memory_usage(rkey) or 0)
+    if e.chunked:
+        usage += e.bytes  # chunks are shared content; count their payload once
+    return NetworkEntry(e.key, e.kind, e.chunked, e.bytes, e.ttl, usage)
+
+
+# -- verify -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkProblem:
+    key: str
+    problem: str  # "bad record", "bad signature", "missing chunk 3", "chunk 3 digest", ...
+
+
+@dataclass(frozen=True)
+class NetworkVerifyReport(Report):
+    schema = "network.verify"
+    cache: str
+    checked: int
+    bytes_checked: int
+    problems: tuple[NetworkProblem, ...]
+
+
+def verify_network(
+    manager: CacheManager, cache: str, progress: Progress | None = None
+) -> NetworkVerifyReport:
+    """Every record authenticated (with a signing key), every chunk present and hashing right.
+
+    Reads every chunk once (in batches), so it costs the whole shared payload in transfer.
+    """
+    tier = tier_for(manager, cache)
+    problems: list[NetworkProblem] = []
+    checked = nbytes = 0
+    try:
+        for rkey, data in _records(tier):
+            if data is None:
+                continue
+            key = _display_key(tier, rkey)
+            problem, n = _check(tier, rkey, data)
+            checked += 1
+            nbytes += n
+            if problem:
+                problems.append(NetworkProblem(key, problem))
+            if progress is not None:
+                progress(checked, None)
+    except (redis.RedisError, OSError) as exc:
+        raise _guard(tier, exc) from exc
+    return NetworkVerifyReport(cache, checked, nbytes, tuple(problems))
+
+
+def _check(tier: NetworkTier, rkey: str, data: bytes) -> tuple[str | None, int]:
+    try:
+        rec = nf.unpack_record(rkey.encode(), data, tier._signing_key)
+        meta = framing.parse_meta(rec.meta)
+    except (nf.BadRecord, ValueError) as exc:
+        return str(exc), 0
+    if rec.rtype == nf.T_INLINE:
+        ok = framing.verify_payload(meta, rec.body)
+        return (None if ok else "payload digest mismatch"), len(rec.body)
+    try:
+        man = nf.unpack_manifest(rec.body)
+    except nf.BadRecord as exc:
+        return str(exc), 0
+    per = max(1, tier.batch_bytes // man.chunk_size)
+    hasher = checksums.BY_NAME[meta.checksum].new()
+    seen = 0
+    for start in range(0, man.count, per):
+        names = [
+            nf.chunk_key(tier.settings.key_prefix, tier.cache, meta.digest, man.chunk_size, i)
+            for i in range(start, min(man.count, start + per))
+        ]
+        for i, chunk in enumerate(tier.client.mget(names), start):
+            if chunk is None:
+                return f"missing chunk {i} ({names[i - start]})", seen
+            if man.algo.digest(chunk) != man.digests[i]:  # type: ignore[arg-type]
+                return f"chunk {i} digest mismatch ({names[i - start]})", seen
+            hasher.update(chunk)  # type: ignore[arg-type]
+            seen += len(chunk)
+    if seen != meta.stored_len or hasher.digest() != meta.digest:
+        return "assembled value digest mismatch", seen
+    return None, seen
+
+
+# -- evict and clean ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkRemoval(Report):
+    schema = "network.remove"
+    cache: str
+    dry_run: bool
+    entries: int  # entry records unlinked (or that would be)
+    chunks: int  # orphan chunks unlinked (or that would be)
+    keys: tuple[str, ...]  # entry keys removed (evict), for the record
+
+
+def evict_network(
+    manager: CacheManager, cache: str, match: str, dry_run: bool = False
+) -> NetworkRemoval:
+    """UNLINK the entries whose key matches the glob ``match``; their chunks become orphans."""
+    tier = tier_for(manager, cache)
+    if tier.read_only:
+        raise UsageError(f"cache {cache!r}: the network tier is read-only (mode = read-only)")
+    chosen: list[str] = []
+    try:
+        for rkey, _ in _records(tier):
+            if fnmatch.fnmatchcase(_display_key(tier, rkey), match):
+                chosen.append(rkey)
+        if not dry_run:
+            for i in range(0, len(chosen), 1000):
+                tier.client.unlink(*chosen[i : i + 1000])
+    except (redis.RedisError, OSError) as exc:
+        raise _guard(tier, exc) from exc
+    keys = tuple(_display_key(tier, k) for k in chosen)
+    return NetworkRemoval(cache, dry_run, len(chosen), 0, keys)
+
+
+def clean_network(
+    manager: CacheManager, cache: str, dry_run: bool = False, grace: float = CLEAN_GRACE
+) -> NetworkRemoval:
+    """Sweep orphan chunks: no manifest refers to them and they sat idle for ``grace`` s.
+
+    The grace keeps an upload in flight (chunks written, manifest not yet) safe.
+    """
+    tier = tier_for(manager, cache)
+    if tier.read_only:
+        raise UsageError(f"cache {cache!r}: the network tier is read-only (mode = read-only)")
+    live: set[str] = set()
+    orphans: list[bytes] = []
+    try:
+        for rkey, data in _records(tier):
+            addr = _address(rkey, data)
+            if addr:
+                live.add(addr)
+        for batch in tier.scan_batches(tier.prefix + "{*}:c:*"):
+            for k in batch:
+                addr = nf.chunk_address(k.decode("utf-8", "replace"))
+                if addr and addr not in live and _idle(tier, k) >= grace:
+                    orphans.append(k)
+        if not dry_run:
+            for i in range(0, len(orphans), 1000):
+                tier.client.unlink(*orphans[i : i + 1000])
+    except (redis.RedisError, OSError) as exc:
+        raise _guard(tier, exc) from exc
+    return NetworkRemoval(cache, dry_run, 0, len(orphans), ())
+
+
+def _address(rkey: str, data: bytes | None) -> str | None:
+    if data is None:
+        return None
+    try:
+        rec = nf.unpack_record(rkey.encode(), data, None)
+        if rec.rtype != nf.T_MANIFEST:
+            return None
+        man = nf.unpack_manifest(rec.body)
+        return f"{framing.parse_meta(rec.meta).digest.hex()}.{man.chunk_size}"
+    except (nf.BadRecord, ValueError):
+        return None
+
+
+def _idle(tier: NetworkTier, key: bytes) -> float:
+    try:
+        return float(tier.client.object("idletime", key) or 0)
+    except redis.ResponseError:  # an LFU policy has no idle time: treat as fresh (keep it)
+        return 0.0
