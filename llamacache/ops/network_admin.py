@@ -35,6 +35,17 @@ def tier_for(manager: CacheManager, cache: str) -> NetworkTier:
     return NetworkTier(net, cache, listen=False)
 
 
+def network_caches(manager: CacheManager, cache: str | None) -> list[str]:
+    """The named cache, else every configured cache that uses the network tier."""
+    if manager.settings.network is None:
+        raise UsageError("no network tier: set [cache.network] url (or LLAMACACHE_NETWORK_URL)")
+    if cache is not None:
+        if not manager.settings.cache(cache).network:
+            raise UsageError(f"cache {cache!r} does not use the network tier (network = false)")
+        return [cache]
+    return [n for n in manager.names() if manager.settings.caches[n].network]
+
+
 def _guard(tier: NetworkTier, exc: BaseException) -> NetworkTierError:
     return NetworkTierError(
         f"cache {tier.cache!r}: network tier {_redact(tier.url)} unreachable: {exc}"
@@ -53,10 +64,9 @@ def _records(tier: NetworkTier) -> Iterator[tuple[str, bytes | None]]:
 
 
 @dataclass(frozen=True)
-class NetworkInfo(Report):
+class NetworkInfo:
     """The server and one cache's share of it."""
 
-    schema = "network.inspect"
     cache: str
     url: str
     reachable: bool
@@ -74,11 +84,26 @@ class NetworkInfo(Report):
     signed: bool
 
 
-def inspect_network(manager: CacheManager, cache: str) -> NetworkInfo:
-    """Server facts from INFO and counts under the cache's prefix (one SCAN; no values read).
+@dataclass(frozen=True)
+class NetworkInspectReport(Report):
+    schema = "network.inspect"
+    caches: tuple[NetworkInfo, ...]
+
+    @property
+    def reachable(self) -> bool:
+        return all(c.reachable for c in self.caches)
+
+
+def inspect_network(manager: CacheManager, cache: str | None = None) -> NetworkInspectReport:
+    """Server facts from INFO and counts under each cache's prefix (one SCAN; no values read).
 
     Never raises for an unreachable server: ``reachable`` is False and ``error`` says why.
     """
+    names = network_caches(manager, cache)
+    return NetworkInspectReport(tuple(_inspect_one(manager, n) for n in names))
+
+
+def _inspect_one(manager: CacheManager, cache: str) -> NetworkInfo:
     tier = tier_for(manager, cache)
     base: dict[str, Any] = {"cache": cache, "url": _redact(tier.url), "mode": tier.settings.mode}
     base["signed"] = tier.settings.signing_key is not None
@@ -119,6 +144,7 @@ def inspect_network(manager: CacheManager, cache: str) -> NetworkInfo:
 class NetworkEntry:
     """One shared entry: its key, how it is stored, its size and remaining lifetime."""
 
+    cache: str
     key: str
     kind: str  # framing kind: bytes, str, numpy, pickle, rawfile ("?" if unreadable)
     chunked: bool
@@ -130,7 +156,6 @@ class NetworkEntry:
 @dataclass(frozen=True)
 class NetworkListing(Report):
     schema = "network.ls"
-    cache: str
     entries: tuple[NetworkEntry, ...]
 
 
@@ -141,12 +166,26 @@ def _display_key(tier: NetworkTier, rkey: str) -> str:
 
 
 def list_network(
-    manager: CacheManager, cache: str, match: str | None = None, top: int | None = None
+    manager: CacheManager,
+    cache: str | None = None,
+    match: str | None = None,
+    top: int | None = None,
 ) -> NetworkListing:
-    """Entries under the cache's prefix; ``top`` = the N largest with MEMORY USAGE.
+    """Entries under each cache's prefix; ``top`` = the N largest with MEMORY USAGE.
 
     Costs one SCAN plus one MGET per 1000 entries (records are small; chunks are not read).
     """
+    found: list[NetworkEntry] = []
+    for name in network_caches(manager, cache):
+        found += _list_one(manager, name, match, top)
+    if top is not None:
+        found = sorted(found, key=lambda e: e.bytes, reverse=True)[:top]
+    return NetworkListing(tuple(found))
+
+
+def _list_one(
+    manager: CacheManager, cache: str, match: str | None, top: int | None
+) -> list[NetworkEntry]:
     tier = tier_for(manager, cache)
     found: list[tuple[str, NetworkEntry]] = []
     try:
@@ -160,8 +199,7 @@ def list_network(
             found = [(rkey, _with_usage(tier, rkey, e)) for rkey, e in found[:top]]
     except (redis.RedisError, OSError) as exc:
         raise _guard(tier, exc) from exc
-    out = [e for _, e in found]
-    return NetworkListing(cache, tuple(out))
+    return [e for _, e in found]
 
 
 def _entry(tier: NetworkTier, rkey: str, key: str, data: bytes) -> NetworkEntry:
@@ -171,15 +209,16 @@ def _entry(tier: NetworkTier, rkey: str, key: str, data: bytes) -> NetworkEntry:
         rec = nf.unpack_record(rkey.encode(), data, None)
         meta = framing.parse_meta(rec.meta)
     except (nf.BadRecord, ValueError):
-        return NetworkEntry(key, "?", False, len(data), ttl, None)
-    return NetworkEntry(key, meta.kind, rec.rtype == nf.T_MANIFEST, meta.stored_len, ttl, None)
+        return NetworkEntry(tier.cache, key, "?", False, len(data), ttl, None)
+    chunked = rec.rtype == nf.T_MANIFEST
+    return NetworkEntry(tier.cache, key, meta.kind, chunked, meta.stored_len, ttl, None)
 
 
 def _with_usage(tier: NetworkTier, rkey: str, e: NetworkEntry) -> NetworkEntry:
     usage = int(tier.client.memory_usage(rkey) or 0)
     if e.chunked:
         usage += e.bytes  # chunks are shared content; count their payload once
-    return NetworkEntry(e.key, e.kind, e.chunked, e.bytes, e.ttl, usage)
+    return NetworkEntry(e.cache, e.key, e.kind, e.chunked, e.bytes, e.ttl, usage)
 
 
 # -- verify -------------------------------------------------------------------------------
@@ -187,6 +226,7 @@ def _with_usage(tier: NetworkTier, rkey: str, e: NetworkEntry) -> NetworkEntry:
 
 @dataclass(frozen=True)
 class NetworkProblem:
+    cache: str
     key: str
     problem: str  # "bad record", "bad signature", "missing chunk 3", "chunk 3 digest", ...
 
@@ -194,19 +234,35 @@ class NetworkProblem:
 @dataclass(frozen=True)
 class NetworkVerifyReport(Report):
     schema = "network.verify"
-    cache: str
+    caches: tuple[str, ...]
     checked: int
     bytes_checked: int
     problems: tuple[NetworkProblem, ...]
 
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
 
 def verify_network(
-    manager: CacheManager, cache: str, progress: Progress | None = None
+    manager: CacheManager, cache: str | None = None, progress: Progress | None = None
 ) -> NetworkVerifyReport:
     """Every record authenticated (with a signing key), every chunk present and hashing right.
 
     Reads every chunk once (in batches), so it costs the whole shared payload in transfer.
     """
+    names = network_caches(manager, cache)
+    checked = nbytes = 0
+    problems: list[NetworkProblem] = []
+    for name in names:
+        c, n, p = _verify_one(manager, name, progress)
+        checked, nbytes, problems = checked + c, nbytes + n, problems + p
+    return NetworkVerifyReport(tuple(names), checked, nbytes, tuple(problems))
+
+
+def _verify_one(
+    manager: CacheManager, cache: str, progress: Progress | None
+) -> tuple[int, int, list[NetworkProblem]]:
     tier = tier_for(manager, cache)
     problems: list[NetworkProblem] = []
     checked = nbytes = 0
@@ -219,12 +275,12 @@ def verify_network(
             checked += 1
             nbytes += n
             if problem:
-                problems.append(NetworkProblem(key, problem))
+                problems.append(NetworkProblem(cache, key, problem))
             if progress is not None:
                 progress(checked, None)
     except (redis.RedisError, OSError) as exc:
         raise _guard(tier, exc) from exc
-    return NetworkVerifyReport(cache, checked, nbytes, tuple(problems))
+    return checked, nbytes, problems
 
 
 def _check(tier: NetworkTier, rkey: str, data: bytes) -> tuple[str | None, int]:
@@ -266,7 +322,7 @@ def _check(tier: NetworkTier, rkey: str, data: bytes) -> tuple[str | None, int]:
 @dataclass(frozen=True)
 class NetworkRemoval(Report):
     schema = "network.remove"
-    cache: str
+    caches: tuple[str, ...]
     dry_run: bool
     entries: int  # entry records unlinked (or that would be)
     chunks: int  # orphan chunks unlinked (or that would be)
@@ -274,9 +330,16 @@ class NetworkRemoval(Report):
 
 
 def evict_network(
-    manager: CacheManager, cache: str, match: str, dry_run: bool = False
+    manager: CacheManager, cache: str | None, match: str, dry_run: bool = False
 ) -> NetworkRemoval:
     """UNLINK the entries whose key matches the glob ``match``; their chunks become orphans."""
+    names = network_caches(manager, cache)
+    parts = [_evict_one(manager, n, match, dry_run) for n in names]
+    keys = tuple(k for p in parts for k in p)
+    return NetworkRemoval(tuple(names), dry_run, len(keys), 0, keys)
+
+
+def _evict_one(manager: CacheManager, cache: str, match: str, dry_run: bool) -> list[str]:
     tier = tier_for(manager, cache)
     if tier.read_only:
         raise UsageError(f"cache {cache!r}: the network tier is read-only (mode = read-only)")
@@ -290,17 +353,25 @@ def evict_network(
                 tier.client.unlink(*chosen[i : i + 1000])
     except (redis.RedisError, OSError) as exc:
         raise _guard(tier, exc) from exc
-    keys = tuple(_display_key(tier, k) for k in chosen)
-    return NetworkRemoval(cache, dry_run, len(chosen), 0, keys)
+    return [_display_key(tier, k) for k in chosen]
 
 
 def clean_network(
-    manager: CacheManager, cache: str, dry_run: bool = False, grace: float = CLEAN_GRACE
+    manager: CacheManager,
+    cache: str | None = None,
+    dry_run: bool = False,
+    grace: float = CLEAN_GRACE,
 ) -> NetworkRemoval:
     """Sweep orphan chunks: no manifest refers to them and they sat idle for ``grace`` s.
 
     The grace keeps an upload in flight (chunks written, manifest not yet) safe.
     """
+    names = network_caches(manager, cache)
+    swept = sum(_clean_one(manager, n, dry_run, grace) for n in names)
+    return NetworkRemoval(tuple(names), dry_run, 0, swept, ())
+
+
+def _clean_one(manager: CacheManager, cache: str, dry_run: bool, grace: float) -> int:
     tier = tier_for(manager, cache)
     if tier.read_only:
         raise UsageError(f"cache {cache!r}: the network tier is read-only (mode = read-only)")
@@ -321,7 +392,7 @@ def clean_network(
                 tier.client.unlink(*orphans[i : i + 1000])
     except (redis.RedisError, OSError) as exc:
         raise _guard(tier, exc) from exc
-    return NetworkRemoval(cache, dry_run, 0, len(orphans), ())
+    return len(orphans)
 
 
 def _address(rkey: str, data: bytes | None) -> str | None:

@@ -47,10 +47,10 @@ def test_inspect_ls_verify_evict_clean(redis_server: RedisServer, tmp_path: Path
     c.put("big", big)
     c.put("other", b"o")
 
-    info = na.inspect_network(m, "model")
+    (info,) = na.inspect_network(m, "model").caches
     assert info.reachable and info.server_version
     assert info.entries == 3 and info.chunks == 8
-    assert info.to_json()["schema"] == "llamacache.network.inspect"
+    assert na.inspect_network(m, "model").to_json()["schema"] == "llamacache.network.inspect"
 
     listing = na.list_network(m, "model", top=1)
     assert [(e.key, e.chunked, e.bytes) for e in listing.entries] == [("big", True, MB // 2)]
@@ -75,7 +75,7 @@ def test_inspect_ls_verify_evict_clean(redis_server: RedisServer, tmp_path: Path
     swept = na.clean_network(m, "model", grace=0)
     assert swept.chunks == 7
     assert not list(client.scan_iter(match="adm:model:{*}:c:*"))
-    assert na.inspect_network(m, "model").entries == 2
+    assert na.inspect_network(m, "model").caches[0].entries == 2
     m.close()
 
 
@@ -96,7 +96,7 @@ def test_unreachable_and_unconfigured(private_redis: RedisServer, tmp_path: Path
     private_redis.start()
     m = _manager(private_redis.url, "down:", tmp_path)
     private_redis.kill()
-    info = na.inspect_network(m, "model")
+    (info,) = na.inspect_network(m, "model").caches
     assert not info.reachable and info.error
     with pytest.raises(NetworkTierError, match="unreachable"):
         na.list_network(m, "model")
