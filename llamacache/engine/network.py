@@ -25,6 +25,8 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import redis
+from redis._parsers.encoders import Encoder
+from redis.connection import PythonRespSerializer
 
 from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
@@ -47,8 +49,16 @@ def connection_pool(url: str) -> redis.ConnectionPool:
     with _POOLS_LOCK:
         pool = _POOLS.get(k)
         if pool is None:
+            # redis-py's hiredis packer copies every memoryview twice (bytes(), then into
+            # one buffer); the pure-Python packer sends large chunks as they are.
+            encode = Encoder("utf-8", "strict", False).encode  # type: ignore[no-untyped-call]
+            packer = PythonRespSerializer(6000, encode)
             pool = redis.ConnectionPool.from_url(
-                url, socket_timeout=5.0, socket_connect_timeout=1.0, protocol=2
+                url,
+                socket_timeout=5.0,
+                socket_connect_timeout=1.0,
+                protocol=2,
+                command_packer=packer,
             )
             _POOLS[k] = pool
     return pool
