@@ -100,6 +100,7 @@ class InvalidationListener(threading.Thread):
             raise ValueError("CLIENT TRACKING was refused")
         conn.send_command("SUBSCRIBE", CHANNEL)
         conn.read_response()
+        self.tier.forget_echoes()
         self.ready.set()
 
     def _loop(self) -> None:

@@ -121,6 +121,11 @@ class NetworkTier:
         self.listener = InvalidationListener(self, on_invalidate, on_reset)
         self.listener.start()
 
+    def forget_echoes(self) -> None:
+        """Drop pending echo counts (the listener reconnected: old echoes never come)."""
+        with self._lock:
+            self._own.clear()
+
     def is_own_echo(self, rkey: str) -> bool:
         """True (once) when an invalidation of ``rkey`` is the echo of our own write."""
         with self._lock:
@@ -134,6 +139,9 @@ class NetworkTier:
             return True
 
     def _expect_echo(self, rkey: str, delta: int) -> None:
+        listener = self.listener
+        if listener is None or not listener.ready.is_set():
+            return  # nobody is listening: no echo will come to be skipped
         with self._lock:
             n = self._own.get(rkey, 0) + delta
             if n > 0:

@@ -156,3 +156,23 @@ def test_maxmemory_eviction_of_chunks_is_survived(
     assert network_of(reader).chunk_misses + network_of(reader).misses > 0
     writer.close()
     reader.close()
+
+
+def test_own_writes_keep_the_memory_copy_foreign_ones_drop_it(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    net = net_settings(redis_server.url)
+    here = tiered(tmp_path / "here", net)
+    other = tiered(tmp_path / "other", net)
+    assert network_of(here).listener.ready.wait(5)
+    here.put("mine", b"1")
+    here.put("theirs", b"1")
+    other.put("theirs", b"2")  # invalidations arrive in order: ours first, then this one
+    deadline = time.monotonic() + 10
+    while "theirs" in here.memory and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert "theirs" not in here.memory
+    assert "mine" in here.memory  # the echo of our own write was recognised and skipped
+    assert here.get("theirs") == b"2"  # and the stale disk copy was not served
+    here.close()
+    other.close()
