@@ -75,6 +75,37 @@ def _actions(c: CacheVerify) -> list[Action]:
     return out
 
 
+def _salvage(old: sqlite3.Connection, batch_size: int = 200) -> list[tuple[object, ...]]:
+    """Every row still readable: in rowid batches, and row by row through a batch that
+    fails, so a damaged page loses only the rows stored on it."""
+    select = f"SELECT rowid, {_COPY_COLS} FROM Cache"
+    try:
+        (top,) = old.execute("SELECT max(rowid) FROM Cache").fetchone()
+    except sqlite3.DatabaseError:
+        top = None
+    top = int(top) if top is not None else 1_000_000
+    rows: list[tuple[object, ...]] = []
+    last = 0
+    while last < top:
+        try:
+            batch = old.execute(
+                f"{select} WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, batch_size)
+            ).fetchall()
+        except sqlite3.DatabaseError:
+            for rowid in range(last + 1, last + batch_size + 1):
+                try:
+                    rows += [r[1:] for r in old.execute(f"{select} WHERE rowid = ?", (rowid,))]
+                except sqlite3.DatabaseError:
+                    continue
+            last += batch_size
+            continue
+        if not batch:
+            break
+        rows += [r[1:] for r in batch]
+        last = int(batch[-1][0])
+    return rows
+
+
 def _rebuild_index(path: Path, reason: str) -> int:
     """Move the damaged index into quarantine; make a new one from its readable rows."""
     folder = quarantine.store(path, "<index>", reason)
@@ -86,23 +117,7 @@ def _rebuild_index(path: Path, reason: str) -> int:
     try:
         old = sqlite3.connect(f"file:{folder / _index.DB_NAME}?immutable=1", uri=True)
         try:
-            last = 0
-            while True:  # in rowid batches: a bad page loses its rows, not the rest
-                try:
-                    batch = old.execute(
-                        f"SELECT rowid, {_COPY_COLS} FROM Cache WHERE rowid > ? "
-                        "ORDER BY rowid LIMIT 500",
-                        (last,),
-                    ).fetchall()
-                except sqlite3.DatabaseError:
-                    last += 500
-                    if last > 10_000_000:
-                        break
-                    continue
-                if not batch:
-                    break
-                rows += [r[1:] for r in batch]
-                last = int(batch[-1][0])
+            rows = _salvage(old)
         finally:
             old.close()
     except sqlite3.DatabaseError:
