@@ -18,18 +18,15 @@ breaker), so local tiers keep serving at local speed.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import redis
-from redis._parsers.encoders import Encoder
-from redis.connection import PythonRespSerializer
 
 from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
+from llamacache.engine.netclient import DOWN, EchoCounter, as_bytes, connection_pool, redact
 from llamacache.engine.protocol import ChunkMissing, TierStats
 from llamacache.errors import CorruptEntryError, NetworkTierError
 from llamacache.settings import NetworkSettings
@@ -38,30 +35,6 @@ log = logging.getLogger("llamacache.network")
 
 BATCH_BYTES = 16 * 1024 * 1024  # bytes per pipelined batch of chunks (bounds memory)
 RETRY_INTERVAL = 5.0  # seconds the breaker stays open after a failure
-_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
-_POOLS: dict[tuple[str, int], redis.ConnectionPool] = {}
-_POOLS_LOCK = threading.Lock()
-
-
-def connection_pool(url: str) -> redis.ConnectionPool:
-    """One pool per URL per process (a forked child gets its own)."""
-    k = (url, os.getpid())
-    with _POOLS_LOCK:
-        pool = _POOLS.get(k)
-        if pool is None:
-            # redis-py's hiredis packer copies every memoryview twice (bytes(), then into
-            # one buffer); the pure-Python packer sends large chunks as they are.
-            encode = Encoder("utf-8", "strict", False).encode  # type: ignore[no-untyped-call]
-            packer = PythonRespSerializer(6000, encode)
-            pool = redis.ConnectionPool.from_url(
-                url,
-                socket_timeout=5.0,
-                socket_connect_timeout=1.0,
-                protocol=2,
-                command_packer=packer,
-            )
-            _POOLS[k] = pool
-    return pool
 
 
 class NetworkTier:
@@ -97,8 +70,7 @@ class NetworkTier:
         self.client = redis.Redis(connection_pool=connection_pool(self.url))
         self._down_until = 0.0
         self._warned_at = -1e9
-        self._lock = threading.Lock()
-        self._own: dict[str, int] = {}  # entry keys we are writing: their echo is not news
+        self._echoes = EchoCounter()  # entry keys we are writing: their echo is not news
         self.hits = self.misses = self.puts = self.errors = self.corrupt = 0
         self.chunk_misses = self.skipped = 0
         self._listen = listen
@@ -123,31 +95,16 @@ class NetworkTier:
 
     def forget_echoes(self) -> None:
         """Drop pending echo counts (the listener reconnected: old echoes never come)."""
-        with self._lock:
-            self._own.clear()
+        self._echoes.forget()
 
     def is_own_echo(self, rkey: str) -> bool:
         """True (once) when an invalidation of ``rkey`` is the echo of our own write."""
-        with self._lock:
-            n = self._own.get(rkey, 0)
-            if n <= 0:
-                return False
-            if n == 1:
-                del self._own[rkey]
-            else:
-                self._own[rkey] = n - 1
-            return True
+        return self._echoes.seen(rkey)
 
     def _expect_echo(self, rkey: str, delta: int) -> None:
         listener = self.listener
-        if listener is None or not listener.ready.is_set():
-            return  # nobody is listening: no echo will come to be skipped
-        with self._lock:
-            n = self._own.get(rkey, 0) + delta
-            if n > 0:
-                self._own[rkey] = n
-            else:
-                self._own.pop(rkey, None)
+        if listener is not None and listener.ready.is_set():
+            self._echoes.expect(rkey, delta)  # else nobody listens: no echo will come
 
     # -- the breaker ------------------------------------------------------------------------
 
@@ -165,22 +122,22 @@ class NetworkTier:
                 "cache %r: network tier %s unreachable (%s); local tiers keep serving, "
                 "retrying in %g s",
                 self.cache,
-                _redact(self.url),
+                redact(self.url),
                 exc,
                 self.retry_interval,
             )
 
     def _write_failed(self, exc: BaseException) -> None:
-        if isinstance(exc, _DOWN):
+        if isinstance(exc, DOWN):
             self._trip(exc)
         else:
             self.errors += 1
         policy = self.settings.write_error_policy
         if policy == "all":
             raise NetworkTierError(
-                f"cache {self.cache!r}: write to the network tier {_redact(self.url)} failed: {exc}"
+                f"cache {self.cache!r}: write to the network tier {redact(self.url)} failed: {exc}"
             ) from exc
-        if policy == "local" and not isinstance(exc, _DOWN):
+        if policy == "local" and not isinstance(exc, DOWN):
             log.warning("cache %r: network write failed: %s", self.cache, exc)
 
     def _skip_write(self) -> bool:
@@ -191,7 +148,7 @@ class NetworkTier:
             return False
         if self.settings.write_error_policy == "all":
             raise NetworkTierError(
-                f"cache {self.cache!r}: write to the network tier {_redact(self.url)} failed: "
+                f"cache {self.cache!r}: write to the network tier {redact(self.url)} failed: "
                 "server unreachable"
             )
         return True
@@ -209,7 +166,7 @@ class NetworkTier:
         rkey = self.rkey(key)
         try:
             data = self.client.get(rkey)
-        except _DOWN as exc:
+        except DOWN as exc:
             self._trip(exc)
             self.misses += 1
             return None
@@ -217,7 +174,7 @@ class NetworkTier:
             self.misses += 1
             return None
         try:
-            return rkey, nf.unpack_record(rkey.encode(), _b(data), self._signing_key)
+            return rkey, nf.unpack_record(rkey.encode(), as_bytes(data), self._signing_key)
         except nf.BadRecord as exc:
             self.corrupt += 1
             raise CorruptEntryError(self.cache, key, f"network entry rejected: {exc}") from None
@@ -271,7 +228,7 @@ class NetworkTier:
                 pipe.get(name)
             try:
                 datas = pipe.execute()
-            except _DOWN as exc:
+            except DOWN as exc:
                 self._trip(exc)
                 self.misses += 1
                 raise ChunkMissing(f"server unreachable: {exc}") from None
@@ -361,7 +318,7 @@ class NetworkTier:
             self._expect_echo(rkey, 1)
             if not self.client.set(rkey, record, px=px, nx=True):
                 old = self.client.get(rkey)
-                if old is not None and self._same_content(rkey, _b(old), meta):
+                if old is not None and self._same_content(rkey, as_bytes(old), meta):
                     self._expect_echo(rkey, -1)
                 else:
                     self.client.set(rkey, record, px=px)
@@ -433,7 +390,7 @@ class NetworkTier:
         while True:
             cursor, keys = self.client.scan(cursor, match=match, count=count)
             if keys:
-                yield [_b(k) for k in keys]
+                yield [as_bytes(k) for k in keys]
             if cursor == 0:
                 return
 
@@ -448,17 +405,3 @@ class NetworkTier:
         if self.listener is not None:
             self.listener.stop()
             self.listener = None
-
-
-def _b(data: bytes | str) -> bytes:
-    """Replies are bytes (no decode_responses); this narrows redis-py's loose typing."""
-    return data.encode() if isinstance(data, str) else data
-
-
-def _redact(url: str) -> str:
-    """The URL without a password (it ends up in logs and error messages)."""
-    head, sep, tail = url.rpartition("@")
-    if not sep:
-        return url
-    scheme, _, _ = head.partition("://")
-    return f"{scheme}://***@{tail}"

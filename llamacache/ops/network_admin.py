@@ -17,7 +17,8 @@ import redis
 
 from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
-from llamacache.engine.network import NetworkTier, _redact
+from llamacache.engine.netclient import redact
+from llamacache.engine.network import NetworkTier
 from llamacache.errors import NetworkTierError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
@@ -48,7 +49,7 @@ def network_caches(manager: CacheManager, cache: str | None) -> list[str]:
 
 def _guard(tier: NetworkTier, exc: BaseException) -> NetworkTierError:
     return NetworkTierError(
-        f"cache {tier.cache!r}: network tier {_redact(tier.url)} unreachable: {exc}"
+        f"cache {tier.cache!r}: network tier {redact(tier.url)} unreachable: {exc}"
     )
 
 
@@ -105,7 +106,7 @@ def inspect_network(manager: CacheManager, cache: str | None = None) -> NetworkI
 
 def _inspect_one(manager: CacheManager, cache: str) -> NetworkInfo:
     tier = tier_for(manager, cache)
-    base: dict[str, Any] = {"cache": cache, "url": _redact(tier.url), "mode": tier.settings.mode}
+    base: dict[str, Any] = {"cache": cache, "url": redact(tier.url), "mode": tier.settings.mode}
     base["signed"] = tier.settings.signing_key is not None
     try:
         info = tier.client.info()
