@@ -102,7 +102,10 @@ class TieredCache:
         stale = self._stale.pop(key, 0) is None if self._stale else False
         found = None if stale else self.disk.get(key)
         if found is None:
-            found = self._get_lower(key)
+            try:
+                found = self._get_lower(key)
+            except CorruptEntryError as exc:  # e.g. a shared entry that fails its signature
+                return self._corrupt(exc, key, default)
             if found is None and stale:  # shared tier unreachable or entry gone: local copy
                 found = self.disk.get(key)
             if found is None:

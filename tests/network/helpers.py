@@ -19,10 +19,21 @@ def net_settings(url: str, prefix: str | None = None, **kw: Any) -> NetworkSetti
     return NetworkSettings(url=url, key_prefix=prefix, **kw)
 
 
-def tiered(path: Path, net: NetworkSettings, name: str = "default", **tier_kw: Any) -> TieredCache:
+def tiered(
+    path: Path,
+    net: NetworkSettings,
+    name: str = "default",
+    on_corrupt: str = "raise",
+    **tier_kw: Any,
+) -> TieredCache:
     """A cache with its own directory (a "machine") over the shared server."""
     settings = CacheSettings(
-        name=name, path=path, disk_size=2_000 * MB, memory_size=200 * MB, durability="none"
+        name=name,
+        path=path,
+        disk_size=2_000 * MB,
+        memory_size=200 * MB,
+        durability="none",
+        on_corrupt=on_corrupt,
     )
     tier_kw.setdefault("retry_interval", 0.5)
     return TieredCache(settings, lower=[NetworkTier(net, name, **tier_kw)])

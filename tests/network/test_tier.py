@@ -142,7 +142,14 @@ def test_signing_rejects_unsigned_and_badly_signed(
     client.copy(f"{prefix}default:e:s:ok", f"{prefix}default:e:s:moved")
     with pytest.raises(CorruptEntryError):
         reader.get("moved")
-    for c in (plain, other, good, reader):
+    # With on_corrupt = "miss" the rejected entry is a miss, and is removed from the server.
+    lenient = tiered(
+        tmp_path / "l", net_settings(redis_server.url, prefix, signing_key="s3cret"),
+        on_corrupt="miss",
+    )  # fmt: skip
+    assert lenient.get("badsig", "miss") == "miss"
+    assert not client.exists(f"{prefix}default:e:s:badsig")
+    for c in (plain, other, good, reader, lenient):
         c.close()
 
 
