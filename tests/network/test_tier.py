@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from llamacache.engine import netformat as nf
+from llamacache.engine.protocol import CacheTier
 from llamacache.errors import CorruptEntryError, NetworkTierError
 from tests.network.helpers import MB, net_settings, network_of, tiered
 from tests.redis_server import RedisServer
@@ -22,6 +23,7 @@ def test_small_values_round_trip_and_backfill(redis_server: RedisServer, tmp_pat
     net = net_settings(redis_server.url)
     a = tiered(tmp_path / "a", net)
     b = tiered(tmp_path / "b", net)
+    assert isinstance(network_of(a), CacheTier)  # usable wherever a tier is (bench, warm)
     a.put("k", b"value")
     a.put(("run", 3), "text")
     assert b.get("k") == b"value"
@@ -29,6 +31,7 @@ def test_small_values_round_trip_and_backfill(redis_server: RedisServer, tmp_pat
     assert network_of(b).hits == 2
     assert b.disk.get("k") is not None  # backfilled
     assert b.get("absent", "d") == "d"
+    assert b.stats()["network"].hits == 2
     assert b.remove("k")
     assert a.get("k") == b"value"  # a's local tiers keep their copy
     assert network_of(a).get("k") is None
