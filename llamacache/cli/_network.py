@@ -36,6 +36,8 @@ def wants_network(tier: str) -> bool:
 
 
 def _inspect_human(r: Renderer, rep: na.NetworkInspectReport) -> None:
+    from llamacache.ops import network_admin as na
+
     rows = [
         (
             c.cache,
@@ -55,6 +57,8 @@ def _inspect_human(r: Renderer, rep: na.NetworkInspectReport) -> None:
     cols: tuple[str, ...] = ("cache", "url", "server", "up", "entries", "chunks", "used")
     cols += ("maxmemory", "policy", "server hits/misses", "mode")
     r.table("network tier", cols, rows, right=("entries", "chunks", "used"))
+    if rep.top:
+        _ls_human(r, na.NetworkListing(rep.top))
 
 
 def inspect(s: State, cache: str | None, json_out: bool, quiet: bool, top: int) -> None:
@@ -62,10 +66,8 @@ def inspect(s: State, cache: str | None, json_out: bool, quiet: bool, top: int) 
 
     r = s.renderer(json_out=json_out, quiet=quiet)
     manager = s.manager()
-    report = na.inspect_network(manager, cache)
+    report = na.inspect_network(manager, cache, top=top)
     r.emit(report, _inspect_human)
-    if report.reachable and top:
-        ls(s, cache, json_out=False, quiet=quiet or json_out, top=top, match=None)
     for c in report.caches:
         if not c.reachable:
             typer.echo(f"llamacache: network tier {c.url} unreachable: {c.error}", err=True)

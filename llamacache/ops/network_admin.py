@@ -61,6 +61,19 @@ def _records(tier: NetworkTier) -> Iterator[tuple[str, bytes | None]]:
             yield k.decode("utf-8", "replace"), d  # type: ignore[misc]
 
 
+@dataclass(frozen=True)
+class NetworkEntry:
+    """One shared entry: its key, how it is stored, its size and remaining lifetime."""
+
+    cache: str
+    key: str
+    kind: str  # framing kind: bytes, str, numpy, pickle, rawfile ("?" if unreadable)
+    chunked: bool
+    bytes: int  # stored payload length
+    ttl: float | None  # seconds left, None when it never expires
+    memory_usage: int | None  # Redis MEMORY USAGE of the record (and chunks), with --top
+
+
 # -- inspect ------------------------------------------------------------------------------
 
 
@@ -89,19 +102,27 @@ class NetworkInfo:
 class NetworkInspectReport(Report):
     schema = "network.inspect"
     caches: tuple[NetworkInfo, ...]
+    top: tuple[NetworkEntry, ...] = ()  # the largest entries, with MEMORY USAGE (--top N)
 
     @property
     def reachable(self) -> bool:
         return all(c.reachable for c in self.caches)
 
 
-def inspect_network(manager: CacheManager, cache: str | None = None) -> NetworkInspectReport:
+def inspect_network(
+    manager: CacheManager, cache: str | None = None, top: int = 0
+) -> NetworkInspectReport:
     """Server facts from INFO and counts under each cache's prefix (one SCAN; no values read).
 
     Never raises for an unreachable server: ``reachable`` is False and ``error`` says why.
+    ``top`` adds the N largest entries (one more SCAN + MGET, and MEMORY USAGE for N keys).
     """
     names = network_caches(manager, cache)
-    return NetworkInspectReport(tuple(_inspect_one(manager, n) for n in names))
+    infos = tuple(_inspect_one(manager, n) for n in names)
+    largest: tuple[NetworkEntry, ...] = ()
+    if top and all(i.reachable for i in infos):
+        largest = list_network(manager, cache, top=top).entries
+    return NetworkInspectReport(infos, largest)
 
 
 def _inspect_one(manager: CacheManager, cache: str) -> NetworkInfo:
@@ -139,19 +160,6 @@ def _inspect_one(manager: CacheManager, cache: str) -> NetworkInfo:
 
 
 # -- ls -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class NetworkEntry:
-    """One shared entry: its key, how it is stored, its size and remaining lifetime."""
-
-    cache: str
-    key: str
-    kind: str  # framing kind: bytes, str, numpy, pickle, rawfile ("?" if unreadable)
-    chunked: bool
-    bytes: int  # stored payload length
-    ttl: float | None  # seconds left, None when it never expires
-    memory_usage: int | None  # Redis MEMORY USAGE of the record (and chunks), with --top
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,11 @@ def test_inspect_ls_verify_evict_clean(shared: str, redis_server: RedisServer) -
     assert body["schema"] == "llamacache.network.inspect"
     (info,) = body["caches"]
     assert info["reachable"] and info["entries"] == 2 and info["chunks"] >= 2
+    top = cli_json("inspect", "-c", "model", "--tier", "network", "--top", "1")  # one document
+    assert [e["key"] for e in top["top"]] == ["a"] and top["top"][0]["memory_usage"] > 100_000
+    human = cli("inspect", "-c", "model", "--tier", "network", "--top", "1")
+    assert "network tier" in human.stdout and "noeviction" in human.stdout
+    assert "memory usage" in human.stdout
     listing = cli_json("ls", "-c", "model", "--tier", "network")
     assert sorted(e["key"] for e in listing["entries"]) == ["a", "b"]
     keys = cli("ls", "-c", "model", "--tier", "network", "-q")
