@@ -120,29 +120,39 @@ class TieredCache:
         return value
 
     def _get_lower(self, key: Hashable, read: bool = True) -> tuple[bytes, bytes] | None:
-        """Fetch from lower tiers, backfilling disk; ``read=False`` skips reading it back."""
+        """Fetch from lower tiers, backfilling disk (and tiers above the one that hit).
+
+        A streaming tier writes a large value to a disk file chunk by chunk; ``read=False``
+        (for ``get_path``/``open``) then skips reading it back into memory.
+        """
         for i, tier in enumerate(self.lower):
             stream = getattr(tier, "open_stream", None)
-            if stream is not None:  # large values go to a disk file chunk by chunk
+            if stream is None:
+                found = tier.get(key)
+                if found is None:
+                    continue
+                self.disk.put(key, *found)
+            else:
                 got = stream(key)
                 if got is None:
                     continue
                 meta, total, parts = got
                 try:
-                    self.disk.put_stream(key, meta, total, parts)
+                    if total < self.settings.file_threshold:  # small: keep it, skip a re-read
+                        found = (meta, b"".join(parts))
+                        self.disk.put(key, *found)
+                    else:
+                        self.disk.put_stream(key, meta, total, parts)
+                        if not read:
+                            return meta, b""
+                        found = self.disk.get(key)
                 except ChunkMissing:  # counted by the tier; try the next one
                     continue
-                if not read:
-                    return meta, b""
-                found = self.disk.get(key)
-            else:
-                found = tier.get(key)
-            if found is not None:
-                meta, payload = found
-                self.disk.put(key, meta, payload)  # backfill: disk, and lower tiers above it
-                for upper in self.lower[:i]:
-                    upper.put(key, meta, payload)
-                return found
+                if found is None:
+                    continue
+            for upper in self.lower[:i]:
+                upper.put(key, *found)
+            return found
         return None
 
     def _corrupt(self, exc: CorruptEntryError, key: Hashable, default: Any) -> Any:
