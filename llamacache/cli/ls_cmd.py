@@ -85,6 +85,8 @@ def ls(
         return _network.ls(s, cache, json_out=json_out, keys_only=keys_only, match=match)
     report = ls_ops.ls(s.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))
     r = s.renderer(json_out=json_out)
+    for w in report.warnings:
+        r.warn(w)
     if keys_only and not r.json_mode:
         for e in report.entries:
             typer.echo(e.key)

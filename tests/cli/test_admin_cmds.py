@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from llamacache import metrics_store
-from tests.cli.admin_helpers import fill, manager, snapshot, value_path
-from tests.cli.helpers import cli, run
+from tests.cli.admin_helpers import fill, manager, snapshot
+from tests.cli.helpers import cli, llamacache_exe, run
 
 
 def _set_times(d: Path, key: str, *, stored: float, accessed: float | None = None) -> None:
@@ -89,6 +89,12 @@ def test_ls_sort_filter_limit_and_keys_only(tmp_path: Path) -> None:
     assert old.stdout.splitlines() == ["tok-a"]
     big = cli("--cache-dir", str(root), "ls", "-q", "--filter", "size>100B", "--limit", "1")
     assert big.stdout.splitlines() == ["other"]  # newest stored first by default
+    piped = run("--cache-dir", str(root), "ls", "-q", "--sort", "key")
+    assert piped.returncode == 0 and piped.stdout.decode().splitlines() == [
+        "other",
+        "tok-a",
+        "tok-b",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -273,21 +279,43 @@ def _hold_lock(cache_dir: Path, seconds: float) -> subprocess.Popen[bytes]:
 def test_two_concurrent_cleans_one_winner_one_busy(tmp_path: Path) -> None:
     root = tmp_path / "root"
     d = fill(root, {"a": b"1"})
-    holder = _hold_lock(d, 2.0)  # the first clean run, still working
+    holder = _hold_lock(d, 120)  # the first clean run, still working until we end it
     try:
         loser = run("--cache-dir", str(root), "clean")
-        winner = run("--cache-dir", str(root), "clean", "--wait", "60s")
-    finally:
-        holder.wait(timeout=60)
-    assert loser.returncode == 3, loser.stderr
-    assert b"locked by another clean/evict/repair" in loser.stderr
-    assert b"Traceback" not in loser.stderr
-    assert winner.returncode == 0, winner.stderr
-    holder2 = _hold_lock(d, 1.0)
-    try:
+        waiter = subprocess.Popen(
+            [*llamacache_exe(), "--cache-dir", str(root), "clean", "--wait", "60s"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         evicted = run("--cache-dir", str(root), "evict", "--match", "*", "-y")
         repaired = run("--cache-dir", str(root), "repair")
     finally:
-        holder2.wait(timeout=60)
+        holder.terminate()  # the kernel drops a dead holder's flock
+        holder.wait(timeout=60)
+    out, err = waiter.communicate(timeout=120)
+    assert loser.returncode == 3, loser.stderr
+    assert b"locked by another clean/evict/repair" in loser.stderr
+    assert b"Traceback" not in loser.stderr
+    assert waiter.returncode == 0, err
     assert evicted.returncode == 3 and repaired.returncode == 3
-    assert value_path is not None
+    assert _keys(root) == {"a"}
+
+
+def test_memory_tier_plan_covers_this_process_only(tmp_path: Path) -> None:
+    from llamacache.ops.evict import Selectors, apply_evict, plan_evict
+
+    root = tmp_path / "root"
+    m = manager(root)
+    c = m.cache("default")
+    c.put("tok-1", b"1")
+    c.put("other", b"2")
+    plan = plan_evict(m, "default", Selectors(match="tok*"), tier="memory")
+    assert [(e.tier, e.key) for e in plan.entries] == [("memory", "tok-1")]
+    report = apply_evict(m, plan)
+    assert report.removed == 1 and "tok-1" not in c.memory and "tok-1" in c  # disk keeps it
+    both = apply_evict(m, plan_evict(m, "default", Selectors(match="tok*"), tier="all"))
+    assert both.removed == 1 and "tok-1" not in c
+    m.close()
+    fresh = manager(root)  # a new process holds no memory front: nothing planned, and a note
+    empty = plan_evict(fresh, "default", Selectors(match="*"), tier="memory")
+    assert empty.entries == () and "memory front" in empty.notes[0]
