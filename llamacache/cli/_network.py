@@ -169,7 +169,8 @@ def evict(
         if n and not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise UsageError("evict needs confirmation and no terminal is attached; pass --yes")
         if n and not typer.confirm(f"remove {n} shared entries?", default=False, err=True):
-            raise typer.Exit(1)
+            r.info("cancelled; nothing removed")
+            return
     done = [na.evict_network(manager, cache, g, dry_run=dry_run) for g in globs]
     keys_out = tuple(k for d in done for k in d.keys)
     report = na.NetworkRemoval(done[0].caches, dry_run, len(keys_out), 0, keys_out)
