@@ -22,8 +22,8 @@ import pytest
 def find_server() -> str | None:
     """Path of a redis-server binary, or None."""
     env = os.environ.get("LLAMACACHE_REDIS_SERVER")
-    if env:
-        return env
+    if env:  # named explicitly: that one or none
+        return env if os.access(env, os.X_OK) else None
     for name in ("redis-server", "valkey-server"):
         found = shutil.which(name)
         if found:
