@@ -11,6 +11,7 @@ buffer, so the cost per byte is the hash's and the disk's, not Python's.
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import os
 import random
@@ -81,6 +82,7 @@ class CacheVerify:
     complete: bool
     problems: tuple[Problem, ...]
     warnings: tuple[str, ...] = ()
+    immutable: bool = False  # the index was read as an immutable snapshot
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,26 @@ def _check_row(
 def _one(
     s: CacheSettings, quick: bool, fraction: float, st: _State, rng: random.Random
 ) -> CacheVerify:
+    """Verify one cache. An index read as immutable (no writer when opened) that turns
+    out unreadable while a writer has since appeared (a ``-wal`` exists now) is read
+    again through SQLite's locks before being called damaged: a writer's checkpoint
+    can move pages under an immutable reader."""
+    done = _verify_one(s, quick, fraction, st, rng, prefer_ro=False)
+    wal = s.path / (_index.DB_NAME + "-wal")
+    if not done.index_ok and done.immutable and wal.exists() and not st.stopped:
+        done = _verify_one(s, quick, fraction, st, rng, prefer_ro=True)
+    return done
+
+
+def _verify_one(
+    s: CacheSettings,
+    quick: bool,
+    fraction: float,
+    st: _State,
+    rng: random.Random,
+    *,
+    prefer_ro: bool,
+) -> CacheVerify:
     warnings = tuple(w for w in (network_warning(s),) if w)
     if not (s.path / _index.DB_NAME).exists():
         return CacheVerify(
@@ -287,7 +309,7 @@ def _one(
     index_ok = True
     entries = 0
     try:
-        con, _immutable = _index.connect(s.path, cache=s.name)
+        con, immutable = _index.connect(s.path, cache=s.name, prefer_ro=prefer_ro)
     except CorruptEntryError as exc:
         problems.append(Problem("index", None, _index.DB_NAME, exc.reason))
         return _result(s, False, 0, counts, problems, True, warnings)
@@ -329,7 +351,8 @@ def _one(
             )
     finally:
         con.close()
-    return _result(s, index_ok, entries, counts, problems, not st.stopped, warnings)
+    done = _result(s, index_ok, entries, counts, problems, not st.stopped, warnings)
+    return dataclasses.replace(done, immutable=immutable)
 
 
 def _result(
