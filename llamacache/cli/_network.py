@@ -7,6 +7,7 @@ asked for the shared tier, so the commands themselves change by two lines each.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -28,10 +29,14 @@ TierOpt = Annotated[
 ]
 
 
-def wants_network(tier: str) -> bool:
-    """True for ``--tier network``; UsageError for anything but local/network."""
+def wants_network(tier: str, unsupported: Mapping[str, bool] | None = None) -> bool:
+    """True for ``--tier network``; UsageError for anything but local/network, or for an
+    option given (``unsupported[name]`` true) that the network tier does not take."""
     if tier not in ("local", "network"):
         raise UsageError(f"--tier: {tier!r} is not a tier here; expected local or network")
+    given = [name for name, on in (unsupported or {}).items() if on]
+    if tier == "network" and given:
+        raise UsageError(f"{', '.join(given)}: not available with --tier network")
     return tier == "network"
 
 

@@ -58,7 +58,7 @@ def clean(
 ) -> None:
     """Apply each cache's policy: expire, age out, evict to threshold, sweep strays (cron)."""
     s = state(ctx)
-    if wants_network(tier):
+    if wants_network(tier, {"--wait": bool(wait)}):
         return _network.clean(s, cache, dry_run, json_out, quiet)
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
     r = s.renderer(json_out=json_out, quiet=quiet)

@@ -114,7 +114,7 @@ def inspect(
 ) -> None:
     """Entries, size vs limit, ages, counters and free space per cache and tier (index only)."""
     s = state(ctx)
-    if wants_network(tier):
+    if wants_network(tier, {"--reset-stats": reset_stats}):
         return _network.inspect(s, cache, json_out, quiet, top)
     report = inspect_ops.inspect(s.manager(), cache, top=top, reset_stats=reset_stats)
     r = s.renderer(json_out=json_out, quiet=quiet)

@@ -80,7 +80,9 @@ def ls(
 ) -> None:
     """List entries (index only): key, size, times, hits, expiry, codec, checksum."""
     s = state(ctx)
-    if wants_network(tier):
+    other_filters = [f for f in filters or () if not f.startswith("key~")]
+    others = {"--sort": sort != "stored", "--limit": limit is not None}
+    if wants_network(tier, {**others, "--filter (other than key~GLOB)": bool(other_filters)}):
         match = next((f[4:] for f in filters or () if f.startswith("key~")), None)
         return _network.ls(s, cache, json_out=json_out, keys_only=keys_only, match=match)
     report = ls_ops.ls(s.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))

@@ -88,7 +88,8 @@ def verify(
 ) -> None:
     """Check SQLite integrity, files, checksums and strays; never writes. Exit 1 on a problem."""
     s = state(ctx)
-    if wants_network(tier):
+    others = {"--quick": quick, "--sample": sample != 100.0, "--max-time": max_time is not None}
+    if wants_network(tier, others):
         return _network.verify(s, cache, json_out, quiet)
     r = s.renderer(json_out=json_out, quiet=quiet)
     with r.progress("verifying", unit_bytes=not quick) as progress:

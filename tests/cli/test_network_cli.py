@@ -75,6 +75,9 @@ def test_bad_input_and_unreachable(
 ) -> None:
     bad = cli("ls", "--tier", "nowhere")
     assert bad.exit_code == 2 and "'nowhere'" in bad.stderr
+    for args in (("ls", "--sort", "size"), ("verify", "--quick"), ("inspect", "--reset-stats")):
+        res = cli(*args, "--tier", "network")
+        assert res.exit_code == 2 and "not available with --tier network" in res.stderr
     sel = cli("evict", "--tier", "network", "--older-than", "1d", "--yes")
     assert sel.exit_code == 2 and "--key and --match" in sel.stderr
     private_redis.start()
