@@ -18,6 +18,7 @@ from llamacache.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:  # redis is imported only when --tier network is asked for (~0.2 s)
     from llamacache.ops import network_admin as na
+    from llamacache.ops import network_verify as nv
 
 TierOpt = Annotated[
     str,
@@ -117,7 +118,7 @@ def ls(
     r.emit(report, _ls_human)
 
 
-def _verify_human(r: Renderer, rep: na.NetworkVerifyReport) -> None:
+def _verify_human(r: Renderer, rep: nv.NetworkVerifyReport) -> None:
     r.line(
         f"network tier: checked {rep.checked:,} entries ({size(rep.bytes_checked)}) "
         f"in {', '.join(rep.caches) or 'no caches'}"
@@ -128,11 +129,11 @@ def _verify_human(r: Renderer, rep: na.NetworkVerifyReport) -> None:
 
 
 def verify(s: State, cache: str | None, json_out: bool, quiet: bool) -> None:
-    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_verify as nv
 
     r = s.renderer(json_out=json_out, quiet=quiet)
     with r.progress("verifying network tier") as progress:
-        report = na.verify_network(s.manager(), cache, progress=progress)
+        report = nv.verify_network(s.manager(), cache, progress=progress)
     r.emit(report, _verify_human)
     if not report.ok:
         if r.quiet and not r.json_mode:

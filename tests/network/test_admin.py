@@ -12,6 +12,7 @@ from llamacache.config import resolve
 from llamacache.errors import NetworkTierError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops import network_admin as na
+from llamacache.ops import network_verify as nv
 from tests.network.helpers import MB
 from tests.redis_server import RedisServer
 
@@ -57,11 +58,11 @@ def test_inspect_ls_verify_evict_clean(redis_server: RedisServer, tmp_path: Path
     assert listing.entries[0].memory_usage and listing.entries[0].memory_usage >= MB // 2
     assert sorted(e.key for e in na.list_network(m, "model").entries) == ["big", "other", "small"]
 
-    assert na.verify_network(m, "model").problems == ()
+    assert nv.verify_network(m, "model").problems == ()
     client = redis.Redis.from_url(redis_server.url)
     victim = sorted(client.scan_iter(match="adm:model:{*}:c:*"))[3]
     client.delete(victim)
-    report = na.verify_network(m, "model")
+    report = nv.verify_network(m, "model")
     assert [p.key for p in report.problems] == ["big"]
     assert "missing chunk" in report.problems[0].problem
     assert victim.decode() in report.problems[0].problem
@@ -87,7 +88,7 @@ def test_verify_names_a_flipped_chunk(redis_server: RedisServer, tmp_path: Path)
     data = bytearray(client.get(victim))  # type: ignore[arg-type]
     data[0] ^= 1
     client.set(victim, bytes(data))
-    (problem,) = na.verify_network(m, "model").problems
+    (problem,) = nv.verify_network(m, "model").problems
     assert problem.key == "w" and "digest mismatch" in problem.problem
     m.close()
 
@@ -102,4 +103,4 @@ def test_unreachable_and_unconfigured(private_redis: RedisServer, tmp_path: Path
         na.list_network(m, "model")
     plain = CacheManager(resolve(env={"LLAMACACHE_DISK_PATH": str(tmp_path / "p")}))
     with pytest.raises(UsageError, match="no network tier"):
-        na.verify_network(plain, "model")
+        nv.verify_network(plain, "model")
