@@ -47,13 +47,13 @@ def network_caches(manager: CacheManager, cache: str | None) -> list[str]:
     return [n for n in manager.names() if manager.settings.caches[n].network]
 
 
-def _guard(tier: NetworkTier, exc: BaseException) -> NetworkTierError:
+def unreachable(tier: NetworkTier, exc: BaseException) -> NetworkTierError:
     return NetworkTierError(
         f"cache {tier.cache!r}: network tier {redact(tier.url)} unreachable: {exc}"
     )
 
 
-def _records(tier: NetworkTier) -> Iterator[tuple[str, bytes | None]]:
+def records(tier: NetworkTier) -> Iterator[tuple[str, bytes | None]]:
     """``(entry key, record or None if it vanished)`` for every entry of the cache."""
     for batch in tier.scan_batches(tier.entry_prefix + "*"):
         datas = tier.client.mget(batch)
@@ -168,7 +168,7 @@ class NetworkListing(Report):
     entries: tuple[NetworkEntry, ...]
 
 
-def _display_key(tier: NetworkTier, rkey: str) -> str:
+def display_key(tier: NetworkTier, rkey: str) -> str:
     text = rkey[len(tier.entry_prefix) :]
     key = nf.decode_key(text)
     return text if key is None else str(key)
@@ -198,8 +198,8 @@ def _list_one(
     tier = tier_for(manager, cache)
     found: list[tuple[str, NetworkEntry]] = []
     try:
-        for rkey, data in _records(tier):
-            key = _display_key(tier, rkey)
+        for rkey, data in records(tier):
+            key = display_key(tier, rkey)
             if data is None or (match and not fnmatch.fnmatchcase(key, match)):
                 continue
             found.append((rkey, _entry(tier, rkey, key, data)))
@@ -207,7 +207,7 @@ def _list_one(
             found.sort(key=lambda pair: pair[1].bytes, reverse=True)
             found = [(rkey, _with_usage(tier, rkey, e)) for rkey, e in found[:top]]
     except (redis.RedisError, OSError) as exc:
-        raise _guard(tier, exc) from exc
+        raise unreachable(tier, exc) from exc
     return [e for _, e in found]
 
 
@@ -259,15 +259,15 @@ def _evict_one(manager: CacheManager, cache: str, match: str, dry_run: bool) -> 
         raise UsageError(f"cache {cache!r}: the network tier is read-only (mode = read-only)")
     chosen: list[str] = []
     try:
-        for rkey, _ in _records(tier):
-            if fnmatch.fnmatchcase(_display_key(tier, rkey), match):
+        for rkey, _ in records(tier):
+            if fnmatch.fnmatchcase(display_key(tier, rkey), match):
                 chosen.append(rkey)
         if not dry_run:
             for i in range(0, len(chosen), 1000):
                 tier.client.unlink(*chosen[i : i + 1000])
     except (redis.RedisError, OSError) as exc:
-        raise _guard(tier, exc) from exc
-    return [_display_key(tier, k) for k in chosen]
+        raise unreachable(tier, exc) from exc
+    return [display_key(tier, k) for k in chosen]
 
 
 def clean_network(
@@ -292,7 +292,7 @@ def _clean_one(manager: CacheManager, cache: str, dry_run: bool, grace: float) -
     live: set[str] = set()
     orphans: list[bytes] = []
     try:
-        for rkey, data in _records(tier):
+        for rkey, data in records(tier):
             addr = _address(rkey, data)
             if addr:
                 live.add(addr)
@@ -305,7 +305,7 @@ def _clean_one(manager: CacheManager, cache: str, dry_run: bool, grace: float) -
             for i in range(0, len(orphans), 1000):
                 tier.client.unlink(*orphans[i : i + 1000])
     except (redis.RedisError, OSError) as exc:
-        raise _guard(tier, exc) from exc
+        raise unreachable(tier, exc) from exc
     return len(orphans)
 
 

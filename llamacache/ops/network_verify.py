@@ -61,10 +61,10 @@ def _verify_one(
     problems: list[NetworkProblem] = []
     checked = nbytes = 0
     try:
-        for rkey, data in na._records(tier):
+        for rkey, data in na.records(tier):
             if data is None:
                 continue
-            key = na._display_key(tier, rkey)
+            key = na.display_key(tier, rkey)
             problem, n = _check(tier, rkey, data)
             checked += 1
             nbytes += n
@@ -73,7 +73,7 @@ def _verify_one(
             if progress is not None:
                 progress(checked, None)
     except (redis.RedisError, OSError) as exc:
-        raise na._guard(tier, exc) from exc
+        raise na.unreachable(tier, exc) from exc
     return checked, nbytes, problems
 
 
