@@ -48,6 +48,7 @@ def network_caches(manager: CacheManager, cache: str | None) -> list[str]:
 
 
 def unreachable(tier: NetworkTier, exc: BaseException) -> NetworkTierError:
+    """The one-line error (exit code 1) for a server that cannot be reached."""
     return NetworkTierError(
         f"cache {tier.cache!r}: network tier {redact(tier.url)} unreachable: {exc}"
     )
@@ -169,6 +170,7 @@ class NetworkListing(Report):
 
 
 def display_key(tier: NetworkTier, rkey: str) -> str:
+    """The cache key as people wrote it (a hashed key shows as its ``h:<sha256>`` form)."""
     text = rkey[len(tier.entry_prefix) :]
     key = nf.decode_key(text)
     return text if key is None else str(key)
