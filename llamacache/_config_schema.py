@@ -113,8 +113,24 @@ def _env(key: str) -> str:
 def _g(key: str, parse: Parser, default: object, help: str, **kw: object) -> Setting:
     extra = kw.pop("env", ())
     assert isinstance(extra, tuple)
-    shown = size_value if parse in (SIZE_MEMORY, SIZE_DISK) else user_value
+    sized = parse in (SIZE_MEMORY, SIZE_DISK)
+    shown = kw.pop("show", None) or (size_value if sized else user_value)
     return Setting(key, parse, default, (_env(key), *extra), help, show=shown, **kw)  # type: ignore[arg-type]
+
+
+def _secret(value: object) -> object:
+    """A secret as `config show` prints it: whether it is set, never what it is."""
+    return None if value is None else "***"
+
+
+def _url(value: object) -> object:
+    """A URL as `config show` prints it: the password replaced by ***."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    head, _, tail = value.rpartition("@")
+    scheme, sep, cred = head.partition("://")
+    user = cred.partition(":")[0] if sep else ""
+    return f"{scheme}://{user + ':' if user else ''}***@{tail}" if sep else value
 
 
 _MAX_CHUNK = units.MAX_SIZE
@@ -172,7 +188,13 @@ SETTINGS: tuple[Setting, ...] = (
     _g("cache.disk.cleanup_interval", DURATION, 3600.0, "seconds between disk cleanups"),
     _g("cache.disk.file_threshold", SIZE_DISK, 32 * 1024, "values this large are stored as files"),
     _g("cache.disk.allow_network_fs", BOOL, False, "allow NFS/CIFS/Lustre/GPFS (unsafe locking)"),
-    _g("cache.network.url", _optional_text, None, "redis://host:port/db of the shared tier"),
+    _g(
+        "cache.network.url",
+        _optional_text,
+        None,
+        "redis://host:port/db of the shared tier",
+        show=_url,
+    ),
     _g("cache.network.key_prefix", _text, "llamacache:", "prefix of every Redis key"),
     _g("cache.network.ttl", OPT_DURATION, None, "expiry of shared entries"),
     _g("cache.network.mode", _choice(s.NETWORK_MODES), "read-write", "read-write|read-only"),
@@ -190,6 +212,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "HMAC key for shared values",
         env=(ENV_PREFIX + "SIGNING_KEY",),
+        show=_secret,
     ),
 )
 SETTINGS_BY_KEY: Mapping[str, Setting] = {st.key: st for st in SETTINGS}

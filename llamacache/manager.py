@@ -16,8 +16,10 @@ from types import TracebackType
 from typing import Any
 
 from llamacache.config import CacheConfig, resolve
+from llamacache.engine.protocol import CacheTier
 from llamacache.engine.safety import ensure_cache_root
 from llamacache.engine.tiered import CleanupResult, TieredCache
+from llamacache.errors import ConfigError
 from llamacache.scheduler import AsyncScheduler
 from llamacache.settings import DEFAULT_CACHE, Settings
 
@@ -76,9 +78,23 @@ class CacheManager:
             cache = self._caches.get(name)
             if cache is None:
                 ensure_cache_root(self.settings.root)
-                cache = TieredCache(cache_settings)
+                cache = TieredCache(cache_settings, lower=self._lower_tiers(name))
                 self._caches[name] = cache
         return cache
+
+    def _lower_tiers(self, name: str) -> list[CacheTier]:
+        """The shared network tier when ``[cache.network]`` has a url and the cache opts in."""
+        net = self.settings.network
+        if net is None or not self.settings.caches[name].network:
+            return []
+        try:
+            from llamacache.engine.network import NetworkTier
+        except ImportError as exc:  # redis is an optional extra
+            raise ConfigError(
+                f"cache.network.url is set but the redis package is missing ({exc}); "
+                "install llamacache[network]"
+            ) from None
+        return [NetworkTier(net, name)]
 
     def opened(self) -> dict[str, TieredCache]:
         """The caches this manager has opened so far."""

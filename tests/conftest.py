@@ -36,3 +36,6 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 def cache_root(isolated_env: Path) -> Path:
     """The default cache root under the isolated home."""
     return isolated_env / ".cache" / "llamacache"
+
+
+pytest_plugins = ("tests.redis_server",)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from llamacache.cli import _network
+from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt
 from llamacache.cli.render import Renderer, size
@@ -50,11 +52,14 @@ def clean(
     cache: CacheOpt = None,
     dry_run: DryRunOpt = False,
     wait: WaitOpt = 0.0,
+    tier: TierOpt = "local",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Apply each cache's policy: expire, age out, evict to threshold, sweep strays (cron)."""
     s = state(ctx)
+    if wants_network(tier, {"--wait": bool(wait)}):
+        return _network.clean(s, cache, dry_run, json_out, quiet)
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
     r = s.renderer(json_out=json_out, quiet=quiet)
     for c in report.caches:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from llamacache.cli import options
+from llamacache.cli import _network, options
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, YesOpt
 from llamacache.cli.render import Renderer, size, when
@@ -87,7 +87,8 @@ def evict(
         ),
     ] = None,
     tier: Annotated[
-        str, typer.Option("--tier", metavar="TIER", help="memory, disk or all.")
+        str,
+        typer.Option("--tier", metavar="TIER", help="memory, disk, all, or network (Redis)."),
     ] = "disk",
     plan_out: Annotated[
         Path | None,
@@ -105,6 +106,13 @@ def evict(
 ) -> None:
     """Remove entries by selector (AND-combined); shows the plan and asks first unless -y."""
     s = state(ctx)
+    if tier == "network":
+        others = (older_than, larger_than, to_size, keep_last, plan_out, apply)
+        return _network.evict(
+            s, cache, keys=list(key or ()), match=match,
+            others_given=any(o is not None for o in others), dry_run=dry_run, yes=yes,
+            json_out=json_out, quiet=quiet,
+        )  # fmt: skip
     r = s.renderer(json_out=json_out, quiet=quiet)
     manager = s.manager()
     sel = evict_ops.Selectors(

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from llamacache.cli import _network
+from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
 from llamacache.cli.render import Renderer, size, when
@@ -106,11 +108,14 @@ def inspect(
     reset_stats: Annotated[
         bool, typer.Option("--reset-stats", help="Zero the persisted hit/miss counters after.")
     ] = False,
+    tier: TierOpt = "local",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Entries, size vs limit, ages, counters and free space per cache and tier (index only)."""
     s = state(ctx)
+    if wants_network(tier, {"--reset-stats": reset_stats}):
+        return _network.inspect(s, cache, json_out, quiet, top)
     report = inspect_ops.inspect(s.manager(), cache, top=top, reset_stats=reset_stats)
     r = s.renderer(json_out=json_out, quiet=quiet)
     for c in report.caches:

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from llamacache.cli import _network
+from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt
 from llamacache.cli.render import Renderer, size, when
@@ -73,10 +75,16 @@ def ls(
     keys_only: Annotated[
         bool, typer.Option("-q", "--keys-only", help="Print only keys, one per line.")
     ] = False,
+    tier: TierOpt = "local",
     json_out: JsonOpt = False,
 ) -> None:
     """List entries (index only): key, size, times, hits, expiry, codec, checksum."""
     s = state(ctx)
+    other_filters = [f for f in filters or () if not f.startswith("key~")]
+    others = {"--sort": sort != "stored", "--limit": limit is not None}
+    if wants_network(tier, {**others, "--filter (other than key~GLOB)": bool(other_filters)}):
+        match = next((f[4:] for f in filters or () if f.startswith("key~")), None)
+        return _network.ls(s, cache, json_out=json_out, keys_only=keys_only, match=match)
     report = ls_ops.ls(s.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))
     r = s.renderer(json_out=json_out)
     for w in report.warnings:

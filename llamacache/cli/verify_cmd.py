@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from llamacache.cli import options
+from llamacache.cli import _network, options
+from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
 from llamacache.cli.render import Renderer, duration, size
@@ -81,11 +82,15 @@ def verify(
             help='Stop cleanly after this long and report what was covered, e.g. "10m".',
         ),
     ] = None,
+    tier: TierOpt = "local",
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Check SQLite integrity, files, checksums and strays; never writes. Exit 1 on a problem."""
     s = state(ctx)
+    others = {"--quick": quick, "--sample": sample != 100.0, "--max-time": max_time is not None}
+    if wants_network(tier, others):
+        return _network.verify(s, cache, json_out, quiet)
     r = s.renderer(json_out=json_out, quiet=quiet)
     with r.progress("verifying", unit_bytes=not quick) as progress:
         report = verify_ops.verify(

@@ -263,6 +263,25 @@ class DiskTier:
         else:
             self._index(key, self._prepare((payload,)), meta, expire)
 
+    def put_stream(
+        self,
+        key: Hashable,
+        meta: bytes,
+        total: int,
+        parts: Iterable[BytesLike],
+        expire: float | None = None,
+    ) -> None:
+        """Store a framed entry whose payload arrives in parts (a network tier's chunks).
+
+        Never holds a large payload whole: it is written to a crash-safe file as it comes.
+        An exception from ``parts`` leaves nothing behind.
+        """
+        if total < self.settings.file_threshold:
+            self.put(key, meta, b"".join(parts), expire)
+        else:
+            expire = expire if expire is not None else self._ttl
+            self._index(key, self._prepare(parts), meta, expire)
+
     def put_file(
         self, key: Hashable, source: str | Path | BinaryIO, ttl: float | None = None
     ) -> framing.EntryMeta:

@@ -38,6 +38,10 @@ class EvictionResult:
         return EvictionResult(self.count + other.count, self.bytes + other.bytes)
 
 
+class ChunkMissing(Exception):
+    """A streamed read found part of a value missing or damaged: the read is a miss."""
+
+
 @runtime_checkable
 class CacheTier(Protocol):
     """A tier that stores framed entries: the disk tier, and later a network (Redis) tier."""

@@ -21,12 +21,13 @@ from typing import Any, BinaryIO
 from llamacache.engine import checksums, framing, quarantine
 from llamacache.engine.disk import DiskTier
 from llamacache.engine.memory import MemoryFront
-from llamacache.engine.protocol import CacheTier, TierStats
+from llamacache.engine.protocol import CacheTier, ChunkMissing, TierStats
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
-from llamacache.errors import CorruptEntryError, UnsafeCacheDirError, UsageError
+from llamacache.errors import CorruptEntryError, LlamacacheError, UnsafeCacheDirError, UsageError
 from llamacache.settings import CacheSettings
 
 _MISS: Any = object()
+_STALE_MAX = 100_000  # invalidation marks kept for keys whose disk copy is stale
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,19 @@ class TieredCache:
         self._track = self.disk.policy.track_access
         self._ttl = settings.max_age if settings.policy == "time" else None
         self.corrupt = 0
+        # keys another process changed in a lower (shared) tier: the disk copy is stale
+        self._stale: dict[Hashable, None] = {}
+        for tier in self.lower:
+            bind = getattr(tier, "bind_front", None)
+            if bind is not None:
+                bind(self._invalidated, self.memory.clear)
+
+    def _invalidated(self, key: Hashable) -> None:
+        """Another process wrote ``key`` to a shared tier: drop our copies (listener thread)."""
+        self.memory.discard(key)
+        if len(self._stale) >= _STALE_MAX:
+            self._stale.clear()  # bounded; the oldest marks go first
+        self._stale[key] = None
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -85,9 +99,15 @@ class TieredCache:
             if self._track:
                 self.disk.record_access(key)
             return value
-        found = self.disk.get(key)
+        stale = self._stale.pop(key, 0) is None if self._stale else False
+        found = None if stale else self.disk.get(key)
         if found is None:
-            found = self._get_lower(key)
+            try:
+                found = self._get_lower(key)
+            except CorruptEntryError as exc:  # e.g. a shared entry that fails its signature
+                return self._corrupt(exc, key, default)
+            if found is None and stale:  # shared tier unreachable or entry gone: local copy
+                found = self.disk.get(key)
             if found is None:
                 return default
         meta, payload = found
@@ -99,15 +119,40 @@ class TieredCache:
             self.memory.put(key, value, _memory_size(value, len(payload)), self._expiry())
         return value
 
-    def _get_lower(self, key: Hashable) -> tuple[bytes, bytes] | None:
+    def _get_lower(self, key: Hashable, read: bool = True) -> tuple[bytes, bytes] | None:
+        """Fetch from lower tiers, backfilling disk (and tiers above the one that hit).
+
+        A streaming tier writes a large value to a disk file chunk by chunk; ``read=False``
+        (for ``get_path``/``open``) then skips reading it back into memory.
+        """
         for i, tier in enumerate(self.lower):
-            found = tier.get(key)
-            if found is not None:
-                meta, payload = found
-                self.disk.put(key, meta, payload)  # backfill: disk, and lower tiers above it
-                for upper in self.lower[:i]:
-                    upper.put(key, meta, payload)
-                return found
+            stream = getattr(tier, "open_stream", None)
+            if stream is None:
+                found = tier.get(key)
+                if found is None:
+                    continue
+                self.disk.put(key, *found)
+            else:
+                got = stream(key)
+                if got is None:
+                    continue
+                meta, total, parts = got
+                try:
+                    if total < self.settings.file_threshold:  # small: keep it, skip a re-read
+                        found = (meta, b"".join(parts))
+                        self.disk.put(key, *found)
+                    else:
+                        self.disk.put_stream(key, meta, total, parts)
+                        if not read:
+                            return meta, b""
+                        found = self.disk.get(key)
+                except ChunkMissing:  # counted by the tier; try the next one
+                    continue
+                if found is None:
+                    continue
+            for upper in self.lower[:i]:
+                upper.put(key, *found)
+            return found
         return None
 
     def _corrupt(self, exc: CorruptEntryError, key: Hashable, default: Any) -> Any:
@@ -133,7 +178,7 @@ class TieredCache:
 
         Not verified here (that would read the whole file); ``open`` verifies as it reads.
         """
-        found = self.disk.locate(key)
+        found = self._locate(key)
         if found is None or found[1] is None:
             return None
         try:
@@ -147,7 +192,7 @@ class TieredCache:
 
         Reading to the end raises CorruptEntryError on a mismatch. Other kinds: UsageError.
         """
-        found = self.disk.locate(key)
+        found = self._locate(key)
         if found is None:
             value = self.memory.get(key, _MISS)
             if isinstance(value, (bytes, str)):
@@ -178,6 +223,13 @@ class TieredCache:
             return None
         return _VerifyingReader(handle, meta, self.name, key)
 
+    def _locate(self, key: Hashable) -> tuple[bytes, Path | None, bytes | None] | None:
+        """The disk entry, fetched from a lower tier first when the disk misses."""
+        found = self.disk.locate(key)
+        if found is None and self.lower and self._get_lower(key, read=False) is not None:
+            found = self.disk.locate(key)
+        return found
+
     def __contains__(self, key: Hashable) -> bool:
         return key in self.memory or self.disk.contains(key)
 
@@ -199,8 +251,12 @@ class TieredCache:
         meta, payload = framing.encode(value, self.settings)
         expire = ttl if ttl is not None else self._ttl
         self.disk.put(key, meta, payload, expire)
-        for tier in self.lower:
-            tier.put(key, meta, bytes(payload), expire)
+        try:
+            for tier in self.lower:
+                tier.put(key, meta, payload, expire)  # type: ignore[arg-type]
+        except LlamacacheError:  # write_error_policy "all": the put fails everywhere
+            self.disk.remove(key)
+            raise
         t = type(value)
         if t is bytes or t is str:
             self.memory.put(key, value, len(value), self._expiry(ttl))
@@ -219,7 +275,29 @@ class TieredCache:
     ) -> framing.EntryMeta:
         """Store a file byte-for-byte, streamed; returns its header (digest, size)."""
         self.memory.discard(key)
-        return self.disk.put_file(key, source, ttl)
+        entry = self.disk.put_file(key, source, ttl)
+        if self.lower:
+            self._share_file(key, ttl)
+        return entry
+
+    def _share_file(self, key: Hashable, ttl: float | None) -> None:
+        """Write a file entry through to lower tiers, streamed from the disk tier's file."""
+        found = self.disk.locate(key)
+        if found is None:
+            return
+        meta, path, inline = found
+        try:
+            for tier in self.lower:
+                put_file = getattr(tier, "put_file", None)
+                if put_file is not None and path is not None:
+                    with open(path, "rb") as f:
+                        put_file(key, meta, f, ttl)
+                else:
+                    data = inline if path is None else path.read_bytes()
+                    tier.put(key, meta, data or b"", ttl)
+        except LlamacacheError:
+            self.disk.remove(key)
+            raise
 
     def remove(self, key: Hashable) -> bool:
         """Remove ``key`` from every tier; True if any tier held it."""
@@ -296,7 +374,11 @@ class TieredCache:
         self.disk.flush_access()
 
     def close(self) -> None:
-        """Flush and close the disk tier; the memory front is dropped."""
+        """Flush and close the disk tier (and lower tiers); the memory front is dropped."""
+        for tier in self.lower:
+            close = getattr(tier, "close", None)
+            if close is not None:
+                close()
         self.disk.close()
         self.memory.clear()
 

@@ -1,0 +1,194 @@
+"""``--tier network`` for the admin commands: call ops.network_admin, render, set the exit code.
+
+Each admin command (inspect, ls, verify, evict, clean) hands over to one function here when
+asked for the shared tier, so the commands themselves change by two lines each.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from llamacache.cli.app import State
+from llamacache.cli.render import Renderer, size
+from llamacache.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:  # redis is imported only when --tier network is asked for (~0.2 s)
+    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_verify as nv
+
+TierOpt = Annotated[
+    str,
+    typer.Option(
+        "--tier",
+        metavar="TIER",
+        help="local (memory and disk), or network: the shared Redis tier.",
+    ),
+]
+
+
+def wants_network(tier: str, unsupported: Mapping[str, bool] | None = None) -> bool:
+    """True for ``--tier network``; UsageError for anything but local/network, or for an
+    option given (``unsupported[name]`` true) that the network tier does not take."""
+    if tier not in ("local", "network"):
+        raise UsageError(f"--tier: {tier!r} is not a tier here; expected local or network")
+    given = [name for name, on in (unsupported or {}).items() if on]
+    if tier == "network" and given:
+        raise UsageError(f"{', '.join(given)}: not available with --tier network")
+    return tier == "network"
+
+
+def _inspect_human(r: Renderer, rep: na.NetworkInspectReport) -> None:
+    from llamacache.ops import network_admin as na
+
+    rows = [
+        (
+            c.cache,
+            c.url,
+            c.server_version or "-",
+            "yes" if c.reachable else "NO",
+            f"{c.entries:,}",
+            f"{c.chunks:,}",
+            size(c.used_memory),
+            "-" if c.maxmemory is None else (size(c.maxmemory) if c.maxmemory else "none"),
+            c.maxmemory_policy or "-",
+            "-" if c.keyspace_hits is None else f"{c.keyspace_hits:,}/{c.keyspace_misses:,}",
+            c.mode + (", signed" if c.signed else ""),
+        )
+        for c in rep.caches
+    ]
+    cols: tuple[str, ...] = ("cache", "url", "server", "up", "entries", "chunks", "used")
+    cols += ("maxmemory", "policy", "server hits/misses", "mode")
+    r.table("network tier", cols, rows, right=("entries", "chunks", "used"))
+    if rep.top:
+        _ls_human(r, na.NetworkListing(rep.top))
+
+
+def inspect(s: State, cache: str | None, json_out: bool, quiet: bool, top: int) -> None:
+    from llamacache.ops import network_admin as na
+
+    r = s.renderer(json_out=json_out, quiet=quiet)
+    manager = s.manager()
+    report = na.inspect_network(manager, cache, top=top)
+    r.emit(report, _inspect_human)
+    for c in report.caches:
+        if not c.reachable:
+            typer.echo(f"llamacache: network tier {c.url} unreachable: {c.error}", err=True)
+            raise typer.Exit(int(ExitCode.PROBLEM))
+
+
+def _ls_human(r: Renderer, rep: na.NetworkListing) -> None:
+    rows = [
+        (
+            e.cache,
+            e.key,
+            size(e.bytes),
+            e.kind,
+            "chunked" if e.chunked else "inline",
+            "-" if e.ttl is None else f"{e.ttl:.0f}s",
+            size(e.memory_usage),
+        )
+        for e in rep.entries
+    ]
+    cols = ("cache", "key", "size", "kind", "stored", "ttl", "memory usage")
+    r.table(None, cols, rows, right=("size", "memory usage"))
+
+
+def ls(
+    s: State,
+    cache: str | None,
+    *,
+    json_out: bool,
+    quiet: bool = False,
+    keys_only: bool = False,
+    top: int | None = None,
+    match: str | None = None,
+) -> None:
+    from llamacache.ops import network_admin as na
+
+    report = na.list_network(s.manager(), cache, match=match, top=top)
+    r = s.renderer(json_out=json_out, quiet=quiet)
+    if keys_only and not r.json_mode:
+        for e in report.entries:
+            typer.echo(e.key)
+        return
+    r.emit(report, _ls_human)
+
+
+def _verify_human(r: Renderer, rep: nv.NetworkVerifyReport) -> None:
+    r.line(
+        f"network tier: checked {rep.checked:,} entries ({size(rep.bytes_checked)}) "
+        f"in {', '.join(rep.caches) or 'no caches'}"
+    )
+    if rep.problems:
+        rows = [(p.cache, p.key, p.problem) for p in rep.problems]
+        r.table(None, ("cache", "key", "problem"), rows)
+
+
+def verify(s: State, cache: str | None, json_out: bool, quiet: bool) -> None:
+    from llamacache.ops import network_verify as nv
+
+    r = s.renderer(json_out=json_out, quiet=quiet)
+    with r.progress("verifying network tier") as progress:
+        report = nv.verify_network(s.manager(), cache, progress=progress)
+    r.emit(report, _verify_human)
+    if not report.ok:
+        if r.quiet and not r.json_mode:
+            typer.echo(f"llamacache: verify found {len(report.problems)} problem(s)", err=True)
+        raise typer.Exit(int(ExitCode.PROBLEM))
+
+
+def _removal_human(r: Renderer, rep: na.NetworkRemoval) -> None:
+    verb = "would remove" if rep.dry_run else "removed"
+    for key in rep.keys:
+        r.line(key)
+    r.line(f"network tier: {verb} {rep.entries:,} entries and {rep.chunks:,} orphan chunks")
+
+
+def evict(
+    s: State,
+    cache: str | None,
+    *,
+    keys: list[str],
+    match: str | None,
+    others_given: bool,
+    dry_run: bool,
+    yes: bool,
+    json_out: bool,
+    quiet: bool,
+) -> None:
+    from llamacache.ops import network_admin as na
+
+    if others_given:
+        raise UsageError("--tier network takes only --key and --match as selectors")
+    if not keys and match is None:
+        raise UsageError("--tier network needs --key KEY or --match GLOB")
+    globs = [match] if match is not None else [_escape(k) for k in keys]
+    r = s.renderer(json_out=json_out, quiet=quiet)
+    manager = s.manager()
+    if not dry_run and not yes:
+        plan = [na.evict_network(manager, cache, g, dry_run=True) for g in globs]
+        n = sum(p.entries for p in plan)
+        if n and not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise UsageError("evict needs confirmation and no terminal is attached; pass --yes")
+        if n and not typer.confirm(f"remove {n} shared entries?", default=False, err=True):
+            r.info("cancelled; nothing removed")
+            return
+    done = [na.evict_network(manager, cache, g, dry_run=dry_run) for g in globs]
+    keys_out = tuple(k for d in done for k in d.keys)
+    report = na.NetworkRemoval(done[0].caches, dry_run, len(keys_out), 0, keys_out)
+    r.emit(report, _removal_human)
+
+
+def _escape(key: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in key)
+
+
+def clean(s: State, cache: str | None, dry_run: bool, json_out: bool, quiet: bool) -> None:
+    from llamacache.ops import network_admin as na
+
+    report = na.clean_network(s.manager(), cache, dry_run=dry_run)
+    s.renderer(json_out=json_out, quiet=quiet).emit(report, _removal_human)

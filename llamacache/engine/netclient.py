@@ -1,0 +1,91 @@
+"""Connections to the shared server: one pool per URL per process, and small helpers.
+
+Kept apart from the tier so the admin ops and the listener share one way of connecting.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import redis
+from redis._parsers.encoders import Encoder
+from redis.connection import PythonRespSerializer
+
+DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)  # the server is unreachable
+_POOLS: dict[tuple[str, int], redis.ConnectionPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def connection_pool(url: str) -> redis.ConnectionPool:
+    """One pool per URL per process (a forked child gets its own).
+
+    Short timeouts (1 s connect, 5 s per reply) so a dead server costs little.
+    """
+    k = (url, os.getpid())
+    with _POOLS_LOCK:
+        pool = _POOLS.get(k)
+        if pool is None:
+            # redis-py's hiredis packer copies every memoryview twice (bytes(), then into
+            # one buffer); the pure-Python packer sends large chunks as they are.
+            encode = Encoder("utf-8", "strict", False).encode  # type: ignore[no-untyped-call]
+            packer = PythonRespSerializer(6000, encode)
+            pool = redis.ConnectionPool.from_url(
+                url,
+                socket_timeout=5.0,
+                socket_connect_timeout=1.0,
+                protocol=2,
+                command_packer=packer,
+            )
+            _POOLS[k] = pool
+    return pool
+
+
+class EchoCounter:
+    """Counts our own pending writes per key so their invalidation echo can be skipped.
+
+    Redis broadcasts every change under the tracked prefix, ours included; without this a
+    process would drop the memory copy it has just written.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._own: dict[str, int] = {}
+
+    def expect(self, rkey: str, delta: int) -> None:
+        with self._lock:
+            n = self._own.get(rkey, 0) + delta
+            if n > 0:
+                self._own[rkey] = n
+            else:
+                self._own.pop(rkey, None)
+
+    def seen(self, rkey: str) -> bool:
+        """True (and one fewer pending) when an echo of ``rkey`` was expected."""
+        with self._lock:
+            n = self._own.get(rkey, 0)
+            if n <= 0:
+                return False
+            if n == 1:
+                del self._own[rkey]
+            else:
+                self._own[rkey] = n - 1
+            return True
+
+    def forget(self) -> None:
+        with self._lock:
+            self._own.clear()
+
+
+def as_bytes(data: bytes | str) -> bytes:
+    """Replies are bytes (no decode_responses); this narrows redis-py's loose typing."""
+    return data.encode() if isinstance(data, str) else data
+
+
+def redact(url: str) -> str:
+    """The URL without a password (it ends up in logs and error messages)."""
+    head, sep, tail = url.rpartition("@")
+    if not sep:
+        return url
+    scheme, _, _ = head.partition("://")
+    return f"{scheme}://***@{tail}"

@@ -1,0 +1,138 @@
+"""Keeps a process's memory front coherent with writes made elsewhere to the shared tier.
+
+Server-assisted invalidation in broadcast mode: one connection per network tier, on RESP2,
+runs ``CLIENT TRACKING on REDIRECT <its own id> BCAST PREFIX <entry prefix>`` and
+subscribes to ``__redis__:invalidate``; Redis then publishes the name of every entry key
+that anyone modifies (or that expires or is evicted). redis-py 8's built-in client-side
+cache needs Redis >= 7.4 and RESP3, which Debian's 7.0 lacks, hence this small loop.
+
+If the connection drops, invalidations may have been missed, so the memory front is
+dropped whole and the listener reconnects after the tier's retry interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from llamacache.engine import netformat as nf
+
+if TYPE_CHECKING:
+    from llamacache.engine.network import NetworkTier
+
+log = logging.getLogger("llamacache.network")
+CHANNEL = "__redis__:invalidate"
+POLL = 0.25  # seconds between checks of the stop flag while idle
+
+
+class InvalidationListener(threading.Thread):
+    """Daemon thread: invalidation messages -> ``on_invalidate(key)`` / ``on_reset()``."""
+
+    def __init__(
+        self,
+        tier: NetworkTier,
+        on_invalidate: Callable[[Hashable], None],
+        on_reset: Callable[[], None],
+    ) -> None:
+        super().__init__(name=f"llamacache-invalidate-{tier.cache}", daemon=True)
+        self.tier = tier
+        self.on_invalidate = on_invalidate
+        self.on_reset = on_reset
+        self.ready = threading.Event()  # set while subscribed
+        self.received = 0
+        self.resets = 0
+        self.last_message_at = 0.0  # perf_counter of the last invalidation handled
+        self._stop_flag = threading.Event()
+        self._conn: Any = None
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Ask the thread to end and close its connection."""
+        self._stop_flag.set()
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.disconnect()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+
+    def run(self) -> None:
+        first = True
+        while not self._stop_flag.is_set():
+            if not self.tier.available():
+                self._stop_flag.wait(min(POLL, self.tier.retry_interval))
+                continue
+            try:
+                self._connect()
+                if not first:  # what changed while we were away is unknown
+                    self._reset()
+                first = False
+                self._loop()
+            except (redis.RedisError, OSError, ValueError, TypeError, AttributeError) as exc:
+                if self._stop_flag.is_set():
+                    break
+                self._reset()
+                self.tier._trip(exc)
+            finally:
+                self.ready.clear()
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.disconnect()
+
+    def _connect(self) -> None:
+        pool = self.tier.client.connection_pool
+        kwargs = {**pool.connection_kwargs, "protocol": 2, "socket_timeout": None}
+        conn = pool.connection_class(**kwargs)
+        self._conn = conn
+        conn.connect()
+        conn.send_command("CLIENT", "ID")
+        cid = conn.read_response()
+        conn.send_command(
+            "CLIENT", "TRACKING", "on", "REDIRECT", cid, "BCAST", "PREFIX", self.tier.entry_prefix
+        )
+        if conn.read_response() not in (b"OK", "OK"):
+            raise ValueError("CLIENT TRACKING was refused")
+        conn.send_command("SUBSCRIBE", CHANNEL)
+        conn.read_response()
+        self.tier.forget_echoes()
+        self.ready.set()
+
+    def _loop(self) -> None:
+        conn = self._conn
+        while not self._stop_flag.is_set():
+            if not conn.can_read(timeout=POLL):
+                continue
+            msg = conn.read_response()
+            if not isinstance(msg, list) or len(msg) < 3 or msg[0] not in (b"message", "message"):
+                continue
+            self._handle(msg[2])
+
+    def _handle(self, keys: Any) -> None:
+        self.received += 1
+        if keys is None:  # FLUSHALL / FLUSHDB: everything may have changed
+            self._reset()
+            return
+        plen = len(self.tier.entry_prefix)
+        for raw in keys:
+            rkey = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            if self.tier.is_own_echo(rkey):
+                continue
+            key = nf.decode_key(rkey[plen:])
+            if key is None:  # a hashed key: we cannot tell which entry it was
+                self._reset()
+            else:
+                self.on_invalidate(key)
+        self.last_message_at = time.perf_counter()
+
+    def _reset(self) -> None:
+        self.resets += 1
+        try:
+            self.on_reset()
+        except Exception:  # the front is ours; never let the listener die of it
+            log.exception("cache %r: could not drop the memory front", self.tier.cache)

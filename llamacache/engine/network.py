@@ -1,0 +1,407 @@
+"""The shared tier: framed entries on a real Redis (or Valkey) server, below memory and disk.
+
+Moves ``(meta, payload)`` bytes only — nothing that crosses the network is unpickled here;
+``framing.decode`` verifies the digest before anything is rebuilt, and with a signing key
+every record carries an HMAC (a shared Redis is a shared attack surface).
+
+Large values go as content-addressed chunks written in pipelined batches of at most
+``batch_bytes``, streamed from the disk tier's file, and the manifest is written last with
+``SET NX``: a writer killed mid-upload leaves orphan chunks (``clean`` sweeps them), never a
+manifest pointing at missing data. A missing or mismatching chunk (Redis evicts single keys
+under ``allkeys-lru``) is a miss plus a counter, never a short or corrupt value.
+
+When the server is down the tier misses and skips writes; it warns once per
+``retry_interval`` and does not try again until that interval has passed (a circuit
+breaker), so local tiers keep serving at local speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Any, BinaryIO
+
+import redis
+
+from llamacache.engine import checksums, framing
+from llamacache.engine import netformat as nf
+from llamacache.engine.netclient import DOWN, EchoCounter, as_bytes, connection_pool, redact
+from llamacache.engine.protocol import ChunkMissing, TierStats
+from llamacache.errors import CorruptEntryError, NetworkTierError
+from llamacache.settings import NetworkSettings
+
+log = logging.getLogger("llamacache.network")
+
+BATCH_BYTES = 16 * 1024 * 1024  # bytes per pipelined batch of chunks (bounds memory)
+RETRY_INTERVAL = 5.0  # seconds the breaker stays open after a failure
+
+
+class NetworkTier:
+    """One named cache's shared tier. Thread-safe; many processes and machines may share it.
+
+    ``get`` returns None on a miss, a missing chunk or an unreachable server; raises
+    CorruptEntryError for a record that fails its signature (or is unsigned when a key is
+    set). ``put`` raises NetworkTierError only under ``write_error_policy = "all"``.
+    """
+
+    def __init__(
+        self,
+        settings: NetworkSettings,
+        cache: str,
+        *,
+        batch_bytes: int = BATCH_BYTES,
+        retry_interval: float = RETRY_INTERVAL,
+        listen: bool = True,
+    ) -> None:
+        self.name = "network"
+        self.settings = settings
+        self.cache = cache
+        self.url = settings.url
+        self.prefix = nf.cache_prefix(settings.key_prefix, cache)
+        self.entry_prefix = nf.entry_prefix(settings.key_prefix, cache)
+        self.read_only = settings.mode == "read-only"
+        self.chunk_size = settings.chunk_size
+        self.batch_bytes = max(batch_bytes, settings.chunk_size)
+        self.retry_interval = retry_interval
+        key = settings.signing_key
+        self._signing_key = key.encode("utf-8") if key else None
+        self._chunk_algo = checksums.BY_NAME["blake3" if key else "xxh3"]
+        self.client = redis.Redis(connection_pool=connection_pool(self.url))
+        self._down_until = 0.0
+        self._warned_at = -1e9
+        self._echoes = EchoCounter()  # entry keys we are writing: their echo is not news
+        self.hits = self.misses = self.puts = self.errors = self.corrupt = 0
+        self.chunk_misses = self.skipped = 0
+        self._listen = listen
+        self.listener: Any = None
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def rkey(self, key: Hashable) -> str:
+        """The Redis key of ``key``'s entry record."""
+        return self.entry_prefix + nf.encode_key(key)
+
+    def bind_front(
+        self, on_invalidate: Callable[[Hashable], None], on_reset: Callable[[], None]
+    ) -> None:
+        """Start the invalidation listener feeding a memory front (TieredCache calls this)."""
+        if not self._listen or self.listener is not None:
+            return
+        from llamacache.engine.netlisten import InvalidationListener
+
+        self.listener = InvalidationListener(self, on_invalidate, on_reset)
+        self.listener.start()
+
+    def forget_echoes(self) -> None:
+        """Drop pending echo counts (the listener reconnected: old echoes never come)."""
+        self._echoes.forget()
+
+    def is_own_echo(self, rkey: str) -> bool:
+        """True (once) when an invalidation of ``rkey`` is the echo of our own write."""
+        return self._echoes.seen(rkey)
+
+    def _expect_echo(self, rkey: str, delta: int) -> None:
+        listener = self.listener
+        if listener is not None and listener.ready.is_set():
+            self._echoes.expect(rkey, delta)  # else nobody listens: no echo will come
+
+    # -- the breaker ------------------------------------------------------------------------
+
+    def available(self) -> bool:
+        """False while the breaker is open after a connection failure."""
+        return time.monotonic() >= self._down_until
+
+    def _trip(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self._down_until = now + self.retry_interval
+        self.errors += 1
+        if now - self._warned_at >= self.retry_interval:
+            self._warned_at = now
+            log.warning(
+                "cache %r: network tier %s unreachable (%s); local tiers keep serving, "
+                "retrying in %g s",
+                self.cache,
+                redact(self.url),
+                exc,
+                self.retry_interval,
+            )
+
+    def _write_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, DOWN):
+            self._trip(exc)
+        else:
+            self.errors += 1
+        policy = self.settings.write_error_policy
+        if policy == "all":
+            raise NetworkTierError(
+                f"cache {self.cache!r}: write to the network tier {redact(self.url)} failed: {exc}"
+            ) from exc
+        if policy == "local" and not isinstance(exc, DOWN):
+            log.warning("cache %r: network write failed: %s", self.cache, exc)
+
+    def _skip_write(self) -> bool:
+        """True when a write must not be attempted (read-only, or the breaker is open)."""
+        if self.read_only:
+            return True
+        if self.available():
+            return False
+        if self.settings.write_error_policy == "all":
+            raise NetworkTierError(
+                f"cache {self.cache!r}: write to the network tier {redact(self.url)} failed: "
+                "server unreachable"
+            )
+        return True
+
+    def _ttl(self, expire: float | None) -> int | None:
+        ttl = expire if expire is not None else self.settings.ttl
+        return None if ttl is None else max(1, int(round(ttl * 1000)))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _record(self, key: Hashable) -> tuple[str, nf.Record] | None:
+        if not self.available():
+            self.misses += 1
+            return None
+        rkey = self.rkey(key)
+        try:
+            data = self.client.get(rkey)
+        except DOWN as exc:
+            self._trip(exc)
+            self.misses += 1
+            return None
+        if data is None:
+            self.misses += 1
+            return None
+        try:
+            return rkey, nf.unpack_record(rkey.encode(), as_bytes(data), self._signing_key)
+        except nf.BadRecord as exc:
+            self.corrupt += 1
+            raise CorruptEntryError(self.cache, key, f"network entry rejected: {exc}") from None
+
+    def get(self, key: Hashable) -> tuple[bytes, bytes] | None:
+        """``(meta, payload)``; a chunked value is assembled whole (``open_stream`` streams)."""
+        got = self.open_stream(key)
+        if got is None:
+            return None
+        meta, total, chunks = got
+        buf = bytearray(total)
+        view, pos = memoryview(buf), 0
+        try:
+            for chunk in chunks:
+                view[pos : pos + len(chunk)] = chunk
+                pos += len(chunk)
+        except ChunkMissing:
+            return None
+        return meta, buf  # type: ignore[return-value]  # bytes-like; framing copies if needed
+
+    def open_stream(self, key: Hashable) -> tuple[bytes, int, Iterator[memoryview]] | None:
+        """``(meta, stored length, chunk iterator)``; the iterator raises ChunkMissing.
+
+        Holds at most ``batch_bytes`` of a chunked value in memory at a time.
+        """
+        found = self._record(key)
+        if found is None:
+            return None
+        rkey, rec = found
+        if rec.rtype == nf.T_INLINE:
+            self.hits += 1
+            return rec.meta, len(rec.body), iter((rec.body,))
+        try:
+            man = nf.unpack_manifest(rec.body)
+            digest = framing.parse_meta(rec.meta).digest
+        except (nf.BadRecord, ValueError) as exc:
+            self.corrupt += 1
+            raise CorruptEntryError(self.cache, key, f"network manifest rejected: {exc}") from None
+        return rec.meta, man.total_len, self._chunks(key, digest, man)
+
+    def _chunks(self, key: Hashable, digest: bytes, man: nf.Manifest) -> Iterator[memoryview]:
+        per = max(1, self.batch_bytes // man.chunk_size)
+        names = [
+            nf.chunk_key(self.settings.key_prefix, self.cache, digest, man.chunk_size, i)
+            for i in range(man.count)
+        ]
+        seen = 0
+        for start in range(0, man.count, per):
+            pipe = self.client.pipeline(transaction=False)
+            for name in names[start : start + per]:
+                pipe.get(name)
+            try:
+                datas = pipe.execute()
+            except DOWN as exc:
+                self._trip(exc)
+                self.misses += 1
+                raise ChunkMissing(f"server unreachable: {exc}") from None
+            for i, data in enumerate(datas, start):
+                expect = min(man.chunk_size, man.total_len - i * man.chunk_size)
+                if data is None or len(data) != expect or man.algo.digest(data) != man.digests[i]:
+                    self.chunk_misses += 1
+                    self.misses += 1
+                    log.info("cache %r: chunk %d of %r missing or damaged", self.cache, i, key)
+                    raise ChunkMissing(names[i])
+                seen += len(data)
+                yield memoryview(data)
+        if seen == man.total_len:
+            self.hits += 1
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def put(self, key: Hashable, meta: bytes, payload: bytes, expire: float | None = None) -> None:
+        """Write through: one SET for small values, chunks then manifest for large ones."""
+        n = len(payload)
+        if n > self.chunk_size:
+            view = memoryview(payload)
+            parts = (view[i : i + self.chunk_size] for i in range(0, n, self.chunk_size))
+            self.put_chunks(key, meta, n, parts, expire)
+            return
+        if self._skip_write():
+            return
+        if n > self.settings.max_value_size:
+            self.skipped += 1
+            return
+        rkey = self.rkey(key)
+        record = nf.pack_record(rkey.encode(), nf.T_INLINE, meta, payload, self._signing_key)
+        self._expect_echo(rkey, 1)
+        try:
+            self.client.set(rkey, b"".join(record), px=self._ttl(expire))
+        except redis.RedisError as exc:
+            self._expect_echo(rkey, -1)
+            self._write_failed(exc)
+            return
+        self.puts += 1
+
+    def put_file(
+        self, key: Hashable, meta: bytes, source: BinaryIO, expire: float | None = None
+    ) -> None:
+        """Share a file-backed entry, read from ``source`` one chunk at a time."""
+        size = framing.parse_meta(meta).stored_len
+        chunk = self.chunk_size
+
+        def parts() -> Iterator[bytes]:
+            while data := source.read(chunk):
+                yield data
+
+        if size <= chunk:
+            self.put(key, meta, source.read(), expire)
+        else:
+            self.put_chunks(key, meta, size, parts(), expire)
+
+    def put_chunks(
+        self,
+        key: Hashable,
+        meta: bytes,
+        total: int,
+        parts: Iterable[nf.BytesLike],
+        expire: float | None = None,
+    ) -> None:
+        """Chunks in pipelined batches, then the manifest with SET NX (first writer wins).
+
+        A manifest already there for the same content is left alone; one for different
+        content is replaced (a put is a put).
+        """
+        if self._skip_write():
+            return
+        if total > self.settings.max_value_size:
+            self.skipped += 1
+            return
+        digest = framing.parse_meta(meta).digest
+        px = self._ttl(expire)
+        rkey = self.rkey(key)
+        try:
+            digests = self._send_chunks(digest, parts, px)
+            if len(digests) != nf.chunk_count(total, self.chunk_size):
+                raise NetworkTierError(f"cache {self.cache!r}: value for {key!r} changed size")
+            man = nf.Manifest(total, self.chunk_size, self._chunk_algo, tuple(digests))
+            record = b"".join(
+                nf.pack_record(rkey.encode(), nf.T_MANIFEST, meta, man.pack(), self._signing_key)
+            )
+            self._expect_echo(rkey, 1)
+            if not self.client.set(rkey, record, px=px, nx=True):
+                old = self.client.get(rkey)
+                if old is not None and self._same_content(rkey, as_bytes(old), meta):
+                    self._expect_echo(rkey, -1)
+                else:
+                    self.client.set(rkey, record, px=px)
+        except (redis.RedisError, NetworkTierError) as exc:
+            self._expect_echo(rkey, -1)
+            self._write_failed(exc)
+            return
+        self.puts += 1
+
+    def _send_chunks(
+        self, digest: bytes, parts: Iterable[nf.BytesLike], px: int | None
+    ) -> list[bytes]:
+        algo, size = self._chunk_algo, self.chunk_size
+        digests: list[bytes] = []
+        pipe = self.client.pipeline(transaction=False)
+        pending = 0
+        for part in parts:
+            i = len(digests)
+            digests.append(algo.digest(part))
+            name = nf.chunk_key(self.settings.key_prefix, self.cache, digest, size, i)
+            pipe.set(name, part, px=px)
+            pending += len(part)
+            if pending >= self.batch_bytes:
+                pipe.execute()
+                pending = 0
+        if pending or len(pipe):
+            pipe.execute()
+        return digests
+
+    def _same_content(self, rkey: str, data: bytes, meta: bytes) -> bool:
+        try:
+            rec = nf.unpack_record(rkey.encode(), data, self._signing_key)
+        except nf.BadRecord:
+            return False
+        return rec.rtype == nf.T_MANIFEST and rec.meta == meta
+
+    def remove(self, key: Hashable) -> bool:
+        """UNLINK the entry record (its chunks may be shared; ``clean`` sweeps orphans)."""
+        if self.read_only or not self.available():
+            return False
+        rkey = self.rkey(key)
+        self._expect_echo(rkey, 1)
+        try:
+            n = int(self.client.unlink(rkey))
+        except redis.RedisError as exc:
+            self._expect_echo(rkey, -1)
+            self._write_failed(exc)
+            return False
+        if not n:
+            self._expect_echo(rkey, -1)
+        return n > 0
+
+    def clear(self) -> int:
+        """UNLINK every key of this cache (SCAN in batches); returns how many entries went."""
+        if self.read_only or not self.available():
+            return 0
+        entries = 0
+        try:
+            for batch in self.scan_batches(self.prefix + "*"):
+                entries += sum(1 for k in batch if k.startswith(self.entry_prefix.encode()))
+                self.client.unlink(*batch)
+        except redis.RedisError as exc:
+            self._write_failed(exc)
+        return entries
+
+    def scan_batches(self, match: str, count: int = 1000) -> Iterator[list[bytes]]:
+        """Keys matching ``match`` in batches (SCAN, never KEYS)."""
+        cursor = 0
+        while True:
+            cursor, keys = self.client.scan(cursor, match=match, count=count)
+            if keys:
+                yield [as_bytes(k) for k in keys]
+            if cursor == 0:
+                return
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def stats(self) -> TierStats:
+        """Counters of this process (entries and bytes need a SCAN: see ops.network_admin)."""
+        return TierStats("network", self.hits, self.misses, self.puts, 0, 0, self.corrupt, 0, 0)
+
+    def close(self) -> None:
+        """Stop the listener; the pool stays for other caches of this process."""
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None

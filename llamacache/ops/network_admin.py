@@ -1,0 +1,331 @@
+"""Admin work on the shared network tier: inspect, ls, verify, evict and clean on Redis.
+
+Everything walks keys with SCAN (never KEYS, which blocks a shared server) in batches of
+1000, and deletes with UNLINK (freed in the background). An unreachable server raises
+NetworkTierError naming the URL: the commands turn it into one line and exit code 1.
+The tier's layout lives in ``engine/netformat.py``; nothing here unpickles.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from llamacache.engine import framing
+from llamacache.engine import netformat as nf
+from llamacache.engine.netclient import redact
+from llamacache.engine.network import NetworkTier
+from llamacache.errors import NetworkTierError, UsageError
+from llamacache.manager import CacheManager
+from llamacache.ops._report import Report
+
+Progress = Callable[[int, int | None], None]
+CLEAN_GRACE = 300.0  # chunks idle less than this may belong to an upload still in flight
+
+
+def tier_for(manager: CacheManager, cache: str) -> NetworkTier:
+    """A listener-less NetworkTier for admin use; UsageError when none is configured."""
+    net = manager.settings.network
+    if net is None:
+        raise UsageError("no network tier: set [cache.network] url (or LLAMACACHE_NETWORK_URL)")
+    manager.settings.cache(cache)  # CacheNotFoundError for unknown names
+    return NetworkTier(net, cache, listen=False)
+
+
+def network_caches(manager: CacheManager, cache: str | None) -> list[str]:
+    """The named cache, else every configured cache that uses the network tier."""
+    if manager.settings.network is None:
+        raise UsageError("no network tier: set [cache.network] url (or LLAMACACHE_NETWORK_URL)")
+    if cache is not None:
+        if not manager.settings.cache(cache).network:
+            raise UsageError(f"cache {cache!r} does not use the network tier (network = false)")
+        return [cache]
+    return [n for n in manager.names() if manager.settings.caches[n].network]
+
+
+def unreachable(tier: NetworkTier, exc: BaseException) -> NetworkTierError:
+    """The one-line error (exit code 1) for a server that cannot be reached."""
+    return NetworkTierError(
+        f"cache {tier.cache!r}: network tier {redact(tier.url)} unreachable: {exc}"
+    )
+
+
+def records(tier: NetworkTier) -> Iterator[tuple[str, bytes | None]]:
+    """``(entry key, record or None if it vanished)`` for every entry of the cache."""
+    for batch in tier.scan_batches(tier.entry_prefix + "*"):
+        datas = tier.client.mget(batch)
+        for k, d in zip(batch, datas, strict=True):
+            yield k.decode("utf-8", "replace"), d  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class NetworkEntry:
+    """One shared entry: its key, how it is stored, its size and remaining lifetime."""
+
+    cache: str
+    key: str
+    kind: str  # framing kind: bytes, str, numpy, pickle, rawfile ("?" if unreadable)
+    chunked: bool
+    bytes: int  # stored payload length
+    ttl: float | None  # seconds left, None when it never expires
+    memory_usage: int | None  # Redis MEMORY USAGE of the record (and chunks), with --top
+
+
+# -- inspect ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """The server and one cache's share of it."""
+
+    cache: str
+    url: str
+    reachable: bool
+    error: str | None
+    server_version: str | None
+    used_memory: int | None
+    maxmemory: int | None
+    maxmemory_policy: str | None
+    evicted_keys: int | None
+    keyspace_hits: int | None  # server-wide, since the server started
+    keyspace_misses: int | None
+    entries: int
+    chunks: int
+    mode: str
+    signed: bool
+
+
+@dataclass(frozen=True)
+class NetworkInspectReport(Report):
+    schema = "network.inspect"
+    caches: tuple[NetworkInfo, ...]
+    top: tuple[NetworkEntry, ...] = ()  # the largest entries, with MEMORY USAGE (--top N)
+
+    @property
+    def reachable(self) -> bool:
+        return all(c.reachable for c in self.caches)
+
+
+def inspect_network(
+    manager: CacheManager, cache: str | None = None, top: int = 0
+) -> NetworkInspectReport:
+    """Server facts from INFO and counts under each cache's prefix (one SCAN; no values read).
+
+    Never raises for an unreachable server: ``reachable`` is False and ``error`` says why.
+    ``top`` adds the N largest entries (one more SCAN + MGET, and MEMORY USAGE for N keys).
+    """
+    names = network_caches(manager, cache)
+    infos = tuple(_inspect_one(manager, n) for n in names)
+    largest: tuple[NetworkEntry, ...] = ()
+    if top and all(i.reachable for i in infos):
+        largest = list_network(manager, cache, top=top).entries
+    return NetworkInspectReport(infos, largest)
+
+
+def _inspect_one(manager: CacheManager, cache: str) -> NetworkInfo:
+    tier = tier_for(manager, cache)
+    base: dict[str, Any] = {"cache": cache, "url": redact(tier.url), "mode": tier.settings.mode}
+    base["signed"] = tier.settings.signing_key is not None
+    try:
+        info = tier.client.info()
+        entries = chunks = 0
+        for batch in tier.scan_batches(tier.prefix + "*"):
+            for k in batch:
+                if k.startswith(tier.entry_prefix.encode()):
+                    entries += 1
+                elif b"}:c:" in k:
+                    chunks += 1
+    except (redis.RedisError, OSError) as exc:
+        return NetworkInfo(**base, reachable=False, error=str(exc), server_version=None,
+                           used_memory=None, maxmemory=None, maxmemory_policy=None,
+                           evicted_keys=None, keyspace_hits=None, keyspace_misses=None,
+                           entries=0, chunks=0)  # fmt: skip
+    return NetworkInfo(
+        **base,
+        reachable=True,
+        error=None,
+        server_version=str(info.get("valkey_version") or info.get("redis_version")),
+        used_memory=int(info.get("used_memory", 0)),
+        maxmemory=int(info.get("maxmemory", 0)),
+        maxmemory_policy=str(info.get("maxmemory_policy", "")),
+        evicted_keys=int(info.get("evicted_keys", 0)),
+        keyspace_hits=int(info.get("keyspace_hits", 0)),
+        keyspace_misses=int(info.get("keyspace_misses", 0)),
+        entries=entries,
+        chunks=chunks,
+    )
+
+
+# -- ls -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkListing(Report):
+    schema = "network.ls"
+    entries: tuple[NetworkEntry, ...]
+
+
+def display_key(tier: NetworkTier, rkey: str) -> str:
+    """The cache key as people wrote it (a hashed key shows as its ``h:<sha256>`` form)."""
+    text = rkey[len(tier.entry_prefix) :]
+    key = nf.decode_key(text)
+    return text if key is None else str(key)
+
+
+def list_network(
+    manager: CacheManager,
+    cache: str | None = None,
+    match: str | None = None,
+    top: int | None = None,
+) -> NetworkListing:
+    """Entries under each cache's prefix; ``top`` = the N largest with MEMORY USAGE.
+
+    Costs one SCAN plus one MGET per 1000 entries (records are small; chunks are not read).
+    """
+    found: list[NetworkEntry] = []
+    for name in network_caches(manager, cache):
+        found += _list_one(manager, name, match, top)
+    if top is not None:
+        found = sorted(found, key=lambda e: e.bytes, reverse=True)[:top]
+    return NetworkListing(tuple(found))
+
+
+def _list_one(
+    manager: CacheManager, cache: str, match: str | None, top: int | None
+) -> list[NetworkEntry]:
+    tier = tier_for(manager, cache)
+    found: list[tuple[str, NetworkEntry]] = []
+    try:
+        for rkey, data in records(tier):
+            key = display_key(tier, rkey)
+            if data is None or (match and not fnmatch.fnmatchcase(key, match)):
+                continue
+            found.append((rkey, _entry(tier, rkey, key, data)))
+        if top is not None:
+            found.sort(key=lambda pair: pair[1].bytes, reverse=True)
+            found = [(rkey, _with_usage(tier, rkey, e)) for rkey, e in found[:top]]
+    except (redis.RedisError, OSError) as exc:
+        raise unreachable(tier, exc) from exc
+    return [e for _, e in found]
+
+
+def _entry(tier: NetworkTier, rkey: str, key: str, data: bytes) -> NetworkEntry:
+    pttl = tier.client.pttl(rkey)
+    ttl = None if pttl is None or int(pttl) < 0 else int(pttl) / 1000
+    try:
+        rec = nf.unpack_record(rkey.encode(), data, None)
+        meta = framing.parse_meta(rec.meta)
+    except (nf.BadRecord, ValueError):
+        return NetworkEntry(tier.cache, key, "?", False, len(data), ttl, None)
+    chunked = rec.rtype == nf.T_MANIFEST
+    return NetworkEntry(tier.cache, key, meta.kind, chunked, meta.stored_len, ttl, None)
+
+
+def _with_usage(tier: NetworkTier, rkey: str, e: NetworkEntry) -> NetworkEntry:
+    usage = int(tier.client.memory_usage(rkey) or 0)
+    if e.chunked:
+        usage += e.bytes  # chunks are shared content; count their payload once
+    return NetworkEntry(e.cache, e.key, e.kind, e.chunked, e.bytes, e.ttl, usage)
+
+
+# -- evict and clean ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkRemoval(Report):
+    schema = "network.remove"
+    caches: tuple[str, ...]
+    dry_run: bool
+    entries: int  # entry records unlinked (or that would be)
+    chunks: int  # orphan chunks unlinked (or that would be)
+    keys: tuple[str, ...]  # entry keys removed (evict), for the record
+
+
+def evict_network(
+    manager: CacheManager, cache: str | None, match: str, dry_run: bool = False
+) -> NetworkRemoval:
+    """UNLINK the entries whose key matches the glob ``match``; their chunks become orphans."""
+    names = network_caches(manager, cache)
+    parts = [_evict_one(manager, n, match, dry_run) for n in names]
+    keys = tuple(k for p in parts for k in p)
+    return NetworkRemoval(tuple(names), dry_run, len(keys), 0, keys)
+
+
+def _evict_one(manager: CacheManager, cache: str, match: str, dry_run: bool) -> list[str]:
+    tier = tier_for(manager, cache)
+    if tier.read_only:
+        raise UsageError(f"cache {cache!r}: the network tier is read-only (mode = read-only)")
+    chosen: list[str] = []
+    try:
+        for rkey, _ in records(tier):
+            if fnmatch.fnmatchcase(display_key(tier, rkey), match):
+                chosen.append(rkey)
+        if not dry_run:
+            for i in range(0, len(chosen), 1000):
+                tier.client.unlink(*chosen[i : i + 1000])
+    except (redis.RedisError, OSError) as exc:
+        raise unreachable(tier, exc) from exc
+    return [display_key(tier, k) for k in chosen]
+
+
+def clean_network(
+    manager: CacheManager,
+    cache: str | None = None,
+    dry_run: bool = False,
+    grace: float = CLEAN_GRACE,
+) -> NetworkRemoval:
+    """Sweep orphan chunks: no manifest refers to them and they sat idle for ``grace`` s.
+
+    The grace keeps an upload in flight (chunks written, manifest not yet) safe.
+    """
+    names = network_caches(manager, cache)
+    swept = sum(_clean_one(manager, n, dry_run, grace) for n in names)
+    return NetworkRemoval(tuple(names), dry_run, 0, swept, ())
+
+
+def _clean_one(manager: CacheManager, cache: str, dry_run: bool, grace: float) -> int:
+    tier = tier_for(manager, cache)
+    if tier.read_only:
+        raise UsageError(f"cache {cache!r}: the network tier is read-only (mode = read-only)")
+    live: set[str] = set()
+    orphans: list[bytes] = []
+    try:
+        for rkey, data in records(tier):
+            addr = _address(rkey, data)
+            if addr:
+                live.add(addr)
+        for batch in tier.scan_batches(tier.prefix + "{*}:c:*"):
+            for k in batch:
+                addr = nf.chunk_address(k.decode("utf-8", "replace"))
+                if addr and addr not in live and _idle(tier, k) >= grace:
+                    orphans.append(k)
+        if not dry_run:
+            for i in range(0, len(orphans), 1000):
+                tier.client.unlink(*orphans[i : i + 1000])
+    except (redis.RedisError, OSError) as exc:
+        raise unreachable(tier, exc) from exc
+    return len(orphans)
+
+
+def _address(rkey: str, data: bytes | None) -> str | None:
+    if data is None:
+        return None
+    try:
+        rec = nf.unpack_record(rkey.encode(), data, None)
+        if rec.rtype != nf.T_MANIFEST:
+            return None
+        man = nf.unpack_manifest(rec.body)
+        return f"{framing.parse_meta(rec.meta).digest.hex()}.{man.chunk_size}"
+    except (nf.BadRecord, ValueError):
+        return None
+
+
+def _idle(tier: NetworkTier, key: bytes) -> float:
+    try:
+        return float(tier.client.object("idletime", key) or 0)
+    except redis.ResponseError:  # an LFU policy has no idle time: treat as fresh (keep it)
+        return 0.0

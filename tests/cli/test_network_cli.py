@@ -1,0 +1,100 @@
+"""The admin commands' ``--tier network`` and put/get through the shared tier, on a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.cli.helpers import cli, cli_json, run
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def shared(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    prefix = f"cli{os.getpid()}{tmp_path.name[-6:]}:"
+    monkeypatch.setenv("LLAMACACHE_NETWORK_URL", redis_server.url)
+    monkeypatch.setenv("LLAMACACHE_NETWORK_KEY_PREFIX", prefix)
+    monkeypatch.setenv("LLAMACACHE_NETWORK_CHUNK_SIZE", "64KiB")
+    return prefix
+
+
+def test_put_then_get_on_another_machine(
+    shared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "w.bin"
+    src.write_bytes(os.urandom(300_000))
+    assert cli("put", "-c", "model", "w", "--file", str(src)).exit_code == 0
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other-machine"))
+    out = tmp_path / "out.bin"
+    assert run("get", "-c", "model", "w", "--out", str(out)).returncode == 0
+    assert out.read_bytes() == src.read_bytes()
+
+
+def test_inspect_ls_verify_evict_clean(shared: str, redis_server: RedisServer) -> None:
+    assert cli("put", "-c", "model", "a", os.urandom(150_000).hex()).exit_code == 0
+    assert cli("put", "-c", "model", "b", "small").exit_code == 0
+    body = cli_json("inspect", "-c", "model", "--tier", "network")
+    assert body["schema"] == "llamacache.network.inspect"
+    (info,) = body["caches"]
+    assert info["reachable"] and info["entries"] == 2 and info["chunks"] >= 2
+    top = cli_json("inspect", "-c", "model", "--tier", "network", "--top", "1")  # one document
+    assert [e["key"] for e in top["top"]] == ["a"] and top["top"][0]["memory_usage"] > 100_000
+    human = cli("inspect", "-c", "model", "--tier", "network", "--top", "1")
+    assert "network tier" in human.stdout and "noeviction" in human.stdout
+    assert "memory usage" in human.stdout
+    listing = cli_json("ls", "-c", "model", "--tier", "network")
+    assert sorted(e["key"] for e in listing["entries"]) == ["a", "b"]
+    keys = cli("ls", "-c", "model", "--tier", "network", "-q")
+    assert sorted(keys.stdout.split()) == ["a", "b"]
+    assert cli("verify", "-c", "model", "--tier", "network").exit_code == 0
+
+    client = redis.Redis.from_url(redis_server.url)
+    victim = sorted(client.scan_iter(match=f"{shared}model:{{*}}:c:*"))[1]
+    client.delete(victim)
+    bad = cli("verify", "-c", "model", "--tier", "network")
+    assert bad.exit_code == 1
+    assert "missing chunk 1" in bad.stdout and "a" in bad.stdout
+
+    nothing = cli("evict", "-c", "model", "--tier", "network", "--key", "a")
+    assert nothing.exit_code == 2 and "--yes" in nothing.stderr  # no terminal to ask
+    assert client.exists(f"{shared}model:e:s:a")
+    gone = cli_json("evict", "-c", "model", "--tier", "network", "--key", "a", "--yes")
+    assert gone["keys"] == ["a"] and not client.exists(f"{shared}model:e:s:a")
+    swept = cli_json("clean", "-c", "model", "--tier", "network")
+    assert swept["chunks"] == 0  # orphans younger than the grace period stay
+
+
+def test_bad_input_and_unreachable(
+    shared: str, private_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = cli("ls", "--tier", "nowhere")
+    assert bad.exit_code == 2 and "'nowhere'" in bad.stderr
+    for args in (("ls", "--sort", "size"), ("verify", "--quick"), ("inspect", "--reset-stats")):
+        res = cli(*args, "--tier", "network")
+        assert res.exit_code == 2 and "not available with --tier network" in res.stderr
+    sel = cli("evict", "--tier", "network", "--older-than", "1d", "--yes")
+    assert sel.exit_code == 2 and "--key and --match" in sel.stderr
+    private_redis.start()
+    monkeypatch.setenv("LLAMACACHE_NETWORK_URL", private_redis.url)
+    private_redis.kill()
+    down = run("inspect", "-c", "model", "--tier", "network")
+    assert down.returncode == 1
+    assert b"unreachable" in down.stderr and b"Traceback" not in down.stderr
+    down_ls = run("ls", "--tier", "network")
+    assert down_ls.returncode == 1 and down_ls.stderr.count(b"\n") == 1
+    # the local tiers keep serving
+    assert run("put", "-c", "model", "k", "v").returncode == 0
+    got = run("get", "-c", "model", "k")
+    assert got.returncode == 0 and got.stdout == b"v"
+
+
+def test_no_network_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    res = cli("verify", "--tier", "network")
+    assert res.exit_code == 2 and "no network tier" in res.stderr
+    assert json.loads(cli("--json", "config", "show").stdout or "{}") is not None
