@@ -14,6 +14,7 @@ import time
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
 from types import TracebackType
 from typing import Any, BinaryIO
 
@@ -23,6 +24,7 @@ from llamacache.engine.memory import MemoryFront
 from llamacache.engine.protocol import CacheTier, TierStats
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
 from llamacache.errors import CorruptEntryError, UnsafeCacheDirError, UsageError
+from llamacache.metrics import SAMPLE_EVERY, CacheMetrics
 from llamacache.settings import CacheSettings
 
 _MISS: Any = object()
@@ -59,7 +61,9 @@ class TieredCache:
     (unless ``on_corrupt == "miss"``), DiskFullError / ReadOnlyCacheError on I/O failure.
     """
 
-    def __init__(self, settings: CacheSettings, lower: Sequence[CacheTier] = ()) -> None:
+    def __init__(
+        self, settings: CacheSettings, lower: Sequence[CacheTier] = (), *, metrics: bool = True
+    ) -> None:
         path = ensure_private_dir(settings.path)
         if not settings.allow_network_fs and is_network_fs(path):
             raise UnsafeCacheDirError(
@@ -74,16 +78,45 @@ class TieredCache:
         self._track = self.disk.policy.track_access
         self._ttl = settings.max_age if settings.policy == "time" else None
         self.corrupt = 0
+        # Counters flushed to cache.db (metrics.py); off only to measure what they cost.
+        self.metrics: CacheMetrics | None = CacheMetrics(self) if metrics else None
+        # Countdown to the next timed get; metrics off never reaches zero.
+        self._countdown = SAMPLE_EVERY if metrics else 2**62
 
     # -- reads ------------------------------------------------------------------------------
 
     def get(self, key: Hashable, default: Any = None) -> Any:
-        """The value for ``key``, or ``default``. Memory hit ~1 us; disk hit decodes + promotes."""
+        """The value for ``key``, or ``default``. Memory hit ~1 us; disk hit decodes + promotes.
+
+        One get in ``SAMPLE_EVERY`` is timed into the latency histogram (and checks
+        whether the metrics are due a flush); the others only bump one counter.
+        """
+        n = self._countdown = self._countdown - 1
+        if not n:
+            return self._timed_get(key, default)
         value = self.memory.get(key, _MISS)
         if value is not _MISS:
             if self._track:
                 self.disk.record_access(key)
             return value
+        return self._get_below(key, default)
+
+    def _timed_get(self, key: Hashable, default: Any) -> Any:
+        self._countdown = SAMPLE_EVERY
+        metrics = self.metrics
+        assert metrics is not None
+        t0 = perf_counter()
+        value = self.memory.get(key, _MISS)
+        if value is not _MISS:
+            if self._track:
+                self.disk.record_access(key)
+        else:
+            value = self._get_below(key, default)
+        metrics.get_latency.observe(perf_counter() - t0, SAMPLE_EVERY)
+        metrics.maybe_flush()
+        return value
+
+    def _get_below(self, key: Hashable, default: Any) -> Any:
         found = self.disk.get(key)
         if found is None:
             found = self._get_lower(key)
@@ -188,6 +221,14 @@ class TieredCache:
 
         On failure nothing is left behind and the memory front no longer holds ``key``.
         """
+        if self.metrics is None:
+            return self._put(key, value, ttl)
+        t0 = perf_counter()
+        self._put(key, value, ttl)
+        self.metrics.put_latency.observe(perf_counter() - t0)
+        self.metrics.maybe_flush()
+
+    def _put(self, key: Hashable, value: Any, ttl: float | None) -> None:
         self.memory.discard(key)
         meta, payload = framing.encode(value, self.settings)
         expire = ttl if ttl is not None else self._ttl
@@ -285,11 +326,15 @@ class TieredCache:
         return out
 
     def flush(self) -> None:
-        """Write pending access records to the index now."""
+        """Write pending access records and metrics to the index now."""
         self.disk.flush_access()
+        if self.metrics is not None:
+            self.metrics.flush()
 
     def close(self) -> None:
-        """Flush and close the disk tier; the memory front is dropped."""
+        """Flush metrics, flush and close the disk tier; the memory front is dropped."""
+        if self.metrics is not None:
+            self.metrics.close()
         self.disk.close()
         self.memory.clear()
 
