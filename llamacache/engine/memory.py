@@ -77,7 +77,7 @@ class MemoryFront:
         if self._expires and key in self._expires:
             return self._get_expiring(key, value, default)
         if self._lru:
-            try:
+            try:  # noqa: SIM105 (contextlib.suppress costs ~100 ns on the hottest path)
                 self._data.move_to_end(key)
             except KeyError:
                 pass  # removed concurrently: the value read is still a valid answer
