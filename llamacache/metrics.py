@@ -112,10 +112,9 @@ class CacheMetrics:
         flushed = self._flushed
         return {k: v - flushed.get(k, 0) for k, v in self.totals().items()}
 
-    def maybe_flush(self) -> None:
-        """Flush when ``interval`` has passed since the last one (one clock read)."""
-        if time.monotonic() - self._last >= self.interval:
-            self.flush()
+    def due(self) -> bool:
+        """True when ``interval`` has passed since the last flush (one clock read)."""
+        return time.monotonic() - self._last >= self.interval
 
     def flush(self) -> bool:
         """Add the growth since the last flush to the stored counters; False if that failed.

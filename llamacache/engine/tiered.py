@@ -113,8 +113,22 @@ class TieredCache:
         else:
             value = self._get_below(key, default)
         metrics.get_latency.observe(perf_counter() - t0, SAMPLE_EVERY)
-        metrics.maybe_flush()
+        self._upkeep(metrics)
         return value
+
+    def _upkeep(self, metrics: CacheMetrics) -> None:
+        """Every FLUSH_SECONDS (one clock read to find out): flush metrics, check memory."""
+        if metrics.due():
+            metrics.flush()
+            self.check_memory_pressure()
+
+    def check_memory_pressure(self) -> int:
+        """Shrink the memory front if the machine is short of memory; returns evictions."""
+        from llamacache.resources import relieve_pressure
+
+        return relieve_pressure(
+            self.memory, self.settings.memory_size, self.settings.pressure_floor
+        )
 
     def _get_below(self, key: Hashable, default: Any) -> Any:
         found = self.disk.get(key)
@@ -226,7 +240,7 @@ class TieredCache:
         t0 = perf_counter()
         self._put(key, value, ttl)
         self.metrics.put_latency.observe(perf_counter() - t0)
-        self.metrics.maybe_flush()
+        self._upkeep(self.metrics)
 
     def _put(self, key: Hashable, value: Any, ttl: float | None) -> None:
         self.memory.discard(key)
@@ -276,6 +290,7 @@ class TieredCache:
     def cleanup(self) -> CleanupResult:
         """Drop expired entries everywhere and bring the disk tier under its threshold."""
         memory_expired = self.memory.expire()
+        self.check_memory_pressure()
         self.disk.flush_access()
         expired = self.disk.expire()
         limit = int(self.settings.eviction_threshold * self.settings.disk_size)
