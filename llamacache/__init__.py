@@ -22,6 +22,8 @@ from llamacache.errors import (
     UnsafeCacheDirError,
 )
 from llamacache.manager import CacheManager
+from llamacache.monitored import MonitoredCacheManager
+from llamacache.resources import ResourceManager
 from llamacache.scheduler import AsyncScheduler
 
 __version__ = "0.1.0"
@@ -37,7 +39,9 @@ __all__ = [
     "DiskFullError",
     "LlamacacheError",
     "LockBusyError",
+    "MonitoredCacheManager",
     "ReadOnlyCacheError",
+    "ResourceManager",
     "UnsafeCacheDirError",
     "__version__",
 ]
