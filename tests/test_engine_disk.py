@@ -220,3 +220,24 @@ def test_put_file_streams_and_records_digest(tmp_path: Path) -> None:
     with tier.open("w") as f:  # type: ignore[union-attr]
         assert framing.verify_payload(meta, f)
     assert not list((tier.directory / "tmp").iterdir())
+
+
+def test_access_side_table_backfills_a_cache_written_without_it(tmp_path: Path) -> None:
+    import diskcache
+
+    raw = diskcache.Cache(str(tmp_path / "c"), eviction_policy="none")
+    for k in range(5):
+        raw.set(k, b"v")
+    raw.close()
+    tier = DiskTier(settings(tmp_path, policy="lru"))
+    con = tier._cache._con
+    assert con.execute("SELECT count(*) FROM LlcAccess").fetchone() == (5,)
+    tier.get(0)
+    tier.flush_access()
+    ((count,),) = con.execute(
+        "SELECT a.access_count FROM LlcAccess a JOIN Cache c ON c.rowid = a.rowid WHERE c.key = 0"
+    ).fetchall()
+    assert count == 1
+    tier.remove(0)  # the delete trigger keeps the side table in step
+    assert con.execute("SELECT count(*) FROM LlcAccess").fetchone() == (4,)
+    tier.close()
