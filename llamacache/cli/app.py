@@ -98,9 +98,9 @@ def root(
 
 def _register() -> None:
     """Attach every command module; each exposes ``register(app)``."""
-    from llamacache.cli import config_cmd, entries_cmd, stats_cmd
+    from llamacache.cli import bench_cmd, config_cmd, entries_cmd, stats_cmd
 
-    for module in (config_cmd, entries_cmd, stats_cmd):
+    for module in (config_cmd, entries_cmd, stats_cmd, bench_cmd):
         module.register(app)
 
 
