@@ -241,3 +241,23 @@ def test_access_side_table_backfills_a_cache_written_without_it(tmp_path: Path) 
     tier.remove(0)  # the delete trigger keeps the side table in step
     assert con.execute("SELECT count(*) FROM LlcAccess").fetchone() == (4,)
     tier.close()
+
+
+def test_memory_front_hits_keep_entries_on_disk_under_lru(tmp_path: Path) -> None:
+    from llamacache.engine import TieredCache
+
+    s = settings(tmp_path, policy="lru", disk_size=1_000_000, file_threshold=KB)
+    with TieredCache(replace(s, memory_size=10**7)) as tc:
+        for k in range(20):
+            tc.put(k, os.urandom(10 * KB))  # kept in the memory front too
+            time.sleep(0.002)
+        time.sleep(0.01)
+        for k in range(10):  # the oldest ten, hit in memory only
+            assert tc.memory.get(k) is not None
+            tc.get(k)
+        assert tc.disk._acount  # noted without touching the index
+        tier = tc.disk
+        target = tier.used_bytes() - 10 * 10 * KB
+        tier.evict_to(target)  # flushes the noted hits first
+        gone = {k for k in range(20) if not tier.contains(k)}
+        assert gone and gone <= set(range(10, 20))

@@ -3,8 +3,8 @@
 diskcache runs with ``eviction_policy="none"`` and ``cull_limit=0``: it never culls and
 never writes on a get. Eviction, recency and crash-safe file writes are ours:
 
-* recency (lru/lfu) is collected in memory and written in one transaction every 1000
-  accesses or 1 s, so a get never waits for a write (diskcache's own lru makes every get
+* recency (lru/lfu) is collected in memory and written in one transaction every second
+  (or when 50,000 distinct keys are pending), so a get never waits for a write (diskcache's own lru makes every get
   a write transaction, 6-9x slower). It goes to a narrow side table, ``LlcAccess``
   (rowid, access_time, access_count), kept in step with ``Cache`` by triggers: updating
   ``Cache.access_time`` in place rewrites the whole row (value included), ~5 us per row
@@ -40,8 +40,9 @@ from llamacache.settings import CacheSettings
 log = logging.getLogger("llamacache.disk")
 
 BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
-FLUSH_EVERY = 1000  # pending accesses that force a flush
+FLUSH_EVERY = 50_000  # distinct keys pending that force a flush (each costs one row write)
 FLUSH_SECONDS = 1.0  # ... or age of the oldest unflushed access
+HIT_CHECK_EVERY = 256  # memory-front hits noted between two looks at the clock
 EVICT_BATCH = 1000  # candidate rows examined per eviction transaction
 _SIZE = "(size + ifnull(length(value), 0))"  # payload bytes of a row, file or inline
 _ROW_COST = f"{_SIZE} + ifnull(length(key), 8) + ifnull(length(tag), 0) + 64"
@@ -126,6 +127,7 @@ class DiskTier:
         self._atime: dict[Hashable, float] = {}
         self._acount: dict[Hashable, int] = {}
         self._last_flush = time.time()
+        self._hit_countdown = HIT_CHECK_EVERY
         self._slack = 0  # index pages that eviction could not free (see evict_to)
         self.hits = self.misses = self.puts = self.evictions = self.evicted_bytes = 0
         self.expirations = self.ghost_hits = 0
@@ -375,6 +377,21 @@ class DiskTier:
         counts[key] = counts.get(key, 0) + 1
         if len(counts) >= FLUSH_EVERY or now - self._last_flush >= FLUSH_SECONDS:
             self.flush_access()
+
+    def note_hit(self, key: Hashable) -> None:
+        """Note a memory-front hit of ``key`` for lru/lfu: a count only, no clock read.
+
+        The hot path of a tiered get (~60 ns instead of ~250 ns for ``record_access``).
+        The entry's access time becomes the time of the next flush (at most ~1 s later),
+        which is when the disk tier next needs it.
+        """
+        counts = self._acount
+        counts[key] = counts.get(key, 0) + 1
+        n = self._hit_countdown = self._hit_countdown - 1
+        if not n:
+            self._hit_countdown = HIT_CHECK_EVERY
+            if len(counts) >= FLUSH_EVERY or time.time() - self._last_flush >= FLUSH_SECONDS:
+                self.flush_access()
 
     def flush_access(self) -> int:
         """Write pending access times/counts in one transaction; returns rows updated.

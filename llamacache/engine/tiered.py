@@ -97,7 +97,7 @@ class TieredCache:
         value = self.memory.get(key, _MISS)
         if value is not _MISS:
             if self._track:
-                self.disk.record_access(key)
+                self.disk.note_hit(key)
             return value
         return self._get_below(key, default)
 
@@ -109,7 +109,7 @@ class TieredCache:
         value = self.memory.get(key, _MISS)
         if value is not _MISS:
             if self._track:
-                self.disk.record_access(key)
+                self.disk.note_hit(key)
         else:
             value = self._get_below(key, default)
         metrics.get_latency.observe(perf_counter() - t0, SAMPLE_EVERY)
