@@ -4,11 +4,12 @@ diskcache runs with ``eviction_policy="none"`` and ``cull_limit=0``: it never cu
 never writes on a get. Eviction, recency and crash-safe file writes are ours:
 
 * recency (lru/lfu) is collected in memory and written in one transaction every second
-  (or when 50,000 distinct keys are pending), so a get never waits for a write (diskcache's own lru makes every get
-  a write transaction, 6-9x slower). It goes to a narrow side table, ``LlcAccess``
-  (rowid, access_time, access_count), kept in step with ``Cache`` by triggers: updating
-  ``Cache.access_time`` in place rewrites the whole row (value included), ~5 us per row
-  at 100 B and ~27 us at 10 KB, while a side-table row costs the same at any size;
+  (or when 50,000 distinct keys are pending), so a get never waits for a write
+  (diskcache's own lru makes every get a write transaction, 6-9x slower). It goes to a
+  narrow side table, ``LlcAccess`` (rowid, access_time, access_count), kept in step
+  with ``Cache`` by triggers: updating ``Cache.access_time`` in place rewrites the whole
+  row (value included), ~5 us per row at 100 B and ~27 us at 10 KB, while a side-table
+  row costs the same at any size;
 * a file-backed value is written to ``tmp/``, fsynced, renamed into place and only then
   indexed, so a crash leaves an orphan file, never a row pointing at half a file;
 * eviction deletes index rows first and files after the commit, for the same reason.
