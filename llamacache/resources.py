@@ -26,7 +26,7 @@ from llamacache.units import format_size
 
 if TYPE_CHECKING:
     from llamacache.engine.memory import MemoryFront
-    from llamacache.settings import Settings
+    from llamacache.settings import CacheSettings, Settings
 
 
 def available_memory() -> int:
@@ -95,6 +95,23 @@ def relieve_pressure(memory: MemoryFront, configured: int, floor: int) -> int:
     return 0
 
 
+def disk_limit_warning(cache: CacheSettings, used: int | None = None) -> str | None:
+    """One line when ``cache.disk_size`` exceeds what it holds plus its filesystem's free space.
+
+    ``used`` is what the cache occupies now (measured by walking its directory if None).
+    """
+    if used is None:
+        used = directory_bytes(cache.path) if cache.path.is_dir() else 0
+    free = disk_free(cache.path)
+    if cache.disk_size <= used + free:
+        return None
+    return (
+        f"cache {cache.name!r}: disk limit {format_size(cache.disk_size)} exceeds what its "
+        f"filesystem can still hold ({format_size(used)} used + {format_size(free)} free "
+        f"at {nearest_existing(cache.path)})"
+    )
+
+
 def limit_warnings(settings: Settings) -> list[str]:
     """Limits the machine cannot honour now: one readable line each (``inspect`` shows them).
 
@@ -102,18 +119,8 @@ def limit_warnings(settings: Settings) -> list[str]:
     memory fronts that together exceed physical memory. Walks each existing cache
     directory once to measure it.
     """
-    warnings: list[str] = []
-    memory_total = 0
-    for name, cs in settings.caches.items():
-        memory_total += cs.memory_size
-        used = directory_bytes(cs.path) if cs.path.is_dir() else 0
-        free = disk_free(cs.path)
-        if cs.disk_size > used + free:
-            warnings.append(
-                f"cache {name!r}: disk limit {format_size(cs.disk_size)} exceeds what its "
-                f"filesystem can still hold ({format_size(used)} used + "
-                f"{format_size(free)} free at {nearest_existing(cs.path)})"
-            )
+    warnings = [w for cs in settings.caches.values() if (w := disk_limit_warning(cs))]
+    memory_total = sum(cs.memory_size for cs in settings.caches.values())
     physical = total_memory()
     if memory_total > physical:
         warnings.append(

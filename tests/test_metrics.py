@@ -266,3 +266,35 @@ def test_monitored_manager_reports_seed_metrics(tmp_path: Path) -> None:
     assert got["memory_usage"] == 100
     assert got["eviction_count"] == 0 and got["gets"] == 2
     assert got["caches"]["default"]["hits"] == 1 and got["available_memory"] > 0
+
+
+def test_inspect_shows_ghost_advice_and_limit_warning(tmp_path: Path) -> None:
+    from llamacache.manager import CacheManager
+    from llamacache.ops.inspect import inspect
+
+    s = resolve(
+        read_files=False,
+        env={},
+        overrides={
+            "cache.disk.path": str(tmp_path),
+            "caches.small.size": "150KB",
+            "caches.small.memory_size": 0,
+            "caches.small.policy": "fifo",
+            "caches.huge.size": "100PB",
+        },
+    )
+    with CacheManager(s) as cm:
+        small = cm.cache("small")
+        for i in range(30):
+            small.put(f"k{i}", os.urandom(40 * KB))  # file-backed: above file_threshold
+        evicted = [f"k{i}" for i in range(30) if not small.disk.contains(f"k{i}")]
+        for k in evicted:
+            small.get(k)
+        cm.cache("huge").put("x", b"1")
+    assert evicted
+    report = inspect(CacheManager(s))
+    by = {c.name: c for c in report.caches}
+    assert by["small"].advice is not None
+    assert by["small"].advice.startswith(f"{len(evicted)} of {len(evicted)} misses")
+    assert any("disk limit 100 PB exceeds" in w for w in by["huge"].warnings)
+    assert not any("disk limit" in w for w in by["small"].warnings)

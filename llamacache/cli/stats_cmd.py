@@ -19,9 +19,12 @@ def _pct(rate: float | None) -> str:
 
 
 def _ms(seconds: float | None) -> str:
+    """A histogram bucket's upper bound: the quantile is at most this."""
     if seconds is None:
         return "-"
-    return "> 10 s" if seconds == float("inf") else f"<= {seconds * 1e3:g} ms"
+    if seconds == float("inf"):
+        return "> 10 s"
+    return f"<= {seconds * 1e6:g} us" if seconds < 1e-3 else f"<= {seconds * 1e3:g} ms"
 
 
 def _human(r: Renderer, rep: stats_op.StatsReport) -> None:

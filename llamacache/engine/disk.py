@@ -3,8 +3,8 @@
 diskcache runs with ``eviction_policy="none"`` and ``cull_limit=0``: it never culls and
 never writes on a get. Eviction, recency and crash-safe file writes are ours:
 
-* recency (lru/lfu) is collected in memory and written in one transaction every second
-  (or when 50,000 distinct keys are pending), so a get never waits for a write
+* recency (lru/lfu) is collected in memory and written in one transaction every
+  5 s (or when 100,000 distinct keys are pending), so a get never waits for a write
   (diskcache's own lru makes every get a write transaction, 6-9x slower). It goes to a
   narrow side table, ``LlcAccess`` (rowid, access_time, access_count), kept in step
   with ``Cache`` by triggers: updating ``Cache.access_time`` in place rewrites the whole
@@ -41,8 +41,8 @@ from llamacache.settings import CacheSettings
 log = logging.getLogger("llamacache.disk")
 
 BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
-FLUSH_EVERY = 50_000  # distinct keys pending that force a flush (each costs one row write)
-FLUSH_SECONDS = 1.0  # ... or age of the oldest unflushed access
+FLUSH_EVERY = 100_000  # distinct keys pending that force a flush (each costs one row write)
+FLUSH_SECONDS = 5.0  # ... or age of the oldest unflushed access (recency is advisory)
 HIT_CHECK_EVERY = 256  # memory-front hits noted between two looks at the clock
 EVICT_BATCH = 1000  # candidate rows examined per eviction transaction
 _SIZE = "(size + ifnull(length(value), 0))"  # payload bytes of a row, file or inline
@@ -83,13 +83,13 @@ class Policy:
 
     indexes: tuple[str, ...]
     order: str | None  # ORDER BY clause for eviction candidates; None = never evict
-    track_access: bool = False  # needs batched access times / counts (LlcAccess, alias a)
+    track_access: bool = False  # needs batched access times / counts (read from LlcAccess)
 
 
 POLICIES: dict[str, Policy] = {
     "lru": Policy(
         ("CREATE INDEX IF NOT EXISTS LlcAccess_time ON LlcAccess (access_time)",),
-        "a.access_time",
+        "access_time",
         track_access=True,
     ),
     "fifo": Policy(
@@ -97,7 +97,7 @@ POLICIES: dict[str, Policy] = {
     ),
     "lfu": Policy(
         ("CREATE INDEX IF NOT EXISTS LlcAccess_lfu ON LlcAccess (access_count, access_time)",),
-        "a.access_count, a.access_time",
+        "access_count, access_time",
         track_access=True,
     ),
     "time": Policy(
@@ -469,11 +469,11 @@ class DiskTier:
         """One transaction: pick candidates in ``order`` (until ``need`` bytes), delete them."""
         # lru/lfu walk LlcAccess's index and look each row up by rowid (CROSS JOIN fixes
         # that order); the other policies read Cache alone.
-        source = (
-            "LlcAccess a CROSS JOIN Cache c ON c.rowid = a.rowid"
-            if order.startswith("a.")
-            else "Cache c"
-        )
+        if self._track and where is None:
+            source = "LlcAccess a CROSS JOIN Cache c ON c.rowid = a.rowid"
+            order = ", ".join(f"a.{col.strip()}" for col in order.split(","))
+        else:
+            source = "Cache c"
         select = (
             f"SELECT c.rowid, filename, {_SIZE}, {_ROW_COST}, key, raw FROM {source}"
             f"{' WHERE ' + where if where else ''} ORDER BY {order} LIMIT ?"
@@ -498,6 +498,40 @@ class DiskTier:
         except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
             raise self._error(exc) from exc
         return EvictionResult(len(chosen), freed), cost
+
+    def remove_rows(
+        self, rows: Iterable[tuple[int, float, int]]
+    ) -> tuple[EvictionResult, list[int]]:
+        """Delete rows given as ``(rowid, store_time, payload size)``; returns (removed, skipped).
+
+        For ``evict``/``repair`` plans made earlier: a row rewritten since (new store time
+        or size) or already gone is skipped (its rowid returned). One transaction per 1000
+        rows; files are deleted after the commit.
+        """
+        total = EvictionResult()
+        skipped: list[int] = []
+        batch = list(rows)
+        for start in range(0, len(batch), EVICT_BATCH):
+            part = batch[start : start + EVICT_BATCH]
+            try:
+                with self._cache._transact(retry=True) as (sql, cleanup):
+                    for rowid, store_time, size in part:
+                        found = sql(
+                            f"SELECT filename, {_SIZE} FROM Cache WHERE rowid = ?"
+                            " AND store_time = ?",
+                            (rowid, store_time),
+                        ).fetchall()
+                        if not found or found[0][1] != size:
+                            skipped.append(rowid)
+                            continue
+                        sql("DELETE FROM Cache WHERE rowid = ?", (rowid,))
+                        cleanup(found[0][0])  # runs after COMMIT: rows go first, files after
+                        total += EvictionResult(1, size)
+            except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+                raise self._error(exc) from exc
+        self.evictions += total.count
+        self.evicted_bytes += total.bytes
+        return total, skipped
 
     def vacuum(self) -> int:
         """Rebuild the SQLite file to return pages freed by scattered deletes; bytes saved.

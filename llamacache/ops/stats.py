@@ -66,10 +66,11 @@ def advice(target: CacheSettings | Path) -> str | None:
     misses, both since the counters were last reset. None when no miss hit a ghost.
     """
     path = target.path if isinstance(target, CacheSettings) else target
-    return _advice(metrics_store.read(path))
+    return ghost_advice(metrics_store.read(path))
 
 
-def _advice(counters: Counters) -> str | None:
+def ghost_advice(counters: Counters) -> str | None:
+    """The advice from stored counters (``metrics_store.read``); None without ghost hits."""
     disk = counters.get("disk", {})
     ghosts, misses = disk.get("ghost_hits", 0), disk.get("misses", 0)
     if not ghosts or not misses:
@@ -131,7 +132,7 @@ def cache_stats(settings: CacheSettings) -> CacheStats:
         get_p99=metrics.quantile(get_b, 0.99),
         put_p50=metrics.quantile(put_b, 0.5),
         put_p99=metrics.quantile(put_b, 0.99),
-        advice=_advice(counters),
+        advice=ghost_advice(counters),
         counters={t: dict(v) for t, v in counters.items()},
     )
 
