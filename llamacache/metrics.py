@@ -1,12 +1,13 @@
 """In-process counters and latency histograms per cache, flushed into the cache's index.
 
-Counting must not slow the cache: a get increments plain ints the engine already keeps
-(``MemoryFront.hits``, ``DiskTier.misses``...), and only one get in ``SAMPLE_EVERY`` (64) is
-timed (recorded with weight ``SAMPLE_EVERY``, so histogram counts stay unbiased). Every
-``FLUSH_SECONDS`` (checked on sampled gets and on puts, no thread), at ``close()`` and
-at interpreter exit, the growth since the last flush is added to ``metrics_store`` in
-one transaction: processes merge by addition, and a kill -9 loses only the unflushed
-interval.
+Counting must not slow the cache: a get bumps plain ints the engine already keeps
+(``MemoryFront.hits``, ``DiskTier.misses``...) and nothing else. A single sleeping
+daemon thread (the ticker) wakes every ``TICK_SECONDS``: it opens a sampling window
+on each cache (its next ``WINDOW`` gets are timed, each weighted by the gets since
+the previous window, so histogram counts track the get count) and, every
+``FLUSH_SECONDS``, adds the growth since the last flush to ``metrics_store`` in one
+transaction. ``close()`` and interpreter exit flush too. Processes merge by addition;
+a kill -9 loses only the unflushed interval. Puts (>= 10 us each) are always timed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import atexit
 import bisect
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -32,7 +34,8 @@ log = logging.getLogger("llamacache.metrics")
 TIERS = ("memory", "disk", "network")
 COUNTERS = ("hits", "misses", "puts", "evictions", "evicted_bytes", "expirations", "corrupt")
 FLUSH_SECONDS = 10.0
-SAMPLE_EVERY = 64  # one get in 64 is timed (weight 64, so histogram counts stay unbiased)
+TICK_SECONDS = 1.0  # how often the ticker wakes: one sampling window per cache per tick
+WINDOW = 16  # gets timed per sampling window
 
 # Upper bounds in seconds, 1-2.5-5 steps from 1 us to 10 s (plus +Inf).
 BUCKETS: tuple[float, ...] = tuple(m * 10.0**e for e in range(-6, 1) for m in (1.0, 2.5, 5.0)) + (
@@ -74,7 +77,7 @@ class Histogram:
 
 
 class CacheMetrics:
-    """The counters of one open TieredCache, and the flush of their growth to disk."""
+    """The counters of one open TieredCache, its sampling windows and its flushes."""
 
     def __init__(self, cache: TieredCache, interval: float = FLUSH_SECONDS) -> None:
         self._cache = weakref.ref(cache)
@@ -82,10 +85,27 @@ class CacheMetrics:
         self.interval = interval
         self.get_latency = Histogram()
         self.put_latency = Histogram()
+        self.window_left = 0  # timed gets left in the open window
+        self.weight = 1  # gets each timed get stands for
+        self._gets_at_window = 0
         self._flushed: dict[Key, int] = {}
         self._last = time.monotonic()
         self._lock = threading.Lock()  # one flush at a time; never taken on a get
+        self._closed = False
+        self.ticking = True  # False: the ticker leaves this cache alone (deterministic tests)
         _LIVE.add(self)
+        _ensure_ticker()
+
+    def open_window(self) -> None:
+        """Time the next WINDOW gets of the cache (the ticker calls this every tick)."""
+        cache = self._cache()
+        if cache is None or self._closed:
+            return
+        gets = cache.memory.hits + cache.memory.misses
+        self.weight = max(1, (gets - self._gets_at_window) // WINDOW)
+        self._gets_at_window = gets
+        self.window_left = WINDOW
+        cache.start_sampling()
 
     def totals(self) -> dict[Key, int]:
         """Every counter of this process since open: ``{(tier, name): value}``."""
@@ -116,13 +136,24 @@ class CacheMetrics:
         """True when ``interval`` has passed since the last flush (one clock read)."""
         return time.monotonic() - self._last >= self.interval
 
-    def flush(self) -> bool:
+    def tick(self) -> None:
+        """The ticker's visit: open a sampling window; flush and check memory when due."""
+        if not self.ticking:
+            return
+        self.open_window()
+        if self.due() and self.flush(blocking=False):
+            cache = self._cache()
+            if cache is not None and not self._closed:
+                cache.check_memory_pressure()
+
+    def flush(self, blocking: bool = True) -> bool:
         """Add the growth since the last flush to the stored counters; False if that failed.
 
-        One SQLite transaction (~1 ms). A failure (read-only or vanished directory, lock
-        timeout) keeps the growth for the next attempt.
+        One SQLite transaction (~1 ms) on a connection of its own, so any thread may call
+        it. A failure (read-only or vanished directory, lock timeout) keeps the growth for
+        the next attempt.
         """
-        if not self._lock.acquire(blocking=False):
+        if not self._lock.acquire(blocking=blocking):
             return False
         try:
             self._last = time.monotonic()
@@ -133,8 +164,8 @@ class CacheMetrics:
                 metrics_store.add(self.directory, deltas)
             self._flushed = totals
             cache = self._cache()
-            if cache is not None:
-                cache.disk.refresh_ghosts()
+            if cache is not None and not self._closed:
+                cache.disk.note_ghosts(metrics_store.has_ghosts(self.directory))
             return True
         except (sqlite3.Error, OSError, LlamacacheError) as exc:
             log.debug("metrics of %s not flushed: %s", self.directory, exc)
@@ -143,12 +174,40 @@ class CacheMetrics:
             self._lock.release()
 
     def close(self) -> None:
-        """Final flush; the object is no longer flushed at exit."""
-        self.flush()
+        """Final flush (waits for a ticker flush in progress); no more ticks or exit flush."""
         _LIVE.discard(self)
+        self.flush()
+        self._closed = True
 
 
 _LIVE: weakref.WeakSet[CacheMetrics] = weakref.WeakSet()
+_ticker_pid = 0  # the process whose ticker thread runs (a forked child starts its own)
+_ticker_lock = threading.Lock()
+
+
+def _tick_forever() -> None:
+    while True:
+        time.sleep(TICK_SECONDS)
+        for metrics in list(_LIVE):
+            try:
+                metrics.tick()
+            except Exception as exc:  # noqa: BLE001 (a ticker must outlive any one cache)
+                log.debug("metrics tick failed: %s", exc)
+
+
+def _ensure_ticker() -> None:
+    """Start the ticker thread once per process (again in a forked child)."""
+    global _ticker_pid
+    if _ticker_pid == os.getpid():
+        return
+    with _ticker_lock:
+        if _ticker_pid != os.getpid():
+            threading.Thread(target=_tick_forever, name="llamacache-metrics", daemon=True).start()
+            _ticker_pid = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # a forked child has no ticker thread: start one
+    os.register_at_fork(after_in_child=lambda: None if not _LIVE else _ensure_ticker())
 
 
 @atexit.register

@@ -80,7 +80,7 @@ _LOOPER = textwrap.dedent(
     s = CacheSettings(name="m", path=Path(sys.argv[1]), disk_size=10**9, memory_size=10**7,
                       compression="none", durability="none")
     tc = TieredCache(s)
-    tc.metrics.interval = 0.0  # flush on every timed get: kill -9 lands mid-flush often
+    tc.metrics.interval = 0.0  # flush on every tick of the metrics thread
     tc.put("k", b"v")
     n = 0
     while True:
@@ -114,9 +114,6 @@ def test_kill_9_loses_only_the_unflushed_interval(tmp_path: Path) -> None:
     hits = stored["memory"]["hits"]
     assert hits >= seen  # everything flushed before the kill is kept
     assert all(isinstance(v, int) and v >= 0 for t in stored.values() for v in t.values())
-    # the sampled histogram is flushed in the same transaction as the hits it belongs to
-    timed = sum(stored["latency.get"].get(n, 0) for n in metrics.BUCKET_NAMES)
-    assert timed % metrics.SAMPLE_EVERY == 0 and 0 < timed <= hits + 1
     # a new process adds to the survivors' counters
     with TieredCache(settings(path)) as tc:
         tc.get("k")
@@ -131,15 +128,44 @@ def test_metrics_off_writes_nothing(tmp_path: Path) -> None:
     assert metrics_store.read(tmp_path / "m") == {}
 
 
-def test_sampled_gets_keep_histogram_count_near_get_count(tmp_path: Path) -> None:
+def _no_ticks(tc: TieredCache) -> metrics.CacheMetrics:
+    """Keep the ticker thread away so the test opens every window itself."""
+    m = tc.metrics
+    assert m is not None
+    m.ticking = False
+    tc._sampling, m.window_left = False, 0  # a window the ticker opened in the meantime
+    m.get_latency = metrics.Histogram()
+    return m
+
+
+def test_sampling_window_weights_timed_gets_by_the_gets_they_stand_for(tmp_path: Path) -> None:
     with TieredCache(settings(tmp_path / "m")) as tc:
+        _no_ticks(tc)
         tc.put("a", b"1")
-        for _ in range(64 * 10):
-            tc.get("a")
+        for _ in range(160):
+            tc.get("a")  # not timed: no window is open
+        tc.metrics.open_window()  # what the ticker does every second
+        assert tc.metrics.weight == 160 // metrics.WINDOW
+        for _ in range(metrics.WINDOW + 5):
+            assert tc.get("a") == b"1"
+        assert not tc._sampling  # the window closed after WINDOW timed gets
     c = metrics_store.read(tmp_path / "m")
-    assert sum(c["latency.get"].get(n, 0) for n in metrics.BUCKET_NAMES) == 64 * 10
-    assert c["latency.get"]["count"] == 640
+    assert c["latency.get"]["count"] == 160
+    assert c["memory"]["hits"] == 160 + metrics.WINDOW + 5
     assert metrics.quantile(c["latency.get"], 0.5) is not None
+
+
+def test_the_ticker_thread_flushes_without_any_call(tmp_path: Path) -> None:
+    tc = TieredCache(settings(tmp_path / "m"))
+    assert tc.metrics is not None
+    tc.metrics.interval = 0.0
+    tc.put("a", b"1")
+    tc.get("a")
+    deadline = time.monotonic() + 30
+    while metrics_store.read(tmp_path / "m").get("memory", {}).get("hits", 0) < 1:
+        assert time.monotonic() < deadline, "the ticker never flushed"
+        time.sleep(0.05)
+    tc.close()
 
 
 def _ghost_cache(path: Path) -> CacheSettings:
@@ -234,8 +260,12 @@ def test_limit_warnings_name_the_cache_that_cannot_fit(tmp_path: Path) -> None:
 def test_prometheus_text_parses_with_the_reference_parser(tmp_path: Path) -> None:
     s = resolve(read_files=False, env={}, overrides={"cache.disk.path": str(tmp_path)})
     with MonitoredCacheManager(s) as cm:
+        window = _no_ticks(cm.cache())
         cm.put("a", b"1")
         for _ in range(128):
+            cm.get("a")
+        window.open_window()  # weight 128 // 16 = 8 per timed get
+        for _ in range(metrics.WINDOW):
             cm.get("a")
         cm.get("b")
         report = stats_op.stats(cm)
@@ -245,14 +275,14 @@ def test_prometheus_text_parses_with_the_reference_parser(tmp_path: Path) -> Non
         for sample in families["llamacache_hits"].samples
         if sample.labels["cache"] == "default"
     }
-    assert hits["memory"] == 128
+    assert hits["memory"] == 128 + 16
     ratio = families["llamacache_hit_ratio"].samples[0]
-    assert ratio.value == pytest.approx(128 / 129)
+    assert ratio.value == pytest.approx(144 / 145)
     hist = families["llamacache_get_latency_seconds"]
     assert hist.type == "histogram"
     inf = [x for x in hist.samples if x.labels.get("le") == "+Inf"][0]
     count = [x for x in hist.samples if x.name.endswith("_count")][0]
-    assert inf.value == count.value == 128  # two sampled gets, weight 64 each
+    assert inf.value == count.value == 128  # 16 timed gets, weight 8 each
 
 
 def test_monitored_manager_reports_seed_metrics(tmp_path: Path) -> None:

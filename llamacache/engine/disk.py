@@ -167,11 +167,15 @@ class DiskTier:
         self.refresh_ghosts()
 
     def refresh_ghosts(self) -> None:
-        """Look again whether any process has left ghosts (cheap; called on metrics flush)."""
+        """Look whether any process has left ghosts (at open; later via ``note_ghosts``)."""
         try:
             self._ghosts = ghosts.any_ghosts(self._cache._sql)
         except sqlite3.Error:
             self._ghosts = False
+
+    def note_ghosts(self, present: bool) -> None:
+        """Told by the metrics flush (another thread) whether the index holds ghosts."""
+        self._ghosts = self._ghosts or present
 
     def _error(self, exc: BaseException) -> LlamacacheError:
         if isinstance(exc, diskcache.Timeout):
