@@ -206,8 +206,20 @@ def _ensure_ticker() -> None:
             _ticker_pid = os.getpid()
 
 
-if hasattr(os, "register_at_fork"):  # a forked child has no ticker thread: start one
-    os.register_at_fork(after_in_child=lambda: None if not _LIVE else _ensure_ticker())
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker) inherits the parent's counts and no thread.
+
+    Counts up to the fork are the parent's to flush: the child starts its deltas there.
+    """
+    for metrics in list(_LIVE):
+        metrics._lock = threading.Lock()
+        metrics._flushed = metrics.totals()
+    if _LIVE:
+        _ensure_ticker()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

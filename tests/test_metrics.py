@@ -328,3 +328,25 @@ def test_inspect_shows_ghost_advice_and_limit_warning(tmp_path: Path) -> None:
     assert by["small"].advice.startswith(f"{len(evicted)} of {len(evicted)} misses")
     assert any("disk limit 100 PB exceeds" in w for w in by["huge"].warnings)
     assert not any("disk limit" in w for w in by["small"].warnings)
+
+
+def test_a_forked_child_flushes_only_its_own_counts(tmp_path: Path) -> None:
+    path = tmp_path / "m"
+    with TieredCache(settings(path)) as tc:
+        _no_ticks(tc)
+        tc.put("a", b"1")
+        for _ in range(10):
+            tc.get("a")  # counted in the parent, not yet flushed
+        pid = os.fork()
+        if pid == 0:  # the child: 5 gets of its own, then a normal close
+            code = 0
+            try:
+                for _ in range(5):
+                    tc.get("a")
+                tc.close()
+            except BaseException:
+                code = 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    assert metrics_store.read(path)["memory"]["hits"] == 15  # 10 + 5, never 10 twice
