@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, Union
 
 import diskcache
 
-from llamacache.engine import checksums, framing, ghosts
+from llamacache.engine import checksums, framing, ghosts, recency
 from llamacache.engine.files import LlamaDisk, PreparedFile, blocks, safe_write
 from llamacache.engine.protocol import EvictionResult, TierStats
 from llamacache.errors import CacheIOError, LlamacacheError, translate_os_error
@@ -50,25 +50,6 @@ _ROW_COST = f"{_SIZE} + ifnull(length(key), 8) + ifnull(length(tag), 0) + 64"
 _SELECT = (
     "SELECT tag, filename, value FROM Cache WHERE key = ? AND raw = ?"
     " AND (expire_time IS NULL OR expire_time > ?)"
-)
-_ACCESS_DDL = (
-    "CREATE TABLE IF NOT EXISTS LlcAccess (rowid INTEGER PRIMARY KEY,"
-    " access_time REAL NOT NULL DEFAULT 0, access_count INTEGER NOT NULL DEFAULT 0)",
-    "CREATE TRIGGER IF NOT EXISTS LlcAccess_insert AFTER INSERT ON Cache BEGIN"
-    " INSERT OR REPLACE INTO LlcAccess VALUES (new.rowid, new.access_time, 0); END",
-    "CREATE TRIGGER IF NOT EXISTS LlcAccess_update AFTER UPDATE OF store_time ON Cache BEGIN"
-    " INSERT OR REPLACE INTO LlcAccess VALUES (new.rowid, new.access_time, 0); END",
-    "CREATE TRIGGER IF NOT EXISTS LlcAccess_delete AFTER DELETE ON Cache BEGIN"
-    " DELETE FROM LlcAccess WHERE rowid = old.rowid; END",
-)
-# rows indexed before the side table existed (a cache from an older version)
-_ACCESS_BACKFILL = (
-    "INSERT OR IGNORE INTO LlcAccess SELECT rowid, ifnull(access_time, store_time),"
-    " access_count FROM Cache WHERE rowid NOT IN (SELECT rowid FROM LlcAccess)"
-)
-_ACCESS_FLUSH = (
-    "UPDATE LlcAccess SET access_time = max(access_time, ?), access_count = access_count + ?"
-    " WHERE rowid = (SELECT rowid FROM Cache WHERE key = ? AND raw = ?)"
 )
 _USED = (
     "SELECT (SELECT page_count FROM pragma_page_count())"
@@ -154,16 +135,8 @@ class DiskTier:
         self._page_size: int = self._cache._page_size
 
     def _install_access_table(self) -> None:
-        """Create LlcAccess and its triggers for every policy (another process may use lru)."""
-        sql = self._cache._sql
-        (have,) = sql(
-            "SELECT count(*) FROM sqlite_master WHERE name LIKE 'LlcAccess_%' OR name = 'LlcGhost'"
-        ).fetchone()
-        if have < 4:
-            with self._cache._transact(retry=True):
-                for ddl in (*_ACCESS_DDL, *ghosts.DDL):
-                    sql(ddl)
-                sql(_ACCESS_BACKFILL)
+        """Create LlcAccess and LlcGhost (for every policy: another process may use lru)."""
+        recency.install(self._cache._sql, self._cache._transact, ghosts.DDL)
         self.refresh_ghosts()
 
     def refresh_ghosts(self) -> None:
@@ -413,7 +386,7 @@ class DiskTier:
         rows = [(atime.get(k, now), n, *put(k)) for k, n in list(counts.items())]
         try:
             with self._cache._transact(retry=False):
-                self._cache._con.executemany(_ACCESS_FLUSH, rows)
+                self._cache._con.executemany(recency.FLUSH, rows)
         except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
             log.debug("cache %r: dropped %d access records: %s", self.name, len(rows), exc)
             return 0
