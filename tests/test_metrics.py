@@ -350,3 +350,14 @@ def test_a_forked_child_flushes_only_its_own_counts(tmp_path: Path) -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
     assert metrics_store.read(path)["memory"]["hits"] == 15  # 10 + 5, never 10 twice
+
+
+def test_inspect_does_not_list_latency_histograms_as_tiers(tmp_path: Path) -> None:
+    from llamacache.manager import CacheManager
+    from llamacache.ops.inspect import inspect
+
+    s = resolve(read_files=False, env={}, overrides={"cache.disk.path": str(tmp_path)})
+    with CacheManager(s) as cm:
+        cm.put("a", b"1")  # puts are always timed: latency.put is stored
+    (info,) = inspect(CacheManager(s)).caches
+    assert [t.tier for t in info.tiers] == ["memory", "disk"]

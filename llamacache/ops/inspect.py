@@ -152,7 +152,8 @@ def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> Cache
         _hit_rate(mem_c),
     )
     tiers = [memory, disk]
-    for extra in sorted(set(stored) - {"memory", "disk"}):  # e.g. a network tier's counters
+    tier_names = {t for t in stored if not t.startswith("latency.")}  # not the histograms
+    for extra in sorted(tier_names - {"memory", "disk"}):  # e.g. a network tier's counters
         c = _counters(stored, extra)
         tiers.append(TierInfo(extra, None, None, 0, None, c, _hit_rate(c)))
     if (w := disk_limit_warning(s, disk.bytes)) is not None:
