@@ -23,6 +23,8 @@ from llamacache.errors import (
 )
 from llamacache.manager import CacheManager
 from llamacache.ml import DatasetCache, ModelCache
+from llamacache.monitored import MonitoredCacheManager
+from llamacache.resources import ResourceManager
 from llamacache.scheduler import AsyncScheduler
 
 __version__ = "0.1.0"
@@ -40,7 +42,9 @@ __all__ = [
     "LlamacacheError",
     "LockBusyError",
     "ModelCache",
+    "MonitoredCacheManager",
     "ReadOnlyCacheError",
+    "ResourceManager",
     "UnsafeCacheDirError",
     "__version__",
 ]

@@ -74,6 +74,14 @@ def _optional_text(value: object, field: str, ctx: Ctx) -> object:
 
 SIZE_MEMORY = _size("memory")
 SIZE_DISK = _size("disk")
+
+
+def _floor(value: object, field: str, ctx: Ctx) -> object:
+    """A memory size; a percentage stays as written (measured when caches are built)."""
+    size = SIZE_MEMORY(value, field, ctx)
+    return value.strip() if isinstance(value, str) and value.strip().endswith("%") else size
+
+
 DURATION: Parser = lambda value, field, ctx: units.parse_duration(value, field=field)  # noqa: E731
 OPT_DURATION: Parser = lambda v, f, ctx: units.parse_optional_duration(v, field=f)  # noqa: E731
 FRACTION: Parser = lambda value, field, ctx: units.parse_fraction(value, field=field)  # noqa: E731
@@ -175,6 +183,12 @@ SETTINGS: tuple[Setting, ...] = (
     _g("cache.memory.type", _choice(s.MEMORY_POLICIES), "lru", "memory front order: lru|fifo"),
     _g("cache.memory.compression", BOOL, False, "keep compressible values compressed in RAM"),
     _g("cache.memory.cleanup_interval", DURATION, 300.0, "seconds between memory sweeps"),
+    _g(
+        "cache.memory.pressure_floor",
+        _floor,
+        "5%",
+        "shrink memory fronts when system available memory falls below this",
+    ),
     _g(
         "cache.disk.size",
         SIZE_DISK,

@@ -165,6 +165,14 @@ def _cache_value(
     return seed.get(ck.name, ck.default), "default"
 
 
+def _pressure_floor(value: object) -> int:
+    """The default is "5%", kept as written so `config show` says so; bytes for the engine."""
+    if isinstance(value, str):
+        return units.parse_size(value, field="cache.memory.pressure_floor", kind="memory")
+    assert isinstance(value, int)
+    return value
+
+
 def _build_cache(
     name: str, root: Path, r: _Resolver, glob: Mapping[str, Resolved]
 ) -> tuple[CacheSettings, dict[str, Resolved]]:
@@ -184,6 +192,7 @@ def _build_cache(
         memory_policy=glob["cache.memory.type"][0],
         memory_compression=glob["cache.memory.compression"][0],
         memory_cleanup_interval=glob["cache.memory.cleanup_interval"][0],
+        pressure_floor=_pressure_floor(glob["cache.memory.pressure_floor"][0]),
         allow_network_fs=glob["cache.disk.allow_network_fs"][0],
     )
     return CacheSettings(name=name, path=root / name, **values), own  # type: ignore[arg-type]

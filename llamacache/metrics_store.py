@@ -88,6 +88,20 @@ def _select_from(uri: str) -> list[tuple[str, str, int]]:
         con.close()
 
 
+def has_ghosts(cache_dir: Path) -> bool:
+    """True if the cache's index remembers evicted keys (``engine/ghosts.py``); read-only."""
+    db = cache_dir / DB_NAME
+    if not db.exists():
+        return False
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute("SELECT 1 FROM LlcGhost LIMIT 1").fetchone() is not None
+    except sqlite3.OperationalError:
+        return False  # no such table: a cache no engine of this version has opened
+    finally:
+        con.close()
+
+
 def reset(cache_dir: Path) -> None:
     """Zero every stored counter (``--reset-stats``)."""
     if not (cache_dir / DB_NAME).exists():

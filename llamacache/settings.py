@@ -57,6 +57,7 @@ class CacheSettings:
     max_age: float | None = None
     cleanup_interval: float = 3600.0
     memory_cleanup_interval: float = 300.0
+    pressure_floor: int = 0  # bytes of system available memory below which memory shrinks
     on_corrupt: str = "raise"
     durability: str = "fsync"
     use_mmap: bool = True

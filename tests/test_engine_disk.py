@@ -220,3 +220,60 @@ def test_put_file_streams_and_records_digest(tmp_path: Path) -> None:
     with tier.open("w") as f:  # type: ignore[union-attr]
         assert framing.verify_payload(meta, f)
     assert not list((tier.directory / "tmp").iterdir())
+
+
+def test_access_side_table_backfills_a_cache_written_without_it(tmp_path: Path) -> None:
+    import diskcache
+
+    raw = diskcache.Cache(str(tmp_path / "c"), eviction_policy="none")
+    for k in range(5):
+        raw.set(k, b"v")
+    raw.close()
+    tier = DiskTier(settings(tmp_path, policy="lru"))
+    con = tier._cache._con
+    assert con.execute("SELECT count(*) FROM LlcAccess").fetchone() == (5,)
+    tier.get(0)
+    tier.flush_access()
+    ((count,),) = con.execute(
+        "SELECT a.access_count FROM LlcAccess a JOIN Cache c ON c.rowid = a.rowid WHERE c.key = 0"
+    ).fetchall()
+    assert count == 1
+    tier.remove(0)  # the delete trigger keeps the side table in step
+    assert con.execute("SELECT count(*) FROM LlcAccess").fetchone() == (4,)
+    tier.close()
+
+
+def test_memory_front_hits_keep_entries_on_disk_under_lru(tmp_path: Path) -> None:
+    from llamacache.engine import TieredCache
+
+    s = settings(tmp_path, policy="lru", disk_size=1_000_000, file_threshold=KB)
+    with TieredCache(replace(s, memory_size=10**7)) as tc:
+        for k in range(20):
+            tc.put(k, os.urandom(10 * KB))  # kept in the memory front too
+            time.sleep(0.002)
+        time.sleep(0.01)
+        for k in range(10):  # the oldest ten, hit in memory only
+            assert tc.memory.get(k) is not None
+            tc.get(k)
+        assert tc.disk._acount  # noted without touching the index
+        tier = tc.disk
+        target = tier.used_bytes() - 10 * 10 * KB
+        tier.evict_to(target)  # flushes the noted hits first
+        gone = {k for k in range(20) if not tier.contains(k)}
+        assert gone and gone <= set(range(10, 20))
+
+
+def test_admin_index_reader_sees_batched_recency(tmp_path: Path) -> None:
+    from llamacache.ops import _index
+
+    tier = DiskTier(settings(tmp_path, policy="lru"))
+    fill(tier, range(6), 100)
+    for k in (0, 1, 2):  # read the oldest three: they become the most recent
+        tier.get(k)
+    tier.close()
+    con, _ = _index.connect(tier.directory)
+    try:
+        order = [row.key_text for row in _index.rows(con, order="access_time, rowid")]
+    finally:
+        con.close()
+    assert order[:3] == ["3", "4", "5"] and sorted(order[3:]) == ["0", "1", "2"]

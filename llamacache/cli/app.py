@@ -105,6 +105,8 @@ COMMAND_MODULES = (
     "repair_cmd",
     "evict_cmd",
     "clean_cmd",
+    "stats_cmd",
+    "bench_cmd",
     "entries_cmd",
     "config_cmd",
 )

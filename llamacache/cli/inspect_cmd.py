@@ -122,6 +122,9 @@ def inspect(
         for w in c.warnings:
             r.warn(w)
     r.emit(report, _human)
+    for c in report.caches:
+        if c.advice:
+            r.info(f"{c.name}: {c.advice}")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
 from types import TracebackType
 from typing import Any, BinaryIO
 
@@ -24,6 +25,7 @@ from llamacache.engine.memory import MemoryFront
 from llamacache.engine.protocol import CacheTier, ChunkMissing, TierStats
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
 from llamacache.errors import CorruptEntryError, LlamacacheError, UnsafeCacheDirError, UsageError
+from llamacache.metrics import CacheMetrics
 from llamacache.settings import CacheSettings
 
 _MISS: Any = object()
@@ -61,7 +63,9 @@ class TieredCache:
     (unless ``on_corrupt == "miss"``), DiskFullError / ReadOnlyCacheError on I/O failure.
     """
 
-    def __init__(self, settings: CacheSettings, lower: Sequence[CacheTier] = ()) -> None:
+    def __init__(
+        self, settings: CacheSettings, lower: Sequence[CacheTier] = (), *, metrics: bool = True
+    ) -> None:
         path = ensure_private_dir(settings.path)
         if not settings.allow_network_fs and is_network_fs(path):
             raise UnsafeCacheDirError(
@@ -83,6 +87,10 @@ class TieredCache:
             if bind is not None:
                 bind(self._invalidated, self.memory.clear)
 
+        # Counters flushed to cache.db (metrics.py); off only to measure what they cost.
+        self._sampling = False  # set by the metrics ticker for a window of timed gets
+        self.metrics: CacheMetrics | None = CacheMetrics(self) if metrics else None
+
     def _invalidated(self, key: Hashable) -> None:
         """Another process wrote ``key`` to a shared tier: drop our copies (listener thread)."""
         self.memory.discard(key)
@@ -93,12 +101,49 @@ class TieredCache:
     # -- reads ------------------------------------------------------------------------------
 
     def get(self, key: Hashable, default: Any = None) -> Any:
-        """The value for ``key``, or ``default``. Memory hit ~1 us; disk hit decodes + promotes."""
+        """The value for ``key``, or ``default``. Memory hit ~0.3 us; disk hit decodes + promotes.
+
+        Metrics cost one flag test here: the tiers count hits and misses themselves, and
+        only while the metrics ticker has a sampling window open is a get timed.
+        """
+        if self._sampling:
+            return self._timed_get(key, default)
         value = self.memory.get(key, _MISS)
         if value is not _MISS:
             if self._track:
-                self.disk.record_access(key)
+                self.disk.note_hit(key)
             return value
+        return self._get_below(key, default)
+
+    def start_sampling(self) -> None:
+        """Time the next gets (the metrics ticker's sampling window)."""
+        self._sampling = True
+
+    def _timed_get(self, key: Hashable, default: Any) -> Any:
+        metrics = self.metrics
+        self._sampling = False
+        t0 = perf_counter()
+        value = self.get(key, default)
+        elapsed = perf_counter() - t0
+        if metrics is not None:
+            metrics.get_latency.observe(elapsed, metrics.weight)
+            metrics.window_left -= 1
+            self._sampling = metrics.window_left > 0
+        return value
+
+    def check_memory_pressure(self) -> int:
+        """Shrink the memory front if the machine is short of memory; returns evictions.
+
+        Called by the metrics ticker every FLUSH_SECONDS and by ``cleanup()``: one psutil
+        call, never per get.
+        """
+        from llamacache.resources import relieve_pressure
+
+        return relieve_pressure(
+            self.memory, self.settings.memory_size, self.settings.pressure_floor
+        )
+
+    def _get_below(self, key: Hashable, default: Any) -> Any:
         stale = self._stale.pop(key, 0) is None if self._stale else False
         found = None if stale else self.disk.get(key)
         if found is None:
@@ -247,6 +292,13 @@ class TieredCache:
 
         On failure nothing is left behind and the memory front no longer holds ``key``.
         """
+        if self.metrics is None:
+            return self._put(key, value, ttl)
+        t0 = perf_counter()
+        self._put(key, value, ttl)
+        self.metrics.put_latency.observe(perf_counter() - t0)
+
+    def _put(self, key: Hashable, value: Any, ttl: float | None) -> None:
         self.memory.discard(key)
         meta, payload = framing.encode(value, self.settings)
         expire = ttl if ttl is not None else self._ttl
@@ -320,6 +372,7 @@ class TieredCache:
     def cleanup(self) -> CleanupResult:
         """Drop expired entries everywhere and bring the disk tier under its threshold."""
         memory_expired = self.memory.expire()
+        self.check_memory_pressure()
         self.disk.flush_access()
         expired = self.disk.expire()
         limit = int(self.settings.eviction_threshold * self.settings.disk_size)
@@ -370,11 +423,15 @@ class TieredCache:
         return out
 
     def flush(self) -> None:
-        """Write pending access records to the index now."""
+        """Write pending access records and metrics to the index now."""
         self.disk.flush_access()
+        if self.metrics is not None:
+            self.metrics.flush()
 
     def close(self) -> None:
-        """Flush and close the disk tier (and lower tiers); the memory front is dropped."""
+        """Flush metrics, close the disk tier and lower tiers; the memory front is dropped."""
+        if self.metrics is not None:
+            self.metrics.close()
         for tier in self.lower:
             close = getattr(tier, "close", None)
             if close is not None:

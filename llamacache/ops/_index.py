@@ -31,6 +31,24 @@ _COLUMNS = (
 )
 
 
+# The engine keeps lru/lfu recency in the narrow LlcAccess table (engine/disk.py), not in
+# Cache.access_time; readers see it through this view of Cache with those two columns
+# taken from LlcAccess where it has the row.
+_WITH_ACCESS = (
+    "(SELECT c.rowid AS rowid, c.key AS key, c.raw AS raw, c.store_time AS store_time,"
+    " c.expire_time AS expire_time, ifnull(a.access_time, c.access_time) AS access_time,"
+    " ifnull(a.access_count, c.access_count) AS access_count, c.tag AS tag, c.size AS size,"
+    " c.mode AS mode, c.filename AS filename, c.value AS value"
+    " FROM Cache c LEFT JOIN LlcAccess a ON a.rowid = c.rowid)"
+)
+
+
+def table(con: sqlite3.Connection) -> str:
+    """``Cache``, or a view of it with the engine's batched access times when it has them."""
+    found = con.execute("SELECT 1 FROM sqlite_master WHERE name = 'LlcAccess'").fetchone()
+    return _WITH_ACCESS if found else "Cache"
+
+
 def _raw_len(tag: bytes | None) -> int | None:
     """SQL function: the uncompressed length recorded in an entry header (None if damaged)."""
     if tag is None:
@@ -156,7 +174,7 @@ def rows(
     limit: int | None = None,
 ) -> Iterator[Row]:
     """Rows matching a WHERE clause, in ``order``; streamed, never all in memory."""
-    sql = f"SELECT {_COLUMNS} FROM Cache"
+    sql = f"SELECT {_COLUMNS} FROM {table(con)}"
     if where:
         sql += f" WHERE {where}"
     sql += f" ORDER BY {order}"
@@ -204,7 +222,7 @@ def summary(con: sqlite3.Connection, now: float) -> Summary:
         " total(CASE WHEN substr(tag, 5, 1) != x'00' THEN llc_raw_len(tag) END),"
         " total(CASE WHEN substr(tag, 5, 1) != x'00' AND llc_raw_len(tag) IS NOT NULL"
         " THEN " + SIZE_SQL + " END)"
-        " FROM Cache",
+        " FROM " + table(con),
         (now,),
     ).fetchall()
     n, payload, nfiles, fbytes, oldest, newest, last, expired, exp_bytes, plain, raw_c, comp = r

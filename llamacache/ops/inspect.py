@@ -18,6 +18,8 @@ from llamacache.manager import CacheManager
 from llamacache.ops import _index
 from llamacache.ops._common import network_warning, targets
 from llamacache.ops._report import Report
+from llamacache.ops.stats import ghost_advice
+from llamacache.resources import disk_limit_warning
 from llamacache.settings import CacheSettings
 
 COUNTERS = ("hits", "misses", "puts", "evictions", "evicted_bytes", "expirations", "corrupt")
@@ -70,6 +72,8 @@ class CacheInfo:
     fs_total: int | None
     top: tuple[EntryInfo, ...]
     warnings: tuple[str, ...]
+    # "N of M misses ... would have been hits with 2x the disk size" (ghost entries)
+    advice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,9 +152,12 @@ def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> Cache
         _hit_rate(mem_c),
     )
     tiers = [memory, disk]
-    for extra in sorted(set(stored) - {"memory", "disk"}):  # e.g. a network tier's counters
+    tier_names = {t for t in stored if not t.startswith("latency.")}  # not the histograms
+    for extra in sorted(tier_names - {"memory", "disk"}):  # e.g. a network tier's counters
         c = _counters(stored, extra)
         tiers.append(TierInfo(extra, None, None, 0, None, c, _hit_rate(c)))
+    if (w := disk_limit_warning(s, disk.bytes)) is not None:
+        warnings.append(w)
     free = total = None
     probe = s.path if s.path.exists() else s.path.parent
     if probe.exists():
@@ -172,6 +179,7 @@ def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> Cache
         fs_total=total,
         top=tuple(entries),
         warnings=tuple(warnings),
+        advice=ghost_advice(stored),
     )
 
 

@@ -163,7 +163,8 @@ def ls(
         con, _ = _index.connect(s.path, cache=s.name)
         try:
             ((n,),) = con.execute(
-                "SELECT count(*) FROM Cache" + (f" WHERE {where}" if where else ""), args
+                f"SELECT count(*) FROM {_index.table(con)}" + (f" WHERE {where}" if where else ""),
+                args,
             ).fetchall()
             total += int(n)
             for row in _index.rows(con, where, args, order, limit):

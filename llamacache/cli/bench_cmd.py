@@ -1,0 +1,134 @@
+"""`llamacache bench`: ops/s, latency percentiles and hit ratio of a tier under a workload."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import Annotated
+
+import typer
+
+from llamacache import units
+from llamacache.cli.app import state
+from llamacache.cli.options import DurationOpt, JsonOpt, QuietOpt, SizeOpt
+from llamacache.cli.render import Renderer, size
+from llamacache.errors import ConfigError, UsageError
+from llamacache.ops import bench as bench_op
+
+
+def _value_sizes(text: str) -> tuple[int, int]:
+    """ "10KB" or a range "1KB-100KB" (sizes drawn uniformly from it)."""
+    low, sep, high = text.partition("-")
+    try:
+        lo = units.parse_size(low, field="--value-size")
+        hi = units.parse_size(high, field="--value-size") if sep else lo
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if not 0 < lo <= hi:
+        raise UsageError(f"--value-size: {text!r} must be above 0 and written LOW-HIGH")
+    return lo, hi
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.1f}"
+
+
+def _human(r: Renderer, rep: bench_op.BenchReport) -> None:
+    spec = rep.spec
+    vs = size(spec.value_min) if spec.value_min == spec.value_max else (
+        f"{size(spec.value_min)}-{size(spec.value_max)}"
+    )  # fmt: skip
+    r.line(
+        f"{spec.workload} workload, read ratio {spec.read_ratio:g}, {spec.keys} keys x {vs}, "
+        f"policy {rep.policy}, memory {size(rep.memory_size)}, "
+        f"{spec.processes} process(es), cache {rep.cache or '(temporary)'}"
+    )
+    rows = [
+        (
+            res.target,
+            f"{res.ops_per_s:,.0f}",
+            _us(res.p50),
+            _us(res.p95),
+            _us(res.p99),
+            _us(res.max),
+            "-" if res.hit_ratio is None else f"{100 * res.hit_ratio:.1f}%",
+            f"{size(int(res.bytes_per_s))}/s",
+        )
+        for res in rep.results
+    ]
+    r.table(
+        None,
+        ["target", "ops/s", "p50 us", "p95 us", "p99 us", "max us", "hit ratio", "throughput"],
+        rows,
+        right=["ops/s", "p50 us", "p95 us", "p99 us", "max us", "hit ratio", "throughput"],
+    )
+    for label, ratio in rep.ratios.items():
+        r.line(f"{label}: {ratio:.2f}x ops/s")
+
+
+def bench(
+    ctx: typer.Context,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            "--cache", "-c", help="Bench this cache (default: a temporary one, removed after)."
+        ),
+    ] = None,
+    tier: Annotated[
+        str, typer.Option("--tier", help="memory | disk | tiered | network.")
+    ] = "tiered",
+    workload: Annotated[
+        str, typer.Option("--workload", help="uniform | zipf | scan | mixed.")
+    ] = "zipf",
+    read_ratio: Annotated[
+        float, typer.Option("--read-ratio", help="Share of ops that are gets (0-1).")
+    ] = 0.9,
+    keys: Annotated[int, typer.Option("--keys", help="Distinct keys (all stored first).")] = 10_000,
+    value_size: Annotated[
+        str, typer.Option("--value-size", metavar="SIZE", help='e.g. "10KB", or "1KB-100KB".')
+    ] = "1KB",
+    ops: Annotated[int, typer.Option("--ops", help="Ops per target.")] = 100_000,
+    duration: DurationOpt = None,
+    processes: Annotated[int, typer.Option("--processes", help="Worker processes.")] = 1,
+    policy: Annotated[
+        str | None, typer.Option("--policy", help="Disk policy (default: the cache's).")
+    ] = None,
+    memory_size: SizeOpt = None,
+    disk_size: SizeOpt = None,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare", help="Also run raw diskcache (same policy) and cachetools.LRUCache."
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Workload random seed.")] = 1,
+    json_out: JsonOpt = False,
+    csv_out: Annotated[
+        bool, typer.Option("--csv", help="CSV on stdout, one row per target.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Measure ops/s, p50/p95/p99/max latency, hit ratio and bytes/s under a workload."""
+    s = state(ctx)
+    if json_out and csv_out:
+        raise UsageError("give --json or --csv, not both")
+    low, high = _value_sizes(value_size)
+    spec = bench_op.BenchSpec(
+        tier=tier, workload=workload, read_ratio=read_ratio, keys=keys, value_min=low,
+        value_max=high, ops=None if duration is not None else ops, duration=duration,
+        processes=processes, compare=compare, seed=seed,
+    )  # fmt: skip
+    r = s.renderer(json_out=json_out, quiet=quiet or csv_out)
+    with r.progress("bench") as progress:
+        report = bench_op.bench(
+            s.manager(), spec, cache=cache, policy=policy, memory_size=memory_size,
+            disk_size=disk_size, progress=progress,
+        )  # fmt: skip
+    if csv_out:
+        csv.writer(sys.stdout, lineterminator="\n").writerows(bench_op.csv_rows(report))
+        return
+    r.emit(report, _human)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)

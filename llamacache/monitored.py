@@ -1,0 +1,67 @@
+"""The seed's ``MonitoredCacheManager``: a CacheManager that reports its own metrics.
+
+``await get_metrics()`` flushes this process's counters, then reads what every process
+has stored for each cache, so the numbers include yesterday's training job, not just
+this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from llamacache import metrics, metrics_store
+from llamacache.manager import CacheManager
+from llamacache.resources import available_memory
+
+
+class MonitoredCacheManager(CacheManager):
+    """A CacheManager with ``async get_metrics()`` (hit rate, memory usage, evictions, ...)."""
+
+    async def get_metrics(self) -> dict[str, Any]:
+        """Metrics summed over every cache that exists on disk (SQLite reads off the loop).
+
+        Keys: ``hit_rate`` (None before the first get), ``memory_usage`` (bytes held by
+        this process's memory fronts), ``eviction_count`` (disk + memory evictions),
+        ``evicted_bytes``, ``gets``, ``hits``, ``misses``, ``puts``, ``ghost_hits``,
+        ``available_memory`` and ``caches`` (the same per cache, plus raw counters).
+        """
+        return await asyncio.to_thread(self.metrics_snapshot)
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """The synchronous body of ``get_metrics`` (one flush and one read per cache)."""
+        opened = self.opened()
+        for cache in opened.values():
+            if cache.metrics is not None:
+                cache.metrics.flush()
+        per_cache: dict[str, dict[str, Any]] = {}
+        for name in sorted(set(self.existing_names()) | set(opened)):
+            counters = metrics_store.read(self.settings.cache(name).path)
+            mem, disk = counters.get("memory", {}), counters.get("disk", {})
+            gets = mem.get("hits", 0) + mem.get("misses", 0)
+            hits = min(gets, sum(counters.get(t, {}).get("hits", 0) for t in metrics.TIERS))
+            front = opened[name].memory.nbytes if name in opened else 0
+            per_cache[name] = {
+                "hit_rate": metrics.hit_rate(counters),
+                "memory_usage": front,
+                "eviction_count": disk.get("evictions", 0) + mem.get("evictions", 0),
+                "evicted_bytes": disk.get("evicted_bytes", 0) + mem.get("evicted_bytes", 0),
+                "gets": gets,
+                "hits": hits,
+                "misses": gets - hits,
+                "puts": disk.get("puts", 0),
+                "ghost_hits": disk.get("ghost_hits", 0),
+                "counters": counters,
+            }
+        total = {
+            k: sum(c[k] for c in per_cache.values())
+            for k in ("memory_usage", "eviction_count", "evicted_bytes", "gets", "hits", "misses")
+        }
+        total["puts"] = sum(c["puts"] for c in per_cache.values())
+        total["ghost_hits"] = sum(c["ghost_hits"] for c in per_cache.values())
+        return {
+            "hit_rate": total["hits"] / total["gets"] if total["gets"] else None,
+            **total,
+            "available_memory": available_memory(),
+            "caches": per_cache,
+        }
