@@ -45,7 +45,12 @@ def _tokens(n: int = 50) -> list[np.ndarray]:
 
 
 def _threads() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name.startswith("llamacache-")}
+    """Stream threads still alive (the one per-process metrics ticker is not a stream's)."""
+    return {
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("llamacache-") and t.name != "llamacache-metrics"
+    }
 
 
 def _same(a: Any, b: Any) -> bool:
