@@ -7,6 +7,7 @@ Works on a read-only cache directory and creates nothing.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ class CacheInfo:
     name: str
     path: Path
     exists: bool
-    read_only: bool  # index opened immutable (no WAL, or a read-only directory)
+    read_only: bool  # the cache directory cannot be written (read-only mount or permissions)
     policy: str
     eviction_threshold: float
     checksum: str
@@ -105,7 +106,8 @@ def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> Cache
     entries: list[EntryInfo] = []
     disk: TierInfo
     if exists:
-        con, read_only = _index.connect(s.path, cache=s.name)
+        con, _immutable = _index.connect(s.path, cache=s.name)
+        read_only = not os.access(s.path, os.W_OK)
         try:
             summ = _index.summary(con, now)
             used = _index.used_bytes(con)
