@@ -21,20 +21,21 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO, TypeVar, Union
 
 import diskcache
 
-from llamacache.engine import checksums, framing
+from llamacache.engine import checksums, framing, reserve
 from llamacache.engine.files import LlamaDisk, PreparedFile, blocks, safe_write
 from llamacache.engine.protocol import EvictionResult, TierStats
-from llamacache.errors import CacheIOError, LlamacacheError, translate_os_error
+from llamacache.errors import CacheIOError, DiskFullError, LlamacacheError, translate_os_error
 from llamacache.settings import CacheSettings
 
 log = logging.getLogger("llamacache.disk")
+T = TypeVar("T")
 
 BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
 FLUSH_EVERY = 1000  # pending accesses that force a flush
@@ -106,8 +107,15 @@ class DiskTier:
         self._last_flush = time.time()
         self._slack = 0  # index pages that eviction could not free (see evict_to)
         self.hits = self.misses = self.puts = self.evictions = self.evicted_bytes = 0
+        self._short = False  # the reserve was given back and there is no room to re-take it
+        self._cache = self._freeing(self._open)
+        self._disk: LlamaDisk = self._cache.disk
+        self._disk.durability = settings.durability
+        self._page_size: int = self._cache._page_size
+
+    def _open(self) -> diskcache.Cache:
         try:
-            self._cache = diskcache.Cache(
+            cache = diskcache.Cache(
                 str(self.directory),
                 timeout=60,
                 disk=LlamaDisk,
@@ -115,15 +123,39 @@ class DiskTier:
                 cull_limit=0,
                 size_limit=2**62,
                 statistics=0,
-                disk_min_file_size=settings.file_threshold,
+                disk_min_file_size=self.settings.file_threshold,
             )
             for ddl in self.policy.indexes:
-                self._cache._sql_retry(ddl)
+                cache._sql_retry(ddl)
         except (OSError, sqlite3.Error) as exc:
             raise self._error(exc) from exc
-        self._disk: LlamaDisk = self._cache.disk
-        self._disk.durability = settings.durability
-        self._page_size: int = self._cache._page_size
+        return cache
+
+    def _freeing(self, action: Callable[[], T]) -> T:
+        """Run an open or a delete; on a full disk give back the reserve and retry once.
+
+        Opening and deleting must work on a full disk, or nothing could free room
+        (see engine/reserve.py). Puts never use the reserve.
+        """
+        try:
+            out = action()
+        except DiskFullError:
+            if not reserve.release(self.directory):
+                raise
+            log.info("cache %r: disk full; released the reserve to free room", self.name)
+            out = action()
+        self._short = not reserve.ensure(self.directory)
+        return out
+
+    def _check_room(self) -> None:
+        """Refuse a put while the reserve cannot be re-taken: it is what lets deletes work."""
+        if self._short:
+            self._short = not reserve.ensure(self.directory)
+            if self._short:
+                raise DiskFullError(
+                    f"cache {self.name!r}: disk full at {self.directory} (the last "
+                    f"{reserve.RESERVE_BYTES >> 20} MiB are kept so entries can still be removed)"
+                )
 
     def _error(self, exc: BaseException) -> LlamacacheError:
         if isinstance(exc, diskcache.Timeout):
@@ -228,6 +260,8 @@ class DiskTier:
     # -- writes -----------------------------------------------------------------------------
 
     def _index(self, key: Hashable, value: Any, meta: bytes, expire: float | None) -> None:
+        if self._short:
+            self._check_room()
         filename = value.filename if type(value) is PreparedFile else None
         try:
             self._cache.set(key, value, expire=expire, tag=meta)
@@ -241,6 +275,8 @@ class DiskTier:
         self._after_write()
 
     def _prepare(self, chunks: Iterable[BytesLike]) -> PreparedFile:
+        if self._short:
+            self._check_room()
         filename, full_path = self._disk.filename()
         try:
             size = safe_write(str(self.directory), full_path, chunks, self.settings.durability)
@@ -291,20 +327,26 @@ class DiskTier:
     def remove(self, key: Hashable) -> bool:
         """Remove ``key``'s row, then its file; True if it was present."""
         self._acount.pop(key, None)
-        try:
-            removed: bool = self._cache.delete(key)
-        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
-            raise self._error(exc) from exc
-        return removed
+
+        def delete() -> bool:
+            try:
+                return bool(self._cache.delete(key))
+            except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+                raise self._error(exc) from exc
+
+        return self._freeing(delete)
 
     def clear(self) -> int:
         """Remove every entry; returns how many. Deletes in batches of 100 rows."""
         self._atime, self._acount = {}, {}
-        try:
-            n: int = self._cache.clear()
-        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
-            raise self._error(exc) from exc
-        return n
+
+        def clear() -> int:
+            try:
+                return int(self._cache.clear())
+            except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+                raise self._error(exc) from exc
+
+        return self._freeing(clear)
 
     # -- recency ----------------------------------------------------------------------------
 
@@ -398,6 +440,11 @@ class DiskTier:
         self, where: str | None, args: tuple[Any, ...], order: str, need: int | None
     ) -> tuple[EvictionResult, int]:
         """One transaction: pick candidates in ``order`` (until ``need`` bytes), delete them."""
+        return self._freeing(lambda: self._delete_pass_once(where, args, order, need))
+
+    def _delete_pass_once(
+        self, where: str | None, args: tuple[Any, ...], order: str, need: int | None
+    ) -> tuple[EvictionResult, int]:
         select = (
             f"SELECT rowid, filename, {_SIZE}, {_ROW_COST} FROM Cache"
             f"{' WHERE ' + where if where else ''} ORDER BY {order} LIMIT ?"
