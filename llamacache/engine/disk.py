@@ -129,6 +129,13 @@ class DiskTier:
                 cache._sql_retry(ddl)
         except (OSError, sqlite3.Error) as exc:
             raise self._error(exc) from exc
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            # diskcache trusts its Settings rows; a damaged index yields NULLs it cannot use
+            from llamacache.errors import CorruptEntryError
+
+            raise CorruptEntryError(
+                self.name, "<index>", f"SQLite index settings are damaged: {exc}"
+            ) from None
         return cache
 
     def _freeing(self, action: Callable[[], T]) -> T:
