@@ -132,7 +132,7 @@ def leftovers(directory: Path, cache: TieredCache) -> tuple[int, int]:
     """(temp files, value files no row points at)."""
     tmp = len(list((directory / "tmp").glob("*"))) if (directory / "tmp").exists() else 0
     referenced = set()
-    for key in cache.keys():
+    for key in cache.disk.iter_keys():
         path = cache.disk.path_of(key)
         if path is not None:
             referenced.add(path)
@@ -166,21 +166,43 @@ OPERATIONS: dict[str, Callable[[TieredCache], None]] = {
 }
 
 
+def classify(error: BaseException | None, err: int) -> int:
+    """1 when a failure did not surface as our error naming the cache, else 0."""
+    if error is None:
+        # the fault hit a step whose failure is harmless by design (deleting an evicted
+        # file after the commit: it stays as an orphan for repair/clean to sweep)
+        return 0
+    if not isinstance(error, LlamacacheError) or "'c'" not in str(error):
+        return 1
+    expected = DiskFullError if err == errno.ENOSPC else CacheIOError
+    assert isinstance(error, expected), error
+    return 0
+
+
+def damage_after(cache: TieredCache, earlier: dict[str, bytes], op: str) -> tuple[int, int]:
+    """(earlier entries lost or damaged, partial/damaged new entries) after a failure."""
+    lost = 0
+    for key in earlier:
+        got = cache.get(key)
+        if got is None:
+            lost += op != "evict"  # eviction may remove them; it must never damage them
+        elif check_value(key, got) is not None:
+            lost += 1
+    got_new = cache.get("new")
+    partial = int(got_new is not None and check_value("new", got_new) is not None)
+    return lost, partial
+
+
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EIO], ids=["ENOSPC", "EIO"])
 @pytest.mark.parametrize("op", sorted(OPERATIONS))
 def test_fault_at_write_n(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure: Figure, op: str, err: int
 ) -> None:
     action = OPERATIONS[op]
-    failures = unclear = 0
-    lost = partial = 0
-    orphans_left = 0
-    n = 0
-    while True:
-        n += 1
+    failures = unclear = lost = partial = orphans_left = 0
+    for n in range(1, 100):
         root = tmp_path / f"n{n}"
         cache = open_cache(root, file_threshold=4096)
-        directory = root / "c"
         earlier = seed(cache)
         inj = Injector(n, err)
         error: BaseException | None = None
@@ -193,40 +215,23 @@ def test_fault_at_write_n(
             assert error is None, error
             break
         failures += 1
-        if error is None:
-            # the fault hit a step whose failure is harmless by design (e.g. deleting an
-            # evicted file after commit: it stays as an orphan for repair/clean)
-            pass
-        elif not isinstance(error, LlamacacheError) or "'c'" not in str(error):
-            unclear += 1
-        elif err == errno.ENOSPC:
-            assert isinstance(error, DiskFullError), error
-        else:
-            assert isinstance(error, CacheIOError), error
-        # earlier entries: intact, or (evict) gone — never damaged
-        for key, value in earlier.items():
-            got = cache.get(key)
-            if got is None:
-                lost += op != "evict"
-            elif check_value(key, got) is not None:
-                lost += 1
-        got_new = cache.get("new")
-        if got_new is not None and check_value("new", got_new) is not None:
-            partial += 1
-        tmp_files, orphans = leftovers(directory, cache)
-        partial += tmp_files
-        if error is not None:
-            partial += orphans
+        unclear += classify(error, err)
+        lost_n, partial_n = damage_after(cache, earlier, op)
+        tmp_files, orphans = leftovers(root / "c", cache)
+        lost += lost_n
+        partial += partial_n + tmp_files + (orphans if error is not None else 0)
         orphans_left += orphans
         action(cache)  # the retry succeeds with the fault gone
         if op.startswith("put"):
             assert check_value("new", cache.get("new")) is None
         cache.close()
-        assert n < 100, "the operation never completed"
-    figure(f"faults_{op}_{errno.errorcode[err]}", failures)
-    figure(f"anomalies_unclear_error_{op}_{errno.errorcode[err]}", unclear)
-    figure(f"lost_earlier_{op}_{errno.errorcode[err]}", lost)
-    figure(f"corrupt_partial_{op}_{errno.errorcode[err]}", partial)
-    figure(f"orphans_after_failed_delete_{op}_{errno.errorcode[err]}", orphans_left)
+    else:
+        pytest.fail("the operation never completed")
+    name = f"{op}_{errno.errorcode[err]}"
+    figure(f"faults_{name}", failures)
+    figure(f"anomalies_unclear_error_{name}", unclear)
+    figure(f"lost_earlier_{name}", lost)
+    figure(f"corrupt_partial_{name}", partial)
+    figure(f"orphans_after_failed_delete_{name}", orphans_left)
     assert failures >= 1
     assert (unclear, lost, partial) == (0, 0, 0)
