@@ -91,6 +91,19 @@ class LlamaDisk(diskcache.Disk):  # type: ignore[misc]
     ) -> int:
         return safe_write(self._directory, full_path, iterator, self.durability)
 
+    def remove(self, file_path: str) -> None:
+        """Delete a value file, unless a planted symlinked folder would lead outside the cache.
+
+        diskcache's own remove follows a symlinked ``xx/yy`` folder and deletes the
+        same-named file wherever it points; a link as the file itself is only unlinked.
+        Costs one ``realpath`` of the folder.
+        """
+        folder = os.path.dirname(os.path.join(self._directory, file_path))
+        base = os.path.realpath(self._directory)
+        if os.path.commonpath((base, os.path.realpath(folder))) != base:
+            return  # the row is gone; the link stays for repair to report
+        super().remove(file_path)
+
 
 def blocks(src: Any, hasher: checksums.Hasher) -> Iterator[memoryview]:
     """Yield 4 MiB blocks of ``src`` (readinto when offered), feeding ``hasher`` as it goes."""
