@@ -59,8 +59,8 @@ def safe_write(directory: str, full_path: str, chunks: Iterable[Any], durability
                 os.fsync(out.fileno())
         final_dir = os.path.dirname(full_path)
         for attempt in range(10):  # a concurrent remove may prune the xx/yy dirs under us
-            os.makedirs(final_dir, exist_ok=True)
-            try:
+            try:  # ... even between makedirs creating xx and then xx/yy
+                os.makedirs(final_dir, exist_ok=True)
                 os.replace(tmp, full_path)
                 break
             except FileNotFoundError:
