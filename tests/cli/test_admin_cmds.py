@@ -161,7 +161,7 @@ def test_evict_to_size_follows_policy_order(tmp_path: Path) -> None:
 def test_evict_keep_last_revisions(tmp_path: Path) -> None:
     root = tmp_path / "root"
     keys = [f"{m}@{r}/model.safetensors" for m in ("llama", "bert") for r in ("r1", "r2", "r3")]
-    d = fill(root, {}, {k: b"w" * 40_000 for k in keys}, cache="model")
+    d = fill(root, {}, dict.fromkeys(keys, b"w" * 40000), cache="model")
     now = time.time()
     for k in keys:
         rev = int(k.split("@r")[1][0])

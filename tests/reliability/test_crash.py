@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from ._util import Figure, diskcache_warnings, file_rows, open_cache
+from ._util import (
+    Figure,
+    diskcache_warnings,
+    file_rows,
+    llamacache_cmd,
+    open_cache,
+    value_files,
+)
 
 WORKER = Path(__file__).with_name("_worker.py")
 CONFIG = """\
@@ -87,11 +94,18 @@ def audit(root: Path, acked: list[tuple[str, str]]) -> dict[str, int]:
         corrupt += hashlib.sha256(data).hexdigest() != digest
     cache.close()
     half = 0
-    for filename, size in file_rows(directory):
+    rows = file_rows(directory)
+    on_disk = sum(p.stat().st_size for p in value_files(directory))
+    for filename, size in rows:
         path = directory / filename
         half += not path.exists() or path.stat().st_size != size
     warnings = diskcache_warnings(directory)
-    orphans = [w for w in warnings if w.startswith("unknown file:") and f"{os.sep}tmp{os.sep}" in w]
+    orphans = [  # what a crash may leave: a temp file, or a value folder made just before it
+        w
+        for w in warnings
+        if (w.startswith("unknown file:") and f"{os.sep}tmp{os.sep}" in w)
+        or w.startswith("empty directory:")
+    ]
     other = [w for w in warnings if w not in orphans]
     return {
         "acknowledged": len(acked),
@@ -100,11 +114,15 @@ def audit(root: Path, acked: list[tuple[str, str]]) -> dict[str, int]:
         "half_written": half,
         "orphans": len(orphans),
         "check_warnings": len(other),
+        "accounting_gap": abs(on_disk - sum(size for _, size in rows)),
+        "warning_text": other,  # type: ignore[dict-item]
     }
 
 
 @pytest.mark.parametrize(
-    ("kind", "rounds", "large"), [("puts", 10, 0), ("large_file", 6, 24 * 2**20)]
+    ("kind", "rounds", "large"),
+    [("puts", 10, 0), ("large_file", 6, 24 * 2**20)],
+    ids=["puts", "large_file"],
 )
 def test_kill_9_during_writes(
     tmp_path: Path, figure: Figure, kind: str, rounds: int, large: int
@@ -115,12 +133,22 @@ def test_kill_9_during_writes(
     config = tmp_path / "llamacache.toml"
     config.write_text(CONFIG)
     all_acked: list[tuple[str, str]] = []
+    seen_warnings: list[str] = []
     totals = {"lost": 0, "corrupt": 0, "half_written": 0, "orphans": 0, "check_warnings": 0}
     for r in range(rounds):
         all_acked += crash_round(root, config, r, large, rng)
         found = audit(root, all_acked)  # earlier rounds' writes must survive later crashes too
+        seen_warnings += found["warning_text"]  # type: ignore[operator]
         for k in totals:
             totals[k] = max(totals[k], found[k]) if k == "orphans" else totals[k] + found[k]
+    repaired = subprocess.run(
+        [*llamacache_cmd(), "--cache-dir", str(root), "--config", str(config), "repair"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    after_repair = audit(root, all_acked)
     figure(f"crash_rounds_{kind}", rounds)
     figure(f"acknowledged_{kind}", len(all_acked))
     figure(f"lost_acknowledged_{kind}", totals["lost"])
@@ -128,5 +156,12 @@ def test_kill_9_during_writes(
     figure(f"corrupt_half_written_{kind}", totals["half_written"])
     figure(f"anomalies_check_{kind}", totals["check_warnings"])
     figure(f"orphans_left_{kind}", totals["orphans"])
+    figure(
+        f"leftovers_after_repair_{kind}", after_repair["orphans"] + after_repair["check_warnings"]
+    )
+    figure(f"lost_after_repair_{kind}", after_repair["lost"] + after_repair["corrupt"])
+    figure(f"anomalies_accounting_bytes_{kind}", after_repair["accounting_gap"])
     assert totals["lost"] == totals["corrupt"] == totals["half_written"] == 0
-    assert totals["check_warnings"] == 0
+    assert totals["check_warnings"] == 0, seen_warnings[:5]
+    assert after_repair["lost"] == after_repair["corrupt"] == after_repair["accounting_gap"] == 0
+    assert after_repair["orphans"] == after_repair["check_warnings"] == 0, after_repair
