@@ -1,8 +1,10 @@
 """(1) Concurrency: several processes x 2 threads on one small cache, eviction running.
 
 Values embed key, sequence and digest, so a reader can tell a value that was put for its
-key from anything else. Every get must return such a value or a miss; afterwards the
-index and files agree (diskcache's own ``check()``) and every remaining entry is intact.
+key from anything else. Meanwhile another process loops ``llamacache clean`` and
+``llamacache evict``. Every get must return such a value or a miss; afterwards the index
+and files agree (diskcache's own ``check()``), ``verify`` exits 0 and every remaining
+entry is intact.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from ._util import Figure, check_value, diskcache_warnings, open_cache
+from ._util import Figure, check_value, diskcache_warnings, llamacache_cmd, open_cache
 
 WORKER = Path(__file__).with_name("_worker.py")
 CONFIG = """\
@@ -69,13 +72,40 @@ def collect(procs: list[subprocess.Popen[str]]) -> list[dict[str, object]]:
     return out
 
 
+def admin_loop(root: Path, config: Path, stop: threading.Event, codes: list[int]) -> None:
+    """What cron does, back to back: clean, then evict to half the size."""
+    base = [*llamacache_cmd(), "--config", str(config), "--cache-dir", str(root)]
+    commands = (
+        ["clean", "--wait", "60s", "--quiet"],
+        ["evict", "--to-size", "50%", "-y", "--wait", "60s", "--quiet"],
+    )
+    i = 0
+    while not stop.is_set():
+        done = subprocess.run(
+            [*base, *commands[i % 2]], capture_output=True, text=True, check=False
+        )
+        codes.append(done.returncode)
+        if done.returncode:
+            print("admin run failed:", done.stderr)
+        i += 1
+
+
 def test_processes_and_threads_with_eviction(tmp_path: Path, figure: Figure) -> None:
     root = tmp_path / "root"
     root.mkdir(mode=0o700)
     config = write_config(tmp_path)
     seconds = 4.0
     t0 = time.monotonic()
-    results = collect(start_stress(root, config, 3, seconds))
+    procs = start_stress(root, config, 3, seconds)
+    stop = threading.Event()
+    codes: list[int] = []
+    admin = threading.Thread(target=admin_loop, args=(root, config, stop, codes))
+    admin.start()
+    try:
+        results = collect(procs)
+    finally:
+        stop.set()
+        admin.join(timeout=120)
     wall = time.monotonic() - t0
     ops = {k: sum(r["ops"][k] for r in results) for k in results[0]["ops"]}  # type: ignore[index]
     latencies = sorted(x for r in results for x in r["latencies"])  # type: ignore[attr-defined]
@@ -88,6 +118,12 @@ def test_processes_and_threads_with_eviction(tmp_path: Path, figure: Figure) -> 
     bad_after = [k for k in remaining if check_value(str(k), cache.get(k)) is not None]
     cache.close()
     warnings = diskcache_warnings(root / "default")
+    verify = subprocess.run(
+        [*llamacache_cmd(), "--config", str(config), "--cache-dir", str(root), "verify"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
     total = ops["get"] + ops["put"] + ops["remove"]
     figure("processes_x_threads", "3x2")
@@ -99,7 +135,12 @@ def test_processes_and_threads_with_eviction(tmp_path: Path, figure: Figure) -> 
     figure("anomalies_get_put_remove", anomaly_count)
     figure("corrupt_after_run", len(bad_after))
     figure("anomalies_diskcache_check", len(warnings))
+    figure("admin_runs_clean_evict", len(codes))
+    figure("anomalies_admin_failures", sum(1 for c in codes if c))
+    figure("anomalies_verify_exit", verify.returncode)
     assert anomaly_count == 0, anomalies
     assert not bad_after and not warnings, (bad_after, warnings)
     assert evictions > 0, "the size limit never forced an eviction"
+    assert codes and not any(codes), codes
+    assert verify.returncode == 0, verify.stdout + verify.stderr
     assert ops["hit"] > 0 and ops["put"] > 0
