@@ -90,8 +90,13 @@ def file_rows(directory: Path) -> list[tuple[str, int]]:
 
 
 def value_files(directory: Path) -> list[Path]:
-    """Every value file on disk (``*.val``), wherever it sits."""
-    return [p for p in directory.rglob("*.val") if p.is_file()]
+    """Every value file on disk (``*.val``); tolerates folders vanishing during the walk."""
+    return [
+        Path(dirpath) / name
+        for dirpath, _dirs, names in os.walk(directory)
+        for name in names
+        if name.endswith(".val")
+    ]
 
 
 def llamacache_cmd() -> list[str]:
