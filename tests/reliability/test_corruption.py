@@ -8,9 +8,11 @@ different bytes.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import pytest
 
 from llamacache.errors import CorruptEntryError, LlamacacheError
 
-from ._util import Figure, open_cache
+from ._util import Figure, llamacache_cmd, open_cache
 
 FAULTS = ("flip", "truncate", "extend", "overwrite", "swap")
 
@@ -66,6 +68,37 @@ def damage(data: bytes, fault: str, rng: random.Random, other: bytes) -> bytes:
     return other if other != data else data + b"!"  # "swap": another entry's bytes
 
 
+def verify_json(root: Path) -> dict[str, Any]:
+    """``llamacache verify --json`` as a user runs it (exit 0 clean, 1 problems found)."""
+    done = subprocess.run(
+        [*llamacache_cmd(), "--cache-dir", str(root), "verify", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr, done.stderr
+    body: dict[str, Any] = json.loads(done.stdout)
+    assert body["ok"] is (done.returncode == 0)
+    return body
+
+
+def verify_in_process(root: Path, unclear: list[str]) -> int:
+    """1 when the verify op calls a damaged cache clean, else 0 (errors are findings too)."""
+    from llamacache.config import resolve
+    from llamacache.manager import CacheManager
+    from llamacache.ops.verify import verify
+
+    settings = resolve(read_files=False, env={}, overrides={"cache.disk.path": str(root)})
+    try:
+        with CacheManager(settings) as manager:
+            return int(verify(manager, "default").ok)
+    except LlamacacheError:
+        return 0
+    except Exception as exc:  # noqa: BLE001
+        unclear.append(f"verify: {type(exc).__name__}: {exc}")
+        return 0
+
+
 def read_outcome(cache: Any, key: str, expected: Any) -> str:
     try:
         got = cache.get(key, None)
@@ -84,7 +117,7 @@ def test_damaged_entries_never_read_as_wrong_values(
 ) -> None:
     rng = random.Random(f"corrupt-{compression}")
     root = tmp_path / "root"
-    cache = open_cache(root, file_threshold=4096, compression=compression)
+    cache = open_cache(root, "default", file_threshold=4096, compression=compression)
     values = sample_values(rng)
     cases = [(k, part, fault) for k in values for part in ("payload", "header") for fault in FAULTS]
     keyed: dict[str, tuple[str, str, str]] = {}
@@ -93,11 +126,13 @@ def test_damaged_entries_never_read_as_wrong_values(
         cache.put(key, values[k])
         keyed[key] = (k, part, fault)
     cache.close()
+    clean_report = verify_json(root)
+    false_positives = sum(len(c["problems"]) for c in clean_report["caches"])
 
-    db = sqlite3.connect(root / "c" / "cache.db")
+    db = sqlite3.connect(root / "default" / "cache.db")
     rows = {r[0]: r[1:] for r in db.execute("SELECT key, tag, filename, value FROM Cache")}
     payloads = [
-        Path(root / "c" / r[1]).read_bytes() if r[1] else bytes(r[2]) for r in rows.values()
+        Path(root / "default" / r[1]).read_bytes() if r[1] else bytes(r[2]) for r in rows.values()
     ]
     for key, (_, part, fault) in keyed.items():
         tag, filename, value = rows[key]
@@ -108,7 +143,7 @@ def test_damaged_entries_never_read_as_wrong_values(
                 (damage(tag, fault, rng, other[: len(tag)]), key),
             )
         elif filename:
-            path = root / "c" / filename
+            path = root / "default" / filename
             path.write_bytes(damage(path.read_bytes(), fault, rng, other))
         else:
             db.execute(
@@ -118,7 +153,11 @@ def test_damaged_entries_never_read_as_wrong_values(
     db.commit()
     db.close()
 
-    cache = open_cache(root, file_threshold=4096, compression=compression)
+    report = verify_json(root)
+    flagged = {p["key"] for c in report["caches"] for p in c["problems"] if p["key"]}
+    missed = [key for key in keyed if key not in flagged]
+
+    cache = open_cache(root, "default", file_threshold=4096, compression=compression)
     outcomes: dict[str, int] = {}
     wrong = []
     for key, (k, _, _) in keyed.items():
@@ -131,7 +170,27 @@ def test_damaged_entries_never_read_as_wrong_values(
     for name, n in sorted(outcomes.items()):
         figure(f"read_{name}_{compression}", n)
     figure(f"corrupt_served_{compression}", len(wrong))
+    figure(f"verify_detected_pct_{compression}", 100.0 * (len(keyed) - len(missed)) / len(keyed))
+    figure(f"corrupt_missed_by_verify_{compression}", len(missed))
+    figure(f"anomalies_verify_false_positives_{compression}", false_positives)
     assert not wrong, wrong
+    assert report["ok"] is False and not missed, missed
+    assert false_positives == 0 and clean_report["ok"] is True
+
+
+def damage_index(db: Path, how: int, rng: random.Random) -> None:
+    """0: overwrite regions past page 1; 1: anywhere (header too); 2: truncate."""
+    data = bytearray(db.read_bytes())
+    page = 4096
+    if how == 2:
+        data = data[: rng.randrange(page, len(data))]
+    else:
+        for _ in range(3):
+            start = rng.randrange(page if how == 0 else 0, len(data))
+            data[start : start + rng.randint(8, 512)] = rng.randbytes(rng.randint(8, 512))
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    db.write_bytes(bytes(data))
 
 
 def test_damaged_index_file_never_serves_wrong_values(tmp_path: Path, figure: Figure) -> None:
@@ -139,36 +198,27 @@ def test_damaged_index_file_never_serves_wrong_values(tmp_path: Path, figure: Fi
     rng = random.Random("index")
     outcomes: dict[str, int] = {}
     unclear: list[str] = []
+    verify_missed = 0
     rounds = 30
     for r in range(rounds):
         root = tmp_path / f"r{r}"
-        cache = open_cache(root, file_threshold=4096)
+        cache = open_cache(root, "default", file_threshold=4096)
         values = {f"k{i}": rng.randbytes(rng.choice((100, 3000, 9000))) for i in range(60)}
         for k, v in values.items():
             cache.put(k, v)
         cache.close()
-        db = root / "c" / "cache.db"
-        data = bytearray(db.read_bytes())
-        page = 4096
-        if r % 3 == 2:
-            data = data[: rng.randrange(page, len(data))]
-        else:
-            for _ in range(3):
-                start = rng.randrange(page, len(data))  # spare page 1 sometimes, not always
-                if r % 3 == 1:
-                    start = rng.randrange(0, len(data))
-                data[start : start + rng.randint(8, 512)] = rng.randbytes(rng.randint(8, 512))
-        for suffix in ("-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        db.write_bytes(bytes(data))
+        damage_index(root / "default" / "cache.db", r % 3, rng)
+        verdict = verify_in_process(root, unclear)
         try:
-            cache = open_cache(root, file_threshold=4096)
+            cache = open_cache(root, "default", file_threshold=4096)
         except LlamacacheError:
+            verify_missed += verdict
             outcomes["open_refused"] = outcomes.get("open_refused", 0) + 1
             continue
         except Exception as exc:  # noqa: BLE001 (anything else is what this test hunts)
             unclear.append(f"open: {type(exc).__name__}: {exc}")
             continue
+        seen = set()
         for k, v in values.items():
             try:
                 outcome = read_outcome(cache, k, v)
@@ -176,14 +226,19 @@ def test_damaged_index_file_never_serves_wrong_values(tmp_path: Path, figure: Fi
                 unclear.append(f"get: {type(exc).__name__}: {exc}")
                 continue
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            seen.add(outcome)
         cache.close()
+        if seen - {"intact"}:  # reads saw damage: verify must have said so
+            verify_missed += verdict
     figure("index_damage_rounds", rounds)
     for name, n in sorted(outcomes.items()):
         figure(f"index_{name}", n)
     figure("corrupt_served_from_damaged_index", outcomes.get("wrong", 0))
     figure("anomalies_unclear_errors", len(unclear))
+    figure("corrupt_index_missed_by_verify", verify_missed)
     assert outcomes.get("wrong", 0) == 0
     assert not unclear, unclear[:5]
+    assert verify_missed == 0
 
 
 def test_streamed_read_of_a_damaged_file_fails_at_the_end(tmp_path: Path, figure: Figure) -> None:
