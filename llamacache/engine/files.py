@@ -17,6 +17,7 @@ import diskcache
 from diskcache.core import MODE_BINARY, UNKNOWN
 
 from llamacache.engine import checksums
+from llamacache.engine.safety import leads_outside
 
 BLOCK = 4 * 1024 * 1024
 
@@ -99,8 +100,7 @@ class LlamaDisk(diskcache.Disk):  # type: ignore[misc]
         Costs one ``realpath`` of the folder.
         """
         folder = os.path.dirname(os.path.join(self._directory, file_path))
-        base = os.path.realpath(self._directory)
-        if os.path.commonpath((base, os.path.realpath(folder))) != base:
+        if leads_outside(self._directory, folder):
             return  # the row is gone; the link stays for repair to report
         super().remove(file_path)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llamacache.engine import checksums, framing, quarantine, reserve
-from llamacache.engine.safety import CACHEDIR_TAG
+from llamacache.engine.safety import CACHEDIR_TAG, leads_outside
 from llamacache.errors import CorruptEntryError
 from llamacache.formats import VALIDATORS
 from llamacache.locking import LOCK_NAME
@@ -206,6 +206,8 @@ def _check_file(
 ) -> tuple[str, str] | None | bool:
     """(kind, detail), None when sound, or False when the deadline stopped it mid-file."""
     path = s.path / (row.filename or "")
+    if leads_outside(s.path, path) and os.path.lexists(path):
+        return ("corrupt", "value file is a symbolic link (not followed)")
     try:
         size = os.stat(path).st_size
     except FileNotFoundError:

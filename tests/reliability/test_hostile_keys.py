@@ -3,7 +3,8 @@
 Keys like ``../../etc/passwd``, absolute paths, NUL, unicode dots and very long strings
 must round-trip as keys and create nothing outside the cache directory. A symlink planted
 inside a cache (a value file, or a value folder, pointing outside) must never lead a
-remove, evict, clear or cleanup to touch what it points at.
+remove, evict, clear or cleanup — nor ``verify``, ``repair``, ``clean`` or ``evict`` — to
+touch what it points at.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def plant(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
     outside = tmp_path / "outside"
     outside.mkdir()
     root = tmp_path / "root"
-    cache = open_cache(root, file_threshold=4096)
+    cache = open_cache(root, "default", file_threshold=4096)
     values = {f"k{i}": make_value(f"k{i}", i, 10_000) for i in range(6)}
     for k, v in values.items():
         cache.put(k, v)
@@ -138,7 +139,17 @@ def plant(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
 def test_planted_symlinks_are_never_followed_by_deletes(tmp_path: Path, figure: Figure) -> None:
     root, outside, values = plant(tmp_path)
     before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
-    cache = open_cache(root, file_threshold=4096)
+    admin = []
+    for args in (["verify"], ["repair"], ["clean"], ["evict", "--match", "*", "-y"], ["verify"]):
+        done = subprocess.run(
+            [*llamacache_cmd(), "--cache-dir", str(root), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        admin.append(done.returncode)
+    cache = open_cache(root, "default", file_threshold=4096)
     cache.remove("k0")
     cache.remove("k1")
     cache.disk.evict_to(0)
@@ -148,5 +159,8 @@ def test_planted_symlinks_are_never_followed_by_deletes(tmp_path: Path, figure: 
     after = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
     touched = sum(1 for p, data in before.items() if after.get(p) != data)
     figure("planted_links", len(values))
+    figure("admin_exit_codes", "/".join(map(str, admin)))
     figure("escapes_followed_links", touched)
     assert touched == 0
+    assert admin[0] == 1, "verify must report value files that are links"
+    assert admin[1:] == [0, 0, 0, 0], admin
