@@ -16,6 +16,7 @@ Relies on diskcache 5.x internals (``_sql``, ``_con``, ``_transact``, ``_page_si
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -473,6 +474,27 @@ class DiskTier:
             raise self._error(exc) from exc
         return EvictionResult(len(chosen), freed), cost
 
+    def _remove_batch(self, part: list[tuple[int, float, int]]) -> tuple[EvictionResult, list[int]]:
+        """One transaction of ``remove_rows`` (all or nothing, so it can be retried)."""
+        total = EvictionResult()
+        skipped: list[int] = []
+        try:
+            with self._cache._transact(retry=True) as (sql, cleanup):
+                for rowid, store_time, size in part:
+                    found = sql(
+                        f"SELECT filename, {_SIZE} FROM Cache WHERE rowid = ? AND store_time = ?",
+                        (rowid, store_time),
+                    ).fetchall()
+                    if not found or found[0][1] != size:
+                        skipped.append(rowid)
+                        continue
+                    sql("DELETE FROM Cache WHERE rowid = ?", (rowid,))
+                    cleanup(found[0][0])  # runs after COMMIT: rows go first, files after
+                    total += EvictionResult(1, size)
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            raise self._error(exc) from exc
+        return total, skipped
+
     def remove_rows(
         self, rows: Iterable[tuple[int, float, int]]
     ) -> tuple[EvictionResult, list[int]]:
@@ -487,22 +509,9 @@ class DiskTier:
         batch = list(rows)
         for start in range(0, len(batch), EVICT_BATCH):
             part = batch[start : start + EVICT_BATCH]
-            try:
-                with self._cache._transact(retry=True) as (sql, cleanup):
-                    for rowid, store_time, size in part:
-                        found = sql(
-                            f"SELECT filename, {_SIZE} FROM Cache WHERE rowid = ?"
-                            " AND store_time = ?",
-                            (rowid, store_time),
-                        ).fetchall()
-                        if not found or found[0][1] != size:
-                            skipped.append(rowid)
-                            continue
-                        sql("DELETE FROM Cache WHERE rowid = ?", (rowid,))
-                        cleanup(found[0][0])  # runs after COMMIT: rows go first, files after
-                        total += EvictionResult(1, size)
-            except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
-                raise self._error(exc) from exc
+            done, missed = self._freeing(functools.partial(self._remove_batch, part))
+            total += done
+            skipped += missed
         self.evictions += total.count
         self.evicted_bytes += total.bytes
         return total, skipped

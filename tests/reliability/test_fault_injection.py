@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,10 +23,12 @@ from typing import Any
 import pytest
 
 import llamacache.engine.files as files_module
+from llamacache.config import resolve
 from llamacache.engine import TieredCache
 from llamacache.errors import CacheIOError, DiskFullError, LlamacacheError
+from llamacache.manager import CacheManager
 
-from ._util import Figure, check_value, make_value, open_cache, value_files
+from ._util import Figure, check_value, file_rows, make_value, value_files
 
 _WRITE_SQL = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
@@ -125,40 +128,47 @@ def seed(cache: TieredCache) -> dict[str, bytes]:
         key = f"earlier{i}"
         earlier[key] = make_value(key, i, size)
         cache.put(key, earlier[key])
+    cache.put("expired-inline", b"x" * 100, ttl=0.001)
+    cache.put("expired-file", b"y" * 20_000, ttl=0.001)
+    time.sleep(0.002)
     return earlier
 
 
-def leftovers(directory: Path, cache: TieredCache) -> tuple[int, int]:
-    """(temp files, value files no row points at)."""
+def leftovers(directory: Path) -> tuple[int, int]:
+    """(temp files, value files no index row points at — expired rows count as pointing)."""
     tmp = len(list((directory / "tmp").glob("*"))) if (directory / "tmp").exists() else 0
-    referenced = set()
-    for key in cache.disk.iter_keys():
-        path = cache.disk.path_of(key)
-        if path is not None:
-            referenced.add(path)
+    referenced = {directory / name for name, _size in file_rows(directory)}
     orphans = sum(1 for p in value_files(directory) if p not in referenced)
     return tmp, orphans
 
 
-def _put_inline(c: TieredCache) -> None:
+def _put_inline(m: CacheManager, c: TieredCache) -> None:
     c.put("new", make_value("new", 1, 1_000))
 
 
-def _put_file(c: TieredCache) -> None:
+def _put_file(m: CacheManager, c: TieredCache) -> None:
     c.put("new", make_value("new", 1, 40_000))
 
 
-def _put_stream(c: TieredCache) -> None:
+def _put_stream(m: CacheManager, c: TieredCache) -> None:
     import io
 
     c.put_file("new", io.BytesIO(make_value("new", 1, 300_000)))
 
 
-def _evict(c: TieredCache) -> None:
+def _evict(m: CacheManager, c: TieredCache) -> None:
     c.disk.evict_to(0)
 
 
-OPERATIONS: dict[str, Callable[[TieredCache], None]] = {
+def _clean(m: CacheManager, c: TieredCache) -> None:
+    """``llamacache clean``'s op: expire the two expired entries seed() left."""
+    from llamacache.ops.clean import clean
+
+    clean(m, "default")
+
+
+OPERATIONS: dict[str, Callable[[CacheManager, TieredCache], None]] = {
+    "clean": _clean,
     "put_inline": _put_inline,
     "put_file": _put_file,
     "put_stream": _put_stream,
@@ -172,7 +182,7 @@ def classify(error: BaseException | None, err: int) -> int:
         # the fault hit a step whose failure is harmless by design (deleting an evicted
         # file after the commit: it stays as an orphan for repair/clean to sweep)
         return 0
-    if not isinstance(error, LlamacacheError) or "'c'" not in str(error):
+    if not isinstance(error, LlamacacheError) or "'default'" not in str(error):
         return 1
     expected = DiskFullError if err == errno.ENOSPC else CacheIOError
     assert isinstance(error, expected), error
@@ -202,29 +212,46 @@ def test_fault_at_write_n(
     failures = unclear = lost = partial = orphans_left = 0
     for n in range(1, 100):
         root = tmp_path / f"n{n}"
-        cache = open_cache(root, file_threshold=4096)
+        manager = CacheManager(
+            resolve(
+                read_files=False,
+                env={},
+                overrides={
+                    "cache.disk.path": str(root),
+                    "cache.disk.file_threshold": "4KiB",
+                    "cache.compression": "none",
+                },
+            )
+        )
+        cache = manager.cache("default")
         earlier = seed(cache)
         inj = Injector(n, err)
         error: BaseException | None = None
         with faults(cache, inj, monkeypatch):
             try:
-                action(cache)
+                action(manager, cache)
             except BaseException as exc:  # noqa: BLE001 (classified below)
                 error = exc
         if not inj.fired:
             assert error is None, error
+            manager.close()
             break
         failures += 1
         unclear += classify(error, err)
         lost_n, partial_n = damage_after(cache, earlier, op)
-        tmp_files, orphans = leftovers(root / "c", cache)
+        tmp_files, orphans = leftovers(root / "default")
         lost += lost_n
         partial += partial_n + tmp_files + (orphans if error is not None else 0)
         orphans_left += orphans
-        action(cache)  # the retry succeeds with the fault gone
+        if orphans:  # a failed delete after the commit: repair sweeps what it left
+            from llamacache.ops.repair import repair
+
+            repair(manager, "default")
+            assert leftovers(root / "default") == (0, 0)
+        action(manager, cache)  # the retry succeeds with the fault gone
         if op.startswith("put"):
             assert check_value("new", cache.get("new")) is None
-        cache.close()
+        manager.close()
     else:
         pytest.fail("the operation never completed")
     name = f"{op}_{errno.errorcode[err]}"
