@@ -90,7 +90,9 @@ def test_hostile_keys_never_become_paths(tmp_path: Path, figure: Figure) -> None
 def test_hostile_keys_through_the_cli(tmp_path: Path, figure: Figure) -> None:
     root = tmp_path / "root"
     before = snapshot(tmp_path, root)
-    for key in [k for k in HOSTILE if "\x00" not in k and len(k) < 1000]:
+    # the shapes a shell can pass (no NUL); the rest is covered in-process above
+    shell_keys = ["../../../etc/passwd", "/etc/passwd", "..", "\uff0e\uff0e\uff0fetc", "~/.ssh/x"]
+    for key in shell_keys:
         done = subprocess.run(
             [*llamacache_cmd(), "--cache-dir", str(root), "put", key, "payload"],
             capture_output=True,
