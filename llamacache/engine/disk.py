@@ -20,25 +20,27 @@ Relies on diskcache 5.x internals (``_sql``, ``_con``, ``_transact``, ``_page_si
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO, TypeVar, Union
 
 import diskcache
 
-from llamacache.engine import checksums, framing, ghosts, recency
+from llamacache.engine import checksums, framing, ghosts, recency, reserve
 from llamacache.engine.files import LlamaDisk, PreparedFile, blocks, safe_write
 from llamacache.engine.protocol import EvictionResult, TierStats
-from llamacache.errors import CacheIOError, LlamacacheError, translate_os_error
+from llamacache.errors import CacheIOError, DiskFullError, LlamacacheError, translate_os_error
 from llamacache.settings import CacheSettings
 
 log = logging.getLogger("llamacache.disk")
+T = TypeVar("T")
 
 BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
 FLUSH_EVERY = 100_000  # distinct keys pending that force a flush (each costs one row write)
@@ -114,8 +116,16 @@ class DiskTier:
         self.hits = self.misses = self.puts = self.evictions = self.evicted_bytes = 0
         self.expirations = self.ghost_hits = 0
         self._ghosts = False  # any ghost rows seen; a miss checks them only then
+        self._short = False  # the reserve was given back and there is no room to re-take it
+        self._cache = self._freeing(self._open)
+        self._disk: LlamaDisk = self._cache.disk
+        self._disk.durability = settings.durability
+        self._page_size: int = self._cache._page_size
+        self.refresh_ghosts()
+
+    def _open(self) -> diskcache.Cache:
         try:
-            self._cache = diskcache.Cache(
+            cache = diskcache.Cache(
                 str(self.directory),
                 timeout=60,
                 disk=LlamaDisk,
@@ -123,21 +133,48 @@ class DiskTier:
                 cull_limit=0,
                 size_limit=2**62,
                 statistics=0,
-                disk_min_file_size=settings.file_threshold,
+                disk_min_file_size=self.settings.file_threshold,
             )
-            self._install_access_table()
+            # LlcAccess and LlcGhost exist for every policy: another process may use lru
+            recency.install(cache._sql, cache._transact, ghosts.DDL)
             for ddl in self.policy.indexes:
-                self._cache._sql_retry(ddl)
+                cache._sql_retry(ddl)
         except (OSError, sqlite3.Error) as exc:
             raise self._error(exc) from exc
-        self._disk: LlamaDisk = self._cache.disk
-        self._disk.durability = settings.durability
-        self._page_size: int = self._cache._page_size
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            # diskcache trusts its Settings rows; a damaged index yields NULLs it cannot use
+            from llamacache.errors import CorruptEntryError
 
-    def _install_access_table(self) -> None:
-        """Create LlcAccess and LlcGhost (for every policy: another process may use lru)."""
-        recency.install(self._cache._sql, self._cache._transact, ghosts.DDL)
-        self.refresh_ghosts()
+            raise CorruptEntryError(
+                self.name, "<index>", f"SQLite index settings are damaged: {exc}"
+            ) from None
+        return cache
+
+    def _freeing(self, action: Callable[[], T]) -> T:
+        """Run an open or a delete; on a full disk give back the reserve and retry once.
+
+        Opening and deleting must work on a full disk, or nothing could free room
+        (see engine/reserve.py). Puts never use the reserve.
+        """
+        try:
+            out = action()
+        except DiskFullError:
+            if not reserve.release(self.directory):
+                raise
+            log.info("cache %r: disk full; released the reserve to free room", self.name)
+            out = action()
+        self._short = not reserve.ensure(self.directory)
+        return out
+
+    def _check_room(self) -> None:
+        """Refuse a put while the reserve cannot be re-taken: it is what lets deletes work."""
+        if self._short:
+            self._short = not reserve.ensure(self.directory)
+            if self._short:
+                raise DiskFullError(
+                    f"cache {self.name!r}: disk full at {self.directory} (the last "
+                    f"{reserve.RESERVE_BYTES >> 20} MiB are kept so entries can still be removed)"
+                )
 
     def refresh_ghosts(self) -> None:
         """Look whether any process has left ghosts (at open; later via ``note_ghosts``)."""
@@ -262,6 +299,8 @@ class DiskTier:
     # -- writes -----------------------------------------------------------------------------
 
     def _index(self, key: Hashable, value: Any, meta: bytes, expire: float | None) -> None:
+        if self._short:
+            self._check_room()
         filename = value.filename if type(value) is PreparedFile else None
         try:
             self._cache.set(key, value, expire=expire, tag=meta)
@@ -275,6 +314,8 @@ class DiskTier:
         self._after_write()
 
     def _prepare(self, chunks: Iterable[BytesLike]) -> PreparedFile:
+        if self._short:
+            self._check_room()
         filename, full_path = self._disk.filename()
         try:
             size = safe_write(str(self.directory), full_path, chunks, self.settings.durability)
@@ -344,20 +385,26 @@ class DiskTier:
     def remove(self, key: Hashable) -> bool:
         """Remove ``key``'s row, then its file; True if it was present."""
         self._acount.pop(key, None)
-        try:
-            removed: bool = self._cache.delete(key)
-        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
-            raise self._error(exc) from exc
-        return removed
+
+        def delete() -> bool:
+            try:
+                return bool(self._cache.delete(key))
+            except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+                raise self._error(exc) from exc
+
+        return self._freeing(delete)
 
     def clear(self) -> int:
         """Remove every entry; returns how many. Deletes in batches of 100 rows."""
         self._atime, self._acount = {}, {}
-        try:
-            n: int = self._cache.clear()
-        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
-            raise self._error(exc) from exc
-        return n
+
+        def clear() -> int:
+            try:
+                return int(self._cache.clear())
+            except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+                raise self._error(exc) from exc
+
+        return self._freeing(clear)
 
     # -- recency ----------------------------------------------------------------------------
 
@@ -463,6 +510,11 @@ class DiskTier:
         self, where: str | None, args: tuple[Any, ...], order: str, need: int | None
     ) -> tuple[EvictionResult, int]:
         """One transaction: pick candidates in ``order`` (until ``need`` bytes), delete them."""
+        return self._freeing(lambda: self._delete_pass_once(where, args, order, need))
+
+    def _delete_pass_once(
+        self, where: str | None, args: tuple[Any, ...], order: str, need: int | None
+    ) -> tuple[EvictionResult, int]:
         # lru/lfu walk LlcAccess's index and look each row up by rowid (CROSS JOIN fixes
         # that order); the other policies read Cache alone.
         if self._track and where is None:
@@ -495,6 +547,27 @@ class DiskTier:
             raise self._error(exc) from exc
         return EvictionResult(len(chosen), freed), cost
 
+    def _remove_batch(self, part: list[tuple[int, float, int]]) -> tuple[EvictionResult, list[int]]:
+        """One transaction of ``remove_rows`` (all or nothing, so it can be retried)."""
+        total = EvictionResult()
+        skipped: list[int] = []
+        try:
+            with self._cache._transact(retry=True) as (sql, cleanup):
+                for rowid, store_time, size in part:
+                    found = sql(
+                        f"SELECT filename, {_SIZE} FROM Cache WHERE rowid = ? AND store_time = ?",
+                        (rowid, store_time),
+                    ).fetchall()
+                    if not found or found[0][1] != size:
+                        skipped.append(rowid)
+                        continue
+                    sql("DELETE FROM Cache WHERE rowid = ?", (rowid,))
+                    cleanup(found[0][0])  # runs after COMMIT: rows go first, files after
+                    total += EvictionResult(1, size)
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            raise self._error(exc) from exc
+        return total, skipped
+
     def remove_rows(
         self, rows: Iterable[tuple[int, float, int]]
     ) -> tuple[EvictionResult, list[int]]:
@@ -509,22 +582,9 @@ class DiskTier:
         batch = list(rows)
         for start in range(0, len(batch), EVICT_BATCH):
             part = batch[start : start + EVICT_BATCH]
-            try:
-                with self._cache._transact(retry=True) as (sql, cleanup):
-                    for rowid, store_time, size in part:
-                        found = sql(
-                            f"SELECT filename, {_SIZE} FROM Cache WHERE rowid = ?"
-                            " AND store_time = ?",
-                            (rowid, store_time),
-                        ).fetchall()
-                        if not found or found[0][1] != size:
-                            skipped.append(rowid)
-                            continue
-                        sql("DELETE FROM Cache WHERE rowid = ?", (rowid,))
-                        cleanup(found[0][0])  # runs after COMMIT: rows go first, files after
-                        total += EvictionResult(1, size)
-            except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
-                raise self._error(exc) from exc
+            done, missed = self._freeing(functools.partial(self._remove_batch, part))
+            total += done
+            skipped += missed
         self.evictions += total.count
         self.evicted_bytes += total.bytes
         return total, skipped

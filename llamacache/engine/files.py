@@ -17,6 +17,7 @@ import diskcache
 from diskcache.core import MODE_BINARY, UNKNOWN
 
 from llamacache.engine import checksums
+from llamacache.engine.safety import leads_outside
 
 BLOCK = 4 * 1024 * 1024
 
@@ -59,8 +60,8 @@ def safe_write(directory: str, full_path: str, chunks: Iterable[Any], durability
                 os.fsync(out.fileno())
         final_dir = os.path.dirname(full_path)
         for attempt in range(10):  # a concurrent remove may prune the xx/yy dirs under us
-            os.makedirs(final_dir, exist_ok=True)
-            try:
+            try:  # ... even between makedirs creating xx and then xx/yy
+                os.makedirs(final_dir, exist_ok=True)
                 os.replace(tmp, full_path)
                 break
             except FileNotFoundError:
@@ -90,6 +91,18 @@ class LlamaDisk(diskcache.Disk):  # type: ignore[misc]
         self, full_path: str, iterator: Iterable[Any], mode: str, encoding: str | None = None
     ) -> int:
         return safe_write(self._directory, full_path, iterator, self.durability)
+
+    def remove(self, file_path: str) -> None:
+        """Delete a value file, unless a planted symlinked folder would lead outside the cache.
+
+        diskcache's own remove follows a symlinked ``xx/yy`` folder and deletes the
+        same-named file wherever it points; a link as the file itself is only unlinked.
+        Costs one ``realpath`` of the folder.
+        """
+        folder = os.path.dirname(os.path.join(self._directory, file_path))
+        if leads_outside(self._directory, folder):
+            return  # the row is gone; the link stays for repair to report
+        super().remove(file_path)
 
 
 def blocks(src: Any, hasher: checksums.Hasher) -> Iterator[memoryview]:

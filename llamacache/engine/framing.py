@@ -7,7 +7,10 @@ payload is the diskcache value (inline BLOB, or a file when large). The digest c
 
 Layout (little-endian): ``b"LC"``, version, kind id, codec id, checksum id, raw length
 (u64), stored length (u64), digest (size fixed by the checksum id), kind extras (numpy:
-dtype string, ndim, dims).
+dtype string, ndim, dims), then a CRC-32 of all of the above. The digest covers only the
+payload, so a flipped bit in the header (kind pickle -> bytes, dtype "<f4" -> ">f4")
+would otherwise serve different values from intact bytes; the CRC makes that a
+CorruptEntryError too.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import pickle
 import struct
 import sys
+import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Union
 
@@ -25,7 +29,7 @@ from llamacache.settings import CacheSettings
 BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
 
 MAGIC = b"LC"
-VERSION = 1
+VERSION = 2  # 2: header CRC-32 appended
 KINDS: tuple[str, ...] = ("", "bytes", "str", "numpy", "pickle", "rawfile")  # index = id
 KIND_ID: dict[str, int] = {name: i for i, name in enumerate(KINDS) if name}
 K_BYTES, K_STR, K_NUMPY, K_PICKLE, K_RAWFILE = 1, 2, 3, 4, 5
@@ -37,6 +41,7 @@ _HDR_SIZE = _HDR.size
 _DLEN: dict[int, int] = {a.id: a.digest_size for a in checksums.ALGORITHMS}
 _DIGEST = checksums.DIGEST_BY_ID
 _DIM = struct.Struct("<Q")
+_CRC = struct.Struct("<I")
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,18 @@ def make_meta(
     extras: bytes = b"",
 ) -> bytes:
     """Build a header from ids (used by ``encode`` and by the disk tier's ``put_file``)."""
-    return _HDR.pack(MAGIC, VERSION, kind, codec, algo, raw_len, stored_len) + digest + extras
+    body = _HDR.pack(MAGIC, VERSION, kind, codec, algo, raw_len, stored_len) + digest + extras
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def _checked_body(meta: bytes) -> bytes | None:
+    """The header without its CRC, or None when the CRC does not match (a damaged header)."""
+    if len(meta) < _HDR_SIZE + _CRC.size:
+        return None
+    body = meta[: -_CRC.size]
+    if _CRC.unpack(meta[-_CRC.size :])[0] != zlib.crc32(body):
+        return None
+    return body
 
 
 def _numpy_extras(dtype_str: str, shape: tuple[int, ...]) -> bytes:
@@ -128,6 +144,10 @@ def encode(value: Any, settings: CacheSettings) -> tuple[bytes, BytesLike]:
 
 def parse_meta(meta: bytes) -> EntryMeta:
     """Parse a header; raises ValueError when it is not one of ours or is damaged."""
+    body = _checked_body(meta)
+    if body is None:
+        raise ValueError("damaged entry header (checksum mismatch)")
+    meta = body
     try:
         magic, version, kind, codec, algo, raw_len, stored_len = _HDR.unpack_from(meta)
         dlen = _DLEN[algo]
@@ -160,6 +180,10 @@ def decode(meta: bytes, payload: BytesLike, cache: str, key: Any) -> Any:
     Costs one checksum pass over the payload (~1 us for a 100-byte value) plus
     decompression / unpickling where the entry needs it. Arrays come back read-only.
     """
+    body = _checked_body(meta)
+    if body is None:
+        raise CorruptEntryError(cache, key, "bad entry header")
+    meta = body
     try:
         magic, version, kind, codec, algo, raw_len, stored_len = _HDR.unpack_from(meta)
         end = _HDR_SIZE + _DLEN[algo]
@@ -182,10 +206,18 @@ def decode(meta: bytes, payload: BytesLike, cache: str, key: Any) -> Any:
             raise CorruptEntryError(cache, key, f"cannot decompress: {exc}") from None
         if len(raw) != raw_len:
             raise CorruptEntryError(cache, key, "decompressed length mismatch")
+    return _rebuild(kind, raw, meta, end, cache, key)
+
+
+def _rebuild(kind: int, raw: BytesLike, meta: bytes, end: int, cache: str, key: Any) -> Any:
+    """The value of a verified payload, by kind."""
     if kind in (K_BYTES, K_RAWFILE):
         return raw if type(raw) is bytes else bytes(raw)
     if kind == K_STR:
-        return bytes(raw).decode("utf-8")
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptEntryError(cache, key, f"not UTF-8: {exc}") from None
     if kind == K_PICKLE:
         return pickle.loads(raw)
     if kind == K_NUMPY:

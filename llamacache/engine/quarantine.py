@@ -15,6 +15,8 @@ import time
 from collections.abc import Hashable
 from pathlib import Path
 
+from llamacache.engine.safety import leads_outside
+
 DIR_NAME = "quarantine"
 REASON = "reason.json"
 
@@ -43,7 +45,7 @@ def store(
     folder = quarantine_dir(cache_dir) / f"{stamp}-{os.urandom(4).hex()}"
     folder.mkdir(mode=0o700, parents=True)
     saved: str | None = None
-    if file is not None and file.exists():
+    if file is not None and file.exists() and not leads_outside(cache_dir, file):
         saved = file.name
         try:
             os.link(file, folder / saved)

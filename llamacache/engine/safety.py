@@ -86,6 +86,18 @@ def ensure_cache_root(root: Path) -> Path:
     return root
 
 
+def leads_outside(directory: Path | str, path: Path | str) -> bool:
+    """True when ``path`` is a symlink or resolves outside ``directory`` (a planted link).
+
+    Value files are never links; reading or moving through one would act on a file
+    someone else chose. Costs two ``realpath`` calls.
+    """
+    if os.path.islink(path):
+        return True
+    base = os.path.realpath(directory)
+    return os.path.commonpath((base, os.path.realpath(path))) != base
+
+
 def filesystem_type(path: Path) -> str | None:
     """The filesystem type of the mount holding ``path`` (e.g. "ext4", "nfs4"), or None."""
     import psutil

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from llamacache.engine import quarantine
+from llamacache.engine import quarantine, reserve
 from llamacache.engine.safety import CACHEDIR_TAG
 from llamacache.locking import LOCK_NAME
 from llamacache.ops import _index
@@ -26,6 +26,7 @@ KNOWN_TOP = frozenset(
         _index.DB_NAME + "-journal",
         LOCK_NAME,
         CACHEDIR_TAG,
+        reserve.RESERVE_NAME,  # the space kept so deletes work on a full disk
     }
 )
 TMP_DIR = "tmp"
@@ -69,7 +70,7 @@ def _walk_files(directory: Path, skip: Path | None = None) -> tuple[FileList, Fi
                     except FileNotFoundError:
                         continue
                     bucket.append((os.path.relpath(full, base), stt.st_size, stt.st_mtime))
-        elif not top.name.startswith(f".{CACHEDIR_TAG}."):
+        elif not top.name.startswith((f".{CACHEDIR_TAG}.", f".{reserve.RESERVE_NAME}.")):
             stt = top.stat(follow_symlinks=False)
             values.append((top.name, stt.st_size, stt.st_mtime))
     return values, tmps

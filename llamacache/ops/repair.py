@@ -151,6 +151,20 @@ def _recount(path: Path) -> int:
     return int(n)
 
 
+def _prune_empty_folders(directory: Path) -> None:
+    """Remove empty ``xx/yy`` value folders: a crash between creating one and renaming a
+    value into it leaves it behind. A put racing this retries its rename (engine/files.py)."""
+    for top in os.scandir(directory):
+        if len(top.name) != 2 or not top.is_dir(follow_symlinks=False):
+            continue
+        for sub in os.scandir(top.path):
+            if sub.is_dir(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.rmdir(sub.path)  # fails (and is left) unless empty
+        with contextlib.suppress(OSError):
+            os.rmdir(top.path)
+
+
 def _apply(manager: CacheManager, c: CacheVerify, actions: list[Action]) -> CacheRepair:
     s = manager.settings.cache(c.name)
     by_key = {(p.kind, p.key, p.path): p for p in c.problems}
@@ -183,6 +197,7 @@ def _apply(manager: CacheManager, c: CacheVerify, actions: list[Action]) -> Cach
         tiered.disk.remove_rows((p.rowid or 0, p.store_time or 0.0, p.size) for p in rows)
         quarantined = sum(1 for p in rows if p.kind == "corrupt")
         dropped = sum(1 for p in rows if p.kind == "missing")
+    _prune_empty_folders(s.path)
     count = _recount(s.path)
     return CacheRepair(
         c.name,

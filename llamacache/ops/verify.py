@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llamacache.engine import checksums, framing
+from llamacache.engine.safety import leads_outside
 from llamacache.errors import CorruptEntryError
 from llamacache.formats import VALIDATORS
 from llamacache.manager import CacheManager
@@ -138,6 +139,8 @@ def _check_file(
 ) -> tuple[str, str] | None | bool:
     """(kind, detail), None when sound, or False when the deadline stopped it mid-file."""
     path = s.path / (row.filename or "")
+    if leads_outside(s.path, path) and os.path.lexists(path):
+        return ("corrupt", "value file is a symbolic link (not followed)")
     try:
         size = os.stat(path).st_size
     except FileNotFoundError:
