@@ -72,6 +72,23 @@ def _optional_text(value: object, field: str, ctx: Ctx) -> object:
     return _text(value, field, ctx)
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _redis_url(value: object, field: str, ctx: Ctx) -> object:
+    """A Redis URL, checked here so a typo is a config error, not a failure at first use."""
+    url = _optional_text(value, field, ctx)
+    if url is None:
+        return None
+    assert isinstance(url, str)
+    if not url.startswith(REDIS_SCHEMES) or len(url) <= len(url.partition("://")[0]) + 3:
+        raise ConfigError(
+            f"{field}: {units.show(url)} is not a Redis URL; expected e.g. "
+            '"redis://host:6379/0", "rediss://host:6380/0" or "unix:///run/redis.sock"'
+        )
+    return url
+
+
 SIZE_MEMORY = _size("memory")
 SIZE_DISK = _size("disk")
 
@@ -204,7 +221,7 @@ SETTINGS: tuple[Setting, ...] = (
     _g("cache.disk.allow_network_fs", BOOL, False, "allow NFS/CIFS/Lustre/GPFS (unsafe locking)"),
     _g(
         "cache.network.url",
-        _optional_text,
+        _redis_url,
         None,
         "redis://host:port/db of the shared tier",
         show=_url,

@@ -630,3 +630,15 @@ def test_percentages_measure_the_cache_filesystem_and_ram(
     assert s.cache("default").disk_size == int(shutil.disk_usage(tmp_path).total * 0.5)
     assert s.cache("default").memory_size == int(psutil.virtual_memory().total * 0.1)
     assert s.values["cache.disk.size"] == units.size_to_config(s.cache("default").disk_size)
+
+
+@pytest.mark.parametrize("url", ["10MB", "http://host:6379", "redis://", "localhost:6379"])
+def test_network_url_must_be_a_redis_url(url: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"is not a Redis URL; expected e\.g\. \"redis://"):
+        resolve(env={"LLAMACACHE_NETWORK_URL": url}, cwd=tmp_path)
+
+
+def test_network_url_schemes_accepted(tmp_path: Path) -> None:
+    for url in ("redis://h:6379/0", "rediss://h:6380/1", "unix:///run/redis.sock"):
+        settings = resolve(env={"LLAMACACHE_NETWORK_URL": url}, cwd=tmp_path)
+        assert settings.network is not None and settings.network.url == url
