@@ -98,9 +98,9 @@ def root(
 
 def _register() -> None:
     """Attach every command module; each exposes ``register(app)``."""
-    from llamacache.cli import config_cmd, daemon_cmd, entries_cmd, schedule_cmd
+    from llamacache.cli import backup_cmd, config_cmd, daemon_cmd, entries_cmd, schedule_cmd
 
-    for module in (config_cmd, entries_cmd, schedule_cmd, daemon_cmd):
+    for module in (config_cmd, entries_cmd, schedule_cmd, daemon_cmd, backup_cmd):
         module.register(app)
 
 

@@ -1,0 +1,351 @@
+"""`restore`: verify a backup completely, then put it into caches (merge, or atomic replace).
+
+Order of work, so that a bad or interrupted restore changes nothing:
+
+1. stream the archive into a private staging folder under the cache root, refusing any
+   member that is not a plain file with one of our names (``..``, absolute paths,
+   links and devices are named in the error);
+2. check every staged payload against the manifest's header (size and digest) and every
+   target cache name — one failure and the staging folder is deleted, nothing written;
+3. ``--merge`` (default): insert each entry through the engine under the cache's admin
+   lock (archive entries win over existing keys; the rest of the cache stays);
+   ``--replace``: build a complete new cache next to the old one, then swap the two
+   directories with one ``renameat2(RENAME_EXCHANGE)`` (two renames where the kernel
+   lacks it); the old cache is untouched until the new one is complete.
+
+Processes that still have the old cache open keep using the old files until they reopen.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import time
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import zstandard
+
+from llamacache.engine import framing
+from llamacache.engine.disk import DiskTier
+from llamacache.engine.safety import ensure_cache_root, ensure_private_dir
+from llamacache.errors import LlamacacheError, UsageError
+from llamacache.locking import admin_lock
+from llamacache.manager import CacheManager
+from llamacache.ops._report import Report
+from llamacache.ops.backup import ENTRY_DIR, MANIFEST, MANIFEST_SCHEMA, PREFIX, decode_key
+
+Progress = Callable[[int, int | None], None]
+_MEMBER = re.compile(rf"^{re.escape(ENTRY_DIR)}(\d{{8}})$")
+_MAX_MANIFEST = 1 << 30
+_COPY = 1 << 20
+
+
+class ArchiveError(LlamacacheError):
+    """The archive is damaged, tampered with, or not a llamacache backup (exit 1)."""
+
+
+@dataclass(frozen=True)
+class RestoredCache:
+    name: str  # the cache written to
+    source: str  # the cache name in the archive
+    entries: int
+    bytes: int
+    expired: int  # entries whose time to live ran out since the backup (not restored)
+
+
+@dataclass(frozen=True)
+class RestoreReport(Report):
+    schema = "restore"
+    archive: Path
+    mode: str  # "merge" | "replace"
+    verified: int  # payloads checked against their digests (all of them)
+    caches: tuple[RestoredCache, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Entry:
+    cache: str
+    key: Hashable
+    meta: bytes
+    staged: Path
+    size: int
+    store_time: float
+    expire_time: float | None
+
+
+# -- reading and checking the archive ----------------------------------------------------------
+
+
+def _refuse(member: tarfile.TarInfo) -> str | None:
+    """Why a member may not be extracted, or None when it is one of ours."""
+    name = member.name
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return "it is an absolute path"
+    if ".." in parts:
+        return "it would escape the target directory"
+    if member.issym() or member.islnk():
+        return f"it is a link (to {member.linkname!r})"
+    if member.isdev() or not (member.isreg() or member.isdir()):
+        return "it is a device or special file"
+    if member.isdir():
+        return None if name.rstrip("/").startswith(PREFIX) else "it is not part of a backup"
+    if name in (MANIFEST, MANIFEST + ".sha256") or _MEMBER.match(name):
+        return None
+    return "it is not part of a llamacache backup"
+
+
+def _copy(src: IO[bytes], dest: Path) -> int:
+    size = 0
+    with open(dest, "xb") as out:
+        while chunk := src.read(_COPY):
+            out.write(chunk)
+            size += len(chunk)
+    return size
+
+
+def _stage(archive: Path, staging: Path) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Stream the archive into ``staging``; returns the manifest and member -> staged file."""
+    manifest_body: bytes | None = None
+    manifest_sum: bytes | None = None
+    staged: dict[str, Path] = {}
+    try:
+        with open(archive, "rb") as raw:
+            reader = zstandard.ZstdDecompressor().stream_reader(raw)
+            with tarfile.open(fileobj=reader, mode="r|") as tar:
+                for member in tar:
+                    why = _refuse(member)
+                    if why is not None:
+                        raise ArchiveError(
+                            f"{archive}: refusing archive member {member.name!r}: {why}"
+                        )
+                    if member.isdir():
+                        continue
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    if member.name == MANIFEST:
+                        manifest_body = src.read(_MAX_MANIFEST)
+                    elif member.name == MANIFEST + ".sha256":
+                        manifest_sum = src.read(64)
+                    else:
+                        dest = staging / member.name.rsplit("/", 1)[1]
+                        _copy(src, dest)
+                        staged[member.name] = dest
+    except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
+        raise ArchiveError(f"{archive}: not a readable .tar.zst backup ({exc})") from None
+    if manifest_body is None:
+        raise ArchiveError(f"{archive}: no manifest (truncated, or not a llamacache backup)")
+    if manifest_sum is not None and hashlib.sha256(manifest_body).hexdigest() != (
+        manifest_sum.decode(errors="replace")
+    ):
+        raise ArchiveError(f"{archive}: the manifest does not match its checksum")
+    try:
+        manifest = json.loads(manifest_body)
+    except ValueError as exc:
+        raise ArchiveError(f"{archive}: the manifest is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
+        raise ArchiveError(f"{archive}: not a llamacache backup manifest")
+    return manifest, staged
+
+
+def _check(archive: Path, manifest: dict[str, Any], staged: dict[str, Path]) -> list[_Entry]:
+    """Every manifest row parsed and its staged payload verified; ArchiveError otherwise."""
+    entries: list[_Entry] = []
+    bad: list[str] = []
+    for row in manifest.get("entries", []):
+        try:
+            key = decode_key(row["key_type"], row["key"])
+            meta = base64.b64decode(row["meta"], validate=True)
+            path = staged[row["member"]]
+            with open(path, "rb") as handle:
+                ok = framing.verify_payload(meta, handle)
+            if not ok or path.stat().st_size != row["size"]:
+                bad.append(f"{row['member']} ({row['cache']}: {key!r}): checksum mismatch")
+                continue
+            entries.append(
+                _Entry(
+                    str(row["cache"]),
+                    key,
+                    meta,
+                    path,
+                    int(row["size"]),
+                    float(row.get("store_time") or 0.0),
+                    row.get("expire_time"),
+                )
+            )
+        except KeyError as exc:
+            bad.append(f"{row.get('member', '?')}: missing {exc}")
+        except (ValueError, TypeError, AttributeError) as exc:
+            bad.append(f"{row.get('member', '?') if isinstance(row, dict) else row}: {exc}")
+    if bad:
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise ArchiveError(
+            f"{archive}: {len(bad)} entries failed verification, nothing was restored: "
+            + "; ".join(bad[:3])
+            + more
+        )
+    return entries
+
+
+def _targets(
+    manager: CacheManager, manifest: dict[str, Any], cache: str | None, into: str | None
+) -> dict[str, str]:
+    """archive cache name -> configured cache to write (UsageError before anything is written)."""
+    names = list(manifest.get("caches", {}))
+    if cache is not None:
+        if cache not in names:
+            raise UsageError(
+                f"--cache {cache}: not in the archive; it holds {', '.join(names) or 'nothing'}"
+            )
+        names = [cache]
+    if into is not None:
+        if len(names) != 1:
+            raise UsageError(
+                f"--into {into}: the archive holds {len(names)} caches ({', '.join(names)}); "
+                "pick one with --cache NAME"
+            )
+        mapping = {names[0]: into}
+    else:
+        mapping = {n: n for n in names}
+    for target in mapping.values():
+        manager.settings.cache(target)  # CacheNotFoundError (exit 2) names the known caches
+    return mapping
+
+
+# -- committing --------------------------------------------------------------------------------
+
+
+def _insert(disk: DiskTier, entries: list[_Entry], tick: Callable[[], None]) -> tuple[int, int]:
+    """Put verified entries into a disk tier, oldest first (keeps fifo order); (count, expired)."""
+    now, count, expired = time.time(), 0, 0
+    for e in sorted(entries, key=lambda e: e.store_time):
+        ttl = None if e.expire_time is None else float(e.expire_time) - now
+        if ttl is not None and ttl <= 0:
+            expired += 1
+        else:
+            with open(e.staged, "rb") as handle:
+                if e.size < disk.settings.file_threshold:
+                    disk.put(e.key, e.meta, handle.read(), ttl)
+                else:
+                    disk.put_framed(e.key, e.meta, handle, ttl)
+            count += 1
+        tick()
+    return count, expired
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two directories atomically (Linux renameat2); two renames where unsupported."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is not None:
+        at_fdcwd = -100
+        if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            return
+    aside = b.with_name(b.name + ".old-" + os.urandom(4).hex())
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
+
+
+def _replace(
+    manager: CacheManager, target: str, entries: list[_Entry], wait: float, tick: Callable[[], None]
+) -> tuple[int, int]:
+    settings = manager.settings.cache(target)
+    old = settings.path
+    build = ensure_private_dir(old.parent / f".restore-build-{target}-{os.urandom(4).hex()}")
+    try:
+        disk = DiskTier(dataclasses.replace(settings, path=build))
+        try:
+            result = _insert(disk, entries, tick)
+        finally:
+            disk.close()
+        opened = manager.opened().get(target)
+        with admin_lock(old, cache=target, wait=wait):
+            if opened is not None:
+                opened.close()
+            _exchange(build, old)  # build now holds the old cache
+        return result
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _staging(root: Path) -> Iterator[Path]:
+    ensure_cache_root(root)
+    path = ensure_private_dir(root / f".restore-{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def restore(
+    manager: CacheManager,
+    archive: Path,
+    *,
+    cache: str | None = None,
+    into: str | None = None,
+    mode: str = "merge",
+    wait: float = 0.0,
+    progress: Progress | None = None,
+) -> RestoreReport:
+    """Restore ``archive`` into its caches (or ``cache`` from it ``into`` another name).
+
+    Raises ArchiveError (exit 1) for a damaged, tampered or unsafe archive and UsageError /
+    CacheNotFoundError (exit 2) for bad names — in every such case before writing to any
+    cache. Costs: the archive is staged on the cache filesystem (its uncompressed size)
+    and every payload is read twice (staging, verification) before it is inserted.
+    """
+    if mode not in ("merge", "replace"):
+        raise UsageError(f"mode {mode!r}: expected merge or replace")
+    if not archive.is_file():
+        raise UsageError(f"{archive}: no such backup file")
+    t0 = time.monotonic()
+    with _staging(manager.settings.root) as staging:
+        manifest, staged = _stage(archive, staging)
+        entries = _check(archive, manifest, staged)
+        mapping = _targets(manager, manifest, cache, into)
+        chosen = [e for e in entries if e.cache in mapping]
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, len(chosen))
+
+        results: list[RestoredCache] = []
+        for source, target in mapping.items():
+            mine = [e for e in chosen if e.cache == source]
+            if mode == "replace":
+                count, expired = _replace(manager, target, mine, wait, tick)
+            else:
+                tiered = manager.cache(target)
+                with admin_lock(tiered.settings.path, cache=target, wait=wait):
+                    for e in mine:
+                        tiered.memory.discard(e.key)
+                    count, expired = _insert(tiered.disk, mine, tick)
+            size = sum(e.size for e in mine)
+            results.append(RestoredCache(target, source, count, size, expired))
+    return RestoreReport(
+        archive=archive.absolute(),
+        mode=mode,
+        verified=len(entries),
+        caches=tuple(results),
+        seconds=time.monotonic() - t0,
+    )
