@@ -86,11 +86,14 @@ def _members(path: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
 
 
 def _write(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
-    with open(path, "wb") as raw, zstandard.ZstdCompressor().stream_writer(raw) as zw:
-        with tarfile.open(fileobj=zw, mode="w|") as tar:
-            for info, data in members:
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    with (
+        open(path, "wb") as raw,
+        zstandard.ZstdCompressor().stream_writer(raw) as zw,
+        tarfile.open(fileobj=zw, mode="w|") as tar,
+    ):
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
 
 
 def _entries(root: Path) -> dict[str, Any]:
