@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WaitOpt
+from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WaitOpt, complete_cache_names
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import ExitCode, UsageError
 from llamacache.ops import backup as backup_ops
@@ -71,11 +71,21 @@ def restore(
     archive: Annotated[Path, typer.Argument(metavar="FILE", help="A backup written by backup.")],
     into: Annotated[
         str | None,
-        typer.Option("--into", metavar="NAME", help="Restore the (one) archived cache as NAME."),
+        typer.Option(
+            "--into",
+            metavar="NAME",
+            help="Restore the (one) archived cache as NAME.",
+            autocompletion=complete_cache_names,
+        ),
     ] = None,
     cache: Annotated[
         str | None,
-        typer.Option("--cache", "-c", help="Restore only this cache from the archive."),
+        typer.Option(
+            "--cache",
+            "-c",
+            help="Restore only this cache from the archive.",
+            autocompletion=complete_cache_names,
+        ),
     ] = None,
     merge: Annotated[
         bool, typer.Option("--merge", help="Add to the existing cache (default).")
