@@ -3,7 +3,7 @@
 
 _llamacache_subcommands() {
     case "$1" in
-        "") echo "backup config daemon get put restore rm schedule" ;;
+        "") echo "backup clean config daemon evict get inspect ls put repair restore rm schedule verify" ;;
         "config") echo "init path show validate" ;;
         "schedule") echo "cron systemd" ;;
     esac
@@ -13,19 +13,25 @@ _llamacache_options() {
     case "$1" in
         "") echo "--config --cache-dir --json --quiet --debug --install-completion --show-completion --help -h" ;;
         "backup") echo "--to --cache -c --json --quiet --help -h" ;;
+        "clean") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;
         "config") echo "--help -h" ;;
         "config init") echo "--force --json --help -h" ;;
         "config path") echo "--json --help -h" ;;
         "config show") echo "--json --help -h" ;;
         "config validate") echo "--json --help -h" ;;
         "daemon") echo "--cache -c --json --quiet --help -h" ;;
+        "evict") echo "--cache -c --key --match --older-than --larger-than --to-size --keep-last --tier --plan-out --apply --dry-run --yes -y --wait --json --quiet --help -h" ;;
         "get") echo "--cache -c --out -o --json --help -h" ;;
+        "inspect") echo "--cache -c --top --reset-stats --json --quiet --help -h" ;;
+        "ls") echo "--cache -c --sort --limit --filter --keys-only -q --json --help -h" ;;
         "put") echo "--file -f --cache -c --ttl --json --help -h" ;;
+        "repair") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;
         "restore") echo "--into --cache -c --merge --replace --wait --json --quiet --help -h" ;;
         "rm") echo "--cache -c --missing-ok --json --help -h" ;;
         "schedule") echo "--help -h" ;;
         "schedule cron") echo "--every --cache -c --log --install --uninstall --crontab-file --json --help -h" ;;
         "schedule systemd") echo "--every --cache -c --log --install --uninstall --units-dir --json --help -h" ;;
+        "verify") echo "--cache -c --quick --sample --max-time --json --quiet --help -h" ;;
     esac
 }
 
@@ -36,17 +42,43 @@ _llamacache_value_kind() {
         "backup --to") echo "path" ;;
         "backup --cache") echo "cache" ;;
         "backup -c") echo "cache" ;;
+        "clean --cache") echo "cache" ;;
+        "clean -c") echo "cache" ;;
+        "clean --wait") echo "value" ;;
         "daemon --cache") echo "cache" ;;
         "daemon -c") echo "cache" ;;
+        "evict --cache") echo "cache" ;;
+        "evict -c") echo "cache" ;;
+        "evict --key") echo "value" ;;
+        "evict --match") echo "value" ;;
+        "evict --older-than") echo "value" ;;
+        "evict --larger-than") echo "value" ;;
+        "evict --to-size") echo "value" ;;
+        "evict --keep-last") echo "value" ;;
+        "evict --tier") echo "value" ;;
+        "evict --plan-out") echo "path" ;;
+        "evict --apply") echo "path" ;;
+        "evict --wait") echo "value" ;;
         "get --cache") echo "cache" ;;
         "get -c") echo "cache" ;;
         "get --out") echo "path" ;;
         "get -o") echo "path" ;;
+        "inspect --cache") echo "cache" ;;
+        "inspect -c") echo "cache" ;;
+        "inspect --top") echo "value" ;;
+        "ls --cache") echo "cache" ;;
+        "ls -c") echo "cache" ;;
+        "ls --sort") echo "value" ;;
+        "ls --limit") echo "value" ;;
+        "ls --filter") echo "value" ;;
         "put --file") echo "path" ;;
         "put -f") echo "path" ;;
         "put --cache") echo "cache" ;;
         "put -c") echo "cache" ;;
         "put --ttl") echo "value" ;;
+        "repair --cache") echo "cache" ;;
+        "repair -c") echo "cache" ;;
+        "repair --wait") echo "value" ;;
         "restore --into") echo "cache" ;;
         "restore --cache") echo "cache" ;;
         "restore -c") echo "cache" ;;
@@ -63,6 +95,10 @@ _llamacache_value_kind() {
         "schedule systemd -c") echo "cache" ;;
         "schedule systemd --log") echo "path" ;;
         "schedule systemd --units-dir") echo "path" ;;
+        "verify --cache") echo "cache" ;;
+        "verify -c") echo "cache" ;;
+        "verify --sample") echo "value" ;;
+        "verify --max-time") echo "value" ;;
     esac
 }
 

@@ -58,11 +58,18 @@ def read(cache_dir: Path) -> Counters:
     db = cache_dir / DB_NAME
     if not db.exists():
         return {}
+    if not db.with_name(DB_NAME + "-wal").exists():
+        # No writer has uncommitted pages: read the file as is, creating no -wal/-shm.
+        return _rows_to_counters(_select_from(f"file:{db}?immutable=1"))
     try:
         rows = _select_from(f"file:{db}?mode=ro")
     except sqlite3.OperationalError:
         # A read-only directory cannot hold the WAL's shared memory: read the file as is.
         rows = _select_from(f"file:{db}?immutable=1")
+    return _rows_to_counters(rows)
+
+
+def _rows_to_counters(rows: list[tuple[str, str, int]]) -> Counters:
     out: Counters = {}
     for tier, name, value in rows:
         out.setdefault(tier, {})[name] = int(value)

@@ -98,9 +98,34 @@ def root(
 
 def _register() -> None:
     """Attach every command module; each exposes ``register(app)``."""
-    from llamacache.cli import backup_cmd, config_cmd, daemon_cmd, entries_cmd, schedule_cmd
+    from llamacache.cli import (
+        backup_cmd,
+        clean_cmd,
+        config_cmd,
+        daemon_cmd,
+        entries_cmd,
+        evict_cmd,
+        inspect_cmd,
+        ls_cmd,
+        repair_cmd,
+        schedule_cmd,
+        verify_cmd,
+    )
 
-    for module in (config_cmd, entries_cmd, schedule_cmd, daemon_cmd, backup_cmd):
+    modules = (
+        config_cmd,
+        entries_cmd,
+        inspect_cmd,
+        ls_cmd,
+        verify_cmd,
+        repair_cmd,
+        clean_cmd,
+        evict_cmd,
+        schedule_cmd,
+        daemon_cmd,
+        backup_cmd,
+    )
+    for module in modules:
         module.register(app)
 
 

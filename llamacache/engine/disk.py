@@ -473,6 +473,40 @@ class DiskTier:
             raise self._error(exc) from exc
         return EvictionResult(len(chosen), freed), cost
 
+    def remove_rows(
+        self, rows: Iterable[tuple[int, float, int]]
+    ) -> tuple[EvictionResult, list[int]]:
+        """Delete rows given as ``(rowid, store_time, payload size)``; returns (removed, skipped).
+
+        For ``evict``/``repair`` plans made earlier: a row rewritten since (new store time
+        or size) or already gone is skipped (its rowid returned). One transaction per 1000
+        rows; files are deleted after the commit.
+        """
+        total = EvictionResult()
+        skipped: list[int] = []
+        batch = list(rows)
+        for start in range(0, len(batch), EVICT_BATCH):
+            part = batch[start : start + EVICT_BATCH]
+            try:
+                with self._cache._transact(retry=True) as (sql, cleanup):
+                    for rowid, store_time, size in part:
+                        found = sql(
+                            f"SELECT filename, {_SIZE} FROM Cache WHERE rowid = ?"
+                            " AND store_time = ?",
+                            (rowid, store_time),
+                        ).fetchall()
+                        if not found or found[0][1] != size:
+                            skipped.append(rowid)
+                            continue
+                        sql("DELETE FROM Cache WHERE rowid = ?", (rowid,))
+                        cleanup(found[0][0])  # runs after COMMIT: rows go first, files after
+                        total += EvictionResult(1, size)
+            except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+                raise self._error(exc) from exc
+        self.evictions += total.count
+        self.evicted_bytes += total.bytes
+        return total, skipped
+
     def vacuum(self) -> int:
         """Rebuild the SQLite file to return pages freed by scattered deletes; bytes saved.
 

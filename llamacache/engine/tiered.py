@@ -8,6 +8,7 @@ memory front never aliases an object the caller still holds and may mutate.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from llamacache.engine import checksums, framing
+from llamacache.engine import checksums, framing, quarantine
 from llamacache.engine.disk import DiskTier
 from llamacache.engine.memory import MemoryFront
 from llamacache.engine.protocol import CacheTier, TierStats
@@ -110,10 +111,16 @@ class TieredCache:
         return None
 
     def _corrupt(self, exc: CorruptEntryError, key: Hashable, default: Any) -> Any:
-        """Count it; with ``on_corrupt == "miss"`` remove the entry and miss, else raise."""
+        """Count it; with ``on_corrupt == "miss"`` quarantine the entry and miss, else raise."""
         self.corrupt += 1
         if self.settings.on_corrupt != "miss":
             raise exc
+        found = self.disk.locate(key)
+        if found is not None:
+            _, path, inline = found
+            # a copy that cannot be kept (read-only, disk full) must still never be served
+            with contextlib.suppress(OSError):
+                quarantine.store(self.disk.directory, key, exc.reason, file=path, inline=inline)
         self.remove(key)
         return default
 

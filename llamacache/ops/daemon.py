@@ -1,9 +1,10 @@
 """The foreground cleanup daemon (for containers, where there is no cron).
 
 It is the seed's ``CacheManager.start()`` scheduler made visible: each configured cache
-is cleaned at its own ``cleanup_interval`` on the manager's ``AsyncScheduler``, each run
-under the cache's admin lock (a run that finds the lock held by a cron ``clean`` skips
-rather than waits, and says so), and each run reports one ``DaemonRun`` to a callback.
+is cleaned at its own ``cleanup_interval`` on the manager's ``AsyncScheduler`` by the
+``clean`` op (expire, age out, evict to threshold, sweep strays) under the cache's admin
+lock (a run that finds the lock held by a cron ``clean`` skips rather than waits, and
+says so), and each run reports one ``DaemonRun`` to a callback.
 ``serve`` returns when ``stop`` is set; a run in progress finishes first.
 """
 
@@ -16,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llamacache.errors import LlamacacheError, LockBusyError
-from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
+from llamacache.ops.clean import clean
 
 NO_DIRECTORY = "no cache directory yet"
 
@@ -39,29 +40,31 @@ class DaemonRun:
 
 
 def clean_once(manager: CacheManager, name: str) -> DaemonRun:
-    """Clean one cache now, under its admin lock (no wait); never raises our errors."""
+    """``llamacache clean -c NAME`` now, under its admin lock (no wait); never raises our errors."""
     started = time.time()
     t0 = time.monotonic()
     path = manager.settings.caches[name].path
     if not path.is_dir():
         return DaemonRun(name, started, 0.0, "skipped", message=NO_DIRECTORY)
     try:
-        with admin_lock(path, cache=name, wait=0):
-            result = manager.cache(name).cleanup()
+        report = clean(manager, name, wait=0)
     except LockBusyError:
         return DaemonRun(
             name, started, time.monotonic() - t0, "skipped", message="locked by another run"
         )
     except LlamacacheError as exc:
         return DaemonRun(name, started, time.monotonic() - t0, "failed", message=str(exc))
+    if not report.caches:
+        return DaemonRun(name, started, time.monotonic() - t0, "skipped", message=NO_DIRECTORY)
+    result = report.caches[0]
     return DaemonRun(
         name,
         started,
         time.monotonic() - t0,
         "ok",
-        expired=result.expired,
+        expired=result.expired + result.aged_out,
         evicted=result.evicted,
-        freed_bytes=result.expired_bytes + result.evicted_bytes,
+        freed_bytes=report.freed_bytes,
         used_bytes=result.used_bytes,
         limit_bytes=result.limit_bytes,
     )

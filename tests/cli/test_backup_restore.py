@@ -265,3 +265,16 @@ def test_backup_and_restore_subprocess(tmp_path: Path, model_file: Path) -> None
     done = run("--cache-dir", str(tmp_path / "dest"), "restore", str(out), "--replace")
     assert done.returncode == 0, done.stderr
     _check(tmp_path / "dest", model_file)
+
+
+def test_a_backup_restored_elsewhere_verifies_clean(tmp_path: Path, archive: Path) -> None:
+    dest = tmp_path / "elsewhere"
+    assert cli("--cache-dir", str(dest), "restore", str(archive), "--replace").exit_code == 0
+    result = cli("--cache-dir", str(dest), "--json", "verify")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    body = json.loads(result.stdout)
+    assert body["schema"] == "llamacache.verify"
+    checked = {c["name"]: (c["verified"], c["corrupt"], c["orphaned"]) for c in body["caches"]}
+    assert checked == {"default": (8, 0, 0), "model": (1, 0, 0), "training": (1, 0, 0)}
+    done = run("--cache-dir", str(dest), "verify")
+    assert done.returncode == 0, done.stderr

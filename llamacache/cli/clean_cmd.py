@@ -1,0 +1,67 @@
+"""`llamacache clean`: what cron runs — every cache's policy applied, strays swept."""
+
+from __future__ import annotations
+
+import typer
+
+from llamacache.cli.app import state
+from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt
+from llamacache.cli.render import Renderer, size
+from llamacache.ops import clean as clean_ops
+
+
+def _human(r: Renderer, rep: clean_ops.CleanReport) -> None:
+    rows = [
+        (
+            c.name,
+            f"{c.expired:,}",
+            f"{c.aged_out:,}",
+            f"{c.evicted:,} ({size(c.evicted_bytes)})",
+            f"{c.stale_tmp:,}",
+            f"{c.orphans:,}",
+            f"{size(c.used_bytes)} / {size(c.limit_bytes)}",
+            "over" if c.over_limit else "ok",
+        )
+        for c in rep.caches
+    ]
+    r.table(
+        "clean (dry run: nothing removed)" if rep.dry_run else None,
+        (
+            "cache",
+            "expired",
+            "max_age",
+            "evicted",
+            "stale tmp",
+            "orphans",
+            "used / limit",
+            "budget",
+        ),
+        rows,
+        right=("expired", "max_age", "evicted", "stale tmp", "orphans"),
+    )
+    if rep.temp_dir is not None:
+        r.line(f"temp_dir {rep.temp_dir}: {rep.temp_files} old files ({size(rep.temp_bytes)})")
+    verb = "would free" if rep.dry_run else "freed"
+    r.line(f"{verb} {size(rep.freed_bytes)} in {rep.removed:,} entries and files")
+
+
+def clean(
+    ctx: typer.Context,
+    cache: CacheOpt = None,
+    dry_run: DryRunOpt = False,
+    wait: WaitOpt = 0.0,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Apply each cache's policy: expire, age out, evict to threshold, sweep strays (cron)."""
+    s = state(ctx)
+    report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
+    r = s.renderer(json_out=json_out, quiet=quiet)
+    for c in report.caches:
+        for w in c.warnings:
+            r.warn(w)
+    r.emit(report, _human)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("clean")(clean)

@@ -1,0 +1,144 @@
+"""`llamacache evict`: remove entries by key, glob, age, size, revision or target size."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamacache.cli import options
+from llamacache.cli.app import state
+from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, YesOpt
+from llamacache.cli.render import Renderer, size, when
+from llamacache.errors import UsageError
+from llamacache.ops import evict as evict_ops
+
+
+def _plan_human(r: Renderer, plan: evict_ops.EvictPlan) -> None:
+    if plan.entries and not r.quiet:
+        r.table(
+            None,
+            ("cache", "tier", "key", "size", "accessed"),
+            [
+                (e.cache, e.tier, e.key, size(e.bytes), when(e.access_time or None))
+                for e in plan.entries[:50]
+            ],
+            right=("size",),
+        )
+        if len(plan.entries) > 50:
+            r.line(f"... and {len(plan.entries) - 50:,} more")
+    for note in plan.notes:
+        r.info(note)
+
+
+def _done_human(r: Renderer, rep: evict_ops.EvictReport) -> None:
+    for key in rep.skipped:
+        r.warn(f"skipped {key!r}: changed or removed since the plan was made")
+    r.line(f"freed {size(rep.freed_bytes)} in {rep.removed:,} entries")
+
+
+def evict(
+    ctx: typer.Context,
+    cache: CacheOpt = None,
+    key: Annotated[
+        list[str] | None, typer.Option("--key", metavar="KEY", help="This key (repeatable).")
+    ] = None,
+    match: Annotated[
+        str | None,
+        typer.Option("--match", metavar="GLOB", help='Keys matching a glob, e.g. "tok*".'),
+    ] = None,
+    older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--older-than",
+            parser=options._duration,
+            metavar="DURATION",
+            help='Not accessed for this long, e.g. "30d".',
+        ),
+    ] = None,
+    larger_than: Annotated[
+        int | None,
+        typer.Option(
+            "--larger-than",
+            parser=options._size,
+            metavar="SIZE",
+            help='Entries larger than this, e.g. "1GB".',
+        ),
+    ] = None,
+    to_size: Annotated[
+        str | None,
+        typer.Option(
+            "--to-size",
+            metavar="SIZE|PERCENT",
+            help='Evict in policy order until the cache is under "4GB" or "50%" of its size.',
+        ),
+    ] = None,
+    keep_last: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-last",
+            metavar="N",
+            help='Keep each model\'s N newest revisions (keys "model@rev/file").',
+        ),
+    ] = None,
+    tier: Annotated[
+        str, typer.Option("--tier", metavar="TIER", help="memory, disk or all.")
+    ] = "disk",
+    plan_out: Annotated[
+        Path | None,
+        typer.Option("--plan-out", metavar="FILE", help="Save the plan as JSON; remove nothing."),
+    ] = None,
+    apply: Annotated[
+        Path | None,
+        typer.Option("--apply", metavar="FILE", help="Carry out a plan saved with --plan-out."),
+    ] = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
+    wait: WaitOpt = 0.0,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Remove entries by selector (AND-combined); shows the plan and asks first unless -y."""
+    s = state(ctx)
+    r = s.renderer(json_out=json_out, quiet=quiet)
+    manager = s.manager()
+    sel = evict_ops.Selectors(
+        keys=tuple(key or ()),
+        match=match,
+        older_than=older_than,
+        larger_than=larger_than,
+        to_size=to_size,
+        keep_last=keep_last,
+    )
+    if apply is not None:
+        if sel.given():
+            raise UsageError("--apply FILE carries out a saved plan; give no selectors with it")
+        plan = evict_ops.load_plan(apply)
+    else:
+        plan = evict_ops.plan_evict(manager, cache, sel, tier=tier)
+    if plan_out is not None:
+        evict_ops.save_plan(plan, plan_out)
+        r.info(f"saved a plan of {len(plan.entries):,} entries ({size(plan.bytes)}) to {plan_out}")
+    if dry_run or plan_out is not None:
+        r.emit(plan, _plan_human)
+        r.info(f"dry run: would remove {len(plan.entries):,} entries, {size(plan.bytes)}")
+        return
+    if not plan.entries:
+        r.emit(evict_ops.EvictReport(0, 0, 0, 0, ()), _done_human)
+        return
+    if not r.json_mode:
+        _plan_human(r, plan)
+    r.info(f"about to remove {len(plan.entries):,} entries, {size(plan.bytes)}")
+    if not yes:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise UsageError("evict needs confirmation and no terminal is attached; pass --yes")
+        if not typer.confirm("remove them?", default=False, err=True):
+            raise typer.Exit(1)
+    report = evict_ops.apply_evict(manager, plan, wait=wait)
+    r.emit(report, _done_human)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evict")(evict)

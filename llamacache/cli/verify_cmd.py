@@ -1,0 +1,106 @@
+"""`llamacache verify`: read-only check of indexes, files and checksums; exit 1 on any problem."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from llamacache.cli import options
+from llamacache.cli.app import state
+from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
+from llamacache.cli.render import Renderer, duration, size
+from llamacache.errors import ExitCode
+from llamacache.ops import verify as verify_ops
+
+
+def _human(r: Renderer, rep: verify_ops.VerifyReport) -> None:
+    rows = [
+        (
+            c.name,
+            f"{c.checked:,}/{c.entries:,}",
+            f"{c.verified:,}",
+            f"{c.corrupt:,}",
+            f"{c.missing:,}",
+            f"{c.orphaned:,}",
+            f"{c.stale_tmp:,}",
+            "ok" if c.index_ok else "DAMAGED",
+        )
+        for c in rep.caches
+    ]
+    r.table(
+        None,
+        ("cache", "checked", "verified", "corrupt", "missing", "orphaned", "stale tmp", "index"),
+        rows,
+        right=("checked", "verified", "corrupt", "missing", "orphaned", "stale tmp"),
+    )
+    for c in rep.caches:
+        for p in c.problems:
+            what = repr(p.key) if p.key is not None else p.path
+            r.line(f"{c.name}: {p.kind}: {what}: {p.detail}")
+    speed = f", {size(int(rep.bytes_per_second))}/s" if rep.checked_bytes else ""
+    cover = "" if rep.complete else " (stopped by --max-time: not every entry was checked)"
+    r.line(
+        f"{rep.mode} verify: {size(rep.checked_bytes)} hashed in {duration(rep.seconds)}"
+        f"{speed}{cover}; " + ("all good" if rep.ok else "PROBLEMS FOUND")
+    )
+
+
+def _percent(value: str | float) -> float:
+    text = str(value).strip().rstrip("%")
+    try:
+        n = float(text)
+    except ValueError:
+        n = -1.0
+    if not 0 < n <= 100:
+        raise typer.BadParameter(f"{value!r} is not a percentage; expected e.g. 10 or 10% (0-100]")
+    return n
+
+
+def verify(
+    ctx: typer.Context,
+    cache: CacheOpt = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Metadata and file sizes only; no hashing.")
+    ] = False,
+    sample: Annotated[
+        float,
+        typer.Option(
+            "--sample",
+            parser=_percent,
+            metavar="PERCENT",
+            help="Check a random PERCENT of entries (e.g. 10%).",
+        ),
+    ] = 100.0,
+    max_time: Annotated[
+        float | None,
+        typer.Option(
+            "--max-time",
+            parser=options._duration,
+            metavar="DURATION",
+            help='Stop cleanly after this long and report what was covered, e.g. "10m".',
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Check SQLite integrity, files, checksums and strays; never writes. Exit 1 on a problem."""
+    s = state(ctx)
+    r = s.renderer(json_out=json_out, quiet=quiet)
+    with r.progress("verifying", unit_bytes=not quick) as progress:
+        report = verify_ops.verify(
+            s.manager(), cache, quick=quick, sample=sample, max_time=max_time, progress=progress
+        )
+    for c in report.caches:
+        for w in c.warnings:
+            r.warn(w)
+    r.emit(report, _human)
+    if not report.ok:
+        if r.quiet and not r.json_mode:
+            bad = sum(len(c.problems) for c in report.caches)
+            typer.echo(f"llamacache: verify found {bad} problem(s)", err=True)
+        raise typer.Exit(int(ExitCode.PROBLEM))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify")(verify)

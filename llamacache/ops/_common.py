@@ -1,0 +1,35 @@
+"""What every admin op shares: which caches to act on, and the network-filesystem rule."""
+
+from __future__ import annotations
+
+from llamacache.engine.safety import is_network_fs
+from llamacache.errors import UnsafeCacheDirError
+from llamacache.manager import CacheManager
+from llamacache.settings import CacheSettings
+
+
+def targets(manager: CacheManager, cache: str | None) -> list[CacheSettings]:
+    """The named cache (CacheNotFoundError if unknown), else every cache that exists on disk."""
+    if cache is not None:
+        return [manager.settings.cache(cache)]
+    return [manager.settings.caches[n] for n in manager.existing_names()]
+
+
+def network_warning(settings: CacheSettings) -> str | None:
+    """A loud warning when the cache lies on NFS/CIFS/Lustre/GPFS (SQLite locking is unsafe)."""
+    if settings.path.exists() and is_network_fs(settings.path):
+        return (
+            f"cache {settings.name!r}: {settings.path} is on a network filesystem; "
+            "SQLite locking is unsafe there"
+            + ("" if settings.allow_network_fs else " (writes refused: allow_network_fs = false)")
+        )
+    return None
+
+
+def check_writable(settings: CacheSettings) -> None:
+    """Refuse a writing admin command on a network filesystem unless allowed."""
+    if not settings.allow_network_fs and settings.path.exists() and is_network_fs(settings.path):
+        raise UnsafeCacheDirError(
+            f"cache {settings.name!r}: {settings.path} is on a network filesystem where "
+            "SQLite locking is unsafe; set allow_network_fs = true to write it anyway"
+        )

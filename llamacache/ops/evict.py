@@ -1,0 +1,315 @@
+"""``evict``: pick entries by key, glob, age, size, revision or target size; then remove them.
+
+A plan (``plan_evict``) is made from the read-only index and can be shown, saved as JSON
+and applied later (``apply_evict``), which skips entries changed since (another store
+time or size). ``--to-size`` walks the cache's policy order in SQL (``ORDER BY`` over the
+whole index: a true global order) until the rows removed cover the excess.
+The memory front lives inside each process: a memory-tier plan only covers caches this
+process has opened (a Python caller's), so from the command line it is empty.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llamacache import units
+from llamacache.engine.disk import POLICIES
+from llamacache.errors import UsageError
+from llamacache.locking import admin_lock
+from llamacache.manager import CacheManager
+from llamacache.ops import _index
+from llamacache.ops._common import check_writable, targets
+from llamacache.ops._report import Report
+from llamacache.settings import CacheSettings
+
+TIERS = ("memory", "disk", "all")
+MODEL_KEY = re.compile(r"^(?P<model>.+)@(?P<rev>[^/]+)/(?P<path>.+)$")  # "{model}@{rev}/{file}"
+
+
+@dataclass(frozen=True)
+class Selectors:
+    """What to remove; given selectors combine with AND. ``to_size``: "4GB" or "50%"."""
+
+    keys: tuple[str, ...] = ()
+    match: str | None = None
+    older_than: float | None = None  # seconds since last access
+    larger_than: int | None = None  # payload bytes
+    to_size: str | None = None  # target of the cache's disk_size ("50%") or a size
+    keep_last: int | None = None  # revisions kept per model
+
+    def given(self) -> bool:
+        return bool(
+            self.keys
+            or self.match is not None
+            or self.older_than is not None
+            or self.larger_than is not None
+            or self.to_size is not None
+            or self.keep_last is not None
+        )
+
+
+@dataclass(frozen=True)
+class PlannedEntry:
+    cache: str
+    tier: str
+    key: str
+    bytes: int
+    store_time: float
+    access_time: float
+    rowid: int = 0  # disk rows only
+    file: bool = False
+
+
+@dataclass(frozen=True)
+class EvictPlan(Report):
+    schema = "evict-plan"
+    tier: str
+    selectors: Selectors
+    entries: tuple[PlannedEntry, ...]
+    bytes: int
+    created: float
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EvictReport(Report):
+    schema = "evict"
+    planned: int
+    planned_bytes: int
+    removed: int
+    freed_bytes: int
+    skipped: tuple[str, ...]  # keys changed or gone since the plan was made
+    by_cache: dict[str, int] = field(default_factory=dict)
+
+
+def parse_target(text: str, s: CacheSettings) -> int:
+    """``--to-size``: a size ("4GB") or a percentage of the cache's ``disk_size`` ("50%")."""
+    value = text.strip()
+    if value.endswith("%"):
+        try:
+            pct = float(value[:-1])
+        except ValueError:
+            pct = -1.0
+        if not 0 <= pct <= 100:
+            raise UsageError(
+                f'--to-size: {text!r} is not a size; expected e.g. "4GB" or "50%" (0-100%)'
+            )
+        return int(s.disk_size * pct / 100)
+    try:
+        return units.parse_size(value, field="--to-size", base_path=s.path)
+    except Exception as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _where(sel: Selectors, now: float) -> tuple[str, list[Any]]:
+    parts: list[str] = []
+    args: list[Any] = []
+    if sel.keys:
+        parts.append(f"raw = 1 AND key IN ({','.join('?' * len(sel.keys))})")
+        args += list(sel.keys)
+    if sel.match is not None:
+        parts.append("raw = 1 AND typeof(key) = 'text' AND key GLOB ?")
+        args.append(sel.match)
+    if sel.older_than is not None:
+        parts.append("access_time < ?")
+        args.append(now - sel.older_than)
+    if sel.larger_than is not None:
+        parts.append(f"{_index.SIZE_SQL} > ?")
+        args.append(sel.larger_than)
+    return " AND ".join(f"({p})" for p in parts), args
+
+
+def old_revisions(con: Any, keep: int) -> set[int]:
+    """Rowids of model entries ("{model}@{revision}/{file}") outside each model's ``keep``
+    newest revisions (by newest store time among a revision's files)."""
+    newest: dict[str, dict[str, float]] = {}
+    members: list[tuple[int, str, str]] = []
+    for rowid, key, stored in con.execute(
+        "SELECT rowid, key, store_time FROM Cache"
+        " WHERE raw = 1 AND typeof(key) = 'text' AND key GLOB '*@*/*'"
+    ):
+        m = MODEL_KEY.match(key)
+        if m is None:
+            continue
+        revs = newest.setdefault(m["model"], {})
+        revs[m["rev"]] = max(revs.get(m["rev"], 0.0), stored)
+        members.append((rowid, m["model"], m["rev"]))
+    kept = {
+        model: set(sorted(revs, key=revs.__getitem__, reverse=True)[:keep])
+        for model, revs in newest.items()
+    }
+    return {rowid for rowid, model, rev in members if rev not in kept[model]}
+
+
+def _row_cost(row: _index.Row) -> int:
+    klen = len(row.db_key) if isinstance(row.db_key, (str, bytes)) else 8
+    return row.size + klen + len(row.tag or b"") + 64
+
+
+def _disk_entries(
+    s: CacheSettings, sel: Selectors, now: float, notes: list[str]
+) -> Iterator[PlannedEntry]:
+    if not (s.path / _index.DB_NAME).exists():
+        return
+    con, _ = _index.connect(s.path, cache=s.name)
+    try:
+        where, args = _where(sel, now)
+        only = old_revisions(con, sel.keep_last) if sel.keep_last is not None else None
+        if sel.to_size is None:
+            excess = None
+            order = "rowid"
+        else:
+            target = parse_target(sel.to_size, s)
+            excess = _index.used_bytes(con) - target
+            policy = POLICIES[s.policy]
+            order = policy.order or "access_time"
+            if policy.order is None:
+                notes.append(f"cache {s.name!r} has policy none: --to-size uses lru order")
+            if excess <= 0:
+                return
+        freed = 0
+        for row in _index.rows(con, where, tuple(args), f"{order}, rowid"):
+            if only is not None and row.rowid not in only:
+                continue
+            yield PlannedEntry(
+                s.name,
+                "disk",
+                row.key_text,
+                row.size,
+                row.store_time,
+                row.access_time,
+                row.rowid,
+                row.filename is not None,
+            )
+            if excess is not None:
+                freed += _row_cost(row)
+                if freed >= excess:
+                    return
+    finally:
+        con.close()
+
+
+def _memory_entries(
+    manager: CacheManager, s: CacheSettings, sel: Selectors
+) -> Iterator[PlannedEntry]:
+    opened = manager.opened().get(s.name)
+    if opened is None or sel.to_size is not None or sel.keep_last is not None:
+        return
+    for key in opened.memory.keys():  # noqa: SIM118 (a method, not a dict)
+        text = _index.key_text(key)
+        if sel.keys and text not in sel.keys:
+            continue
+        if sel.match is not None and not (
+            isinstance(key, str) and fnmatch.fnmatchcase(key, sel.match)
+        ):
+            continue
+        yield PlannedEntry(s.name, "memory", text, 0, 0.0, 0.0)
+
+
+def plan_evict(
+    manager: CacheManager, cache: str | None, sel: Selectors, *, tier: str = "disk"
+) -> EvictPlan:
+    """What ``evict`` would remove; reads the index only (UsageError for bad selectors)."""
+    if tier not in TIERS:
+        raise UsageError(f"--tier: {tier!r} is not a tier; expected one of {', '.join(TIERS)}")
+    if not sel.given():
+        raise UsageError(
+            "evict needs a selector: --key, --match, --older-than, --larger-than, "
+            "--to-size or --keep-last"
+        )
+    if sel.keep_last is not None and sel.keep_last < 0:
+        raise UsageError(f"--keep-last: {sel.keep_last} is not a count; expected 0 or more")
+    now = time.time()
+    notes: list[str] = []
+    entries: list[PlannedEntry] = []
+    for s in targets(manager, cache):
+        if tier in ("disk", "all"):
+            entries += _disk_entries(s, sel, now, notes)
+        if tier == "memory":
+            entries += _memory_entries(manager, s, sel)
+    if tier == "memory" and not manager.opened():
+        notes.append("the memory front lives inside each process; this process holds none")
+    return EvictPlan(
+        tier=tier,
+        selectors=sel,
+        entries=tuple(entries),
+        bytes=sum(e.bytes for e in entries),
+        created=now,
+        notes=tuple(notes),
+    )
+
+
+def apply_evict(manager: CacheManager, plan: EvictPlan, *, wait: float = 0.0) -> EvictReport:
+    """Remove the planned entries under each cache's admin lock; index rows before files.
+
+    Rows whose store time or size changed since the plan are skipped and named.
+    Raises LockBusyError (exit 3) when another clean/evict/repair holds a cache's lock.
+    """
+    by_cache: dict[str, list[PlannedEntry]] = {}
+    for e in plan.entries:
+        by_cache.setdefault(e.cache, []).append(e)
+    removed = freed = 0
+    skipped: list[str] = []
+    counts: dict[str, int] = {}
+    for name, items in by_cache.items():
+        s = manager.settings.cache(name)
+        check_writable(s)
+        with admin_lock(s.path, cache=name, wait=wait):
+            tiered = manager.cache(name)
+            disk = [e for e in items if e.tier == "disk"]
+            done, missed = tiered.disk.remove_rows((e.rowid, e.store_time, e.bytes) for e in disk)
+            gone = set(missed)
+            skipped += [e.key for e in disk if e.rowid in gone]
+            for e in items:
+                if plan.tier in ("memory", "all"):
+                    tiered.memory.discard(e.key)
+            removed += done.count + sum(1 for e in items if e.tier == "memory")
+            freed += done.bytes
+            counts[name] = done.count
+    return EvictReport(
+        planned=len(plan.entries),
+        planned_bytes=plan.bytes,
+        removed=removed,
+        freed_bytes=freed,
+        skipped=tuple(skipped),
+        by_cache=counts,
+    )
+
+
+# -- saved plans -------------------------------------------------------------------------------
+
+
+def save_plan(plan: EvictPlan, path: Path) -> None:
+    """Write the plan as its JSON report (``--plan-out``)."""
+    path.write_text(json.dumps(plan.to_json(), indent=2) + "\n")
+
+
+def load_plan(path: Path) -> EvictPlan:
+    """Read a plan written by ``save_plan`` (UsageError naming the file if it is not one)."""
+    try:
+        body = json.loads(path.read_text())
+        if body.get("schema") != "llamacache.evict-plan":
+            raise ValueError("not an evict plan")
+        raw: dict[str, Any] = dict(body["selectors"])
+        raw["keys"] = tuple(raw.get("keys", ()))
+        sel = Selectors(**raw)
+        entries = tuple(PlannedEntry(**e) for e in body["entries"])
+        return EvictPlan(
+            tier=body["tier"],
+            selectors=sel,
+            entries=entries,
+            bytes=int(body["bytes"]),
+            created=float(body["created"]),
+            notes=tuple(body.get("notes", ())),
+        )
+    except FileNotFoundError:
+        raise UsageError(f"--apply: {path}: no such file") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--apply: {path} is not a saved evict plan ({exc})") from None

@@ -1,0 +1,195 @@
+"""``ls``: the entries of a cache, filtered and sorted in SQL over the read-only index.
+
+Filters are small records (field, operator, value) compiled to one WHERE clause:
+``size>1GB``, ``accessed>30d`` (last read more than 30 days ago), ``stored<1h``,
+``hits>=10``, ``expires<1d``, ``key~tok*`` (glob), ``key=exact``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from llamacache import units
+from llamacache.errors import UsageError
+from llamacache.manager import CacheManager
+from llamacache.ops import _index
+from llamacache.ops._common import targets
+from llamacache.ops._report import Report
+
+# sort name -> SQL expression
+SORTS: dict[str, str] = {
+    "size": _index.SIZE_SQL,
+    "accessed": "access_time",
+    "stored": "store_time",
+    "hits": "access_count",
+    "key": "key",
+    "expires": "expire_time",
+}
+_FILTER = re.compile(r"^\s*(\w+)\s*(>=|<=|!=|=|>|<|~)\s*(.+?)\s*$")
+
+
+@dataclass(frozen=True)
+class FilterField:
+    """How one filterable field compiles: SQL column and how its value parses."""
+
+    sql: str
+    parse: Callable[[str], Any]
+    age: bool = False  # value is a duration: "accessed>30d" means older than 30 days
+
+
+def _size(text: str) -> int:
+    return units.parse_size(text, field="--filter size")
+
+
+def _dur(text: str) -> float:
+    return units.parse_duration(text, field="--filter")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--filter: {text!r} is not a whole number") from None
+
+
+FIELDS: dict[str, FilterField] = {
+    "size": FilterField(_index.SIZE_SQL, _size),
+    "accessed": FilterField("access_time", _dur, age=True),
+    "stored": FilterField("store_time", _dur, age=True),
+    "hits": FilterField("access_count", _int),
+    "expires": FilterField("expire_time", _dur, age=False),
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    cache: str
+    key: str
+    bytes: int
+    stored: float
+    accessed: float
+    hits: int
+    expires: float | None
+    kind: str | None
+    codec: str | None
+    checksum: str | None  # algorithm, or None when the header is damaged
+    digest: str | None
+    file: bool
+    header_ok: bool
+
+
+@dataclass(frozen=True)
+class LsReport(Report):
+    schema = "ls"
+    entries: tuple[Entry, ...]
+    total: int  # matching entries before --limit
+    sort: str
+    filters: tuple[str, ...]
+
+
+def compile_filter(text: str, now: float) -> tuple[str, list[Any]]:
+    """One ``--filter`` to (SQL, args); UsageError naming the filter when it is not valid."""
+    m = _FILTER.match(text)
+    if m is None:
+        raise UsageError(
+            f'--filter: {text!r} is not a filter; expected e.g. "size>1GB", "accessed>30d", '
+            '"key~tok*"'
+        )
+    name, op, value = m.groups()
+    if name == "key":
+        if op == "~":
+            return "raw = 1 AND typeof(key) = 'text' AND key GLOB ?", [value]
+        if op in ("=", "!="):
+            return f"key {op} ?", [value]
+        raise UsageError(f"--filter: key takes ~ (glob), = or !=, not {op!r}")
+    field = FIELDS.get(name)
+    if field is None or op == "~":
+        known = ", ".join(["key", *FIELDS])
+        raise UsageError(f"--filter: {text!r}: unknown field or operator; fields: {known}")
+    try:
+        parsed = field.parse(value)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise UsageError(str(exc)) from None
+    if field.age:  # "older than" flips the comparison on the timestamp
+        flip = {">": "<", "<": ">", ">=": "<=", "<=": ">=", "=": "=", "!=": "!="}[op]
+        return f"{field.sql} {flip} ?", [now - parsed]
+    if name == "expires":
+        return f"expire_time IS NOT NULL AND expire_time {op} ?", [now + parsed]
+    return f"{field.sql} {op} ?", [parsed]
+
+
+def parse_sort(text: str) -> str:
+    """``size``, ``size:asc``, ``key:desc`` to an ORDER BY clause (descending by default
+    except for key)."""
+    name, _, direction = text.partition(":")
+    if name not in SORTS or direction not in ("", "asc", "desc"):
+        raise UsageError(
+            f"--sort: {text!r} is not a sort; expected one of {', '.join(SORTS)} "
+            "optionally followed by :asc or :desc"
+        )
+    direction = direction or ("asc" if name == "key" else "desc")
+    return f"{SORTS[name]} {direction.upper()}, rowid"
+
+
+def ls(
+    manager: CacheManager,
+    cache: str | None = None,
+    *,
+    sort: str = "stored",
+    limit: int | None = None,
+    filters: tuple[str, ...] = (),
+) -> LsReport:
+    """Matching entries of one cache or every existing one; index only, no value read."""
+    now = time.time()
+    order = parse_sort(sort)
+    clauses = [compile_filter(f, now) for f in filters]
+    where = " AND ".join(f"({sql})" for sql, _ in clauses)
+    args = tuple(a for _, a_list in clauses for a in a_list)
+    out: list[Entry] = []
+    total = 0
+    for s in targets(manager, cache):
+        if not (s.path / _index.DB_NAME).exists():
+            continue
+        con, _ = _index.connect(s.path, cache=s.name)
+        try:
+            ((n,),) = con.execute(
+                "SELECT count(*) FROM Cache" + (f" WHERE {where}" if where else ""), args
+            ).fetchall()
+            total += int(n)
+            for row in _index.rows(con, where, args, order, limit):
+                meta = row.meta
+                out.append(
+                    Entry(
+                        cache=s.name,
+                        key=row.key_text,
+                        bytes=row.size,
+                        stored=row.store_time,
+                        accessed=row.access_time,
+                        hits=row.access_count,
+                        expires=row.expire_time,
+                        kind=meta.kind if meta else None,
+                        codec=meta.codec if meta else None,
+                        checksum=meta.checksum if meta else None,
+                        digest=meta.digest.hex() if meta else None,
+                        file=row.filename is not None,
+                        header_ok=meta is not None,
+                    )
+                )
+        finally:
+            con.close()
+    if len(targets(manager, cache)) > 1:  # merge caches under one order
+        key_name = sort.partition(":")[0]
+        desc = (sort.partition(":")[2] or ("asc" if key_name == "key" else "desc")) == "desc"
+        attr = {"size": "bytes"}.get(key_name, key_name)
+        present = [e for e in out if getattr(e, attr) is not None]
+        present.sort(key=lambda e: getattr(e, attr), reverse=desc)
+        out = present + [e for e in out if getattr(e, attr) is None]
+        if limit is not None:
+            out = out[:limit]
+    return LsReport(entries=tuple(out), total=total, sort=sort, filters=filters)

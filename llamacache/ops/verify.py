@@ -1,0 +1,399 @@
+"""``verify``: prove a cache is sound without changing a byte of it (for CI).
+
+Checks, per cache: SQLite integrity, every indexed file present with its recorded size,
+every entry's bytes against its digest (full mode), structural validators for caches with
+a ``format``, and no unknown files or half-written temporaries in the directory.
+
+Never writes: the index is opened read-only (``immutable=1`` when no WAL exists) and files
+are opened for reading only. Hashing reads 4 MiB blocks with ``readinto`` into one reused
+buffer, so the cost per byte is the hash's and the disk's, not Python's.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llamacache.engine import checksums, framing, quarantine
+from llamacache.engine.safety import CACHEDIR_TAG
+from llamacache.errors import CorruptEntryError
+from llamacache.formats import VALIDATORS
+from llamacache.locking import LOCK_NAME
+from llamacache.manager import CacheManager
+from llamacache.ops import _index
+from llamacache.ops._common import network_warning, targets
+from llamacache.ops._report import Report
+from llamacache.settings import CacheSettings
+
+BLOCK = 4 * 1024 * 1024
+# files the cache directory holds besides value files (at its top level)
+KNOWN_TOP = frozenset(
+    {
+        _index.DB_NAME,
+        _index.DB_NAME + "-wal",
+        _index.DB_NAME + "-shm",
+        _index.DB_NAME + "-journal",
+        LOCK_NAME,
+        CACHEDIR_TAG,
+    }
+)
+TMP_DIR = "tmp"
+STALE_TMP_SECONDS = 3600.0
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: ``kind`` is corrupt, missing, orphan, stale_tmp or index."""
+
+    kind: str
+    key: str | None
+    path: str | None
+    detail: str
+    rowid: int | None = None
+    store_time: float | None = None
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class CacheVerify:
+    name: str
+    path: Path
+    exists: bool
+    index_ok: bool
+    entries: int  # rows in the index
+    checked: int  # rows examined (fewer with --sample or --max-time)
+    checked_bytes: int
+    verified: int
+    corrupt: int
+    missing: int
+    orphaned: int
+    orphaned_bytes: int
+    stale_tmp: int
+    complete: bool
+    problems: tuple[Problem, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifyReport(Report):
+    schema = "verify"
+    mode: str  # "full" or "quick"
+    sample_percent: float
+    max_time: float | None
+    caches: tuple[CacheVerify, ...]
+    seconds: float
+    checked_bytes: int
+    bytes_per_second: float
+    complete: bool  # every selected entry was examined (no --max-time stop)
+    ok: bool
+
+
+@dataclass
+class _State:
+    deadline: float | None
+    progress: Progress
+    total: int | None
+    done: int = 0
+    stopped: bool = False
+    buf: bytearray = field(default_factory=lambda: bytearray(BLOCK))
+
+    def out_of_time(self) -> bool:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.stopped = True
+        return self.stopped
+
+
+def _hash_file(path: Path, algo: str, st: _State) -> tuple[bytes | None, int]:
+    """(digest, bytes read), digest None when stopped by the deadline mid-file."""
+    hasher = checksums.hasher(algo)
+    view = memoryview(st.buf)
+    total = 0
+    with open(path, "rb", buffering=0) as f:
+        readinto = f.readinto
+        update = hasher.update
+        while True:
+            n = readinto(view)
+            if not n:
+                break
+            update(view[:n])
+            total += n
+            st.done += n
+            if total % (64 * BLOCK) == 0:  # every 256 MiB: progress and deadline
+                st.progress(st.done, st.total)
+                if st.out_of_time():
+                    return None, total
+    return hasher.digest(), total
+
+
+FileList = list[tuple[str, int, float]]  # (relative path, size, mtime)
+
+
+def _walk_files(directory: Path, skip: Path | None = None) -> tuple[FileList, FileList]:
+    """(value-tree files, tmp files) as (relative path, size, mtime); skips known files."""
+    values: FileList = []
+    tmps: FileList = []
+    base = str(directory)
+    skip_top = None  # a temp_dir configured inside the cache (the system cache's) is not ours
+    if skip is not None and skip.is_relative_to(directory) and skip != directory:
+        skip_top = skip.relative_to(directory).parts[0]
+    for top in os.scandir(base):
+        if top.name in KNOWN_TOP or top.name in (quarantine.DIR_NAME, skip_top):
+            continue
+        if top.is_dir(follow_symlinks=False):
+            bucket = tmps if top.name == TMP_DIR else values
+            for dirpath, _dirs, files in os.walk(top.path):
+                for name in files:
+                    full = os.path.join(dirpath, name)
+                    try:
+                        stt = os.lstat(full)
+                    except FileNotFoundError:
+                        continue
+                    bucket.append((os.path.relpath(full, base), stt.st_size, stt.st_mtime))
+        elif not top.name.startswith(f".{CACHEDIR_TAG}."):
+            stt = top.stat(follow_symlinks=False)
+            values.append((top.name, stt.st_size, stt.st_mtime))
+    return values, tmps
+
+
+def find_strays(
+    con: sqlite3.Connection,
+    directory: Path,
+    now: float,
+    *,
+    tmp_age: float = 0.0,
+    skip: Path | None = None,
+) -> tuple[list[Problem], list[Problem]]:
+    """(orphans, temporaries older than ``tmp_age``): files the index does not know.
+
+    Candidates are re-checked against the index, so a file renamed into place just
+    before its row committed is not called an orphan.
+    """
+    known = {r[0] for r in con.execute("SELECT filename FROM Cache WHERE filename IS NOT NULL")}
+    values, tmps = _walk_files(directory, skip)
+    cands = [v for v in values if v[0] not in known]
+    if cands:
+        marks = ",".join("?" * len(cands))
+        late = {
+            r[0]
+            for r in con.execute(
+                f"SELECT filename FROM Cache WHERE filename IN ({marks})", [c[0] for c in cands]
+            )
+        }
+        cands = [c for c in cands if c[0] not in late]
+    orphans = [
+        Problem("orphan", None, rel, f"unknown file ({size} bytes) not in the index", size=size)
+        for rel, size, _m in cands
+    ]
+    stale = [
+        Problem(
+            "stale_tmp", None, rel, f"half-written temporary file, {now - m:.0f}s old", size=size
+        )
+        for rel, size, m in tmps
+        if now - m >= tmp_age
+    ]
+    return orphans, stale
+
+
+def _check_file(
+    row: _index.Row, meta: framing.EntryMeta, s: CacheSettings, quick: bool, st: _State
+) -> tuple[str, str] | None | bool:
+    """(kind, detail), None when sound, or False when the deadline stopped it mid-file."""
+    path = s.path / (row.filename or "")
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return ("missing", "value file is missing")
+    if size != row.size:
+        return ("corrupt", f"value file is {size} bytes, index records {row.size}")
+    if not quick:
+        digest, _n = _hash_file(path, meta.checksum, st)
+        if digest is None:
+            return False
+        if digest != meta.digest:
+            return ("corrupt", "checksum mismatch")
+    validator = VALIDATORS.get(s.format or "")
+    if validator is not None and meta.kind == "rawfile":
+        problem = validator(path)
+        if problem is not None:
+            return ("corrupt", f"not a valid {s.format} file: {problem}")
+    return None
+
+
+def _check_row(
+    row: _index.Row, s: CacheSettings, con: sqlite3.Connection, quick: bool, st: _State
+) -> Problem | None | bool:
+    """A Problem, None when sound, or False when the deadline stopped it mid-entry."""
+    meta = row.meta
+    found: tuple[str, str] | None | bool = None
+    if meta is None:
+        found = ("corrupt", "damaged entry header")
+    elif meta.stored_len != row.size:
+        found = ("corrupt", f"payload is {row.size} bytes, header records {meta.stored_len}")
+    elif row.filename is not None:
+        found = _check_file(row, meta, s, quick, st)
+    elif not quick:
+        payload = _index.value_of(con, row.rowid) or b""
+        st.done += len(payload)
+        if checksums.digest(meta.checksum, payload) != meta.digest:
+            found = ("corrupt", "checksum mismatch")
+    if found is None or found is False:
+        return found
+    assert isinstance(found, tuple)
+    kind, detail = found
+    return Problem(kind, row.key_text, row.filename, detail, row.rowid, row.store_time, row.size)
+
+
+def _one(
+    s: CacheSettings, quick: bool, fraction: float, st: _State, rng: random.Random
+) -> CacheVerify:
+    warnings = tuple(w for w in (network_warning(s),) if w)
+    if not (s.path / _index.DB_NAME).exists():
+        return CacheVerify(
+            s.name, s.path, False, True, 0, 0, 0, 0, 0, 0, 0, 0, 0, True, (), warnings
+        )
+    problems: list[Problem] = []
+    counts = {"verified": 0, "checked": 0, "bytes": 0}
+    index_ok = True
+    entries = 0
+    try:
+        con, _immutable = _index.connect(s.path, cache=s.name)
+    except CorruptEntryError as exc:
+        problems.append(Problem("index", None, _index.DB_NAME, exc.reason))
+        return _result(s, False, 0, counts, problems, True, warnings)
+    try:
+        try:
+            check = con.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check")
+            lines = [r[0] for r in check.fetchall()]
+            if lines != ["ok"]:
+                index_ok = False
+                problems.append(Problem("index", None, _index.DB_NAME, "; ".join(lines[:5])))
+            entries = int(con.execute("SELECT count(*) FROM Cache").fetchone()[0])
+            orphans, stale = find_strays(con, s.path, time.time(), skip=s.temp_dir)
+            problems += orphans + stale
+            for row in _index.rows(con):
+                if fraction < 1.0 and rng.random() >= fraction:
+                    continue
+                if st.out_of_time():
+                    break
+                before = st.done
+                found = _check_row(row, s, con, quick, st)
+                if found is False:
+                    break
+                counts["checked"] += 1
+                counts["bytes"] += row.size if not quick else 0
+                if found is None:
+                    counts["verified"] += 1
+                else:
+                    assert isinstance(found, Problem)
+                    problems.append(found)
+                if quick:
+                    st.done += 1
+                elif st.done == before:
+                    st.done += row.size
+                st.progress(st.done, st.total)
+        except sqlite3.DatabaseError as exc:
+            index_ok = False
+            problems.append(
+                Problem("index", None, _index.DB_NAME, f"SQLite index is damaged: {exc}")
+            )
+    finally:
+        con.close()
+    return _result(s, index_ok, entries, counts, problems, not st.stopped, warnings)
+
+
+def _result(
+    s: CacheSettings,
+    index_ok: bool,
+    entries: int,
+    counts: dict[str, int],
+    problems: list[Problem],
+    complete: bool,
+    warnings: tuple[str, ...],
+) -> CacheVerify:
+    def n(kind: str) -> int:
+        return sum(1 for p in problems if p.kind == kind)
+
+    return CacheVerify(
+        name=s.name,
+        path=s.path,
+        exists=True,
+        index_ok=index_ok,
+        entries=entries,
+        checked=counts["checked"],
+        checked_bytes=counts["bytes"],
+        verified=counts["verified"],
+        corrupt=n("corrupt"),
+        missing=n("missing"),
+        orphaned=n("orphan"),
+        orphaned_bytes=sum(p.size for p in problems if p.kind == "orphan"),
+        stale_tmp=n("stale_tmp"),
+        complete=complete,
+        problems=tuple(problems),
+        warnings=warnings,
+    )
+
+
+def _planned_total(settings: list[CacheSettings], quick: bool, fraction: float) -> int | None:
+    total = 0
+    for s in settings:
+        if not (s.path / _index.DB_NAME).exists():
+            continue
+        try:
+            con, _ = _index.connect(s.path, cache=s.name)
+        except CorruptEntryError:
+            continue
+        try:
+            (n, b) = con.execute(f"SELECT count(*), total({_index.SIZE_SQL}) FROM Cache").fetchone()
+        except sqlite3.DatabaseError:
+            continue
+        finally:
+            con.close()
+        total += int(n if quick else b)
+    return int(total * fraction)
+
+
+def verify(
+    manager: CacheManager,
+    cache: str | None = None,
+    *,
+    quick: bool = False,
+    sample: float = 100.0,
+    max_time: float | None = None,
+    progress: Progress | None = None,
+    seed: int | None = None,
+) -> VerifyReport:
+    """Check one cache or every existing one; never writes. ``sample`` is a percentage.
+
+    Full mode reads every (sampled) entry's bytes once; ``quick`` reads only the index
+    and file sizes. ``max_time`` stops between blocks and reports what was covered.
+    """
+    chosen = targets(manager, cache)
+    fraction = max(0.0, min(sample, 100.0)) / 100.0
+    started = time.monotonic()
+    progress = progress or (lambda done, total: None)
+    st = _State(
+        deadline=None if max_time is None else started + max_time,
+        progress=progress,
+        total=_planned_total(chosen, quick, fraction),
+    )
+    rng = random.Random(seed)
+    results = tuple(_one(s, quick, fraction, st, rng) for s in chosen)
+    seconds = time.monotonic() - started
+    checked = sum(c.checked_bytes for c in results)
+    return VerifyReport(
+        mode="quick" if quick else "full",
+        sample_percent=fraction * 100.0,
+        max_time=max_time,
+        caches=results,
+        seconds=seconds,
+        checked_bytes=checked,
+        bytes_per_second=checked / seconds if seconds > 0 else 0.0,
+        complete=all(c.complete for c in results),
+        ok=not any(c.problems for c in results),
+    )
