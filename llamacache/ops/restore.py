@@ -267,7 +267,10 @@ def _replace(
 ) -> tuple[int, int]:
     settings = manager.settings.cache(target)
     old = settings.path
-    build = ensure_private_dir(old.parent / f".restore-build-{target}-{os.urandom(4).hex()}")
+    _sweep(old.parent)
+    build = ensure_private_dir(
+        old.parent / f".restore-build-{target}-{os.getpid()}-{os.urandom(4).hex()}"
+    )
     try:
         disk = DiskTier(dataclasses.replace(settings, path=build))
         try:
@@ -284,9 +287,28 @@ def _replace(
         shutil.rmtree(build, ignore_errors=True)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep(parent: Path) -> None:
+    """Remove staging folders left by restores that were killed (their pid is gone)."""
+    for path in parent.glob(".restore-*"):
+        parts = path.name.rsplit("-", 2)
+        if len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def _staging(root: Path) -> Iterator[Path]:
     ensure_cache_root(root)
+    _sweep(root)
     path = ensure_private_dir(root / f".restore-{os.getpid()}-{os.urandom(4).hex()}")
     try:
         yield path

@@ -278,3 +278,57 @@ def test_a_backup_restored_elsewhere_verifies_clean(tmp_path: Path, archive: Pat
     assert checked == {"default": (8, 0, 0), "model": (1, 0, 0), "training": (1, 0, 0)}
     done = run("--cache-dir", str(dest), "verify")
     assert done.returncode == 0, done.stderr
+
+
+def test_replace_killed_mid_build_leaves_the_old_cache_and_the_next_restore_sweeps(
+    tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.cli.helpers import llamacache_exe
+
+    src = tmp_path / "src"
+    with _manager(src) as m:
+        big = m.cache("default")
+        for i in range(300):
+            big.put(f"k{i}", os.urandom(40_000))  # file-backed: one fsync each on restore
+    out = tmp_path / "big.tar.zst"
+    assert cli("--cache-dir", str(src), "backup", "--to", str(out)).exit_code == 0
+    dest = tmp_path / "dest"
+    with _manager(dest) as m:
+        m.cache("default").put("old", "value")
+    before = _entries(dest)
+    proc = subprocess.Popen(
+        [*llamacache_exe(), "--cache-dir", str(dest), "restore", str(out), "--replace"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(dest.glob(".restore-build-*/cache.db")):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.skip("the restore finished before it could be interrupted")
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _entries(dest) == before
+    with _manager(dest) as m:
+        assert m.cache("default").get("old") == "value"
+    assert list(dest.glob(".restore-*"))  # the killed run's staging is left behind...
+    assert cli("--cache-dir", str(dest), "restore", str(archive_of_one(tmp_path))).exit_code == 0
+    assert not list(dest.glob(".restore-*"))  # ...and swept by the next restore
+
+
+def archive_of_one(tmp_path: Path) -> Path:
+    src = tmp_path / "one"
+    with _manager(src) as m:
+        m.cache("system").put("x", "y")
+    out = tmp_path / "one.tar.zst"
+    assert cli("--cache-dir", str(src), "backup", "--to", str(out)).exit_code == 0
+    return out
