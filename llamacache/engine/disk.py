@@ -342,6 +342,14 @@ class DiskTier:
             raise CorruptEntryError(self.name, key, "checksum mismatch")
         self._index(key, prepared, meta, expire)
 
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """Group several puts into one SQLite write transaction (bulk loads such as restore).
+
+        Holds the index's writer lock until the block ends: keep blocks short (hundreds of
+        puts), other processes' writes wait meanwhile.
+        """
+        return self._cache.transact()  # type: ignore[no-any-return]
+
     def remove(self, key: Hashable) -> bool:
         """Remove ``key``'s row, then its file; True if it was present."""
         self._acount.pop(key, None)

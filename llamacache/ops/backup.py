@@ -200,7 +200,7 @@ def _archive(target: Path) -> Iterator[tarfile.TarFile]:
             compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
             with (
                 compressor.stream_writer(raw, closefd=False) as zw,
-                tarfile.open(fileobj=zw, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+                tarfile.open(fileobj=zw, mode="w|", format=tarfile.GNU_FORMAT) as tar,
             ):
                 yield tar
             raw.flush()
@@ -256,7 +256,7 @@ def backup(
             "caches": {c.name: {"entries": c.entries, "bytes": c.bytes} for c in per_cache},
             "entries": writer.rows,
         }
-        body = json.dumps(manifest, indent=1).encode()
+        body = json.dumps(manifest, separators=(",", ":")).encode()
         writer.add_bytes(MANIFEST, body)
         writer.add_bytes(MANIFEST + ".sha256", hashlib.sha256(body).hexdigest().encode())
     return BackupReport(

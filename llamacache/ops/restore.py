@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -49,6 +50,7 @@ Progress = Callable[[int, int | None], None]
 _MEMBER = re.compile(rf"^{re.escape(ENTRY_DIR)}(\d{{8}})$")
 _MAX_MANIFEST = 1 << 30
 _COPY = 1 << 20
+_BATCH = 256  # entries inserted per SQLite transaction
 
 
 class ArchiveError(LlamacacheError):
@@ -79,7 +81,7 @@ class _Entry:
     cache: str
     key: Hashable
     meta: bytes
-    staged: Path
+    offset: int  # where the payload starts in the staging file
     size: int
     store_time: float
     expire_time: float | None
@@ -107,22 +109,41 @@ def _refuse(member: tarfile.TarInfo) -> str | None:
     return "it is not part of a llamacache backup"
 
 
-def _copy(src: IO[bytes], dest: Path) -> int:
+def _copy(src: IO[bytes], out: IO[bytes]) -> int:
     size = 0
-    with open(dest, "xb") as out:
-        while chunk := src.read(_COPY):
-            out.write(chunk)
-            size += len(chunk)
+    while chunk := src.read(_COPY):
+        out.write(chunk)
+        size += len(chunk)
     return size
 
 
-def _stage(archive: Path, staging: Path) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Stream the archive into ``staging``; returns the manifest and member -> staged file."""
+class _Slice(io.RawIOBase):
+    """``size`` bytes of ``f`` from ``offset``, as a stream (one payload of the staging file)."""
+
+    def __init__(self, f: IO[bytes], offset: int, size: int) -> None:
+        self._f, self._left = f, size
+        f.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)[: self._left]
+        n = self._f.readinto(view) if view.nbytes else 0  # type: ignore[attr-defined]
+        self._left -= n
+        return n
+
+
+def _stage(archive: Path, staging: Path) -> tuple[dict[str, Any], dict[str, tuple[int, int]]]:
+    """Stream the archive's payloads into one staging file (``staging``); returns the manifest
+    and member -> (offset, size). One file, not one per entry: creating and unlinking
+    thousands of small files costs more than everything else a restore does.
+    """
     manifest_body: bytes | None = None
     manifest_sum: bytes | None = None
-    staged: dict[str, Path] = {}
+    staged: dict[str, tuple[int, int]] = {}
     try:
-        with open(archive, "rb") as raw:
+        with open(archive, "rb") as raw, open(staging, "xb") as out:
             reader = zstandard.ZstdDecompressor().stream_reader(raw)
             with tarfile.open(fileobj=reader, mode="r|") as tar:
                 for member in tar:
@@ -140,9 +161,8 @@ def _stage(archive: Path, staging: Path) -> tuple[dict[str, Any], dict[str, Path
                     elif member.name == MANIFEST + ".sha256":
                         manifest_sum = src.read(64)
                     else:
-                        dest = staging / member.name.rsplit("/", 1)[1]
-                        _copy(src, dest)
-                        staged[member.name] = dest
+                        offset = out.tell()
+                        staged[member.name] = (offset, _copy(src, out))
     except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
         raise ArchiveError(f"{archive}: not a readable .tar.zst backup ({exc})") from None
     if manifest_body is None:
@@ -160,35 +180,15 @@ def _stage(archive: Path, staging: Path) -> tuple[dict[str, Any], dict[str, Path
     return manifest, staged
 
 
-def _check(archive: Path, manifest: dict[str, Any], staged: dict[str, Path]) -> list[_Entry]:
+def _check(
+    archive: Path, manifest: dict[str, Any], staging: Path, staged: dict[str, tuple[int, int]]
+) -> list[_Entry]:
     """Every manifest row parsed and its staged payload verified; ArchiveError otherwise."""
     entries: list[_Entry] = []
     bad: list[str] = []
-    for row in manifest.get("entries", []):
-        try:
-            key = decode_key(row["key_type"], row["key"])
-            meta = base64.b64decode(row["meta"], validate=True)
-            path = staged[row["member"]]
-            with open(path, "rb") as handle:
-                ok = framing.verify_payload(meta, handle)
-            if not ok or path.stat().st_size != row["size"]:
-                bad.append(f"{row['member']} ({row['cache']}: {key!r}): checksum mismatch")
-                continue
-            entries.append(
-                _Entry(
-                    str(row["cache"]),
-                    key,
-                    meta,
-                    path,
-                    int(row["size"]),
-                    float(row.get("store_time") or 0.0),
-                    row.get("expire_time"),
-                )
-            )
-        except KeyError as exc:
-            bad.append(f"{row.get('member', '?')}: missing {exc}")
-        except (ValueError, TypeError, AttributeError) as exc:
-            bad.append(f"{row.get('member', '?') if isinstance(row, dict) else row}: {exc}")
+    with open(staging, "rb") as handle:
+        for row in manifest.get("entries", []):
+            _check_row(row, handle, staged, entries, bad)
     if bad:
         more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
         raise ArchiveError(
@@ -197,6 +197,43 @@ def _check(archive: Path, manifest: dict[str, Any], staged: dict[str, Path]) -> 
             + more
         )
     return entries
+
+
+def _check_row(
+    row: Any,
+    handle: IO[bytes],
+    staged: dict[str, tuple[int, int]],
+    entries: list[_Entry],
+    bad: list[str],
+) -> None:
+    """Verify one manifest row against its staged payload; appends to ``entries`` or ``bad``."""
+    try:
+        key = decode_key(row["key_type"], row["key"])
+        meta = base64.b64decode(row["meta"], validate=True)
+        offset, size = staged[row["member"]]
+        if size <= _COPY:  # small: one read (verify_payload's file path allocates 4 MiB)
+            handle.seek(offset)
+            ok = framing.verify_payload(meta, handle.read(size))
+        else:
+            ok = framing.verify_payload(meta, _Slice(handle, offset, size))  # type: ignore[arg-type]
+        if not ok or size != row["size"]:
+            bad.append(f"{row['member']} ({row['cache']}: {key!r}): checksum mismatch")
+            return
+        entries.append(
+            _Entry(
+                str(row["cache"]),
+                key,
+                meta,
+                offset,
+                size,
+                float(row.get("store_time") or 0.0),
+                row.get("expire_time"),
+            )
+        )
+    except KeyError as exc:
+        bad.append(f"{row.get('member', '?')}: missing {exc}")
+    except (ValueError, TypeError, AttributeError) as exc:
+        bad.append(f"{row.get('member', '?') if isinstance(row, dict) else row}: {exc}")
 
 
 def _targets(
@@ -227,21 +264,27 @@ def _targets(
 # -- committing --------------------------------------------------------------------------------
 
 
-def _insert(disk: DiskTier, entries: list[_Entry], tick: Callable[[], None]) -> tuple[int, int]:
+def _insert(
+    disk: DiskTier, entries: list[_Entry], staging: Path, tick: Callable[[], None]
+) -> tuple[int, int]:
     """Put verified entries into a disk tier, oldest first (keeps fifo order); (count, expired)."""
     now, count, expired = time.time(), 0, 0
-    for e in sorted(entries, key=lambda e: e.store_time):
-        ttl = None if e.expire_time is None else float(e.expire_time) - now
-        if ttl is not None and ttl <= 0:
-            expired += 1
-        else:
-            with open(e.staged, "rb") as handle:
-                if e.size < disk.settings.file_threshold:
-                    disk.put(e.key, e.meta, handle.read(), ttl)
-                else:
-                    disk.put_framed(e.key, e.meta, handle, ttl)
-            count += 1
-        tick()
+    with open(staging, "rb") as handle, contextlib.ExitStack() as stack:
+        for i, e in enumerate(sorted(entries, key=lambda e: e.store_time)):
+            if i % _BATCH == 0:  # one transaction per batch: short writer-lock holds
+                stack.close()
+                stack.enter_context(disk.transaction())
+            ttl = None if e.expire_time is None else float(e.expire_time) - now
+            if ttl is not None and ttl <= 0:
+                expired += 1
+            elif e.size < disk.settings.file_threshold:
+                handle.seek(e.offset)
+                disk.put(e.key, e.meta, handle.read(e.size), ttl)
+                count += 1
+            else:
+                disk.put_framed(e.key, e.meta, _Slice(handle, e.offset, e.size), ttl)  # type: ignore[arg-type]
+                count += 1
+            tick()
     return count, expired
 
 
@@ -263,7 +306,12 @@ def _exchange(a: Path, b: Path) -> None:
 
 
 def _replace(
-    manager: CacheManager, target: str, entries: list[_Entry], wait: float, tick: Callable[[], None]
+    manager: CacheManager,
+    target: str,
+    entries: list[_Entry],
+    staging: Path,
+    wait: float,
+    tick: Callable[[], None],
 ) -> tuple[int, int]:
     settings = manager.settings.cache(target)
     old = settings.path
@@ -274,7 +322,7 @@ def _replace(
     try:
         disk = DiskTier(dataclasses.replace(settings, path=build))
         try:
-            result = _insert(disk, entries, tick)
+            result = _insert(disk, entries, staging, tick)
         finally:
             disk.close()
         opened = manager.opened().get(target)
@@ -338,9 +386,10 @@ def restore(
     if not archive.is_file():
         raise UsageError(f"{archive}: no such backup file")
     t0 = time.monotonic()
-    with _staging(manager.settings.root) as staging:
+    with _staging(manager.settings.root) as folder:
+        staging = folder / "payloads"
         manifest, staged = _stage(archive, staging)
-        entries = _check(archive, manifest, staged)
+        entries = _check(archive, manifest, staging, staged)
         mapping = _targets(manager, manifest, cache, into)
         chosen = [e for e in entries if e.cache in mapping]
         done = 0
@@ -355,13 +404,13 @@ def restore(
         for source, target in mapping.items():
             mine = [e for e in chosen if e.cache == source]
             if mode == "replace":
-                count, expired = _replace(manager, target, mine, wait, tick)
+                count, expired = _replace(manager, target, mine, staging, wait, tick)
             else:
                 tiered = manager.cache(target)
                 with admin_lock(tiered.settings.path, cache=target, wait=wait):
                     for e in mine:
                         tiered.memory.discard(e.key)
-                    count, expired = _insert(tiered.disk, mine, tick)
+                    count, expired = _insert(tiered.disk, mine, staging, tick)
             size = sum(e.size for e in mine)
             results.append(RestoredCache(target, source, count, size, expired))
     return RestoreReport(
