@@ -217,17 +217,77 @@ backup are skipped.
         ),
         see_also=("llamacache-backup",),
     ),
+    "inspect": Manual(
+        description="Reads the index only (never values), so it is fast on caches of any size and works on a read-only cache directory.",
+        examples=(
+            (
+                "Overview of every cache, with the ten largest entries:",
+                "llamacache inspect --top 10",
+            ),
+            (
+                "Feed a dashboard:",
+                "llamacache --json inspect -c model | jq '.caches[0].used_bytes'",
+            ),
+        ),
+        see_also=("llamacache-ls", "llamacache-verify"),
+    ),
+    "ls": Manual(
+        examples=(
+            (
+                "The biggest entries not read for a month:",
+                "llamacache ls -c training --filter 'accessed>30d' --sort size:desc --limit 20",
+            ),
+            (
+                "Keys only, for a pipe:",
+                "llamacache ls -c model -q --filter 'key~llama*' | xargs llamacache rm -c model",
+            ),
+        ),
+        see_also=("llamacache-evict",),
+    ),
+    "evict": Manual(
+        description="Selectors combine with AND. The plan is shown first; with no terminal, pass --yes (cron never hangs on a prompt). A plan saved with --plan-out can be reviewed and applied later with --apply.",
+        examples=(
+            (
+                "Bring the training cache under 50 GB in policy order:",
+                "llamacache evict -c training --to-size 50GB --yes",
+            ),
+            (
+                "Review, then apply:",
+                "llamacache evict --older-than 30d --plan-out plan.json\nllamacache evict --apply plan.json --yes",
+            ),
+            (
+                "Keep the two newest revisions of each model:",
+                "llamacache evict -c model --keep-last 2 --dry-run",
+            ),
+        ),
+        see_also=("llamacache-clean", "llamacache-ls"),
+    ),
+    "repair": Manual(
+        description="Corrupt entries are moved to <cache>/quarantine/ with a note of the reason rather than deleted.",
+        examples=(
+            ("After a failed verify:", "llamacache verify -c model || llamacache repair -c model"),
+        ),
+        see_also=("llamacache-verify",),
+    ),
     "verify": Manual(
+        description="Never writes, so it is safe on a cache in use and on a read-only mount.",
         examples=(
             (
                 "Gate a CI job (exit 1 on corruption, 2 on bad config, 3 when locked):",
-                "llamacache verify --json > verify.json",
+                "llamacache --json verify > verify.json",
+            ),
+            (
+                "A quick nightly check of a large cache within ten minutes:",
+                "llamacache verify -c model --sample 10% --max-time 10m",
             ),
         ),
+        see_also=("llamacache-repair",),
     ),
     "clean": Manual(
+        description="This is what llamacache schedule installs for cron or a systemd timer, and what llamacache daemon runs at each cache's cleanup_interval.",
         examples=(
             ("What cron runs (see llamacache schedule):", "llamacache clean --quiet --wait 10m"),
+            ("Preview:", "llamacache clean --dry-run"),
         ),
         see_also=("llamacache-schedule", "llamacache-daemon"),
     ),
