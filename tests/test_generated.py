@@ -198,3 +198,25 @@ def test_the_package_installs_every_generated_file() -> None:
         for path in glob.glob(str(ROOT / pattern))
     }
     assert set(_generate.render_all()) <= shipped
+
+
+ZPTY = r"""
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "fpath=(completions \$fpath); autoload -U compinit; compinit -u -D"
+zpty -w z "print -r -- READY\$((40+2))"
+zpty -r z out "*READY42*"
+zpty -w -n z "llamacache schedule c"$'\t'
+zpty -r z out "*ron*"
+print -r -- "completed: cron"
+zpty -w -n z $'\C-u'"llamacache backup --cache tr"$'\t'
+zpty -r z out "*aining*"
+print -r -- "completed: training"
+zpty -d z
+"""
+
+
+def test_zsh_widget_completes_in_an_interactive_shell() -> None:
+    """TAB in a real interactive zsh (on a pseudo-terminal): compinit finds and runs _llamacache."""
+    out = _run([_shell("zsh"), "-f", "-c", ZPTY])  # zpty -r blocks until the completion shows
+    assert out.split() == ["completed:", "cron", "completed:", "training"]
