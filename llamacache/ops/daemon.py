@@ -78,7 +78,7 @@ async def serve(
 ) -> int:
     """Clean ``caches`` (default: every configured one) at their intervals until ``stop``.
 
-    Returns the number of runs. Cleanups run in a worker thread, so the loop reacts to
+    Returns the number of runs (caches without a directory yet are not counted). Cleanups run in a worker thread, so the loop reacts to
     ``stop`` (a signal handler) while waiting; a cleanup in progress is allowed to finish.
     """
     runs = 0
@@ -86,7 +86,8 @@ async def serve(
     def job(name: str) -> None:
         nonlocal runs
         run = clean_once(manager, name)
-        runs += 1
+        if run.message != NO_DIRECTORY:  # a cache nobody has used yet is not a run
+            runs += 1
         on_run(run)
 
     scheduler = manager.cleanup_scheduler
