@@ -78,8 +78,9 @@ async def serve(
 ) -> int:
     """Clean ``caches`` (default: every configured one) at their intervals until ``stop``.
 
-    Returns the number of runs (caches without a directory yet are not counted). Cleanups run in a worker thread, so the loop reacts to
-    ``stop`` (a signal handler) while waiting; a cleanup in progress is allowed to finish.
+    Returns the number of runs (caches without a directory yet are not counted). Cleanups
+    run in a worker thread, so the loop reacts to ``stop`` (a signal handler) while
+    waiting; a cleanup in progress is allowed to finish.
     """
     runs = 0
 
