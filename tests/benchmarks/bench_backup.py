@@ -56,10 +56,13 @@ def main(megabytes: int = 64) -> None:
         plain = base / "plain.tar.zst"
 
         def tar_zstd() -> None:
-            with open(plain, "wb") as raw:
-                with zstandard.ZstdCompressor(level=backup_ops.ZSTD_LEVEL).stream_writer(raw) as zw:
-                    with tarfile.open(fileobj=zw, mode="w|") as tar:
-                        tar.add(base / "src", arcname="src")
+            level = backup_ops.ZSTD_LEVEL
+            with (
+                open(plain, "wb") as raw,
+                zstandard.ZstdCompressor(level=level).stream_writer(raw) as zw,
+                tarfile.open(fileobj=zw, mode="w|") as tar,
+            ):
+                tar.add(base / "src", arcname="src")
 
         t_tar = timed(tar_zstd)
         print(
@@ -78,9 +81,8 @@ def main(megabytes: int = 64) -> None:
             shutil.rmtree(out)
 
         t_untar = timed(untar)
-        print(
-            f"restore  {t_restore:7.2f}s   untar    {t_untar:7.2f}s   ratio {t_restore / t_untar:5.2f}x"
-        )
+        ratio = t_restore / t_untar
+        print(f"restore  {t_restore:7.2f}s   untar    {t_untar:7.2f}s   ratio {ratio:5.2f}x")
         src.close()
         dest.close()
 
