@@ -224,7 +224,11 @@ def backup(
     values) and checks it against its digest as it goes. Costs one pass over the caches.
     """
     t0 = time.monotonic()
-    names = [manager.settings.cache(cache).name] if cache else manager.existing_names()
+    if cache is not None:  # a configured cache that was never used has nothing to back up
+        names = [cache] if cache in manager.existing_names() else []
+        manager.settings.cache(cache)  # unknown name: CacheNotFoundError (exit 2)
+    else:
+        names = manager.existing_names()
     if to.is_dir():
         raise UsageError(f"--to {to}: is a directory; give a file name such as caches.tar.zst")
     if not to.parent.is_dir():

@@ -249,7 +249,18 @@ def test_bad_inputs(tmp_path: Path, archive: Path) -> None:
     assert result.exit_code == 2 and not (tmp_path / "x.tar.zst").exists()
 
 
-def test_backup_skips_nothing_and_keys_round_trip() -> None:
+def test_backup_of_an_unused_cache_is_empty_and_creates_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    out = tmp_path / "empty.tar.zst"
+    result = cli("--cache-dir", str(root), "--json", "backup", "-c", "model", "--to", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["entries"] == 0
+    assert not (root / "model").exists()
+    result = cli("--cache-dir", str(tmp_path / "dest"), "--json", "restore", str(out))
+    assert result.exit_code == 0 and json.loads(result.stdout)["verified"] == 0
+
+
+def test_keys_of_every_type_round_trip() -> None:
     for key in ("k", "../../etc/passwd", b"\xff", 7, 1.5, ("a", 2), frozenset({1})):
         assert backup_ops.decode_key(*backup_ops.encode_key(key)) == key
 

@@ -45,6 +45,8 @@ def test_config_file_is_pinned_by_absolute_path(tmp_path: Path) -> None:
     cfg.write_text('[cache]\ndisk_size = "1GB"\n')
     line = cli("--config", str(cfg), "schedule", "cron").stdout
     assert f"--config {cfg} clean" in line
+    line = cli("--cache-dir", "rel/caches", "schedule", "cron").stdout
+    assert f"--cache-dir {Path('rel/caches').absolute()} clean" in line
 
 
 def test_percent_is_escaped_for_cron(tmp_path: Path) -> None:
