@@ -30,7 +30,10 @@ def _plan_human(r: Renderer, plan: evict_ops.EvictPlan) -> None:
         if len(plan.entries) > 50:
             r.line(f"... and {len(plan.entries) - 50:,} more")
     for note in plan.notes:
-        r.info(note)
+        if "network filesystem" in note:
+            r.warn(note)
+        else:
+            r.info(note)
 
 
 def _done_human(r: Renderer, rep: evict_ops.EvictReport) -> None:
@@ -135,7 +138,8 @@ def evict(
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise UsageError("evict needs confirmation and no terminal is attached; pass --yes")
         if not typer.confirm("remove them?", default=False, err=True):
-            raise typer.Exit(1)
+            r.info("cancelled; nothing removed")
+            return
     report = evict_ops.apply_evict(manager, plan, wait=wait)
     r.emit(report, _done_human)
 

@@ -79,6 +79,8 @@ def ls(
     s = state(ctx)
     report = ls_ops.ls(s.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))
     r = s.renderer(json_out=json_out)
+    for w in report.warnings:
+        r.warn(w)
     if keys_only and not r.json_mode:
         for e in report.entries:
             typer.echo(e.key)

@@ -25,7 +25,7 @@ from llamacache.errors import UsageError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops import _index
-from llamacache.ops._common import check_writable, targets
+from llamacache.ops._common import check_writable, network_warning, targets
 from llamacache.ops._report import Report
 from llamacache.settings import CacheSettings
 
@@ -230,6 +230,8 @@ def plan_evict(
     notes: list[str] = []
     entries: list[PlannedEntry] = []
     for s in targets(manager, cache):
+        if (warning := network_warning(s)) is not None:
+            notes.append(warning)
         if tier in ("disk", "all"):
             entries += _disk_entries(s, sel, now, notes)
         if tier == "memory":

@@ -17,7 +17,7 @@ from llamacache import units
 from llamacache.errors import UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops import _index
-from llamacache.ops._common import targets
+from llamacache.ops._common import network_warning, targets
 from llamacache.ops._report import Report
 
 # sort name -> SQL expression
@@ -89,6 +89,7 @@ class LsReport(Report):
     total: int  # matching entries before --limit
     sort: str
     filters: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
 
 def compile_filter(text: str, now: float) -> tuple[str, list[Any]]:
@@ -153,7 +154,10 @@ def ls(
     args = tuple(a for _, a_list in clauses for a in a_list)
     out: list[Entry] = []
     total = 0
+    warnings: list[str] = []
     for s in targets(manager, cache):
+        if (warning := network_warning(s)) is not None:
+            warnings.append(warning)
         if not (s.path / _index.DB_NAME).exists():
             continue
         con, _ = _index.connect(s.path, cache=s.name)
@@ -192,4 +196,6 @@ def ls(
         out = present + [e for e in out if getattr(e, attr) is None]
         if limit is not None:
             out = out[:limit]
-    return LsReport(entries=tuple(out), total=total, sort=sort, filters=filters)
+    return LsReport(
+        entries=tuple(out), total=total, sort=sort, filters=filters, warnings=tuple(warnings)
+    )

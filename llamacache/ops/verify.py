@@ -11,6 +11,7 @@ buffer, so the cost per byte is the hash's and the disk's, not Python's.
 
 from __future__ import annotations
 
+import mmap
 import os
 import random
 import sqlite3
@@ -31,6 +32,8 @@ from llamacache.ops._report import Report
 from llamacache.settings import CacheSettings
 
 BLOCK = 4 * 1024 * 1024
+MMAP_MIN = 16 * 1024 * 1024  # files at least this large are hashed from a mapping
+MMAP_STEP = 64 * 1024 * 1024  # progress / --max-time granularity within a mapped file
 # files the cache directory holds besides value files (at its top level)
 KNOWN_TOP = frozenset(
     {
@@ -110,13 +113,39 @@ class _State:
 
 
 def _hash_file(path: Path, algo: str, st: _State) -> tuple[bytes | None, int]:
-    """(digest, bytes read), digest None when stopped by the deadline mid-file."""
+    """(digest, bytes read), digest None when stopped by the deadline mid-file.
+
+    Large files are hashed straight from a read-only mapping (no copy into a buffer:
+    ~2x the throughput of read+hash when the file is in the page cache); small ones are
+    read with ``readinto`` into the one reused 4 MiB buffer. Value files are replaced by
+    rename and removed by unlink, never truncated in place, so a mapping stays valid.
+    """
     hasher = checksums.hasher(algo)
-    view = memoryview(st.buf)
+    update = hasher.update
     total = 0
     with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size >= MMAP_MIN:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                if hasattr(mm, "madvise"):
+                    mm.madvise(mmap.MADV_SEQUENTIAL)
+                view = memoryview(mm)
+                try:
+                    for start in range(0, size, MMAP_STEP):
+                        chunk = view[start : start + MMAP_STEP]
+                        update(chunk)
+                        chunk.release()
+                        n = min(MMAP_STEP, size - start)
+                        total += n
+                        st.done += n
+                        st.progress(st.done, st.total)
+                        if st.out_of_time():
+                            return None, total
+                finally:
+                    view.release()
+            return hasher.digest(), total
+        view = memoryview(st.buf)
         readinto = f.readinto
-        update = hasher.update
         while True:
             n = readinto(view)
             if not n:
@@ -124,10 +153,6 @@ def _hash_file(path: Path, algo: str, st: _State) -> tuple[bytes | None, int]:
             update(view[:n])
             total += n
             st.done += n
-            if total % (64 * BLOCK) == 0:  # every 256 MiB: progress and deadline
-                st.progress(st.done, st.total)
-                if st.out_of_time():
-                    return None, total
     return hasher.digest(), total
 
 

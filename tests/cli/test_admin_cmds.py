@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from llamacache import metrics_store
-from tests.cli.admin_helpers import fill, manager, snapshot, value_path
-from tests.cli.helpers import cli, run
+from tests.cli.admin_helpers import fill, manager, snapshot
+from tests.cli.helpers import cli, llamacache_exe, run
 
 
 def _set_times(d: Path, key: str, *, stored: float, accessed: float | None = None) -> None:
@@ -89,6 +89,12 @@ def test_ls_sort_filter_limit_and_keys_only(tmp_path: Path) -> None:
     assert old.stdout.splitlines() == ["tok-a"]
     big = cli("--cache-dir", str(root), "ls", "-q", "--filter", "size>100B", "--limit", "1")
     assert big.stdout.splitlines() == ["other"]  # newest stored first by default
+    piped = run("--cache-dir", str(root), "ls", "-q", "--sort", "key")
+    assert piped.returncode == 0 and piped.stdout.decode().splitlines() == [
+        "other",
+        "tok-a",
+        "tok-b",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -105,7 +111,7 @@ def test_ls_bad_input_exits_2(tmp_path: Path, args: tuple[str, ...]) -> None:
 
 def _keys(root: Path) -> set[str]:
     m = manager(root)
-    out = {str(k) for k in m.cache("default").keys()}
+    out = {str(k) for k in m.cache("default").disk.iter_keys()}
     m.close()
     return out
 
@@ -161,7 +167,7 @@ def test_evict_to_size_follows_policy_order(tmp_path: Path) -> None:
 def test_evict_keep_last_revisions(tmp_path: Path) -> None:
     root = tmp_path / "root"
     keys = [f"{m}@{r}/model.safetensors" for m in ("llama", "bert") for r in ("r1", "r2", "r3")]
-    d = fill(root, {}, {k: b"w" * 40_000 for k in keys}, cache="model")
+    d = fill(root, {}, dict.fromkeys(keys, b"w" * 40_000), cache="model")
     now = time.time()
     for k in keys:
         rev = int(k.split("@r")[1][0])
@@ -171,7 +177,7 @@ def test_evict_keep_last_revisions(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0
     m = manager(root)
-    left = sorted(str(k) for k in m.cache("model").keys())
+    left = sorted(str(k) for k in m.cache("model").disk.iter_keys())
     m.close()
     assert left == ["bert@r3/model.safetensors", "llama@r3/model.safetensors"]
 
@@ -255,7 +261,7 @@ def test_clean_brings_cache_under_threshold_and_ages_out(tmp_path: Path) -> None
     body = json.loads(cli("--config", str(cfg), "--cache-dir", str(root), "--json", "clean").stdout)
     (cc,) = body["caches"]
     assert cc["evicted"] >= 3 and cc["over_limit"] is False
-    left = {str(k) for k in manager(root).cache("default").keys()}
+    left = {str(k) for k in manager(root).cache("default").disk.iter_keys()}
     assert "f7" in left and "f0" not in left  # fifo: oldest went first
 
 
@@ -273,21 +279,43 @@ def _hold_lock(cache_dir: Path, seconds: float) -> subprocess.Popen[bytes]:
 def test_two_concurrent_cleans_one_winner_one_busy(tmp_path: Path) -> None:
     root = tmp_path / "root"
     d = fill(root, {"a": b"1"})
-    holder = _hold_lock(d, 2.0)  # the first clean run, still working
+    holder = _hold_lock(d, 120)  # the first clean run, still working until we end it
     try:
         loser = run("--cache-dir", str(root), "clean")
-        winner = run("--cache-dir", str(root), "clean", "--wait", "60s")
-    finally:
-        holder.wait(timeout=60)
-    assert loser.returncode == 3, loser.stderr
-    assert b"locked by another clean/evict/repair" in loser.stderr
-    assert b"Traceback" not in loser.stderr
-    assert winner.returncode == 0, winner.stderr
-    holder2 = _hold_lock(d, 1.0)
-    try:
+        waiter = subprocess.Popen(
+            [*llamacache_exe(), "--cache-dir", str(root), "clean", "--wait", "60s"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         evicted = run("--cache-dir", str(root), "evict", "--match", "*", "-y")
         repaired = run("--cache-dir", str(root), "repair")
     finally:
-        holder2.wait(timeout=60)
+        holder.terminate()  # the kernel drops a dead holder's flock
+        holder.wait(timeout=60)
+    out, err = waiter.communicate(timeout=120)
+    assert loser.returncode == 3, loser.stderr
+    assert b"locked by another clean/evict/repair" in loser.stderr
+    assert b"Traceback" not in loser.stderr
+    assert waiter.returncode == 0, err
     assert evicted.returncode == 3 and repaired.returncode == 3
-    assert value_path is not None
+    assert _keys(root) == {"a"}
+
+
+def test_memory_tier_plan_covers_this_process_only(tmp_path: Path) -> None:
+    from llamacache.ops.evict import Selectors, apply_evict, plan_evict
+
+    root = tmp_path / "root"
+    m = manager(root)
+    c = m.cache("default")
+    c.put("tok-1", b"1")
+    c.put("other", b"2")
+    plan = plan_evict(m, "default", Selectors(match="tok*"), tier="memory")
+    assert [(e.tier, e.key) for e in plan.entries] == [("memory", "tok-1")]
+    report = apply_evict(m, plan)
+    assert report.removed == 1 and "tok-1" not in c.memory and "tok-1" in c  # disk keeps it
+    both = apply_evict(m, plan_evict(m, "default", Selectors(match="tok*"), tier="all"))
+    assert both.removed == 1 and "tok-1" not in c
+    m.close()
+    fresh = manager(root)  # a new process holds no memory front: nothing planned, and a note
+    empty = plan_evict(fresh, "default", Selectors(match="*"), tier="memory")
+    assert empty.entries == () and "memory front" in empty.notes[0]
