@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
+
+import pytest
 
 from llamacache.ops import schedule
 from tests.cli.helpers import cli, run
@@ -136,3 +139,31 @@ def test_schedule_subprocess_json(tmp_path: Path) -> None:
     body = json.loads(done.stdout)
     assert body["schema"] == "llamacache.schedule" and body["changed"] is True
     assert body["files"]["crontab"] in crontab.read_text()
+
+
+def test_install_goes_through_crontab_l_and_crontab_dash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's crontab is edited with `crontab -l` / `crontab -` (here a stand-in binary
+    keeping the table in a file, so the test never touches the machine's real crontab)."""
+    table = tmp_path / "table"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "crontab"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'T="{table}"\n'
+        'if [ "$1" = "-l" ]; then [ -f "$T" ] || { echo "no crontab for me" >&2; exit 1; };'
+        ' cat "$T"; exit 0; fi\n'
+        'if [ "$1" = "-" ]; then cat > "$T"; exit 0; fi\n'
+        "exit 2\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    assert cli("schedule", "cron", "--install").exit_code == 0  # "no crontab" is an empty one
+    assert table.read_text().count(schedule.MARKER) == 1
+    table.write_text("0 1 * * * other-job\n" + table.read_text())
+    assert cli("schedule", "cron", "--install").exit_code == 0
+    assert table.read_text().count(schedule.MARKER) == 1
+    assert cli("schedule", "cron", "--uninstall").exit_code == 0
+    assert table.read_text() == "0 1 * * * other-job\n"
