@@ -343,3 +343,49 @@ def archive_of_one(tmp_path: Path) -> Path:
     out = tmp_path / "one.tar.zst"
     assert cli("--cache-dir", str(src), "backup", "--to", str(out)).exit_code == 0
     return out
+
+
+def test_online_backup_while_a_writer_overwrites_and_removes(tmp_path: Path) -> None:
+    """Entries rewritten and removed during the backup are archived whole or not at all."""
+    import os
+    import threading
+
+    src = tmp_path / "src"
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            with _manager(src) as m:
+                c = m.cache("default")
+                i = 0
+                while not stop.is_set():
+                    c.put(f"k{i % 20}", os.urandom(50_000 + i % 7))  # file-backed
+                    if i % 5 == 0:
+                        c.remove(f"k{(i + 3) % 20}")
+                    i += 1
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    with _manager(src) as m:
+        for i in range(20):
+            m.cache("default").put(f"k{i}", os.urandom(50_000))
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        archives = []
+        for n in range(3):
+            out = tmp_path / f"online{n}.tar.zst"
+            with _manager(src) as m:
+                report = backup_ops.backup(m, out)
+            assert report.corrupt == ()
+            archives.append(out)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not errors
+    for n, out in enumerate(archives):
+        dest = tmp_path / f"dest{n}"
+        with _manager(dest) as m:
+            restored = restore_ops.restore(m, out)  # verifies every payload first
+            assert restored.verified == sum(c.entries for c in restored.caches) > 0
