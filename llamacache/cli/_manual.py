@@ -115,8 +115,8 @@ stdout carries exactly one JSON document with "schema" and "schema_version".
     "config path": Manual(examples=(("Which config file is in use?", "llamacache config path"),)),
     "schedule": Manual(
         description="""
-The scheduled command is `llamacache clean --quiet --wait 10m`, run by the
-executable's absolute path; a config file in use is passed by absolute path because
+The scheduled command is `llamacache clean --quiet --wait 10m` (half the interval
+for schedules of 10 minutes or less), run by the executable's absolute path; a config file in use is passed by absolute path because
 cron starts in your home directory with a minimal environment. Installed lines and
 units carry the marker "# llamacache-schedule" so --uninstall removes exactly them.
 """,

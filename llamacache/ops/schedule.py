@@ -91,6 +91,12 @@ def executable() -> list[str]:
     return [sys.executable, "-m", "llamacache"]
 
 
+def lock_wait(every: float) -> str:
+    """How long a run waits for the previous one's lock: 10 minutes, or less than the interval
+    (so runs of a short schedule never pile up behind a slow one)."""
+    return DEFAULT_WAIT if every > 600 else f"{max(1, int(every // 2))}s"
+
+
 def clean_command(
     cache: str | None, config_file: Path | None, cache_dir: Path | None, wait: str = DEFAULT_WAIT
 ) -> list[str]:
@@ -223,7 +229,7 @@ def cron(
     uninstall removes only lines carrying our marker for that cache.
     """
     log = log or default_log()
-    command = tuple(clean_command(cache, config_file, cache_dir))
+    command = tuple(clean_command(cache, config_file, cache_dir, lock_wait(every)))
     line = cron_line(every, command, log, cache)
     changed = False
     target = str(crontab_file) if crontab_file is not None else "crontab -l"
@@ -268,7 +274,7 @@ def systemd(
     """
     if every < 1:
         raise UsageError(f"--every {every:g}s: systemd timers need at least 1s")
-    command = tuple(clean_command(cache, config_file, cache_dir))
+    command = tuple(clean_command(cache, config_file, cache_dir, lock_wait(every)))
     units = systemd_units(every, command, log, cache)
     directory = units_dir or default_units_dir()
     changed = False

@@ -26,6 +26,13 @@ def test_cron_line_runs_clean_quietly_with_absolute_exe_lock_wait_and_log() -> N
     assert line.endswith(">> " + str(schedule.default_log()) + " 2>&1 # llamacache-schedule:model")
 
 
+def test_lock_wait_is_shorter_than_a_short_interval() -> None:
+    assert schedule.lock_wait(3600) == "10m"
+    assert schedule.lock_wait(300) == "150s"
+    line = cli("schedule", "cron", "--every", "1m").stdout
+    assert "clean --quiet --wait 30s >>" in line
+
+
 def test_cron_fields_table() -> None:
     assert schedule.cron_fields(60) == "* * * * *"
     assert schedule.cron_fields(300) == "*/5 * * * *"
