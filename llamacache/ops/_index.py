@@ -41,15 +41,18 @@ def _raw_len(tag: bytes | None) -> int | None:
         return None
 
 
-def connect(directory: Path, *, cache: str = "?") -> tuple[sqlite3.Connection, bool]:
+def connect(
+    directory: Path, *, cache: str = "?", prefer_ro: bool = False
+) -> tuple[sqlite3.Connection, bool]:
     """A read-only connection to ``directory/cache.db`` and whether it is ``immutable``.
 
     Raises CorruptEntryError (key ``<index>``) when the file is not a readable SQLite
-    database. Costs one open; no file in the directory is created or modified.
+    database. Costs one open; no file in the directory is created or modified (with
+    ``prefer_ro``, SQLite may create the ``-wal``/``-shm`` pair a writer would anyway).
     """
     db = Path(directory) / DB_NAME
     wal = db.with_name(DB_NAME + "-wal")
-    modes = ("ro", "immutable") if wal.exists() else ("immutable",)
+    modes = ("ro", "immutable") if wal.exists() or prefer_ro else ("immutable",)
     last: sqlite3.Error | None = None
     for mode in modes:
         uri = f"file:{db}?{'mode=ro' if mode == 'ro' else 'immutable=1'}"

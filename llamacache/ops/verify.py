@@ -11,6 +11,7 @@ buffer, so the cost per byte is the hash's and the disk's, not Python's.
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import os
 import random
@@ -20,47 +21,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llamacache.engine import checksums, framing, quarantine
-from llamacache.engine.safety import CACHEDIR_TAG
+from llamacache.engine import checksums, framing
 from llamacache.errors import CorruptEntryError
 from llamacache.formats import VALIDATORS
-from llamacache.locking import LOCK_NAME
 from llamacache.manager import CacheManager
 from llamacache.ops import _index
 from llamacache.ops._common import network_warning, targets
 from llamacache.ops._report import Report
+from llamacache.ops._strays import STALE_TMP_SECONDS, Problem, find_strays
+
+__all__ = ["STALE_TMP_SECONDS", "CacheVerify", "Problem", "VerifyReport", "find_strays", "verify"]
 from llamacache.settings import CacheSettings
 
 BLOCK = 4 * 1024 * 1024
 MMAP_MIN = 16 * 1024 * 1024  # files at least this large are hashed from a mapping
 MMAP_STEP = 64 * 1024 * 1024  # progress / --max-time granularity within a mapped file
-# files the cache directory holds besides value files (at its top level)
-KNOWN_TOP = frozenset(
-    {
-        _index.DB_NAME,
-        _index.DB_NAME + "-wal",
-        _index.DB_NAME + "-shm",
-        _index.DB_NAME + "-journal",
-        LOCK_NAME,
-        CACHEDIR_TAG,
-    }
-)
-TMP_DIR = "tmp"
-STALE_TMP_SECONDS = 3600.0
 Progress = Callable[[int, int | None], None]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong: ``kind`` is corrupt, missing, orphan, stale_tmp or index."""
-
-    kind: str
-    key: str | None
-    path: str | None
-    detail: str
-    rowid: int | None = None
-    store_time: float | None = None
-    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,6 +57,7 @@ class CacheVerify:
     complete: bool
     problems: tuple[Problem, ...]
     warnings: tuple[str, ...] = ()
+    immutable: bool = False  # the index was read as an immutable snapshot
 
 
 @dataclass(frozen=True)
@@ -156,75 +133,6 @@ def _hash_file(path: Path, algo: str, st: _State) -> tuple[bytes | None, int]:
     return hasher.digest(), total
 
 
-FileList = list[tuple[str, int, float]]  # (relative path, size, mtime)
-
-
-def _walk_files(directory: Path, skip: Path | None = None) -> tuple[FileList, FileList]:
-    """(value-tree files, tmp files) as (relative path, size, mtime); skips known files."""
-    values: FileList = []
-    tmps: FileList = []
-    base = str(directory)
-    skip_top = None  # a temp_dir configured inside the cache (the system cache's) is not ours
-    if skip is not None and skip.is_relative_to(directory) and skip != directory:
-        skip_top = skip.relative_to(directory).parts[0]
-    for top in os.scandir(base):
-        if top.name in KNOWN_TOP or top.name in (quarantine.DIR_NAME, skip_top):
-            continue
-        if top.is_dir(follow_symlinks=False):
-            bucket = tmps if top.name == TMP_DIR else values
-            for dirpath, _dirs, files in os.walk(top.path):
-                for name in files:
-                    full = os.path.join(dirpath, name)
-                    try:
-                        stt = os.lstat(full)
-                    except FileNotFoundError:
-                        continue
-                    bucket.append((os.path.relpath(full, base), stt.st_size, stt.st_mtime))
-        elif not top.name.startswith(f".{CACHEDIR_TAG}."):
-            stt = top.stat(follow_symlinks=False)
-            values.append((top.name, stt.st_size, stt.st_mtime))
-    return values, tmps
-
-
-def find_strays(
-    con: sqlite3.Connection,
-    directory: Path,
-    now: float,
-    *,
-    tmp_age: float = 0.0,
-    skip: Path | None = None,
-) -> tuple[list[Problem], list[Problem]]:
-    """(orphans, temporaries older than ``tmp_age``): files the index does not know.
-
-    Candidates are re-checked against the index, so a file renamed into place just
-    before its row committed is not called an orphan.
-    """
-    known = {r[0] for r in con.execute("SELECT filename FROM Cache WHERE filename IS NOT NULL")}
-    values, tmps = _walk_files(directory, skip)
-    cands = [v for v in values if v[0] not in known]
-    if cands:
-        marks = ",".join("?" * len(cands))
-        late = {
-            r[0]
-            for r in con.execute(
-                f"SELECT filename FROM Cache WHERE filename IN ({marks})", [c[0] for c in cands]
-            )
-        }
-        cands = [c for c in cands if c[0] not in late]
-    orphans = [
-        Problem("orphan", None, rel, f"unknown file ({size} bytes) not in the index", size=size)
-        for rel, size, _m in cands
-    ]
-    stale = [
-        Problem(
-            "stale_tmp", None, rel, f"half-written temporary file, {now - m:.0f}s old", size=size
-        )
-        for rel, size, m in tmps
-        if now - m >= tmp_age
-    ]
-    return orphans, stale
-
-
 def _check_file(
     row: _index.Row, meta: framing.EntryMeta, s: CacheSettings, quick: bool, st: _State
 ) -> tuple[str, str] | None | bool:
@@ -277,6 +185,26 @@ def _check_row(
 def _one(
     s: CacheSettings, quick: bool, fraction: float, st: _State, rng: random.Random
 ) -> CacheVerify:
+    """Verify one cache. An index read as immutable (no writer when opened) that turns
+    out unreadable while a writer has since appeared (a ``-wal`` exists now) is read
+    again through SQLite's locks before being called damaged: a writer's checkpoint
+    can move pages under an immutable reader."""
+    done = _verify_one(s, quick, fraction, st, rng, prefer_ro=False)
+    wal = s.path / (_index.DB_NAME + "-wal")
+    if not done.index_ok and done.immutable and wal.exists() and not st.stopped:
+        done = _verify_one(s, quick, fraction, st, rng, prefer_ro=True)
+    return done
+
+
+def _verify_one(
+    s: CacheSettings,
+    quick: bool,
+    fraction: float,
+    st: _State,
+    rng: random.Random,
+    *,
+    prefer_ro: bool,
+) -> CacheVerify:
     warnings = tuple(w for w in (network_warning(s),) if w)
     if not (s.path / _index.DB_NAME).exists():
         return CacheVerify(
@@ -287,7 +215,7 @@ def _one(
     index_ok = True
     entries = 0
     try:
-        con, _immutable = _index.connect(s.path, cache=s.name)
+        con, immutable = _index.connect(s.path, cache=s.name, prefer_ro=prefer_ro)
     except CorruptEntryError as exc:
         problems.append(Problem("index", None, _index.DB_NAME, exc.reason))
         return _result(s, False, 0, counts, problems, True, warnings)
@@ -329,7 +257,8 @@ def _one(
             )
     finally:
         con.close()
-    return _result(s, index_ok, entries, counts, problems, not st.stopped, warnings)
+    done = _result(s, index_ok, entries, counts, problems, not st.stopped, warnings)
+    return dataclasses.replace(done, immutable=immutable)
 
 
 def _result(

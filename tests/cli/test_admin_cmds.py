@@ -243,6 +243,11 @@ def test_clean_expires_sweeps_old_strays_and_keeps_young_ones(tmp_path: Path) ->
     assert _keys(root) == {"long"}
     quiet = cli("--cache-dir", str(root), "clean", "--quiet")
     assert quiet.exit_code == 0 and quiet.stdout == ""
+    assert (
+        (root / "CACHEDIR.TAG")
+        .read_text()
+        .startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    )
 
 
 def test_clean_brings_cache_under_threshold_and_ages_out(tmp_path: Path) -> None:
@@ -319,3 +324,31 @@ def test_memory_tier_plan_covers_this_process_only(tmp_path: Path) -> None:
     fresh = manager(root)  # a new process holds no memory front: nothing planned, and a note
     empty = plan_evict(fresh, "default", Selectors(match="*"), tier="memory")
     assert empty.entries == () and "memory front" in empty.notes[0]
+
+
+def test_clean_ages_out_the_system_temp_dir_and_verify_ignores_it(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    fill(root, {"s": b"1"}, cache="system")
+    system = manager(root).settings.caches["system"]
+    assert system.temp_dir is not None and system.max_age is not None
+    system.temp_dir.mkdir(parents=True, exist_ok=True)
+    old, young = system.temp_dir / "old.part", system.temp_dir / "young.part"
+    for p in (old, young):
+        p.write_bytes(b"t" * 10)
+    stale = time.time() - system.max_age - 60
+    os.utime(old, (stale, stale))
+    assert cli("--cache-dir", str(root), "verify", "-c", "system").exit_code == 0
+    body = json.loads(cli("--cache-dir", str(root), "--json", "clean").stdout)
+    assert body["temp_files"] == 1 and body["temp_bytes"] == 10
+    assert not old.exists() and young.exists()
+
+
+def test_to_size_percentage_is_of_the_cache_disk_size(tmp_path: Path) -> None:
+    from llamacache.errors import UsageError
+    from llamacache.ops.evict import parse_target
+
+    s = manager(tmp_path / "root", **{"cache.disk.size": "1MB"}).settings.caches["default"]
+    assert parse_target("35%", s) == 350_000 and parse_target("2KB", s) == 2000
+    for bad in ("150%", "x%", "lots"):
+        with pytest.raises(UsageError, match="to-size"):
+            parse_target(bad, s)
