@@ -107,6 +107,9 @@ COMMAND_MODULES = (
     "clean_cmd",
     "stats_cmd",
     "bench_cmd",
+    "schedule_cmd",
+    "daemon_cmd",
+    "backup_cmd",
     "entries_cmd",
     "config_cmd",
 )

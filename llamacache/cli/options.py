@@ -29,6 +29,25 @@ def _duration(value: str) -> float:
         raise typer.BadParameter(str(exc)) from None
 
 
+def complete_cache_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Configured cache names for shell completion, honouring --config/--cache-dir on the line.
+
+    Runs inside ``_LLAMACACHE_COMPLETE=...``: it must never print or raise, only answer.
+    """
+    from llamacache.config import resolve
+    from llamacache.errors import LlamacacheError
+
+    params = ctx.find_root().params
+    overrides: dict[str, object] = {}
+    if params.get("cache_dir"):
+        overrides["cache.disk.path"] = str(params["cache_dir"])
+    try:
+        settings = resolve(config_file=params.get("config"), overrides=overrides)
+    except (LlamacacheError, OSError):
+        return []
+    return [name for name in sorted(settings.caches) if name.startswith(incomplete)]
+
+
 CacheOpt = Annotated[
     str | None,
     typer.Option(
@@ -36,9 +55,13 @@ CacheOpt = Annotated[
         "-c",
         help="Named cache (default: every cache for admin commands).",
         show_default=False,
+        autocompletion=complete_cache_names,
     ),
 ]
-OneCacheOpt = Annotated[str, typer.Option("--cache", "-c", help="Named cache to use.")]
+OneCacheOpt = Annotated[
+    str,
+    typer.Option("--cache", "-c", help="Named cache to use.", autocompletion=complete_cache_names),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
 ]

@@ -93,6 +93,17 @@ POLICIES: dict[str, Policy] = {
 }
 
 
+@dataclass(frozen=True)
+class StoredEntry:
+    """One index row as backup sees it: header, where the payload is, and its times."""
+
+    meta: bytes
+    path: Path | None  # a value file, or None when the payload is inline
+    inline: bytes | None
+    store_time: float | None
+    expire_time: float | None
+
+
 class DiskTier:
     """One named cache's disk tier. Safe across threads and processes (diskcache/SQLite).
 
@@ -257,6 +268,28 @@ class DiskTier:
             return tag, None, value
         return tag, self.directory / filename, None
 
+    def describe(self, key: Hashable) -> StoredEntry | None:
+        """Header, storage and times of one entry, without reading a file-backed value.
+
+        For backup: the row is read in one statement, so it is never half-written; a
+        file it names may vanish afterwards (a concurrent remove), which the caller sees
+        as FileNotFoundError when it opens the path. Does not record an access.
+        """
+        db_key, raw = self._disk.put(key)
+        try:
+            rows = self._cache._sql(
+                "SELECT tag, filename, value, store_time, expire_time FROM Cache"
+                " WHERE key = ? AND raw = ? AND (expire_time IS NULL OR expire_time > ?)",
+                (db_key, raw, time.time()),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        if not rows:
+            return None
+        tag, filename, value, store_time, expire_time = rows[0]
+        path = None if filename is None else self.directory / filename
+        return StoredEntry(bytes(tag or b""), path, value, store_time, expire_time)
+
     def open(self, key: Hashable) -> BinaryIO | None:
         """The stored payload as a binary file (unverified; see TieredCache.open), or None."""
         found = self.locate(key)
@@ -381,6 +414,35 @@ class DiskTier:
         )
         self._index(key, prepared, meta, ttl if ttl is not None else self._ttl)
         return framing.parse_meta(meta)
+
+    def put_framed(
+        self, key: Hashable, meta: bytes, source: BinaryIO, expire: float | None = None
+    ) -> None:
+        """Store an already-framed payload streamed from ``source`` as a value file (restore).
+
+        The payload is hashed as it is copied; when it does not match ``meta`` the file is
+        removed and CorruptEntryError is raised, so a bad stream never gets indexed.
+        """
+        from llamacache.errors import CorruptEntryError
+
+        try:
+            parsed = framing.parse_meta(meta)
+        except ValueError as exc:
+            raise CorruptEntryError(self.name, key, str(exc)) from None
+        hasher = checksums.hasher(parsed.checksum)
+        prepared = self._prepare(blocks(source, hasher))
+        if prepared.size != parsed.stored_len or hasher.digest() != parsed.digest:
+            self._disk.remove(prepared.filename)
+            raise CorruptEntryError(self.name, key, "checksum mismatch")
+        self._index(key, prepared, meta, expire)
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """Group several puts into one SQLite write transaction (bulk loads such as restore).
+
+        Holds the index's writer lock until the block ends: keep blocks short (hundreds of
+        puts), other processes' writes wait meanwhile.
+        """
+        return self._cache.transact()  # type: ignore[no-any-return]
 
     def remove(self, key: Hashable) -> bool:
         """Remove ``key``'s row, then its file; True if it was present."""

@@ -1,0 +1,121 @@
+"""`llamacache backup` / `llamacache restore`: snapshot caches to a .tar.zst and back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamacache.cli.app import state
+from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WaitOpt, complete_cache_names
+from llamacache.cli.render import Renderer, size
+from llamacache.errors import ExitCode, UsageError
+from llamacache.ops import backup as backup_ops
+from llamacache.ops import restore as restore_ops
+
+
+def _backup_human(r: Renderer, rep: backup_ops.BackupReport) -> None:
+    r.table(
+        None,
+        ["cache", "entries", "bytes"],
+        [(c.name, c.entries, size(c.bytes)) for c in rep.caches],
+        right=["entries", "bytes"],
+    )
+    r.info(
+        f"wrote {rep.archive} ({size(rep.archive_bytes)}, {rep.entries} entries"
+        f"{f', {rep.vanished} removed meanwhile' if rep.vanished else ''}) in {rep.seconds:.1f}s"
+    )
+    for item in rep.corrupt:
+        r.warn(f"left out a corrupt entry: {item} (run `llamacache verify`)")
+
+
+def backup(
+    ctx: typer.Context,
+    to: Annotated[
+        Path,
+        typer.Option("--to", metavar="FILE", help="The archive to write, e.g. caches.tar.zst."),
+    ],
+    cache: CacheOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write a consistent, checksummed snapshot of caches to FILE.tar.zst (every cache by default).
+
+    Safe while other processes use the caches; exit 1 when a corrupt entry had to be left out.
+    """
+    s = state(ctx)
+    r = s.renderer(json_out=json_out, quiet=quiet)
+    with r.progress("backup") as bar:
+        report = backup_ops.backup(s.manager(), to, cache=cache, progress=bar)
+    r.emit(report, _backup_human)
+    if report.corrupt:
+        raise typer.Exit(int(ExitCode.PROBLEM))
+
+
+def _restore_human(r: Renderer, rep: restore_ops.RestoreReport) -> None:
+    r.table(
+        None,
+        ["cache", "from", "entries", "bytes", "expired"],
+        [(c.name, c.source, c.entries, size(c.bytes), c.expired) for c in rep.caches],
+        right=["entries", "bytes", "expired"],
+    )
+    r.info(
+        f"verified {rep.verified} entries, restored ({rep.mode}) from {rep.archive}"
+        f" in {rep.seconds:.1f}s"
+    )
+
+
+def restore(
+    ctx: typer.Context,
+    archive: Annotated[Path, typer.Argument(metavar="FILE", help="A backup written by backup.")],
+    into: Annotated[
+        str | None,
+        typer.Option(
+            "--into",
+            metavar="NAME",
+            help="Restore the (one) archived cache as NAME.",
+            autocompletion=complete_cache_names,
+        ),
+    ] = None,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            "--cache",
+            "-c",
+            help="Restore only this cache from the archive.",
+            autocompletion=complete_cache_names,
+        ),
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Add to the existing cache (default).")
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Swap in a cache holding exactly the archive, atomically."),
+    ] = False,
+    wait: WaitOpt = 0.0,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Verify every checksum in FILE, then restore it; nothing is written if any check fails."""
+    if merge and replace:
+        raise UsageError("--merge and --replace exclude each other")
+    s = state(ctx)
+    r = s.renderer(json_out=json_out, quiet=quiet)
+    with r.progress("restore") as bar:
+        report = restore_ops.restore(
+            s.manager(),
+            archive,
+            cache=cache,
+            into=into,
+            mode="replace" if replace else "merge",
+            wait=wait,
+            progress=bar,
+        )
+    r.emit(report, _restore_human)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backup")(backup)
+    app.command("restore")(restore)

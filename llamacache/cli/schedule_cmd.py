@@ -1,0 +1,145 @@
+"""`llamacache schedule cron|systemd`: print or (un)install scheduled ``clean`` runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llamacache.cli.app import state
+from llamacache.cli.options import CacheOpt, JsonOpt, _duration
+from llamacache.cli.render import Renderer
+from llamacache.errors import UsageError
+from llamacache.ops import schedule as ops
+
+schedule_app = typer.Typer(
+    help="Run `llamacache clean` on a schedule: a crontab line or systemd user units.",
+    no_args_is_help=True,
+)
+
+EveryOpt = Annotated[
+    float,
+    typer.Option(
+        "--every",
+        parser=_duration,
+        metavar="DURATION",
+        help='How often to clean, e.g. "15m", "1h", "1d" (cron: intervals that divide evenly).',
+    ),
+]
+LogOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--log",
+        metavar="PATH",
+        help="Append output here (cron default: $XDG_STATE_HOME/llamacache/clean.log).",
+    ),
+]
+InstallOpt = Annotated[bool, typer.Option("--install", help="Add it (idempotent).")]
+UninstallOpt = Annotated[
+    bool, typer.Option("--uninstall", help="Remove exactly what --install added.")
+]
+
+
+def _action(install: bool, uninstall: bool) -> str:
+    if install and uninstall:
+        raise UsageError("--install and --uninstall exclude each other")
+    return "install" if install else "uninstall" if uninstall else "print"
+
+
+def _check_cache(ctx: typer.Context, cache: str | None) -> None:
+    if cache is not None:
+        state(ctx).manager().settings.cache(cache)  # unknown name: exit 2 before any change
+
+
+def _human(r: Renderer, rep: ops.ScheduleReport) -> None:
+    if rep.action == "print":  # file text verbatim: a console would fold long lines
+        for name, text in rep.files.items():
+            sys.stdout.write(f"# {name}\n{text}\n" if rep.kind == "systemd" else text)
+        sys.stdout.flush()
+        return
+    verb = "installed" if rep.action == "install" else "removed"
+    if not rep.changed:
+        r.info(f"nothing to do: already {verb} ({rep.target})")
+    else:
+        r.info(f"{verb} {', '.join(rep.files)} ({rep.target})")
+    if rep.kind == "systemd":
+        names = [n for n in rep.files if n.endswith(".timer")]
+        if rep.action == "install":
+            r.info("enable it: systemctl --user daemon-reload && ")
+            r.info(f"           systemctl --user enable --now {names[0]}")
+        elif rep.changed:
+            r.info(f"stop it: systemctl --user disable --now {names[0]}")
+
+
+@schedule_app.command("cron")
+def cron(
+    ctx: typer.Context,
+    every: EveryOpt = ops.DEFAULT_EVERY,
+    cache: CacheOpt = None,
+    log: LogOpt = None,
+    install: InstallOpt = False,
+    uninstall: UninstallOpt = False,
+    crontab_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--crontab-file",
+            metavar="PATH",
+            help="Edit this file instead of the user's crontab (crontab -l / crontab -).",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print the crontab line that runs `llamacache clean --quiet`; --install adds it."""
+    s = state(ctx)
+    action = _action(install, uninstall)
+    _check_cache(ctx, cache)
+    report = ops.cron(
+        every=every,
+        cache=cache,
+        config_file=s.manager().settings.config_file,
+        cache_dir=s.cache_dir,
+        log=log,
+        action=action,
+        crontab_file=crontab_file,
+    )
+    s.renderer(json_out=json_out).emit(report, _human)
+
+
+@schedule_app.command("systemd")
+def systemd(
+    ctx: typer.Context,
+    every: EveryOpt = ops.DEFAULT_EVERY,
+    cache: CacheOpt = None,
+    log: LogOpt = None,
+    install: InstallOpt = False,
+    uninstall: UninstallOpt = False,
+    units_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--units-dir",
+            metavar="PATH",
+            help="Where unit files go (default: $XDG_CONFIG_HOME/systemd/user).",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print a systemd user .service + .timer running `llamacache clean`; --install writes them."""
+    s = state(ctx)
+    action = _action(install, uninstall)
+    _check_cache(ctx, cache)
+    report = ops.systemd(
+        every=every,
+        cache=cache,
+        config_file=s.manager().settings.config_file,
+        cache_dir=s.cache_dir,
+        log=log,
+        action=action,
+        units_dir=units_dir,
+    )
+    s.renderer(json_out=json_out).emit(report, _human)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(schedule_app, name="schedule")

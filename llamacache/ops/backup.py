@@ -1,0 +1,274 @@
+"""`backup`: a consistent, checksummed snapshot of caches as one ``.tar.zst`` stream.
+
+Entries are read through the engine one index row at a time (``DiskTier.describe``),
+never by copying the live SQLite file: a row is committed or absent, and a value file
+is renamed into place only when complete, so a backup taken while other processes
+write never sees half an entry. An entry removed while the backup runs is skipped.
+
+Archive layout (a tar stream, zstd-compressed, written to ``FILE.tmp`` and renamed):
+
+* ``llamacache-backup/entries/00000001`` ... — each entry's stored payload, exactly the
+  bytes the cache holds (already compressed by the cache's codec);
+* ``llamacache-backup/manifest.json`` — last, because entries are streamed: per entry its
+  cache, key (type + base64), header (``meta``, base64: kind, codec, checksum, digest),
+  size, and store/expire times. ``restore`` trusts nothing it has not checked against it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import os
+import pickle
+import tarfile
+import time
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import zstandard
+
+from llamacache import __version__
+from llamacache.engine import checksums, framing
+from llamacache.errors import UsageError
+from llamacache.manager import CacheManager
+from llamacache.ops._report import Report
+
+PREFIX = "llamacache-backup"
+MANIFEST = f"{PREFIX}/manifest.json"
+ENTRY_DIR = f"{PREFIX}/entries/"
+MANIFEST_SCHEMA = "llamacache.backup-manifest"
+MANIFEST_VERSION = 1
+ZSTD_LEVEL = 3
+
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass(frozen=True)
+class BackedUpCache:
+    name: str
+    entries: int
+    bytes: int  # payload bytes as stored
+
+
+@dataclass(frozen=True)
+class BackupReport(Report):
+    """What went into the archive; ``corrupt`` entries were left out (exit 1)."""
+
+    schema = "backup"
+    archive: Path
+    archive_bytes: int
+    caches: tuple[BackedUpCache, ...]
+    entries: int
+    vanished: int  # removed by another process while the backup ran
+    corrupt: tuple[str, ...]  # "cache: key" of entries whose payload failed its checksum
+    seconds: float
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+def encode_key(key: Hashable) -> tuple[str, str]:
+    """``(type, text)`` for the manifest: exact for str/bytes/int/float, pickle otherwise."""
+    t = type(key)
+    if t is str:
+        return "str", base64.b64encode(key.encode("utf-8", "surrogatepass")).decode()  # type: ignore[attr-defined]
+    if t is bytes:
+        return "bytes", base64.b64encode(key).decode()  # type: ignore[arg-type]
+    if t is int:
+        return "int", str(key)
+    if t is float:
+        return "float", repr(key)
+    return "pickle", base64.b64encode(pickle.dumps(key, protocol=5)).decode()
+
+
+def decode_key(kind: str, text: str) -> Hashable:
+    """The key back from the manifest; ValueError for an unknown type.
+
+    A pickled key is unpickled: an archive is trusted like the cache it came from (its
+    values may be pickles too), which is why ``restore`` is an admin command.
+    """
+    if kind == "str":
+        return base64.b64decode(text, validate=True).decode("utf-8", "surrogatepass")
+    if kind == "bytes":
+        return base64.b64decode(text, validate=True)
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind == "pickle":
+        key = pickle.loads(base64.b64decode(text, validate=True))
+        hash(key)
+        return key  # type: ignore[no-any-return]
+    raise ValueError(f"unknown key type {kind!r}")
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+class _HashingReader(io.RawIOBase):
+    """Feeds everything read through a hasher (so a payload is checked as it is archived)."""
+
+    def __init__(self, raw: BinaryIO, hasher: checksums.Hasher) -> None:
+        self._raw, self._hasher, self.seen = raw, hasher, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._hasher.update(data)
+        self.seen += len(data)
+        return data
+
+
+def _payload(entry_path: Path | None, inline: bytes | None) -> tuple[BinaryIO, int]:
+    """An open reader over the stored payload and its size (raises FileNotFoundError)."""
+    if entry_path is None:
+        data = bytes(inline or b"")
+        return io.BytesIO(data), len(data)
+    handle = open(entry_path, "rb")  # noqa: SIM115 (closed by the caller)
+    return handle, os.fstat(handle.fileno()).st_size
+
+
+class _Writer:
+    """One archive being written: the tar stream, the manifest rows, the counters."""
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar = tar
+        self.rows: list[dict[str, Any]] = []
+        self.vanished = 0
+        self.corrupt: list[str] = []
+        self.seq = 0
+
+    def add(self, cache: str, key: Hashable, entry: Any) -> int:
+        """Archive one entry; returns payload bytes written (0 when skipped)."""
+        try:
+            meta = framing.parse_meta(entry.meta)
+        except ValueError:
+            self.corrupt.append(f"{cache}: {key!r}")
+            return 0
+        try:
+            reader, size = _payload(entry.path, entry.inline)
+        except FileNotFoundError:
+            self.vanished += 1
+            return 0
+        self.seq += 1
+        name = f"{ENTRY_DIR}{self.seq:08d}"
+        hasher = checksums.hasher(meta.checksum)
+        with reader:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = size, 0o600, int(time.time())
+            self.tar.addfile(info, _HashingReader(reader, hasher))
+        if size != meta.stored_len or hasher.digest() != meta.digest:
+            self.corrupt.append(f"{cache}: {key!r}")  # in the tar, not in the manifest
+            return 0
+        key_type, key_text = encode_key(key)
+        self.rows.append(
+            {
+                "member": name,
+                "cache": cache,
+                "key_type": key_type,
+                "key": key_text,
+                "meta": base64.b64encode(entry.meta).decode(),
+                "kind": meta.kind,
+                "checksum": meta.checksum,
+                "digest": meta.digest.hex(),
+                "size": size,
+                "store_time": entry.store_time,
+                "expire_time": entry.expire_time,
+            }
+        )
+        return size
+
+    def add_bytes(self, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+        self.tar.addfile(info, io.BytesIO(data))
+
+
+@contextlib.contextmanager
+def _archive(target: Path) -> Iterator[tarfile.TarFile]:
+    """A tar stream into ``target.tmp`` (zstd), fsynced and renamed over ``target`` on success."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "xb") as raw:
+            compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+            with (
+                compressor.stream_writer(raw, closefd=False) as zw,
+                tarfile.open(fileobj=zw, mode="w|", format=tarfile.GNU_FORMAT) as tar,
+            ):
+                yield tar
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def backup(
+    manager: CacheManager,
+    to: Path,
+    *,
+    cache: str | None = None,
+    progress: Progress | None = None,
+) -> BackupReport:
+    """Write every existing cache (or ``cache``) to ``to``; the old file is replaced on success.
+
+    Reads each value once (streamed in 64 KiB tar blocks, never whole for file-backed
+    values) and checks it against its digest as it goes. Costs one pass over the caches.
+    """
+    t0 = time.monotonic()
+    if cache is not None:  # a configured cache that was never used has nothing to back up
+        names = [cache] if cache in manager.existing_names() else []
+        manager.settings.cache(cache)  # unknown name: CacheNotFoundError (exit 2)
+    else:
+        names = manager.existing_names()
+    if to.is_dir():
+        raise UsageError(f"--to {to}: is a directory; give a file name such as caches.tar.zst")
+    if not to.parent.is_dir():
+        raise UsageError(f"--to {to}: folder {to.parent} does not exist")
+    total = sum(len(manager.cache(n)) for n in names)
+    done = 0
+    per_cache: list[BackedUpCache] = []
+    with _archive(to) as tar:
+        writer = _Writer(tar)
+        for name in names:
+            tiered = manager.cache(name)
+            tiered.flush()
+            count, size = len(writer.rows), 0
+            for key in tiered.disk.iter_keys():
+                entry = tiered.disk.describe(key)
+                if entry is None:
+                    writer.vanished += 1
+                else:
+                    size += writer.add(name, key, entry)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+            per_cache.append(BackedUpCache(name, len(writer.rows) - count, size))
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "schema_version": MANIFEST_VERSION,
+            "created": time.time(),
+            "llamacache_version": __version__,
+            "caches": {c.name: {"entries": c.entries, "bytes": c.bytes} for c in per_cache},
+            "entries": writer.rows,
+        }
+        body = json.dumps(manifest, separators=(",", ":")).encode()
+        writer.add_bytes(MANIFEST, body)
+        writer.add_bytes(MANIFEST + ".sha256", hashlib.sha256(body).hexdigest().encode())
+    return BackupReport(
+        archive=to.absolute(),
+        archive_bytes=to.stat().st_size,
+        caches=tuple(per_cache),
+        entries=len(writer.rows),
+        vanished=writer.vanished,
+        corrupt=tuple(writer.corrupt),
+        seconds=time.monotonic() - t0,
+    )

@@ -1,0 +1,248 @@
+"""`restore`: verify a backup completely, then put it into caches (merge, or atomic replace).
+
+Order of work, so that a bad or interrupted restore changes nothing:
+
+1. stream the archive into a private staging folder under the cache root, refusing any
+   member that is not a plain file with one of our names (``..``, absolute paths,
+   links and devices are named in the error);
+2. check every staged payload against the manifest's header (size and digest) and every
+   target cache name — one failure and the staging folder is deleted, nothing written;
+3. ``--merge`` (default): insert each entry through the engine under the cache's admin
+   lock (archive entries win over existing keys; the rest of the cache stays);
+   ``--replace``: build a complete new cache next to the old one, then swap the two
+   directories with one ``renameat2(RENAME_EXCHANGE)`` (two renames where the kernel
+   lacks it); the old cache is untouched until the new one is complete.
+
+Processes that still have the old cache open keep using the old files until they reopen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llamacache.engine.disk import DiskTier
+from llamacache.engine.safety import ensure_cache_root, ensure_private_dir
+from llamacache.errors import UsageError
+from llamacache.locking import admin_lock
+from llamacache.manager import CacheManager
+from llamacache.ops._archive import ArchiveError, Entry, Slice, check, stage
+from llamacache.ops._report import Report
+
+__all__ = ["ArchiveError", "RestoreReport", "RestoredCache", "restore"]
+
+Progress = Callable[[int, int | None], None]
+_BATCH = 256  # entries inserted per SQLite transaction
+
+
+@dataclass(frozen=True)
+class RestoredCache:
+    name: str  # the cache written to
+    source: str  # the cache name in the archive
+    entries: int
+    bytes: int
+    expired: int  # entries whose time to live ran out since the backup (not restored)
+
+
+@dataclass(frozen=True)
+class RestoreReport(Report):
+    schema = "restore"
+    archive: Path
+    mode: str  # "merge" | "replace"
+    verified: int  # payloads checked against their digests (all of them)
+    caches: tuple[RestoredCache, ...]
+    seconds: float
+
+
+def _targets(
+    manager: CacheManager, manifest: dict[str, Any], cache: str | None, into: str | None
+) -> dict[str, str]:
+    """archive cache name -> configured cache to write (UsageError before anything is written)."""
+    names = list(manifest.get("caches", {}))
+    if cache is not None:
+        if cache not in names:
+            raise UsageError(
+                f"--cache {cache}: not in the archive; it holds {', '.join(names) or 'nothing'}"
+            )
+        names = [cache]
+    if into is not None:
+        if len(names) != 1:
+            raise UsageError(
+                f"--into {into}: the archive holds {len(names)} caches ({', '.join(names)}); "
+                "pick one with --cache NAME"
+            )
+        mapping = {names[0]: into}
+    else:
+        mapping = {n: n for n in names}
+    for target in mapping.values():
+        manager.settings.cache(target)  # CacheNotFoundError (exit 2) names the known caches
+    return mapping
+
+
+# -- committing --------------------------------------------------------------------------------
+
+
+def _insert(
+    disk: DiskTier, entries: list[Entry], staging: Path, tick: Callable[[], None]
+) -> tuple[int, int]:
+    """Put verified entries into a disk tier, oldest first (keeps fifo order); (count, expired)."""
+    now, count, expired = time.time(), 0, 0
+    with open(staging, "rb") as handle, contextlib.ExitStack() as stack:
+        for i, e in enumerate(sorted(entries, key=lambda e: e.store_time)):
+            if i % _BATCH == 0:  # one transaction per batch: short writer-lock holds
+                stack.close()
+                stack.enter_context(disk.transaction())
+            ttl = None if e.expire_time is None else float(e.expire_time) - now
+            if ttl is not None and ttl <= 0:
+                expired += 1
+            elif e.size < disk.settings.file_threshold:
+                handle.seek(e.offset)
+                disk.put(e.key, e.meta, handle.read(e.size), ttl)
+                count += 1
+            else:
+                disk.put_framed(e.key, e.meta, Slice(handle, e.offset, e.size), ttl)  # type: ignore[arg-type]
+                count += 1
+            tick()
+    return count, expired
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two directories atomically (Linux renameat2); two renames where unsupported."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is not None:
+        at_fdcwd = -100
+        if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            return
+    aside = b.with_name(b.name + ".old-" + os.urandom(4).hex())
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
+
+
+def _replace(
+    manager: CacheManager,
+    target: str,
+    entries: list[Entry],
+    staging: Path,
+    wait: float,
+    tick: Callable[[], None],
+) -> tuple[int, int]:
+    settings = manager.settings.cache(target)
+    old = settings.path
+    _sweep(old.parent)
+    build = ensure_private_dir(
+        old.parent / f".restore-build-{target}-{os.getpid()}-{os.urandom(4).hex()}"
+    )
+    try:
+        disk = DiskTier(dataclasses.replace(settings, path=build))
+        try:
+            result = _insert(disk, entries, staging, tick)
+        finally:
+            disk.close()
+        opened = manager.opened().get(target)
+        with admin_lock(old, cache=target, wait=wait):
+            if opened is not None:
+                opened.close()
+            _exchange(build, old)  # build now holds the old cache
+        return result
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep(parent: Path) -> None:
+    """Remove staging folders left by restores that were killed (their pid is gone)."""
+    for path in parent.glob(".restore-*"):
+        parts = path.name.rsplit("-", 2)
+        if len(parts) == 3 and parts[1].isdigit() and not _alive(int(parts[1])):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _staging(root: Path) -> Iterator[Path]:
+    ensure_cache_root(root)
+    _sweep(root)
+    path = ensure_private_dir(root / f".restore-{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def restore(
+    manager: CacheManager,
+    archive: Path,
+    *,
+    cache: str | None = None,
+    into: str | None = None,
+    mode: str = "merge",
+    wait: float = 0.0,
+    progress: Progress | None = None,
+) -> RestoreReport:
+    """Restore ``archive`` into its caches (or ``cache`` from it ``into`` another name).
+
+    Raises ArchiveError (exit 1) for a damaged, tampered or unsafe archive and UsageError /
+    CacheNotFoundError (exit 2) for bad names — in every such case before writing to any
+    cache. Costs: the archive is staged on the cache filesystem (its uncompressed size)
+    and every payload is read twice (staging, verification) before it is inserted.
+    """
+    if mode not in ("merge", "replace"):
+        raise UsageError(f"mode {mode!r}: expected merge or replace")
+    if not archive.is_file():
+        raise UsageError(f"{archive}: no such backup file")
+    t0 = time.monotonic()
+    with _staging(manager.settings.root) as folder:
+        staging = folder / "payloads"
+        manifest, staged = stage(archive, staging)
+        entries = check(archive, manifest, staging, staged)
+        mapping = _targets(manager, manifest, cache, into)
+        chosen = [e for e in entries if e.cache in mapping]
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, len(chosen))
+
+        results: list[RestoredCache] = []
+        for source, target in mapping.items():
+            mine = [e for e in chosen if e.cache == source]
+            if mode == "replace":
+                count, expired = _replace(manager, target, mine, staging, wait, tick)
+            else:
+                tiered = manager.cache(target)
+                with admin_lock(tiered.settings.path, cache=target, wait=wait):
+                    for e in mine:
+                        tiered.memory.discard(e.key)
+                    count, expired = _insert(tiered.disk, mine, staging, tick)
+            size = sum(e.size for e in mine)
+            results.append(RestoredCache(target, source, count, size, expired))
+    return RestoreReport(
+        archive=archive.absolute(),
+        mode=mode,
+        verified=len(entries),
+        caches=tuple(results),
+        seconds=time.monotonic() - t0,
+    )

@@ -1,0 +1,308 @@
+"""Scheduled cleanup: the crontab line or systemd user units that run ``llamacache clean``.
+
+The scheduled command is built to survive cron's bare environment: the executable by
+absolute path, the config file the user has now by absolute path (cron does not run in
+their working directory), ``--wait`` so an overlapping run queues on the admin lock
+instead of failing, and output appended to a log file. Installed lines carry a marker
+comment so ``--uninstall`` removes exactly what ``--install`` added, and installing
+twice leaves one line.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from llamacache.errors import LlamacacheError, UsageError
+from llamacache.ops._report import Report
+
+MARKER = "# llamacache-schedule"
+DEFAULT_EVERY = 3600.0
+DEFAULT_WAIT = "10m"
+_EVENLY = "1m, 2m, 5m, 10m, 15m, 20m, 30m, 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or 7d"
+
+
+@dataclass(frozen=True)
+class ScheduleReport(Report):
+    """What ``schedule`` printed, installed or removed; ``files`` maps a path/name to its text."""
+
+    schema = "schedule"
+    kind: str  # "cron" | "systemd"
+    every: float  # seconds
+    cache: str | None
+    command: tuple[str, ...]
+    log: Path | None
+    files: Mapping[str, str]
+    action: str = "print"  # "print" | "install" | "uninstall"
+    target: str | None = None  # the crontab (file) or units directory changed
+    changed: bool = False  # False when install/uninstall found nothing to do
+
+
+def cron_fields(every: float) -> str:
+    """The five cron time fields for "every ``every`` seconds"; UsageError when cron cannot.
+
+    Cron has no "every N seconds": only intervals that divide a minute-hour-day cycle
+    evenly are exact, so anything else is refused rather than silently drifting.
+    """
+    minutes, rest = divmod(int(round(every)), 60)
+    if rest or minutes <= 0:
+        raise UsageError(
+            f"--every {every:g}s: cron runs at most once a minute, in whole minutes; "
+            f"use one of {_EVENLY} (or `llamacache daemon` for finer intervals)"
+        )
+    if minutes < 60 and 60 % minutes == 0:
+        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+    hours, rest = divmod(minutes, 60)
+    if not rest and hours < 24 and 24 % hours == 0:
+        return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
+    if not rest and hours == 24:
+        return "0 0 * * *"
+    if not rest and hours == 24 * 7:
+        return "0 0 * * 0"
+    raise UsageError(
+        f"--every {_human(every)}: cron cannot run that interval evenly; "
+        f"use one of {_EVENLY}, or `llamacache schedule systemd` / `llamacache daemon`"
+    )
+
+
+def _human(seconds: float) -> str:
+    from llamacache.units import format_duration
+
+    return format_duration(seconds)
+
+
+def executable() -> list[str]:
+    """The absolute command that runs this llamacache (console script, else ``python -m``)."""
+    local = Path(sys.executable).parent / "llamacache"
+    if local.exists():
+        return [str(local)]
+    found = shutil.which("llamacache")
+    if found:
+        return [str(Path(found).resolve())]
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if argv0 is not None and argv0.name == "llamacache" and argv0.exists():
+        return [str(argv0.resolve())]
+    return [sys.executable, "-m", "llamacache"]
+
+
+def lock_wait(every: float) -> str:
+    """How long a run waits for the previous one's lock: 10 minutes, or less than the interval
+    (so runs of a short schedule never pile up behind a slow one)."""
+    return DEFAULT_WAIT if every > 600 else f"{max(1, int(every // 2))}s"
+
+
+def clean_command(
+    cache: str | None, config_file: Path | None, cache_dir: Path | None, wait: str = DEFAULT_WAIT
+) -> list[str]:
+    """argv of the scheduled run: global options pinned to absolute paths, then ``clean``."""
+    argv = executable()
+    if config_file is not None:
+        argv += ["--config", str(config_file.absolute())]
+    if cache_dir is not None:
+        argv += ["--cache-dir", str(cache_dir.absolute())]
+    argv += ["clean", "--quiet", "--wait", wait]
+    if cache is not None:
+        argv += ["--cache", cache]
+    return argv
+
+
+def default_log() -> Path:
+    """``$XDG_STATE_HOME/llamacache/clean.log`` (``~/.local/state/...``): logs are state."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "llamacache" / "clean.log"
+
+
+def marker(cache: str | None) -> str:
+    return f"{MARKER}:{cache or 'all'}"
+
+
+def cron_line(every: float, command: Sequence[str], log: Path, cache: str | None) -> str:
+    """One crontab line; ``%`` is escaped because cron turns it into a newline."""
+    cmd = " ".join(shlex.quote(a) for a in command).replace("%", "\\%")
+    target = shlex.quote(str(log)).replace("%", "\\%")
+    return f"{cron_fields(every)} {cmd} >> {target} 2>&1 {marker(cache)}"
+
+
+def unit_name(cache: str | None) -> str:
+    return "llamacache-clean" if cache is None else f"llamacache-clean-{cache}"
+
+
+def systemd_units(
+    every: float, command: Sequence[str], log: Path | None, cache: str | None
+) -> dict[str, str]:
+    """``{"<name>.service": text, "<name>.timer": text}`` for a user timer."""
+    name = unit_name(cache)
+    what = f"cache {cache!r}" if cache else "every llamacache cache"
+    exec_start = " ".join(_systemd_quote(a) for a in command)
+    service = [
+        f"{MARKER}: generated by `llamacache schedule systemd`; remove with --uninstall",
+        "[Unit]",
+        f"Description=Clean {what} (expire, evict to budget)",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        f"ExecStart={exec_start}",
+    ]
+    if log is not None:
+        service += [f"StandardOutput=append:{log}", f"StandardError=append:{log}"]
+    timer = [
+        f"{MARKER}: generated by `llamacache schedule systemd`; remove with --uninstall",
+        "[Unit]",
+        f"Description=Clean {what} every {_human(every)}",
+        "",
+        "[Timer]",
+        "OnBootSec=5min",
+        f"OnUnitActiveSec={int(round(every))}s",
+        "AccuracySec=1min",
+        f"Unit={name}.service",
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
+    ]
+    return {f"{name}.service": "\n".join(service) + "\n", f"{name}.timer": "\n".join(timer) + "\n"}
+
+
+def _systemd_quote(arg: str) -> str:
+    if arg and all(c.isalnum() or c in "-_./:=@+," for c in arg):
+        return arg
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return f'"{escaped}"'
+
+
+def default_units_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "systemd" / "user"
+
+
+# -- crontab editing ---------------------------------------------------------------------------
+
+
+def _read_crontab(crontab_file: Path | None) -> str:
+    if crontab_file is not None:
+        return crontab_file.read_text() if crontab_file.exists() else ""
+    if shutil.which("crontab") is None:
+        raise UsageError("crontab is not installed; use --crontab-file PATH or schedule systemd")
+    done = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        if "no crontab" in done.stderr.lower():
+            return ""
+        raise LlamacacheError(f"crontab -l failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _write_crontab(crontab_file: Path | None, text: str) -> None:
+    if crontab_file is not None:
+        tmp = crontab_file.with_name(crontab_file.name + ".llamacache-tmp")
+        tmp.write_text(text)
+        tmp.replace(crontab_file)
+        return
+    done = subprocess.run(["crontab", "-"], input=text, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise LlamacacheError(f"crontab - failed: {done.stderr.strip()}")
+
+
+def _without(text: str, mark: str) -> tuple[list[str], bool]:
+    lines = text.splitlines()
+    kept = [ln for ln in lines if not ln.rstrip().endswith(mark)]
+    return kept, len(kept) != len(lines)
+
+
+def cron(
+    *,
+    every: float = DEFAULT_EVERY,
+    cache: str | None = None,
+    config_file: Path | None = None,
+    cache_dir: Path | None = None,
+    log: Path | None = None,
+    action: str = "print",
+    crontab_file: Path | None = None,
+) -> ScheduleReport:
+    """Print, install or uninstall the crontab line for ``clean`` (one line per cache marker).
+
+    Install replaces a line with the same marker (idempotent) and creates the log's folder;
+    uninstall removes only lines carrying our marker for that cache.
+    """
+    log = log or default_log()
+    command = tuple(clean_command(cache, config_file, cache_dir, lock_wait(every)))
+    line = cron_line(every, command, log, cache)
+    changed = False
+    target = str(crontab_file) if crontab_file is not None else "crontab -l"
+    if action in ("install", "uninstall"):
+        current = _read_crontab(crontab_file)
+        kept, removed = _without(current, marker(cache))
+        if action == "install":
+            log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            kept.append(line)
+            changed = line not in current.splitlines()
+        else:
+            changed = removed
+        if changed or (action == "install" and removed):
+            _write_crontab(crontab_file, "".join(f"{ln}\n" for ln in kept))
+    return ScheduleReport(
+        kind="cron",
+        every=every,
+        cache=cache,
+        command=command,
+        log=log,
+        files={"crontab": line + "\n"},
+        action=action,
+        target=target if action != "print" else None,
+        changed=changed,
+    )
+
+
+def systemd(
+    *,
+    every: float = DEFAULT_EVERY,
+    cache: str | None = None,
+    config_file: Path | None = None,
+    cache_dir: Path | None = None,
+    log: Path | None = None,
+    action: str = "print",
+    units_dir: Path | None = None,
+) -> ScheduleReport:
+    """Print, install or uninstall ``llamacache-clean[-CACHE].{service,timer}`` user units.
+
+    Logs go to the journal unless ``log`` is given. Enabling the timer is left to
+    ``systemctl --user enable --now`` (printed by the CLI): it needs a user session.
+    """
+    if every < 1:
+        raise UsageError(f"--every {every:g}s: systemd timers need at least 1s")
+    command = tuple(clean_command(cache, config_file, cache_dir, lock_wait(every)))
+    units = systemd_units(every, command, log, cache)
+    directory = units_dir or default_units_dir()
+    changed = False
+    if action == "install":
+        directory.mkdir(parents=True, exist_ok=True)
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name, text in units.items():
+            path = directory / name
+            if not path.exists() or path.read_text() != text:
+                tmp = path.with_name(name + ".llamacache-tmp")
+                tmp.write_text(text)
+                tmp.replace(path)
+                changed = True
+    elif action == "uninstall":
+        for name in units:
+            path = directory / name
+            if path.exists() and MARKER in path.read_text():
+                path.unlink()
+                changed = True
+    return ScheduleReport(
+        kind="systemd",
+        every=every,
+        cache=cache,
+        command=command,
+        log=log,
+        files=units,
+        action=action,
+        target=str(directory) if action != "print" else None,
+        changed=changed,
+    )
