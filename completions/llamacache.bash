@@ -3,7 +3,7 @@
 
 _llamacache_subcommands() {
     case "$1" in
-        "") echo "backup clean config daemon evict get inspect ls put repair restore rm schedule verify" ;;
+        "") echo "backup bench clean config daemon evict get inspect ls put repair restore rm schedule stats verify warm" ;;
         "config") echo "init path show validate" ;;
         "schedule") echo "cron systemd" ;;
     esac
@@ -13,7 +13,8 @@ _llamacache_options() {
     case "$1" in
         "") echo "--config --cache-dir --json --quiet --debug --install-completion --show-completion --help -h" ;;
         "backup") echo "--to --cache -c --json --quiet --help -h" ;;
-        "clean") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;
+        "bench") echo "--cache -c --tier --workload --read-ratio --keys --value-size --ops --duration --processes --policy --memory-size --disk-size --compare --seed --json --csv --quiet --help -h" ;;
+        "clean") echo "--cache -c --dry-run --wait --tier --json --quiet --help -h" ;;
         "config") echo "--help -h" ;;
         "config init") echo "--force --json --help -h" ;;
         "config path") echo "--json --help -h" ;;
@@ -22,8 +23,8 @@ _llamacache_options() {
         "daemon") echo "--cache -c --json --quiet --help -h" ;;
         "evict") echo "--cache -c --key --match --older-than --larger-than --to-size --keep-last --tier --plan-out --apply --dry-run --yes -y --wait --json --quiet --help -h" ;;
         "get") echo "--cache -c --out -o --json --help -h" ;;
-        "inspect") echo "--cache -c --top --reset-stats --json --quiet --help -h" ;;
-        "ls") echo "--cache -c --sort --limit --filter --keys-only -q --json --help -h" ;;
+        "inspect") echo "--cache -c --top --reset-stats --tier --json --quiet --help -h" ;;
+        "ls") echo "--cache -c --sort --limit --filter --keys-only -q --tier --json --help -h" ;;
         "put") echo "--file -f --cache -c --ttl --json --help -h" ;;
         "repair") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;
         "restore") echo "--into --cache -c --merge --replace --wait --json --quiet --help -h" ;;
@@ -31,7 +32,9 @@ _llamacache_options() {
         "schedule") echo "--help -h" ;;
         "schedule cron") echo "--every --cache -c --log --install --uninstall --crontab-file --json --help -h" ;;
         "schedule systemd") echo "--every --cache -c --log --install --uninstall --units-dir --json --help -h" ;;
-        "verify") echo "--cache -c --quick --sample --max-time --json --quiet --help -h" ;;
+        "stats") echo "--cache -c --prometheus --reset --json --quiet --help -h" ;;
+        "verify") echo "--cache -c --quick --sample --max-time --tier --json --quiet --help -h" ;;
+        "warm") echo "--cache -c --manifest -m --revision --name --page-cache --budget --jobs -j --dry-run --json --quiet --help -h" ;;
     esac
 }
 
@@ -42,9 +45,24 @@ _llamacache_value_kind() {
         "backup --to") echo "path" ;;
         "backup --cache") echo "cache" ;;
         "backup -c") echo "cache" ;;
+        "bench --cache") echo "cache" ;;
+        "bench -c") echo "cache" ;;
+        "bench --tier") echo "value" ;;
+        "bench --workload") echo "value" ;;
+        "bench --read-ratio") echo "value" ;;
+        "bench --keys") echo "value" ;;
+        "bench --value-size") echo "value" ;;
+        "bench --ops") echo "value" ;;
+        "bench --duration") echo "value" ;;
+        "bench --processes") echo "value" ;;
+        "bench --policy") echo "value" ;;
+        "bench --memory-size") echo "value" ;;
+        "bench --disk-size") echo "value" ;;
+        "bench --seed") echo "value" ;;
         "clean --cache") echo "cache" ;;
         "clean -c") echo "cache" ;;
         "clean --wait") echo "value" ;;
+        "clean --tier") echo "value" ;;
         "daemon --cache") echo "cache" ;;
         "daemon -c") echo "cache" ;;
         "evict --cache") echo "cache" ;;
@@ -66,11 +84,13 @@ _llamacache_value_kind() {
         "inspect --cache") echo "cache" ;;
         "inspect -c") echo "cache" ;;
         "inspect --top") echo "value" ;;
+        "inspect --tier") echo "value" ;;
         "ls --cache") echo "cache" ;;
         "ls -c") echo "cache" ;;
         "ls --sort") echo "value" ;;
         "ls --limit") echo "value" ;;
         "ls --filter") echo "value" ;;
+        "ls --tier") echo "value" ;;
         "put --file") echo "path" ;;
         "put -f") echo "path" ;;
         "put --cache") echo "cache" ;;
@@ -95,10 +115,23 @@ _llamacache_value_kind() {
         "schedule systemd -c") echo "cache" ;;
         "schedule systemd --log") echo "path" ;;
         "schedule systemd --units-dir") echo "path" ;;
+        "stats --cache") echo "cache" ;;
+        "stats -c") echo "cache" ;;
+        "stats --prometheus") echo "value" ;;
         "verify --cache") echo "cache" ;;
         "verify -c") echo "cache" ;;
         "verify --sample") echo "value" ;;
         "verify --max-time") echo "value" ;;
+        "verify --tier") echo "value" ;;
+        "warm --cache") echo "cache" ;;
+        "warm -c") echo "cache" ;;
+        "warm --manifest") echo "path" ;;
+        "warm -m") echo "path" ;;
+        "warm --revision") echo "value" ;;
+        "warm --name") echo "value" ;;
+        "warm --budget") echo "value" ;;
+        "warm --jobs") echo "value" ;;
+        "warm -j") echo "value" ;;
     esac
 }
 

@@ -291,4 +291,64 @@ backup are skipped.
         ),
         see_also=("llamacache-schedule", "llamacache-daemon"),
     ),
+    "warm": Manual(
+        description="""
+Fills a cache (default: model) before a job starts, so the job's first epoch reads from
+local disk. Sources are files, folders, globs, a manifest (one path per line, or JSON,
+relative to its folder) or a Hugging Face hub cache folder (models--org--name), whose
+snapshots are imported as models with their revisions. A file already cached with the
+same size and checksum is skipped; paths that would leave a warmed folder or a
+manifest's folder are refused. Files are copied in large sequential blocks, hashed and
+indexed as they are copied, and never held whole in memory.
+""",
+        examples=(
+            (
+                "Warm a model folder before training:",
+                "llamacache warm /data/llama-7b --name llama-7b",
+            ),
+            (
+                "Import a Hugging Face hub cache and pull it into the page cache:",
+                "llamacache warm ~/.cache/huggingface/hub/models--org--name --page-cache",
+            ),
+            (
+                "See what would be copied, within a budget:",
+                "llamacache warm 'shards/*.safetensors' --budget 50GB --dry-run",
+            ),
+        ),
+        see_also=("llamacache-inspect", "llamacache-verify"),
+    ),
+    "stats": Manual(
+        description="""
+Counters are kept in memory by every process that uses a cache and flushed to the
+cache's index every few seconds and at exit, so stats shows what yesterday's training
+job did. Ghost hits are misses on keys that were recently evicted for room: they say
+how many misses a larger disk size would have turned into hits.
+""",
+        examples=(
+            ("Hit rates of every cache as JSON:", "llamacache stats --json"),
+            (
+                "Export for node_exporter's textfile collector (from cron):",
+                "llamacache stats --prometheus /var/lib/node_exporter/textfile/llamacache.prom",
+            ),
+            ("Start counting afresh:", "llamacache stats --reset"),
+        ),
+        see_also=("llamacache-inspect", "llamacache-bench"),
+    ),
+    "bench": Manual(
+        description="""
+Measures a cache the way redis-benchmark measures a server: a workload of gets and
+puts over a key space, reporting ops/s, latency percentiles, hit ratio and bytes/s.
+Without --cache it runs on a temporary cache that is removed afterwards. --compare
+runs the same workload against raw diskcache (same policy) and cachetools.LRUCache
+in the same run and prints the ratios.
+""",
+        examples=(
+            (
+                "Zipf reads of 10 KB values, tiered versus raw diskcache:",
+                "llamacache bench --workload zipf --value-size 10KB --compare",
+            ),
+            ("The memory front alone, machine-readable:", "llamacache bench --tier memory --json"),
+        ),
+        see_also=("llamacache-stats",),
+    ),
 }
