@@ -59,8 +59,11 @@ def _check(root: Path, model_file: Path) -> None:
 
 @pytest.fixture
 def model_file(tmp_path: Path) -> Path:
+    from safetensors.numpy import save_file
+
     path = tmp_path / "model.safetensors"
-    path.write_bytes(np.random.default_rng(0).bytes(300_000))
+    weights = np.random.default_rng(0).normal(0, 0.02, (300, 250)).astype(np.float16)
+    save_file({"w": weights}, str(path))  # a real safetensors file: verify checks its structure
     return path
 
 
