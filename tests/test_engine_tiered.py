@@ -196,3 +196,21 @@ def test_cleanup_reports(tmp_path: Path) -> None:
             c.put(i, os.urandom(10_000))
         result = c.cleanup()
         assert result.over_limit and result.evicted == 0 and result.used_bytes > 180_000
+
+
+def test_memory_compression_keeps_compressible_values_packed(tmp_path: Path) -> None:
+    """cache.memory.compression = true (the seed's `memory: compression: true`)."""
+    text = ("token " * 20_000).encode()  # compresses well
+    noise = os.urandom(20_000)  # does not: kept as is
+    with TieredCache(settings(tmp_path, memory_compression=True)) as packed:
+        packed.put("t", text)
+        packed.put("n", noise)
+        assert packed.memory.nbytes < len(text) // 10 + len(noise) + 1000
+        assert packed.get("t") == text and packed.get("n") == noise
+        packed.memory.clear()
+        assert packed.get("t") == text  # a disk hit is packed again on promotion
+        assert packed.memory.nbytes < len(text) // 10
+        assert packed.get("t") == text
+    with TieredCache(settings(tmp_path / "plain")) as plain:
+        plain.put("t", text)
+        assert plain.memory.nbytes == len(text)

@@ -137,6 +137,11 @@ def render_all() -> dict[str, str]:
     }
     for cmd in cmds:
         files[f"man/{cmd.page}.1"] = _man.page(cmd, cmds)
+    readme = _read(ROOT / "README.md")
+    if readme is not None:
+        from llamacache._config_docs import with_table
+
+        files["README.md"] = with_table(readme)
     return files
 
 

@@ -47,6 +47,19 @@ class CleanupResult:
     over_limit: bool  # still above it (policy "none", or eviction could not free enough)
 
 
+class _Packed:
+    """A value kept compressed in the memory front (``cache.memory.compression = true``).
+
+    More entries fit in RAM; a hit pays a decompress (and the checksum check) instead
+    of a disk read. Only values whose stored form is compressed are kept this way.
+    """
+
+    __slots__ = ("meta", "payload")
+
+    def __init__(self, meta: bytes, payload: bytes) -> None:
+        self.meta, self.payload = meta, payload
+
+
 def _memory_size(value: Any, payload_len: int) -> int:
     t = type(value)
     if t is bytes or t is str:
@@ -80,6 +93,7 @@ class TieredCache:
         self._track = self.disk.policy.track_access
         self._ttl = settings.max_age if settings.policy == "time" else None
         self.corrupt = 0
+        self._packs = settings.memory_compression  # keep compressed values packed in RAM
         # keys another process changed in a lower (shared) tier: the disk copy is stale
         self._stale: dict[Hashable, None] = {}
         for tier in self.lower:
@@ -112,8 +126,29 @@ class TieredCache:
         if value is not _MISS:
             if self._track:
                 self.disk.note_hit(key)
+            if self._packs and type(value) is _Packed:
+                return self._unpack(key, value, default)
             return value
         return self._get_below(key, default)
+
+    def _unpack(self, key: Hashable, packed: _Packed, default: Any) -> Any:
+        try:
+            return framing.decode(packed.meta, packed.payload, self.name, key)
+        except CorruptEntryError as exc:  # RAM went bad, or a bug: never serve it
+            self.memory.discard(key)
+            return self._corrupt(exc, key, default)
+
+    def _remember(
+        self, key: Hashable, meta: bytes, payload: Any, value: Any, ttl: float | None = None
+    ) -> bool:
+        """Keep a compressed value packed in memory when memory compression is on."""
+        if not self._packs or framing.parse_meta(meta).codec == "none":
+            return False
+        packed = _Packed(bytes(meta), bytes(payload))
+        size = len(packed.meta) + len(packed.payload)
+        if size <= self.memory.max_value:
+            self.memory.put(key, packed, size, self._expiry(ttl))
+        return True
 
     def start_sampling(self) -> None:
         """Time the next gets (the metrics ticker's sampling window)."""
@@ -160,6 +195,8 @@ class TieredCache:
             value = framing.decode(meta, payload, self.name, key)
         except CorruptEntryError as exc:
             return self._corrupt(exc, key, default)
+        if self._remember(key, meta, payload, value):
+            return value
         if len(payload) <= self.memory.max_value:
             self.memory.put(key, value, _memory_size(value, len(payload)), self._expiry())
         return value
@@ -309,6 +346,8 @@ class TieredCache:
         except LlamacacheError:  # write_error_policy "all": the put fails everywhere
             self.disk.remove(key)
             raise
+        if self._remember(key, meta, payload, value, ttl):
+            return
         t = type(value)
         if t is bytes or t is str:
             self.memory.put(key, value, len(value), self._expiry(ttl))
