@@ -46,6 +46,8 @@ BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias 
 FLUSH_EVERY = 100_000  # distinct keys pending that force a flush (each costs one row write)
 FLUSH_SECONDS = 5.0  # ... or age of the oldest unflushed access (recency is advisory)
 HIT_CHECK_EVERY = 256  # memory-front hits noted between two looks at the clock
+MEASURE_SECONDS = 1.0  # a put measures the tier at least this often (other writers)
+_ROW_OVERHEAD = 64  # index bytes a row costs beyond its payload and header (estimate)
 EVICT_BATCH = 1000  # candidate rows examined per eviction transaction
 _SIZE = "(size + ifnull(length(value), 0))"  # payload bytes of a row, file or inline
 _ROW_COST = f"{_SIZE} + ifnull(length(key), 8) + ifnull(length(tag), 0) + 64"
@@ -124,6 +126,10 @@ class DiskTier:
         self._last_flush = time.time()
         self._hit_countdown = HIT_CHECK_EVERY
         self._slack = 0  # index pages that eviction could not free (see evict_to)
+        # Bytes this process may still add before it must measure the tier again, and when
+        # it must anyway (other processes write too): spares a query on most puts.
+        self._headroom = 0
+        self._measure_at = 0.0
         self.hits = self.misses = self.puts = self.evictions = self.evicted_bytes = 0
         self.expirations = self.ghost_hits = 0
         self._ghosts = False  # any ghost rows seen; a miss checks them only then
@@ -231,7 +237,7 @@ class DiskTier:
                 with open(os.path.join(self.directory, filename), "rb") as f:
                     value = f.read()
             except FileNotFoundError:
-                self._vanished(key)
+                self._vanished(key, filename)
                 return None
             except OSError as exc:
                 raise self._error(exc) from exc
@@ -247,9 +253,14 @@ class DiskTier:
         except sqlite3.Error:
             pass  # advisory, like recency
 
-    def _vanished(self, key: Hashable) -> None:
-        """A row's file is gone: a concurrent remove (a miss) or a damaged cache (corrupt)."""
-        if self._row(key) is None:
+    def _vanished(self, key: Hashable, filename: str) -> None:
+        """A row's file is gone: a concurrent remove or overwrite (a miss), or damage (corrupt).
+
+        Only when the index still names that same file is it damage: a writer that
+        replaced the entry meanwhile indexes a new file name.
+        """
+        row = self._row(key)
+        if row is None or row[1] != filename:
             self.misses += 1
             return None
         from llamacache.errors import CorruptEntryError
@@ -301,7 +312,7 @@ class DiskTier:
         try:
             return open(path, "rb")
         except FileNotFoundError:
-            self._vanished(key)
+            self._vanished(key, str(path.relative_to(self.directory)))
             return None
 
     def path_of(self, key: Hashable) -> Path | None:
@@ -344,7 +355,8 @@ class DiskTier:
                 raise self._error(exc) from exc
             raise
         self.puts += 1
-        self._after_write()
+        size = value.size if filename is not None else len(value)
+        self._after_write(size + len(meta) + _ROW_OVERHEAD)
 
     def _prepare(self, chunks: Iterable[BytesLike]) -> PreparedFile:
         if self._short:
@@ -522,11 +534,22 @@ class DiskTier:
 
     # -- eviction ---------------------------------------------------------------------------
 
-    def _after_write(self) -> None:
+    def _after_write(self, added: int) -> None:
         if self._track and (self._acount and time.time() - self._last_flush >= FLUSH_SECONDS):
             self.flush_access()
-        if self.policy.order is not None and self.used_bytes() - self._slack > self._trigger:
+        if self.policy.order is None:
+            return
+        self._headroom -= added
+        now = time.monotonic()
+        if self._headroom > 0 and now < self._measure_at:
+            return  # far below the threshold, measured less than MEASURE_SECONDS ago
+        over = self.used_bytes() - self._slack - self._trigger
+        if over > 0:
             self.evict_to(self._trigger)
+            over = self.used_bytes() - self._slack - self._trigger
+        # Measure again before this process alone could cross the threshold.
+        self._headroom = -over // 2
+        self._measure_at = now + MEASURE_SECONDS
 
     def expire(self) -> EvictionResult:
         """Remove every expired entry (rows first, files after commit)."""
