@@ -31,3 +31,14 @@ def test_every_command_has_a_readme_section() -> None:
     assert names, "no commands registered"
     for name in names:
         assert f"llamacache {name}" in readme, f"README has no example of `llamacache {name}`"
+
+
+def test_readme_code_blocks_are_closed() -> None:
+    """An unclosed fence swallows the sections after it when the README is rendered."""
+    inside = False
+    for number, line in enumerate((ROOT / "README.md").read_text().splitlines(), 1):
+        if line.startswith("```"):
+            inside = not inside
+        elif inside and re.match(r"#{2,} \S", line):
+            raise AssertionError(f"README.md:{number}: heading inside a code block: {line}")
+    assert not inside, "README.md ends inside a code block"
