@@ -47,10 +47,13 @@ class ErrorBoundaryGroup(TyperGroup):
             if exc.errno == errno.EPIPE:
                 _silence_stdout()
                 raise typer.Exit(int(ExitCode.OK)) from None
-            mapped = translate_os_error(exc, "?", exc.filename or "?")
-            if _debug_requested(ctx) or mapped is None:
+            if _debug_requested(ctx):
                 raise
-            raise _fail(str(mapped), int(mapped.exit_code)) from None
+            raise _fail(_os_message(exc), int(ExitCode.PROBLEM)) from None
+        except ModuleNotFoundError as exc:
+            if _debug_requested(ctx):
+                raise
+            raise _fail(missing_package(exc), int(ExitCode.USAGE)) from None
         except Exception as exc:
             if _debug_requested(ctx) or exc.__class__.__module__.startswith("typer"):
                 raise
@@ -59,6 +62,22 @@ class ErrorBoundaryGroup(TyperGroup):
                 f"unexpected {name}: {exc} (run with --debug for a traceback)",
                 int(ExitCode.PROBLEM),
             ) from None
+
+
+# Optional packages and the extra that installs each (STYLE: name what to install).
+_EXTRAS = {"redis": "llamacache[network]", "numpy": "llamacache[ml]", "safetensors": "llamacache[ml]"}
+
+
+def missing_package(exc: ModuleNotFoundError) -> str:
+    """One line naming the missing package and what to install for it."""
+    top = (exc.name or str(exc)).partition(".")[0]
+    return f"the {top} package is missing; install {_EXTRAS.get(top, top)}"
+
+
+def _os_message(exc: OSError) -> str:
+    """An OSError nothing below mapped: ``<path>: <reason>`` (no cache to name here)."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
 def _silence_stdout() -> None:
