@@ -100,11 +100,14 @@ def _floor(value: object, field: str, ctx: Ctx) -> object:
 
 
 DURATION: Parser = lambda value, field, ctx: units.parse_duration(value, field=field)  # noqa: E731
+
+
 def _positive_duration(value: object, field: str, ctx: Ctx) -> object:
     """A period between runs: 0 would be accepted here and crash the daemon later."""
     seconds = units.parse_duration(value, field=field)
     if seconds <= 0:
-        raise ConfigError(f"{field}: {units.show(value)} is not valid; expected a positive duration")
+        expected = "expected a positive duration"
+        raise ConfigError(f"{field}: {units.show(value)} is not valid; {expected}")
     return seconds
 
 
