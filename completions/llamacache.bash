@@ -11,7 +11,7 @@ _llamacache_subcommands() {
 
 _llamacache_options() {
     case "$1" in
-        "") echo "--config --cache-dir --json --quiet --debug --install-completion --show-completion --help -h" ;;
+        "") echo "--config --cache-dir --json --quiet --debug --version --install-completion --show-completion --help -h" ;;
         "backup") echo "--to --cache -c --json --quiet --help -h" ;;
         "bench") echo "--cache -c --tier --workload --read-ratio --keys --value-size --ops --duration --processes --policy --memory-size --disk-size --compare --seed --json --csv --quiet --help -h" ;;
         "clean") echo "--cache -c --dry-run --wait --tier --json --quiet --help -h" ;;
@@ -22,13 +22,13 @@ _llamacache_options() {
         "config validate") echo "--json --help -h" ;;
         "daemon") echo "--cache -c --json --quiet --help -h" ;;
         "evict") echo "--cache -c --key --match --older-than --larger-than --to-size --keep-last --tier --plan-out --apply --dry-run --yes -y --wait --json --quiet --help -h" ;;
-        "get") echo "--cache -c --out -o --json --help -h" ;;
+        "get") echo "--cache -c --out -o --json --quiet --help -h" ;;
         "inspect") echo "--cache -c --top --reset-stats --tier --json --quiet --help -h" ;;
         "ls") echo "--cache -c --sort --limit --filter --keys-only -q --tier --json --help -h" ;;
-        "put") echo "--file -f --cache -c --ttl --json --help -h" ;;
+        "put") echo "--file -f --cache -c --ttl --json --quiet --help -h" ;;
         "repair") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;
         "restore") echo "--into --cache -c --merge --replace --wait --json --quiet --help -h" ;;
-        "rm") echo "--cache -c --missing-ok --json --help -h" ;;
+        "rm") echo "--cache -c --missing-ok --json --quiet --help -h" ;;
         "schedule") echo "--help -h" ;;
         "schedule cron") echo "--every --cache -c --log --install --uninstall --crontab-file --json --help -h" ;;
         "schedule systemd") echo "--every --cache -c --log --install --uninstall --units-dir --json --help -h" ;;

@@ -32,6 +32,7 @@ complete -c llamacache -n '__fish_use_subcommand' -l cache-dir -r -F -d 'Cache r
 complete -c llamacache -n '__fish_use_subcommand' -l json -d 'Machine-readable JSON output.'
 complete -c llamacache -n '__fish_use_subcommand' -l quiet -d 'Only errors on stderr.'
 complete -c llamacache -n '__fish_use_subcommand' -l debug -d 'Show tracebacks on errors.'
+complete -c llamacache -n '__fish_use_subcommand' -l version -d 'Print the version and exit.'
 complete -c llamacache -n '__fish_use_subcommand' -l install-completion -d 'Install completion for the current shell.'
 complete -c llamacache -n '__fish_use_subcommand' -l show-completion -d 'Show completion for the current shell, to copy it or customize the installation.'
 complete -c llamacache -n '__fish_use_subcommand' -l help -s h -d 'Show the help and exit.'
@@ -104,6 +105,7 @@ complete -c llamacache -n '__fish_seen_subcommand_from evict' -l help -s h -d 'S
 complete -c llamacache -n '__fish_seen_subcommand_from get' -l cache -s c -x -a '(__llamacache_caches)' -d 'Named cache to use.'
 complete -c llamacache -n '__fish_seen_subcommand_from get' -l out -s o -r -F -d 'Write the value to this file.'
 complete -c llamacache -n '__fish_seen_subcommand_from get' -l json -d 'Print one JSON document on stdout instead of tables.'
+complete -c llamacache -n '__fish_seen_subcommand_from get' -l quiet -d 'Print nothing but errors.'
 complete -c llamacache -n '__fish_seen_subcommand_from get' -l help -s h -d 'Show the help and exit.'
 complete -c llamacache -n '__fish_seen_subcommand_from get' -F
 complete -c llamacache -n '__fish_seen_subcommand_from inspect' -l cache -s c -x -a '(__llamacache_caches)' -d 'Named cache (default: every cache for admin commands).'
@@ -125,6 +127,7 @@ complete -c llamacache -n '__fish_seen_subcommand_from put' -l file -s f -r -F -
 complete -c llamacache -n '__fish_seen_subcommand_from put' -l cache -s c -x -a '(__llamacache_caches)' -d 'Named cache to use.'
 complete -c llamacache -n '__fish_seen_subcommand_from put' -l ttl -x -d 'Expire the entry after this long, e.g. "1h".'
 complete -c llamacache -n '__fish_seen_subcommand_from put' -l json -d 'Print one JSON document on stdout instead of tables.'
+complete -c llamacache -n '__fish_seen_subcommand_from put' -l quiet -d 'Print nothing but errors.'
 complete -c llamacache -n '__fish_seen_subcommand_from put' -l help -s h -d 'Show the help and exit.'
 complete -c llamacache -n '__fish_seen_subcommand_from put' -F
 complete -c llamacache -n '__fish_seen_subcommand_from repair' -l cache -s c -x -a '(__llamacache_caches)' -d 'Named cache (default: every cache for admin commands).'
@@ -143,8 +146,9 @@ complete -c llamacache -n '__fish_seen_subcommand_from restore' -l quiet -d 'Pri
 complete -c llamacache -n '__fish_seen_subcommand_from restore' -l help -s h -d 'Show the help and exit.'
 complete -c llamacache -n '__fish_seen_subcommand_from restore' -F
 complete -c llamacache -n '__fish_seen_subcommand_from rm' -l cache -s c -x -a '(__llamacache_caches)' -d 'Named cache to use.'
-complete -c llamacache -n '__fish_seen_subcommand_from rm' -l missing-ok -d 'Exit 0 when a key is absent.'
+complete -c llamacache -n '__fish_seen_subcommand_from rm' -l missing-ok -d 'Exit 0, and say nothing, when a key is absent.'
 complete -c llamacache -n '__fish_seen_subcommand_from rm' -l json -d 'Print one JSON document on stdout instead of tables.'
+complete -c llamacache -n '__fish_seen_subcommand_from rm' -l quiet -d 'Print nothing but errors.'
 complete -c llamacache -n '__fish_seen_subcommand_from rm' -l help -s h -d 'Show the help and exit.'
 complete -c llamacache -n '__fish_seen_subcommand_from rm' -F
 complete -c llamacache -n '__fish_seen_subcommand_from schedule; and not __fish_seen_subcommand_from cron systemd' -a cron -d 'Print the crontab line that runs `llamacache clean --quiet`; --install adds it.'

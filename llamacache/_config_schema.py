@@ -100,6 +100,26 @@ def _floor(value: object, field: str, ctx: Ctx) -> object:
 
 
 DURATION: Parser = lambda value, field, ctx: units.parse_duration(value, field=field)  # noqa: E731
+
+
+def _positive_duration(value: object, field: str, ctx: Ctx) -> object:
+    """A period between runs: 0 would be accepted here and crash the daemon later."""
+    seconds = units.parse_duration(value, field=field)
+    if seconds <= 0:
+        expected = "expected a positive duration"
+        raise ConfigError(f"{field}: {units.show(value)} is not valid; {expected}")
+    return seconds
+
+
+def _positive_size(value: object, field: str, ctx: Ctx) -> object:
+    """A size that must be at least one byte (a chunk of 0 bytes never ends a value)."""
+    size = SIZE_DISK(value, field, ctx)
+    assert isinstance(size, int)
+    if size <= 0:
+        raise ConfigError(f"{field}: {units.show(value)} is not valid; expected a positive size")
+    return size
+
+
 OPT_DURATION: Parser = lambda v, f, ctx: units.parse_optional_duration(v, field=f)  # noqa: E731
 FRACTION: Parser = lambda value, field, ctx: units.parse_fraction(value, field=field)  # noqa: E731
 BOOL: Parser = lambda value, field, ctx: units.parse_bool(value, field=field)  # noqa: E731
@@ -199,7 +219,7 @@ SETTINGS: tuple[Setting, ...] = (
     _g("cache.memory.max_items", _int(0), 100_000, "most entries held in memory"),
     _g("cache.memory.type", _choice(s.MEMORY_POLICIES), "lru", "memory front order: lru|fifo"),
     _g("cache.memory.compression", BOOL, False, "keep compressible values compressed in RAM"),
-    _g("cache.memory.cleanup_interval", DURATION, 300.0, "seconds between memory sweeps"),
+    _g("cache.memory.cleanup_interval", _positive_duration, 300.0, "seconds between memory sweeps"),
     _g(
         "cache.memory.pressure_floor",
         _floor,
@@ -216,7 +236,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _g("cache.disk.path", _path, None, "cache root (default $XDG_CACHE_HOME/llamacache)"),
     _g("cache.disk.use_mmap", BOOL, True, "memory-map large files on read"),
-    _g("cache.disk.cleanup_interval", DURATION, 3600.0, "seconds between disk cleanups"),
+    _g("cache.disk.cleanup_interval", _positive_duration, 3600.0, "seconds between disk cleanups"),
     _g("cache.disk.file_threshold", SIZE_DISK, 32 * 1024, "values this large are stored as files"),
     _g("cache.disk.allow_network_fs", BOOL, False, "allow NFS/CIFS/Lustre/GPFS (unsafe locking)"),
     _g(
@@ -236,7 +256,13 @@ SETTINGS: tuple[Setting, ...] = (
         "when a shared write fails: local|all|ignore",
     ),
     _g("cache.network.max_value_size", SIZE_DISK, 512 * 2**20, "largest value shared"),
-    _g("cache.network.chunk_size", SIZE_DISK, 4 * 2**20, "values are sent in chunks this big"),
+    _g(
+        "cache.network.chunk_size",
+        _positive_size,
+        4 * 2**20,
+        "values are sent in chunks this big",
+        show=size_value,
+    ),
     _g(
         "cache.network.signing_key",
         _optional_text,
@@ -336,7 +362,7 @@ CACHE_KEYS: tuple[CacheKey, ...] = (
     CacheKey(
         "cleanup_interval",
         "cleanup_interval",
-        DURATION,
+        _positive_duration,
         "cache.disk.cleanup_interval",
         None,
         "seconds between cleanups",

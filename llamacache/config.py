@@ -67,10 +67,17 @@ Layer = dict[str, Raw]
 Resolved = tuple[object, str]  # (parsed value, source)
 
 
+_NO_EMPTY_ENV = ("cache.disk.path",)
+
+
 def _env_layer(env: Mapping[str, str], cwd: Path, names: Iterable[str]) -> Layer:
     """Values from the environment; the LLAMACACHE_ name beats the seed's CACHE_ alias."""
     layer: Layer = {}
     for st in SETTINGS:
+        if st.key in _NO_EMPTY_ENV:  # an empty cache root is a mistake, not "use the default"
+            for v in st.env:
+                if v in env and not env[v].strip():
+                    raise ConfigError(f"{v}: is set but empty; expected a folder (or unset it)")
         var = next((v for v in st.env if env.get(v)), None)  # empty means unset
         if var is not None:
             layer[st.key] = Raw(env[var], f"env:{var}", var, cwd)

@@ -90,10 +90,7 @@ class CacheManager:
         try:
             from llamacache.engine.network import NetworkTier
         except ImportError as exc:  # redis is an optional extra
-            raise ConfigError(
-                f"cache.network.url is set but the redis package is missing ({exc}); "
-                "install llamacache[network]"
-            ) from None
+            raise missing_redis(exc) from None
         return [NetworkTier(net, name)]
 
     def opened(self) -> dict[str, TieredCache]:
@@ -179,3 +176,11 @@ class CacheManager:
     ) -> None:
         await self.stop()
         self.close()
+
+
+def missing_redis(exc: ImportError) -> ConfigError:
+    """The one message for a configured network tier without the redis package."""
+    return ConfigError(
+        f"cache.network.url is set but the redis package is missing ({exc}); "
+        "install llamacache[network]"
+    )

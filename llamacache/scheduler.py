@@ -20,6 +20,7 @@ class _Job:
     name: str
     func: Callable[[], object]
     interval: float
+    run_now: bool = False
     runs: int = 0
     failures: int = 0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -37,25 +38,34 @@ class AsyncScheduler:
         return list(self._jobs)
 
     async def schedule(
-        self, func: Callable[[], object], *, interval: float, name: str | None = None
+        self,
+        func: Callable[[], object],
+        *,
+        interval: float,
+        name: str | None = None,
+        run_now: bool = False,
     ) -> None:
-        """Start running ``func`` every ``interval`` seconds (first run after one interval)."""
+        """Start running ``func`` every ``interval`` seconds: the first run after one interval,
+        or at once with ``run_now`` (a daemon in a container restarted often must still run)."""
         if interval <= 0:
             raise ValueError(f"interval must be positive, got {interval}")
         if self._stopping is None:
             self._stopping = asyncio.Event()
-        job = _Job(name or str(getattr(func, "__name__", "job")), func, interval)
+        job = _Job(name or str(getattr(func, "__name__", "job")), func, interval, run_now)
         job.task = asyncio.create_task(self._loop(job), name=f"llamacache:{job.name}")
         self._jobs.append(job)
 
     async def _loop(self, job: _Job) -> None:
         assert self._stopping is not None
+        wait = not job.run_now
         while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=job.interval)
-                return  # stop was requested while waiting
-            except asyncio.TimeoutError:
-                pass
+            if wait:
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=job.interval)
+                    return  # stop was requested while waiting
+                except asyncio.TimeoutError:
+                    pass
+            wait = True
             try:
                 await asyncio.to_thread(job.func)
                 job.runs += 1

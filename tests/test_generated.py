@@ -197,7 +197,8 @@ def test_the_package_installs_every_generated_file() -> None:
         for pattern in patterns
         for path in glob.glob(str(ROOT / pattern))
     }
-    assert set(_generate.render_all()) <= shipped
+    # README.md's settings table is generated too, but it ships as the package's readme
+    assert set(_generate.render_all()) - {"README.md"} <= shipped
 
 
 ZPTY = r"""

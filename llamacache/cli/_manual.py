@@ -163,8 +163,8 @@ units carry the marker "# llamacache-schedule" so --uninstall removes exactly th
     ),
     "daemon": Manual(
         description="""
-For containers without cron. Each configured cache is cleaned at its own
-cleanup_interval under its admin lock (a run that finds the lock taken by a cron
+For containers without cron. Each configured cache is cleaned at start, then
+every cleanup_interval, under its admin lock (a run that finds the lock taken by a cron
 clean is skipped). One line per run on stderr; with --json one JSON object per
 line. SIGTERM or SIGINT stops it between runs; a run in progress finishes first.
 """,

@@ -15,6 +15,7 @@ import typer
 from llamacache.cli.app import State
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import ExitCode, UsageError
+from llamacache.manager import missing_redis
 
 if TYPE_CHECKING:  # redis is imported only when --tier network is asked for (~0.2 s)
     from llamacache.ops import network_admin as na
@@ -39,6 +40,16 @@ def wants_network(tier: str, unsupported: Mapping[str, bool] | None = None) -> b
     if tier == "network" and given:
         raise UsageError(f"{', '.join(given)}: not available with --tier network")
     return tier == "network"
+
+
+def _need_redis(s: State) -> None:
+    """Before importing the network ops (they import redis): a url, and the redis package."""
+    if s.manager().settings.network is None:
+        raise UsageError("no network tier: set [cache.network] url (or LLAMACACHE_NETWORK_URL)")
+    try:
+        import redis  # noqa: F401
+    except ImportError as exc:
+        raise missing_redis(exc) from None
 
 
 def _inspect_human(r: Renderer, rep: na.NetworkInspectReport) -> None:
@@ -68,6 +79,7 @@ def _inspect_human(r: Renderer, rep: na.NetworkInspectReport) -> None:
 
 
 def inspect(s: State, cache: str | None, json_out: bool, quiet: bool, top: int) -> None:
+    _need_redis(s)
     from llamacache.ops import network_admin as na
 
     r = s.renderer(json_out=json_out, quiet=quiet)
@@ -107,6 +119,7 @@ def ls(
     top: int | None = None,
     match: str | None = None,
 ) -> None:
+    _need_redis(s)
     from llamacache.ops import network_admin as na
 
     report = na.list_network(s.manager(), cache, match=match, top=top)
@@ -129,6 +142,7 @@ def _verify_human(r: Renderer, rep: nv.NetworkVerifyReport) -> None:
 
 
 def verify(s: State, cache: str | None, json_out: bool, quiet: bool) -> None:
+    _need_redis(s)
     from llamacache.ops import network_verify as nv
 
     r = s.renderer(json_out=json_out, quiet=quiet)
@@ -160,6 +174,7 @@ def evict(
     json_out: bool,
     quiet: bool,
 ) -> None:
+    _need_redis(s)
     from llamacache.ops import network_admin as na
 
     if others_given:
@@ -188,6 +203,7 @@ def _escape(key: str) -> str:
 
 
 def clean(s: State, cache: str | None, dry_run: bool, json_out: bool, quiet: bool) -> None:
+    _need_redis(s)
     from llamacache.ops import network_admin as na
 
     report = na.clean_network(s.manager(), cache, dry_run=dry_run)

@@ -66,6 +66,22 @@ def state(ctx: typer.Context) -> State:
     return obj
 
 
+def _cache_dir(value: str) -> Path:
+    """``--cache-dir ""`` would silently mean the current folder: a usage error instead."""
+    if not value.strip():
+        raise typer.BadParameter("is empty; expected a folder", param_hint="--cache-dir")
+    return Path(value)
+
+
+def _show_version(value: bool) -> None:
+    """``llamacache --version``: print and exit before any config is read."""
+    if value:
+        from llamacache import __version__
+
+        typer.echo(f"llamacache {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -83,12 +99,19 @@ def root(
         typer.Option(
             "--cache-dir",
             metavar="PATH",
+            parser=_cache_dir,
             help="Cache root directory (overrides the config's cache.disk.path).",
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Only errors on stderr.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Tiered caches for ML work: inspect, warm, verify, evict and clean them."""
     s = State(config_file=config, cache_dir=cache_dir, json=json_out, quiet=quiet, debug=debug)

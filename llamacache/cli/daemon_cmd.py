@@ -40,7 +40,7 @@ def daemon(
 ) -> None:
     """Run scheduled cleanup in the foreground (for containers) until SIGTERM or Ctrl-C.
 
-    Each cache is cleaned at its own cleanup_interval; one line per run on stderr
+    Each cache is cleaned at start, then at its own cleanup_interval; one line per run on stderr
     (--json: one JSON object per line).
     """
     s = state(ctx)

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from llamacache.errors import ExitCode, LlamacacheError, translate_os_error
+from llamacache.errors import ExitCode, LlamacacheError
 
 
 def _debug_requested(ctx: typer.Context) -> bool:
@@ -28,37 +28,88 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _is_usage_error(exc: BaseException) -> bool:
+    """A click UsageError (bad flag, missing argument), but not "no arguments: show help".
+
+    Matched by class name because typer has both used click and vendored it (typer._click).
+    """
+    names = {(c.__module__.rpartition(".")[2], c.__name__) for c in type(exc).__mro__}
+    return ("exceptions", "UsageError") in names and type(exc).__name__ != "NoArgsIsHelpError"
+
+
+def _usage_failure(exc: Any) -> typer.Exit:
+    """A flag error as one line plus a hint, not typer's boxed panel (errors are one line)."""
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "llamacache"
+    sys.stderr.write(f"llamacache: error: {exc.format_message()}\nTry '{path} --help'.\n")
+    sys.stderr.flush()
+    return typer.Exit(int(ExitCode.USAGE))
+
+
 class ErrorBoundaryGroup(TyperGroup):
     """The root command group; catches our errors around every subcommand."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except Exception as exc:  # the root's own flags: llamacache --bogus
+            if _is_usage_error(exc):
+                raise _usage_failure(exc) from None
+            raise
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
-        except LlamacacheError as exc:
-            if _debug_requested(ctx):
-                raise
-            raise _fail(str(exc), int(exc.exit_code)) from None
-        except BrokenPipeError:
-            _silence_stdout()
-            raise typer.Exit(int(ExitCode.OK)) from None
-        except OSError as exc:
-            if exc.errno == errno.EPIPE:
-                _silence_stdout()
-                raise typer.Exit(int(ExitCode.OK)) from None
-            mapped = translate_os_error(exc, "?", exc.filename or "?")
-            if _debug_requested(ctx) or mapped is None:
-                raise
-            raise _fail(str(mapped), int(mapped.exit_code)) from None
         except Exception as exc:
-            if _debug_requested(ctx) or exc.__class__.__module__.startswith("typer"):
+            failure = _failure(exc, _debug_requested(ctx))
+            if failure is None:
                 raise
-            name = type(exc).__name__
-            raise _fail(
-                f"unexpected {name}: {exc} (run with --debug for a traceback)",
-                int(ExitCode.PROBLEM),
-            ) from None
+            raise failure from None
+
+
+def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
+    """What an exception out of a command becomes; None re-raises it (--debug, typer's own)."""
+    if isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE):
+        _silence_stdout()
+        return typer.Exit(int(ExitCode.OK))
+    if _is_usage_error(exc):
+        return _usage_failure(exc)
+    if debug:
+        return None
+    if isinstance(exc, LlamacacheError):
+        return _fail(str(exc), int(exc.exit_code))
+    if isinstance(exc, OSError):
+        return _fail(_os_message(exc), int(ExitCode.PROBLEM))
+    if isinstance(exc, ModuleNotFoundError):
+        return _fail(missing_package(exc), int(ExitCode.USAGE))
+    if exc.__class__.__module__.startswith("typer"):
+        return None
+    name = type(exc).__name__
+    return _fail(
+        f"unexpected {name}: {exc} (run with --debug for a traceback)", int(ExitCode.PROBLEM)
+    )
+
+
+# Optional packages and the extra that installs each (STYLE: name what to install).
+_EXTRAS = {
+    "redis": "llamacache[network]",
+    "numpy": "llamacache[ml]",
+    "safetensors": "llamacache[ml]",
+}
+
+
+def missing_package(exc: ModuleNotFoundError) -> str:
+    """One line naming the missing package and what to install for it."""
+    top = (exc.name or str(exc)).partition(".")[0]
+    return f"the {top} package is missing; install {_EXTRAS.get(top, top)}"
+
+
+def _os_message(exc: OSError) -> str:
+    """An OSError nothing below mapped: ``<path>: <reason>`` (no cache to name here)."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
 def _silence_stdout() -> None:

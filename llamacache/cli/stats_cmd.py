@@ -11,6 +11,7 @@ import typer
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.errors import UsageError
 from llamacache.ops import stats as stats_op
 
 
@@ -96,6 +97,8 @@ def stats(
 ) -> None:
     """Hit rate, evictions, ghost hits and latency of each cache, summed over every process."""
     s = state(ctx)
+    if prometheus == "-" and (s.json or json_out):
+        raise UsageError("--json and --prometheus -: both print on stdout; choose one")
     target = None if prometheus is None or prometheus == "-" else Path(prometheus)
     report = stats_op.stats(s.manager(), cache, reset=reset, prometheus_file=target)
     if prometheus == "-":

@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from llamacache.errors import UnsafeCacheDirError
+from llamacache.errors import CacheIOError, UnsafeCacheDirError
 
 CACHEDIR_TAG = "CACHEDIR.TAG"
 CACHEDIR_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
@@ -74,7 +74,10 @@ def ensure_cache_root(root: Path) -> Path:
 
     Raises UnsafeCacheDirError naming the path and the fix (``chmod go-w PATH``).
     """
-    root = ensure_private_dir(root)
+    try:
+        root = ensure_private_dir(root)
+    except OSError as exc:  # e.g. --cache-dir /proc/nope: name the root, not a cache
+        raise CacheIOError(f"cache root {root}: {exc.strerror or exc}") from None
     tag = root / CACHEDIR_TAG
     if not tag.exists() and os.access(root, os.W_OK):
         try:

@@ -58,6 +58,8 @@ def show(settings: Settings, key_prefix: str | None = None) -> ConfigShowReport:
         for r in config.describe(settings)
         if key_prefix is None or r.key.startswith(key_prefix)
     )
+    if not rows:  # an empty table would look like "set, but to nothing"
+        raise UsageError(f"no setting matches {key_prefix!r}; see llamacache config show")
     return ConfigShowReport(config_file=settings.config_file, root=settings.root, settings=rows)
 
 

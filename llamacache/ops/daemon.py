@@ -95,7 +95,7 @@ async def serve(
     for name in caches or manager.names():
         interval = manager.settings.caches[name].cleanup_interval
         await scheduler.schedule(
-            functools.partial(job, name), interval=interval, name=f"cleanup:{name}"
+            functools.partial(job, name), interval=interval, name=f"cleanup:{name}", run_now=True
         )
     try:
         await stop.wait()

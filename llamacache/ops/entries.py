@@ -74,6 +74,8 @@ def put_stream(
     manager: CacheManager, cache: str, key: str, source: Path | BinaryIO, ttl: float | None
 ) -> PutReport:
     """Store a file or stream byte-for-byte, streamed (never read whole into memory)."""
+    if isinstance(source, Path) and source.is_dir():
+        raise UsageError(f"--file {source}: is a directory; expected a file")
     if isinstance(source, Path) and not source.is_file():
         raise UsageError(f"--file {source}: no such file")
     meta = manager.cache(cache).put_file(key, source, ttl=ttl)

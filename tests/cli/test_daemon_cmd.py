@@ -76,3 +76,25 @@ def test_daemon_stops_mid_wait_on_sigint(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
     assert b"SIGINT: stopped after 0 runs" in proc.stderr.read()
+
+
+def test_daemon_runs_the_first_cleanup_at_start_not_one_interval_later(tmp_path: Path) -> None:
+    settings = resolve(config_file=None)
+    with TieredCache(settings.cache("default")) as cache:
+        cache.put("short", b"x" * 100, ttl=0.01)
+    time.sleep(0.05)
+    cfg = tmp_path / "hourly.toml"
+    cfg.write_text("[cache.disk]\ncleanup_interval = 3600\n")
+    proc = subprocess.Popen(
+        [*llamacache_exe(), "--config", str(cfg), "--json", "daemon", "-c", "default"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        runs = _wait_for_lines(proc, 1)  # an hourly schedule: only a run at start can be seen
+        assert runs and runs[0]["cache"] == "default" and runs[0]["expired"] == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
