@@ -27,6 +27,7 @@ from llamacache.manager import CacheManager
 DEFAULT_REVISION = "main"
 MANIFEST = ".manifest.json"
 WEIGHTS = "model.safetensors"  # the file name put_model gives a dict of arrays
+SNAPSHOTS_DIR = "snapshots"  # model_path views, in the cache's own directory
 
 
 class NotCachedError(LlamacacheError, KeyError):
@@ -338,7 +339,7 @@ class ModelCache:
         call it right before use. Raises NotCachedError when a file is gone.
         """
         info = self.info(name, revision)
-        base = Path(self.cache.settings.path) / "snapshots" / info.name / info.revision
+        base = Path(self.cache.settings.path) / SNAPSHOTS_DIR / info.name / info.revision
         wanted = {f.path: self._path(info, f) for f in info.files}
         for rel, target in wanted.items():
             link = base / rel
