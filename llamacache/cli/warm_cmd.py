@@ -38,7 +38,11 @@ def warm(
         typer.Option(help='Model revision for folders/files (default "main"); hub: a ref or hash.'),
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Model name (default: the folder's name).")
+        str | None,
+        typer.Option(
+            help="Model name (default: the folder's name; a file given by itself: its name "
+            "without the extension)."
+        ),
     ] = None,
     page_cache: Annotated[
         bool,
@@ -60,7 +64,9 @@ def warm(
 ) -> None:
     """Copy files into a cache before a job; skip what is already cached.
 
-    Exits 1 when --budget (default: the cache's size limit) stopped it before the end.
+    A *.safetensors file that is not valid safetensors is refused when the cache's format
+    is "safetensors" (exit 2, nothing stored). Exits 1 when --budget (default: the cache's
+    size limit) stopped it before the end.
     """
     s = state(ctx)
     r = s.renderer(json_out=json_out, quiet=quiet)
