@@ -86,5 +86,6 @@ def _own(cache: TieredCache) -> metrics_store.Counters:
     out: metrics_store.Counters = {}
     totals = cache.metrics.totals() if cache.metrics is not None else {}
     for (tier, name), value in totals.items():
-        out.setdefault(tier, {})[name] = value
+        if value:  # as stored: a counter never bumped is absent
+            out.setdefault(tier, {})[name] = value
     return out

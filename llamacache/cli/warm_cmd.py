@@ -64,9 +64,9 @@ def warm(
 ) -> None:
     """Copy files into a cache before a job; skip what is already cached.
 
-    A *.safetensors file that is not valid safetensors is refused when the cache's format
-    is "safetensors" (exit 2, nothing stored). Exits 1 when --budget (default: the cache's
-    size limit) stopped it before the end.
+    In a safetensors cache, an invalid *.safetensors file is refused (exit 2, nothing stored).
+
+    Exits 1 when --budget (default: the cache's size limit) stopped it before the end.
     """
     s = state(ctx)
     r = s.renderer(json_out=json_out, quiet=quiet)
