@@ -22,11 +22,12 @@ class MonitoredCacheManager(CacheManager):
     """A CacheManager with ``async get_metrics()`` (hit rate, memory usage, evictions, ...)."""
 
     async def get_metrics(self, scope: str = "lifetime") -> dict[str, Any]:
-        """Metrics summed over every cache that exists on disk (SQLite reads off the loop).
+        """Metrics summed over caches (any SQLite reads run off the event loop).
 
-        ``scope="lifetime"`` (the default): the counters every process ever stored for
-        each cache, this one's included (``inspect --reset-stats`` zeroes them);
-        ``scope="process"``: only this manager's counters since it opened each cache.
+        ``scope="lifetime"`` (the default): every cache that exists on disk, with the
+        counters every process ever stored for it, this one's included (``stats --reset``
+        zeroes them); ``scope="process"``: the caches this manager opened, with only its
+        own counters since it opened each.
         Keys: ``hit_rate`` (None before the first get), ``memory_usage`` (bytes held by
         this process's memory fronts), ``eviction_count`` (disk + memory evictions),
         ``evicted_bytes``, ``gets``, ``hits``, ``misses``, ``puts``, ``ghost_hits``,
