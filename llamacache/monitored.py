@@ -1,8 +1,9 @@
 """The seed's ``MonitoredCacheManager``: a CacheManager that reports its own metrics.
 
 ``await get_metrics()`` flushes this process's counters, then reads what every process
-has stored for each cache, so the numbers include yesterday's training job, not just
-this process.
+has stored for each cache, so the numbers include yesterday's training job (and any
+``bench --cache`` run), not just this process. ``get_metrics(scope="process")`` counts only
+this manager's own gets and puts since it opened each cache.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import asyncio
 from typing import Any
 
 from llamacache import metrics, metrics_store
+from llamacache.engine.tiered import TieredCache
+from llamacache.errors import UsageError
 from llamacache.manager import CacheManager
 from llamacache.resources import available_memory
 
@@ -18,25 +21,37 @@ from llamacache.resources import available_memory
 class MonitoredCacheManager(CacheManager):
     """A CacheManager with ``async get_metrics()`` (hit rate, memory usage, evictions, ...)."""
 
-    async def get_metrics(self) -> dict[str, Any]:
-        """Metrics summed over every cache that exists on disk (SQLite reads off the loop).
+    async def get_metrics(self, scope: str = "lifetime") -> dict[str, Any]:
+        """Metrics summed over caches (any SQLite reads run off the event loop).
 
+        ``scope="lifetime"`` (the default): every cache that exists on disk, with the
+        counters every process ever stored for it, this one's included (``stats --reset``
+        zeroes them); ``scope="process"``: the caches this manager opened, with only its
+        own counters since it opened each.
         Keys: ``hit_rate`` (None before the first get), ``memory_usage`` (bytes held by
         this process's memory fronts), ``eviction_count`` (disk + memory evictions),
         ``evicted_bytes``, ``gets``, ``hits``, ``misses``, ``puts``, ``ghost_hits``,
         ``available_memory`` and ``caches`` (the same per cache, plus raw counters).
         """
-        return await asyncio.to_thread(self.metrics_snapshot)
+        return await asyncio.to_thread(self.metrics_snapshot, scope)
 
-    def metrics_snapshot(self) -> dict[str, Any]:
+    def metrics_snapshot(self, scope: str = "lifetime") -> dict[str, Any]:
         """The synchronous body of ``get_metrics`` (one flush and one read per cache)."""
+        if scope not in ("lifetime", "process"):
+            raise UsageError(f'metrics scope {scope!r}: expected "lifetime" or "process"')
         opened = self.opened()
-        for cache in opened.values():
-            if cache.metrics is not None:
-                cache.metrics.flush()
+        names = set(opened)
+        if scope == "lifetime":
+            for cache in opened.values():
+                if cache.metrics is not None:
+                    cache.metrics.flush()
+            names |= set(self.existing_names())
         per_cache: dict[str, dict[str, Any]] = {}
-        for name in sorted(set(self.existing_names()) | set(opened)):
-            counters = metrics_store.read(self.settings.cache(name).path)
+        for name in sorted(names):
+            if scope == "lifetime":
+                counters = metrics_store.read(self.settings.cache(name).path)
+            else:
+                counters = _own(opened[name])
             mem, disk = counters.get("memory", {}), counters.get("disk", {})
             gets = mem.get("hits", 0) + mem.get("misses", 0)
             hits = min(gets, sum(counters.get(t, {}).get("hits", 0) for t in metrics.TIERS))
@@ -65,3 +80,13 @@ class MonitoredCacheManager(CacheManager):
             "available_memory": available_memory(),
             "caches": per_cache,
         }
+
+
+def _own(cache: TieredCache) -> metrics_store.Counters:
+    """This process's counters of one open cache, shaped as ``metrics_store.read`` returns."""
+    out: metrics_store.Counters = {}
+    totals = cache.metrics.totals() if cache.metrics is not None else {}
+    for (tier, name), value in totals.items():
+        if value:  # as stored: a counter never bumped is absent
+            out.setdefault(tier, {})[name] = value
+    return out

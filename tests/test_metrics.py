@@ -298,6 +298,25 @@ def test_monitored_manager_reports_seed_metrics(tmp_path: Path) -> None:
     assert got["caches"]["default"]["hits"] == 1 and got["available_memory"] > 0
 
 
+def test_get_metrics_is_lifetime_unless_scope_process(tmp_path: Path) -> None:
+    s = resolve(read_files=False, env={}, overrides={"cache.disk.path": str(tmp_path)})
+    with MonitoredCacheManager(s) as earlier:  # another process, yesterday
+        earlier.put("a", b"x")
+        earlier.get("a")
+        earlier.get("nope")
+    with MonitoredCacheManager(s) as cm:
+        cm.put("b", b"y")
+        cm.get("b")
+        lifetime = asyncio.run(cm.get_metrics())
+        own = asyncio.run(cm.get_metrics(scope="process"))
+        with pytest.raises(ValueError, match="expected"):
+            cm.metrics_snapshot("forever")
+    assert (lifetime["gets"], lifetime["hits"], lifetime["puts"]) == (3, 2, 2)
+    assert lifetime["hit_rate"] == pytest.approx(2 / 3)
+    assert (own["gets"], own["hits"], own["puts"], own["hit_rate"]) == (1, 1, 1, 1.0)
+    assert set(own["caches"]) == {"default"}
+
+
 def test_inspect_shows_ghost_advice_and_limit_warning(tmp_path: Path) -> None:
     from llamacache.manager import CacheManager
     from llamacache.ops.inspect import inspect

@@ -296,10 +296,13 @@ backup are skipped.
 Fills a cache (default: model) before a job starts, so the job's first epoch reads from
 local disk. Sources are files, folders, globs, a manifest (one path per line, or JSON,
 relative to its folder) or a Hugging Face hub cache folder (models--org--name), whose
-snapshots are imported as models with their revisions. A file already cached with the
-same size and checksum is skipped; paths that would leave a warmed folder or a
-manifest's folder are refused. Files are copied in large sequential blocks, hashed and
-indexed as they are copied, and never held whole in memory.
+snapshots are imported as models with their revisions. In the model cache a folder is
+a model named after the folder, a file given by itself a model named after the file
+without its extension (--name overrides). A file already cached with the same size and
+checksum is skipped (a dry run predicts the same skips and writes nothing); paths that
+would leave a warmed folder or a manifest's folder are refused. Files are copied in
+large sequential blocks, hashed and indexed as they are copied, and never held whole in
+memory.
 """,
         examples=(
             (

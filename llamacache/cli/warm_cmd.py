@@ -38,7 +38,11 @@ def warm(
         typer.Option(help='Model revision for folders/files (default "main"); hub: a ref or hash.'),
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Model name (default: the folder's name).")
+        str | None,
+        typer.Option(
+            help="Model name (default: the folder's name; a file given by itself: its name "
+            "without the extension)."
+        ),
     ] = None,
     page_cache: Annotated[
         bool,
@@ -59,6 +63,8 @@ def warm(
     quiet: QuietOpt = False,
 ) -> None:
     """Copy files into a cache before a job; skip what is already cached.
+
+    In a safetensors cache, an invalid *.safetensors file is refused (exit 2, nothing stored).
 
     Exits 1 when --budget (default: the cache's size limit) stopped it before the end.
     """

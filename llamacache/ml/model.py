@@ -21,12 +21,14 @@ from typing import Any
 from llamacache.engine.framing import EntryMeta
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CorruptEntryError, ExitCode, LlamacacheError, UsageError
+from llamacache.formats import VALIDATORS
 from llamacache.formats import safetensors as st
 from llamacache.manager import CacheManager
 
 DEFAULT_REVISION = "main"
 MANIFEST = ".manifest.json"
 WEIGHTS = "model.safetensors"  # the file name put_model gives a dict of arrays
+SNAPSHOTS_DIR = "snapshots"  # model_path views, in the cache's own directory
 
 
 class NotCachedError(LlamacacheError, KeyError):
@@ -135,6 +137,20 @@ def read_manifest(cache: TieredCache, name: str, revision: str) -> ModelInfo | N
         raise CorruptEntryError(cache.name, key, f"bad manifest: {exc}") from None
 
 
+def _check_safetensors(sources: Mapping[str, Path]) -> None:
+    """UsageError for a ``*.safetensors`` file that is not one (reads headers only).
+
+    ``get_model`` could not load it and ``verify`` would call it corrupt later; refusing
+    it before the first store names the real culprit, the source file.
+    """
+    validate = VALIDATORS["safetensors"]
+    for rel, path in sources.items():
+        if rel.endswith(".safetensors"):
+            problem = validate(path)
+            if problem is not None:
+                raise UsageError(f"{path}: not a valid safetensors file: {problem}")
+
+
 class ModelCache:
     """Models in the ``model`` cache: put arrays or files, get tensors (mmapped), get paths.
 
@@ -160,7 +176,8 @@ class ModelCache:
 
         A directory replaces the revision's file set; a file or a dict of arrays is added to
         it. Files are streamed (4 MiB blocks), never read whole. Raises UsageError when the
-        model cannot fit the cache (it would evict itself) or a path is not a file/dir.
+        model cannot fit the cache (it would evict itself), a path is not a file/dir, or a
+        ``*.safetensors`` file is not valid safetensors (nothing is stored then).
         """
         check_name(name)
         rev = check_revision(revision)
@@ -178,6 +195,7 @@ class ModelCache:
             else:
                 raise UsageError(f"{src}: no such file or directory")
             size = sum(p.stat().st_size for p in sources.values())
+            _check_safetensors(sources)
         else:
             stream = st.TensorStream(tensors_or_path, metadata)
             sources[WEIGHTS] = stream
@@ -338,7 +356,7 @@ class ModelCache:
         call it right before use. Raises NotCachedError when a file is gone.
         """
         info = self.info(name, revision)
-        base = Path(self.cache.settings.path) / "snapshots" / info.name / info.revision
+        base = Path(self.cache.settings.path) / SNAPSHOTS_DIR / info.name / info.revision
         wanted = {f.path: self._path(info, f) for f in info.files}
         for rel, target in wanted.items():
             link = base / rel

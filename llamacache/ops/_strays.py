@@ -3,6 +3,9 @@
 Shared by ``verify`` (reports them), ``repair`` (removes them) and ``clean`` (removes the
 old ones). Known non-value files are listed here; the value tree is diskcache's
 ``xx/yy/<hex>.val`` layout plus anything else someone left in the directory.
+``snapshots/`` (a real folder, never a link) holds ``ModelCache.model_path`` views: symlinks
+into the value tree that a running ``from_pretrained()`` may be reading through, so it is
+ours and never walked as values; ``clean`` only prunes its links whose entry is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from llamacache.engine import quarantine, reserve
 from llamacache.engine.safety import CACHEDIR_TAG
 from llamacache.locking import LOCK_NAME
+from llamacache.ml.model import SNAPSHOTS_DIR
 from llamacache.ops import _index
 
 # files the cache directory holds besides value files (at its top level)
@@ -60,6 +64,8 @@ def _walk_files(directory: Path, skip: Path | None = None) -> tuple[FileList, Fi
     for top in os.scandir(base):
         if top.name in KNOWN_TOP or top.name in (quarantine.DIR_NAME, skip_top):
             continue
+        if top.name == SNAPSHOTS_DIR and top.is_dir(follow_symlinks=False):
+            continue  # model_path views; a "snapshots" link or file is still a stray
         if top.is_dir(follow_symlinks=False):
             bucket = tmps if top.name == TMP_DIR else values
             for dirpath, _dirs, files in os.walk(top.path):
@@ -113,3 +119,21 @@ def find_strays(
         if now - m >= tmp_age
     ]
     return orphans, stale
+
+
+def dangling_snapshot_links(directory: Path) -> list[tuple[Path, int]]:
+    """Links under ``snapshots/`` whose cached file is gone (evicted): what ``clean`` prunes.
+
+    Walks without following links (a linked folder is not entered) and only ever
+    unlinks a link itself, so nothing a link points at is touched.
+    """
+    root = directory / SNAPSHOTS_DIR
+    if not root.is_dir() or root.is_symlink():
+        return []
+    out: list[tuple[Path, int]] = []
+    for dirpath, dirs, files in os.walk(root):
+        for name in files + dirs:
+            p = Path(dirpath) / name
+            if p.is_symlink() and not p.exists():
+                out.append((p, 0))
+    return out

@@ -2,9 +2,10 @@
 
 Per cache, under its admin lock: entries older than ``max_age`` out, expired entries out,
 the disk tier back under ``eviction_threshold`` x ``disk_size`` (the engine's
-``TieredCache.cleanup``), temporary files older than an hour and orphan value files older
-than ten minutes swept. Young orphans are left: a concurrent writer renames its file into
-place just before its row commits. Then the system cache's ``temp_dir`` is aged out.
+``TieredCache.cleanup``), temporary files older than an hour, orphan value files older
+than ten minutes and ``model_path`` links to evicted files swept. Young orphans are left:
+a concurrent writer renames its file into place just before its row commits. Then the
+system cache's ``temp_dir`` is aged out.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from llamacache.manager import CacheManager
 from llamacache.ops import _index
 from llamacache.ops._common import check_writable, network_warning, targets
 from llamacache.ops._report import Report
+from llamacache.ops._strays import dangling_snapshot_links
 from llamacache.ops.evict import Selectors, plan_evict
 from llamacache.ops.verify import STALE_TMP_SECONDS, find_strays
 from llamacache.settings import CacheSettings
@@ -101,6 +103,7 @@ def _strays(s: CacheSettings, now: float) -> tuple[list[tuple[Path, int]], list[
         with contextlib.suppress(FileNotFoundError):
             if now - full.lstat().st_mtime >= ORPHAN_MIN_AGE:
                 old_orphans.append((full, p.size))
+    old_orphans += dangling_snapshot_links(s.path)  # model_path links to evicted files
     return old_orphans, [(s.path / (p.path or ""), p.size) for p in stale]
 
 

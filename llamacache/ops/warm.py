@@ -21,11 +21,13 @@ from typing import Any
 from llamacache.engine import checksums, framing
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CacheIOError, UsageError
+from llamacache.formats import VALIDATORS
 from llamacache.manager import CacheManager
 from llamacache.ml import model as M
-from llamacache.ops import _pagecache
+from llamacache.ops import _index, _pagecache
 from llamacache.ops._report import Report
 from llamacache.ops.warm_plan import Planner, WarmItem, expand, read_manifest
+from llamacache.settings import CacheSettings
 
 Progress = Callable[[int, int | None], None]
 BLOCK = 4 * 1024 * 1024
@@ -90,16 +92,20 @@ class _Counting:
         self._f.close()
 
 
-def _already_cached(cache: TieredCache, item: WarmItem, src: _Counting) -> bool:
-    """Same size and same checksum as the cached raw file (reads the source once)."""
-    found = cache.disk.locate(item.key)
-    if found is None or found[1] is None:
-        return False
+def _stored_meta(tag: bytes | None, path: Path | None) -> framing.EntryMeta | None:
+    """The header of a cached raw file whose value file exists, else None."""
+    if not tag or path is None or not path.exists():
+        return None
     try:
-        meta = framing.parse_meta(found[0])
+        meta = framing.parse_meta(tag)
     except ValueError:
-        return False
-    if meta.kind != "rawfile" or meta.raw_len != item.size or not found[1].exists():
+        return None
+    return meta if meta.kind == "rawfile" else None
+
+
+def _matches(meta: framing.EntryMeta | None, item: WarmItem, src: _Counting) -> bool:
+    """Same size and same checksum as the cached raw file (reads the source once)."""
+    if meta is None or meta.raw_len != item.size:
         return False
     hasher = checksums.BY_NAME[meta.checksum].new()
     buf = bytearray(BLOCK)
@@ -149,13 +155,14 @@ class _Run:
     def one(self, item: WarmItem) -> WarmedFile:
         if self.stopped:
             return WarmedFile(item.source, item.key, item.size, "over-budget")
+        # the index row only (describe): comparing is not a read, so no hit and no recency
+        found = self.cache.disk.describe(item.key)
+        meta = None if found is None else _stored_meta(found.meta, found.path)
         src = _Counting(item.source, self.tick)
         try:
-            if _already_cached(self.cache, item, src):
-                found = self.cache.disk.locate(item.key)
-                assert found is not None
+            if meta is not None and _matches(meta, item, src):
                 with self.lock:
-                    self.metas[item.key] = framing.parse_meta(found[0])
+                    self.metas[item.key] = meta
                 return WarmedFile(item.source, item.key, item.size, "skipped")
         finally:
             src.close()
@@ -189,13 +196,81 @@ def plan(
     planner = Planner(settings.format == "safetensors", revision, name)
     for arg in sources:
         for path in expand(arg):
-            planner.add_path(path)
+            planner.add_path(path, named=os.path.lexists(arg))  # named, not a glob's match
     for manifest in manifests:
         base = Path(os.path.abspath(manifest)).parent
         for entry in read_manifest(manifest):
             for path in expand(entry, base):
                 planner.add_path(path)
-    return list(planner.items.values())
+    items = list(planner.items.values())
+    _check_format(settings.format, items)
+    return items
+
+
+def _check_format(fmt: str | None, items: list[WarmItem]) -> None:
+    """UsageError for a file whose name claims the cache's format but is not (verify's rule).
+
+    Reads only each such file's header, before anything is stored.
+    """
+    validator = VALIDATORS.get(fmt or "")
+    if validator is None:
+        return
+    for item in items:
+        if item.key.endswith(f".{fmt}"):
+            problem = validator(item.source)
+            if problem is not None:
+                raise UsageError(f"{item.source}: not a valid {fmt} file: {problem}")
+
+
+def _dry_run(
+    settings: CacheSettings, items: list[WarmItem], limit: int, progress: Progress
+) -> dict[str, WarmedFile]:
+    """What a real run would do, decided as it decides (size + checksum, budget), writing
+    nothing: the index is read read-only and a cache that does not exist stays absent."""
+    path = settings.path
+    metas: dict[str, framing.EntryMeta | None] = {}
+    used = 0
+    if (path / _index.DB_NAME).exists():
+        con, _ = _index.connect(path, cache=settings.name)
+        try:
+            used = _index.used_bytes(con)
+            now = time.time()
+            for item in items:
+                row = con.execute(
+                    "SELECT tag, filename FROM Cache WHERE key = ? AND raw = 1"
+                    " AND (expire_time IS NULL OR expire_time > ?)",
+                    (item.key, now),
+                ).fetchone()
+                tag, filename = row if row is not None else (None, None)
+                metas[item.key] = _stored_meta(tag, path / filename if filename else None)
+        finally:
+            con.close()
+    total, done = sum(i.size for i in items), 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(done, total)
+
+    results: dict[str, WarmedFile] = {}
+    stopped = False
+    for item in items:
+        meta = metas.get(item.key)
+        if meta is not None and meta.raw_len == item.size:
+            src = _Counting(item.source, tick)
+            try:
+                if _matches(meta, item, src):
+                    results[item.key] = WarmedFile(item.source, item.key, item.size, "skipped")
+                    continue
+            finally:
+                src.close()
+        if stopped or used + item.size > limit:
+            stopped = True
+            results[item.key] = WarmedFile(item.source, item.key, item.size, "over-budget")
+        else:
+            used += item.size
+            results[item.key] = WarmedFile(item.source, item.key, item.size, "planned")
+    return results
 
 
 def _complete_models(
@@ -242,19 +317,17 @@ def warm(
     if jobs < 1:
         raise UsageError(f"--jobs {jobs}: expected 1 or more")
     items = plan(manager, cache, sources, manifests, revision=revision, name=name)
-    tiered = manager.cache(cache)
-    s = tiered.settings
+    s = manager.settings.cache(cache)
     limit = budget if budget is not None else int(s.eviction_threshold * s.disk_size)
     total = sum(i.size for i in items)
-    run = _Run(tiered, limit, total, progress or (lambda done, total: None))
+    report = progress or (lambda done, total: None)
     started = time.perf_counter()
+    models: list[str] = []
     if dry_run:
-        results = {}
-        for item in items:
-            action = "planned" if run.reserve(item.size) else "over-budget"
-            results[item.key] = WarmedFile(item.source, item.key, item.size, action)
-        models: list[str] = []
+        results = _dry_run(s, items, limit, report)
     else:
+        tiered = manager.cache(cache)
+        run = _Run(tiered, limit, total, report)
         if jobs == 1:
             results = {i.key: run.one(i) for i in items}
         else:
@@ -268,7 +341,9 @@ def warm(
     over = [r for r in out if r.action == "over-budget"]
     pc = None
     if page_cache and not dry_run:
-        pc = _warm_page_cache(tiered, [r.key for r in out if r.action in ("stored", "skipped")])
+        pc = _warm_page_cache(
+            manager.cache(cache), [r.key for r in out if r.action in ("stored", "skipped")]
+        )
     stored_bytes = sum(r.bytes for r in stored)
     return WarmReport(
         cache=cache,

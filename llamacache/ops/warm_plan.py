@@ -138,8 +138,13 @@ class Planner:
         size = src.stat().st_size
         return WarmItem(src, M.file_key(model, rev, rel), size, model, rev, rel, replace)
 
-    def add_path(self, path: Path) -> None:
-        """One existing path: a hub cache/repo/snapshot, a folder, or a file."""
+    def add_path(self, path: Path, named: bool = False) -> None:
+        """One existing path: a hub cache/repo/snapshot, a folder, or a file.
+
+        ``named``: the path was given as it is (not matched by a glob or a manifest); a
+        file given so becomes its own model, named after the file without its extension,
+        rather than a model named after whatever folder it happens to sit in.
+        """
         path = Path(os.path.abspath(path))
         if self.model_layout:
             repos = _hub_repos(path)
@@ -161,7 +166,7 @@ class Planner:
                     self._add(WarmItem(src, key, src.stat().st_size))
         elif path.is_file():
             if self.model_layout:
-                model = self.name or path.parent.name
+                model = self.name or (path.stem if named else path.parent.name)
                 rev = self.revision or M.DEFAULT_REVISION
                 self._add(self._model_item(path, model, rev, path.name, False))
             else:

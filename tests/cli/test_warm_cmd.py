@@ -187,3 +187,68 @@ def test_rewarm_stopped_by_budget_keeps_the_complete_revision(tmp_path: Path) ->
     with CacheManager() as m:  # the old, complete revision is still served
         assert ModelCache(m).revisions("m") == ["main"]
         assert set(ModelCache(m).get_model("m")) == {"w"}
+
+
+def _cache_dir(name: str) -> Path:
+    with CacheManager() as m:  # settings only: opens no cache
+        return Path(m.settings.cache(name).path)
+
+
+def test_dry_run_creates_no_cache_directory(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "m")
+    for cache in ("training", "model"):
+        body = cli_json("warm", "-c", cache, str(src), "--dry-run")
+        assert body["files"] == 3 and body["skipped"] == 0
+        assert not _cache_dir(cache).exists(), cache
+
+
+def test_dry_run_predicts_the_skips_a_real_run_makes(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "llama")
+    cli_json("warm", str(src))
+    (src / "config.json").write_text('{"seed": 9}')  # same size, new bytes: stored again
+    (src / "new.txt").write_text("new")
+    dry = cli_json("warm", str(src), "--dry-run")
+    real = cli_json("warm", str(src))
+    planned = {i["key"]: i["action"] for i in dry["items"]}
+    done = {i["key"]: i["action"].replace("stored", "planned") for i in real["items"]}
+    assert planned == done
+    assert planned["llama@main/config.json"] == "planned"
+    assert planned["llama@main/model.safetensors"] == "skipped"
+    assert (dry["files"], dry["skipped"]) == (real["files"], real["skipped"]) == (2, 2)
+
+
+def test_a_skip_is_not_a_hit_and_keeps_recency(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "llama")
+    cli_json("warm", str(src))
+    before = {e["key"]: (e["hits"], e["accessed"]) for e in cli_json("ls")["entries"]}
+    assert cli_json("warm", str(src))["skipped"] == 3
+    assert cli_json("warm", str(src), "--jobs", "2")["skipped"] == 3
+    after = {e["key"]: (e["hits"], e["accessed"]) for e in cli_json("ls")["entries"]}
+    files = [k for k in before if not k.endswith(".manifest.json")]
+    assert files and all(after[k] == before[k] for k in files)
+
+
+def test_invalid_safetensors_is_refused_before_anything_is_stored(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "llama")
+    (src / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}....")
+    for args in ((str(src),), (str(src), "--dry-run"), (str(src / "broken.safetensors"),)):
+        result = cli("warm", *args)
+        assert result.exit_code == 2, args
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert "broken.safetensors: not a valid safetensors file" in result.stderr
+    proc = run("warm", str(src))
+    assert proc.returncode == 2 and b"broken.safetensors" in proc.stderr
+    assert _keys() == set()
+    # a cache without a declared format stores any bytes (a raw copy)
+    assert cli_json("warm", "-c", "default", str(src))["files"] == 4
+
+
+def test_a_file_given_by_itself_is_a_model_named_after_it(tmp_path: Path) -> None:
+    src = _model_dir(tmp_path / "llama")
+    one = cli_json("warm", str(src / "model.safetensors"))
+    assert one["models"] == ["model@main"]
+    assert [i["key"] for i in one["items"]] == ["model@main/model.safetensors"]
+    named = cli_json("warm", str(src / "config.json"), "--name", "llama")
+    assert [i["key"] for i in named["items"]] == ["llama@main/config.json"]
+    globbed = cli_json("warm", str(src / "*.json"))  # a glob's matches: their folder's model
+    assert [i["key"] for i in globbed["items"]] == ["llama@main/config.json"]

@@ -226,3 +226,19 @@ def test_bf16_comes_back_as_its_bits(models: ModelCache, tmp_path: Path) -> None
         x = models.get_model("bf", mmap=use_mmap)["x"]
         assert x.dtype.itemsize == 2
         np.testing.assert_array_equal(x.view("<u2"), bits)
+
+
+def test_invalid_safetensors_is_refused_and_nothing_stored(
+    models: ModelCache, tmp_path: Path
+) -> None:
+    src = _model_dir(tmp_path / "src")
+    bad = src / "model-00002-of-00002.safetensors"
+    bad.write_bytes(b"not safetensors at all")
+    with pytest.raises(UsageError, match="model-00002-of-00002.safetensors: not a valid"):
+        models.put_model("m", src)
+    with pytest.raises(UsageError, match="not a valid safetensors file"):
+        models.put_model("m", bad)
+    assert list(models.cache.keys()) == []
+    (src / "notes.bin").write_bytes(b"anything")  # other names are stored as they are
+    bad.unlink()
+    assert "notes.bin" in {f.path for f in models.put_model("m", src).files}
