@@ -33,7 +33,8 @@ from typing import Any, BinaryIO, TypeVar, Union
 
 import diskcache
 
-from llamacache.engine import checksums, framing, ghosts, recency, reserve
+from llamacache.engine import checksums, eviction, framing, ghosts, recency, reserve
+from llamacache.engine.eviction import EVICT_BATCH, POLICIES
 from llamacache.engine.files import LlamaDisk, PreparedFile, blocks, safe_write
 from llamacache.engine.protocol import EvictionResult, TierStats
 from llamacache.errors import CacheIOError, DiskFullError, LlamacacheError, translate_os_error
@@ -48,9 +49,6 @@ FLUSH_SECONDS = 5.0  # ... or age of the oldest unflushed access (recency is adv
 HIT_CHECK_EVERY = 256  # memory-front hits noted between two looks at the clock
 MEASURE_SECONDS = 1.0  # a put measures the tier at least this often (other writers)
 _ROW_OVERHEAD = 64  # index bytes a row costs beyond its payload and header (estimate)
-EVICT_BATCH = 1000  # candidate rows examined per eviction transaction
-_SIZE = "(size + ifnull(length(value), 0))"  # payload bytes of a row, file or inline
-_ROW_COST = f"{_SIZE} + ifnull(length(key), 8) + ifnull(length(tag), 0) + 64"
 _SELECT = (
     "SELECT tag, filename, value FROM Cache WHERE key = ? AND raw = ?"
     " AND (expire_time IS NULL OR expire_time > ?)"
@@ -60,39 +58,6 @@ _USED = (
     " - (SELECT freelist_count FROM pragma_freelist_count()),"
     " (SELECT value FROM Settings WHERE key = 'size')"
 )
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How one eviction policy is kept: the indexes it needs and its eviction order."""
-
-    indexes: tuple[str, ...]
-    order: str | None  # ORDER BY clause for eviction candidates; None = never evict
-    track_access: bool = False  # needs batched access times / counts (read from LlcAccess)
-
-
-POLICIES: dict[str, Policy] = {
-    "lru": Policy(
-        ("CREATE INDEX IF NOT EXISTS LlcAccess_time ON LlcAccess (access_time)",),
-        "access_time",
-        track_access=True,
-    ),
-    "fifo": Policy(
-        ("CREATE INDEX IF NOT EXISTS Cache_store_time ON Cache (store_time)",), "store_time"
-    ),
-    "lfu": Policy(
-        ("CREATE INDEX IF NOT EXISTS LlcAccess_lfu ON LlcAccess (access_count, access_time)",),
-        "access_count, access_time",
-        track_access=True,
-    ),
-    "time": Policy(
-        ("CREATE INDEX IF NOT EXISTS Cache_store_time ON Cache (store_time)",), "store_time"
-    ),
-    "size": Policy(
-        (f"CREATE INDEX IF NOT EXISTS Cache_llc_size ON Cache ({_SIZE})",), f"{_SIZE} DESC"
-    ),
-    "none": Policy((), None),
-}
 
 
 @dataclass(frozen=True)
@@ -600,58 +565,21 @@ class DiskTier:
     def _delete_pass_once(
         self, where: str | None, args: tuple[Any, ...], order: str, need: int | None
     ) -> tuple[EvictionResult, int]:
-        # lru/lfu walk LlcAccess's index and look each row up by rowid (CROSS JOIN fixes
-        # that order); the other policies read Cache alone.
-        if self._track and where is None:
-            source = "LlcAccess a CROSS JOIN Cache c ON c.rowid = a.rowid"
-            order = ", ".join(f"a.{col.strip()}" for col in order.split(","))
-        else:
-            source = "Cache c"
-        select = (
-            f"SELECT c.rowid, filename, {_SIZE}, {_ROW_COST}, key, raw FROM {source}"
-            f"{' WHERE ' + where if where else ''} ORDER BY {order} LIMIT ?"
-        )
         try:
-            with self._cache._transact(retry=False) as (sql, cleanup):
-                rows = sql(select, (*args, EVICT_BATCH)).fetchall()
-                chosen, hashes, freed, cost = [], [], 0, 0
-                for rowid, filename, size, row_cost, key, raw in rows:
-                    chosen.append(rowid)
-                    hashes.append(ghosts.key_hash(key, raw))
-                    cleanup(filename)  # runs after COMMIT: rows go first, files after
-                    freed += size
-                    cost += row_cost
-                    if need is not None and cost >= need:
-                        break
-                if chosen:
-                    sql(f"DELETE FROM Cache WHERE rowid IN ({','.join(map(str, chosen))})")
-                    if where is None:  # evicted for room (not expired): remember as ghosts
-                        ghosts.record(sql, hashes, time.time(), self.count())
-                        self._ghosts = True
+            done, cost, evicted = eviction.delete_pass(
+                self._cache, self._track, where, args, order, need, self.count
+            )
         except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
             raise self._error(exc) from exc
-        return EvictionResult(len(chosen), freed), cost
+        self._ghosts = self._ghosts or evicted
+        return done, cost
 
     def _remove_batch(self, part: list[tuple[int, float, int]]) -> tuple[EvictionResult, list[int]]:
         """One transaction of ``remove_rows`` (all or nothing, so it can be retried)."""
-        total = EvictionResult()
-        skipped: list[int] = []
         try:
-            with self._cache._transact(retry=True) as (sql, cleanup):
-                for rowid, store_time, size in part:
-                    found = sql(
-                        f"SELECT filename, {_SIZE} FROM Cache WHERE rowid = ? AND store_time = ?",
-                        (rowid, store_time),
-                    ).fetchall()
-                    if not found or found[0][1] != size:
-                        skipped.append(rowid)
-                        continue
-                    sql("DELETE FROM Cache WHERE rowid = ?", (rowid,))
-                    cleanup(found[0][0])  # runs after COMMIT: rows go first, files after
-                    total += EvictionResult(1, size)
+            return eviction.remove_batch(self._cache, part)
         except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
             raise self._error(exc) from exc
-        return total, skipped
 
     def remove_rows(
         self, rows: Iterable[tuple[int, float, int]]

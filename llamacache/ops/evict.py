@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llamacache import units
-from llamacache.engine.disk import POLICIES
+from llamacache.engine.eviction import POLICIES
 from llamacache.errors import UsageError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
