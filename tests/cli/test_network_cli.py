@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 
@@ -34,6 +35,26 @@ def test_put_then_get_on_another_machine(
     out = tmp_path / "out.bin"
     assert run("get", "-c", "model", "w", "--out", str(out)).returncode == 0
     assert out.read_bytes() == src.read_bytes()
+
+
+def test_warm_fills_the_network_tier_for_another_machine(
+    shared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.numpy import save_file
+
+    model = tmp_path / "tiny"
+    model.mkdir()
+    save_file({"w": np.ones((256, 256), dtype=np.float16)}, str(model / "model.safetensors"))
+    (model / "config.json").write_text('{"hidden": 256}')
+    assert cli("warm", str(model)).exit_code == 0
+    listed = cli_json("ls", "--tier", "network", "-c", "model")
+    keys = {e["key"] for e in listed["entries"]}
+    assert {"tiny@main/model.safetensors", "tiny@main/config.json"} <= keys
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other-machine"))  # empty local tiers
+    out = tmp_path / "copy.safetensors"
+    got = run("get", "-c", "model", "tiny@main/model.safetensors", "--out", str(out))
+    assert got.returncode == 0, got.stderr
+    assert out.read_bytes() == (model / "model.safetensors").read_bytes()
 
 
 def test_inspect_ls_verify_evict_clean(shared: str, redis_server: RedisServer) -> None:
