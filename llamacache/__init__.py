@@ -24,6 +24,7 @@ from llamacache.errors import (
 from llamacache.manager import CacheManager
 from llamacache.ml import DatasetCache, ModelCache
 from llamacache.monitored import MonitoredCacheManager
+from llamacache.monitoring import CacheMetricsCollector
 from llamacache.resources import ResourceManager
 from llamacache.scheduler import AsyncScheduler
 
@@ -34,6 +35,7 @@ __all__ = [
     "CacheConfig",
     "CacheIOError",
     "CacheManager",
+    "CacheMetricsCollector",
     "CacheNotFoundError",
     "ConfigError",
     "CorruptEntryError",

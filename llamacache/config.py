@@ -300,6 +300,28 @@ class CacheConfig:
     def __post_init__(self) -> None:
         self.to_overrides()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CacheConfig:
+        """The effective config of the ``default`` cache, every field filled (bytes, seconds).
+
+        ``CacheManager.config`` is this, so the seed's ``self.config.cleanup_interval``
+        is the interval in force even when the caller's CacheConfig left it out.
+        """
+        d = settings.cache(DEFAULT_CACHE)
+        return cls(
+            memory_size=d.memory_size,
+            disk_size=d.disk_size,
+            policy=d.policy,
+            eviction_threshold=d.eviction_threshold,
+            cleanup_interval=d.cleanup_interval,
+            path=settings.root,
+            compression=d.compression,
+            checksum=d.checksum,
+            max_items=d.max_items,
+            max_age=d.max_age,
+            on_corrupt=d.on_corrupt,
+        )
+
     def to_overrides(self) -> dict[str, object]:
         """Dotted overrides for resolve(); sizes become exact strings so bytes stay bytes."""
         out: dict[str, object] = {}

@@ -50,8 +50,9 @@ class CacheManager:
         config_file: Path | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.config = config
         self.settings = _settings_from(config, config_file, env)
+        # The effective config (every field filled), as the seed's code reads it.
+        self.config = CacheConfig.from_settings(self.settings)
         self.cleanup_scheduler = AsyncScheduler()
         self._caches: dict[str, TieredCache] = {}
         self._lock = threading.Lock()
