@@ -15,7 +15,7 @@ from llamacache import (
 
 
 def test_automatic_cleanup_snippet() -> None:
-    """`await self.cleanup_scheduler.schedule(self.cleanup, interval=self.config.cleanup_interval)`."""
+    """The seed: `schedule(self.cleanup, interval=self.config.cleanup_interval)`."""
 
     class SeedManager(CacheManager):
         async def start(self) -> None:
