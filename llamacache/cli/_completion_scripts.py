@@ -36,19 +36,10 @@ def _sh_case(rows: list[tuple[str, str]], indent: str) -> str:
     return "\n".join(f'{indent}"{pattern}") echo "{value}" ;;' for pattern, value in rows)
 
 
-def bash(cmds: list[Cmd]) -> str:
-    subs = [(_key(c), " ".join(c.subcommands)) for c in cmds if c.subcommands]
+def _sh_tables(cmds: list[Cmd]) -> str:
+    """The option and value-kind lookups, the same shell functions in bash and zsh."""
     opts = [(_key(c), " ".join(n for o in c.options for n in o.names)) for c in cmds]
-    return f"""# bash completion for llamacache -- {HEADER}
-# Install: source this file, or copy it to ~/.local/share/bash-completion/completions/llamacache
-
-_llamacache_subcommands() {{
-    case "$1" in
-{_sh_case(subs, "        ")}
-    esac
-}}
-
-_llamacache_options() {{
+    return f"""_llamacache_options() {{
     case "$1" in
 {_sh_case(opts, "        ")}
     esac
@@ -59,7 +50,21 @@ _llamacache_value_kind() {{
 {_sh_case(_kinds(cmds), "        ")}
     esac
 }}
+"""
 
+
+def bash(cmds: list[Cmd]) -> str:
+    subs = [(_key(c), " ".join(c.subcommands)) for c in cmds if c.subcommands]
+    return f"""# bash completion for llamacache -- {HEADER}
+# Install: source this file, or copy it to ~/.local/share/bash-completion/completions/llamacache
+
+_llamacache_subcommands() {{
+    case "$1" in
+{_sh_case(subs, "        ")}
+    esac
+}}
+
+{_sh_tables(cmds)}
 # Cache names come from llamacache itself (Typer's completion protocol), honouring
 # any --config / --cache-dir already on the line.
 _llamacache_caches() {{
@@ -114,7 +119,6 @@ def zsh(cmds: list[Cmd]) -> str:
         children = {c.path[-1]: c.short for c in cmds if c.path[:-1] == cmd.path and c.path}
         items = " ".join(_zq(n, children.get(n, "")) for n in cmd.subcommands)
         described.append(f'        "{_key(cmd)}") reply=({items}) ;;')
-    opts = [(_key(c), " ".join(n for o in c.options for n in o.names)) for c in cmds]
     return f"""#compdef llamacache
 # zsh completion for llamacache -- {HEADER}
 # Install: put this file (named _llamacache) in a directory on $fpath before compinit,
@@ -128,18 +132,7 @@ _llamacache_subcommands() {{
     esac
 }}
 
-_llamacache_options() {{
-    case "$1" in
-{_sh_case(opts, "        ")}
-    esac
-}}
-
-_llamacache_value_kind() {{
-    case "$1" in
-{_sh_case(_kinds(cmds), "        ")}
-    esac
-}}
-
+{_sh_tables(cmds)}
 # The candidates for words[CURRENT], one per line, prefixed "sub:", "opt:", "cache:",
 # "file:" or "none:" -- kept separate from the widget so it can be tested outside one.
 _llamacache_candidates() {{

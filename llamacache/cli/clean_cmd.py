@@ -62,10 +62,7 @@ def clean(
         return _network.clean(s, cache, dry_run, json_out, quiet)
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
     r = s.renderer(json_out=json_out, quiet=quiet)
-    for c in report.caches:
-        for w in c.warnings:
-            r.warn(w)
-    r.emit(report, _human)
+    r.emit_caches(report, _human)
 
 
 def register(app: typer.Typer) -> None:

@@ -118,10 +118,7 @@ def inspect(
         return _network.inspect(s, cache, json_out, quiet, top)
     report = inspect_ops.inspect(s.manager(), cache, top=top, reset_stats=reset_stats)
     r = s.renderer(json_out=json_out, quiet=quiet)
-    for c in report.caches:
-        for w in c.warnings:
-            r.warn(w)
-    r.emit(report, _human)
+    r.emit_caches(report, _human)
     for c in report.caches:
         if c.advice:
             r.info(f"{c.name}: {c.advice}")

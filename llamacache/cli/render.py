@@ -71,6 +71,13 @@ class Renderer:
         elif not self.quiet:
             human(self, report)
 
+    def emit_caches(self, report: Report, human: Callable[[Renderer, Any], None]) -> None:
+        """Warn each cache's ``warnings`` (stderr), then emit: for per-cache admin reports."""
+        for cache in getattr(report, "caches", ()):
+            for warning in getattr(cache, "warnings", ()):
+                self.warn(warning)
+        self.emit(report, human)
+
     def table(
         self,
         title: str | None,

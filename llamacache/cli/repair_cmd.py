@@ -43,10 +43,7 @@ def repair(
     s = state(ctx)
     report = repair_ops.repair(s.manager(), cache, dry_run=dry_run, wait=wait)
     r = s.renderer(json_out=json_out, quiet=quiet)
-    for c in report.caches:
-        for w in c.warnings:
-            r.warn(w)
-    r.emit(report, _human)
+    r.emit_caches(report, _human)
 
 
 def register(app: typer.Typer) -> None:

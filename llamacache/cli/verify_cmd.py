@@ -96,10 +96,7 @@ def verify(
         report = verify_ops.verify(
             s.manager(), cache, quick=quick, sample=sample, max_time=max_time, progress=progress
         )
-    for c in report.caches:
-        for w in c.warnings:
-            r.warn(w)
-    r.emit(report, _human)
+    r.emit_caches(report, _human)
     if not report.ok:
         if r.quiet and not r.json_mode:
             bad = sum(len(c.problems) for c in report.caches)
