@@ -387,7 +387,7 @@ class DiskTier:
             raise self._error(exc) from exc
         digest = hasher.digest()
         meta = framing.make_meta(
-            framing.K_RAWFILE, 0, algo.id, digest, prepared.size, prepared.size
+            framing.K_RAWFILE, 0, algo.id, digest, prepared.size, prepared.size, key
         )
         self._index(key, prepared, meta, ttl if ttl is not None else self._ttl)
         return framing.parse_meta(meta)

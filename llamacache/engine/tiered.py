@@ -193,6 +193,8 @@ class TieredCache:
         meta, payload = found
         try:
             value = framing.decode(meta, payload, self.name, key)
+        except framing.StaleEntryError:  # an older format: a miss until the next put
+            return default
         except CorruptEntryError as exc:
             return self._corrupt(exc, key, default)
         if self._remember(key, meta, payload, value):
@@ -337,7 +339,7 @@ class TieredCache:
 
     def _put(self, key: Hashable, value: Any, ttl: float | None) -> None:
         self.memory.discard(key)
-        meta, payload = framing.encode(value, self.settings)
+        meta, payload = framing.encode(value, self.settings, key)
         expire = ttl if ttl is not None else self._ttl
         self.disk.put(key, meta, payload, expire)
         try:
