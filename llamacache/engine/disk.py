@@ -35,7 +35,15 @@ import diskcache
 
 from llamacache.engine import checksums, eviction, framing, ghosts, recency, reserve
 from llamacache.engine.eviction import EVICT_BATCH, POLICIES
-from llamacache.engine.files import LlamaDisk, PreparedFile, blocks, safe_write
+from llamacache.engine.files import (
+    BadValueFile,
+    LlamaDisk,
+    PreparedFile,
+    blocks,
+    open_value,
+    safe_write,
+    verify_open_file,
+)
 from llamacache.engine.protocol import EvictionResult, TierStats
 from llamacache.errors import CacheIOError, DiskFullError, LlamacacheError, translate_os_error
 from llamacache.settings import CacheSettings
@@ -58,6 +66,19 @@ _USED = (
     " - (SELECT freelist_count FROM pragma_freelist_count()),"
     " (SELECT value FROM Settings WHERE key = 'size')"
 )
+
+
+@dataclass(frozen=True)
+class VerifiedEntry:
+    """An entry whose header is bound to its key and whose payload matched its digest.
+
+    ``handle`` is positioned at 0 and is the caller's to close: for a file-backed entry it
+    is the very descriptor that was checked (a rename meanwhile cannot swap it).
+    """
+
+    meta: framing.EntryMeta
+    handle: BinaryIO | None  # None only when ``files_only`` skipped an entry that is no file
+    path: Path | None  # the value file, or None when the payload is inline
 
 
 @dataclass(frozen=True)
@@ -199,11 +220,14 @@ class DiskTier:
         tag, filename, value = row
         if filename is not None:
             try:
-                with open(os.path.join(self.directory, filename), "rb") as f:
+                f, _ = open_value(os.path.join(self.directory, filename))
+                with f:
                     value = f.read()
             except FileNotFoundError:
                 self._vanished(key, filename)
                 return None
+            except BadValueFile as exc:
+                raise self._corrupt(key, str(exc)) from None
             except OSError as exc:
                 raise self._error(exc) from exc
         self.hits += 1
@@ -231,6 +255,77 @@ class DiskTier:
         from llamacache.errors import CorruptEntryError
 
         raise CorruptEntryError(self.name, key, "value file is missing")
+
+    def _corrupt(self, key: Hashable, reason: str) -> LlamacacheError:
+        from llamacache.errors import CorruptEntryError
+
+        return CorruptEntryError(self.name, key, reason)
+
+    def open_verified(self, key: Hashable, files_only: bool = False) -> VerifiedEntry | None:
+        """``key``'s payload as an open, verified binary file, or None on a miss.
+
+        With ``files_only``, an entry that is not a raw value file (inline, compressed,
+        pickled...) comes back unopened and unverified (``handle`` None, no access recorded).
+
+        The header must be bound to ``key``; a value file must be a regular file (never
+        followed through a symlink) of the recorded size whose digest matches. The hash
+        pass is paid once per file identity per process (``files.verify_open_file``), so
+        repeated opens of an unchanged file cost one lookup and an fstat. Raises
+        CorruptEntryError (StaleEntryError for an older format). Records one access.
+        """
+        row = self._row(key)
+        if row is None:
+            self.misses += 1
+            return None
+        tag, filename, value = row
+        try:
+            meta = framing.parse_meta(tag)
+        except ValueError:
+            raise self._corrupt(key, "bad entry header") from None
+        if meta.key_hash is None:
+            raise framing.StaleEntryError(self.name, key, "written by an older llamacache")
+        if not framing.check_key(meta, key):
+            raise self._corrupt(key, "entry belongs to another key")
+        if files_only and (filename is None or not meta.is_raw):
+            return VerifiedEntry(meta, None, None)
+        path: Path | None = None
+        handle: BinaryIO
+        if filename is None:
+            payload = bytes(value or b"")
+            if not framing.verify_payload(meta, payload):
+                raise self._corrupt(key, "checksum mismatch")
+            handle = io.BytesIO(payload)
+        else:
+            path = self.directory / filename
+            opened = self._open_file(key, filename, meta)
+            if opened is None:
+                return None
+            handle = opened
+        self.hits += 1
+        if self._track:
+            self.record_access(key)
+        return VerifiedEntry(meta, handle, path)
+
+    def _open_file(self, key: Hashable, filename: str, meta: framing.EntryMeta) -> Any:
+        """The verified open value file, or None when it vanished (a concurrent remove)."""
+        try:
+            handle, st = open_value(self.directory / filename, meta.stored_len)
+        except FileNotFoundError:
+            self._vanished(key, filename)
+            return None
+        except BadValueFile as exc:
+            raise self._corrupt(key, str(exc)) from None
+        except OSError as exc:
+            raise self._error(exc) from exc
+        try:
+            ok = verify_open_file(handle, st, meta.checksum, meta.digest)
+        except OSError as exc:
+            handle.close()
+            raise self._error(exc) from exc
+        if not ok:
+            handle.close()
+            raise self._corrupt(key, "checksum mismatch")
+        return handle
 
     def locate(self, key: Hashable) -> tuple[bytes, Path | None, bytes | None] | None:
         """``(meta, file path, None)`` for a file-backed entry, ``(meta, None, payload)`` inline."""

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from llamacache.engine import checksums, framing, quarantine
-from llamacache.engine.disk import DiskTier
+from llamacache.engine.disk import DiskTier, VerifiedEntry
 from llamacache.engine.memory import MemoryFront
 from llamacache.engine.protocol import CacheTier, ChunkMissing, TierStats
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
@@ -180,7 +180,10 @@ class TieredCache:
 
     def _get_below(self, key: Hashable, default: Any) -> Any:
         stale = self._stale.pop(key, 0) is None if self._stale else False
-        found = None if stale else self.disk.get(key)
+        try:
+            found = None if stale else self.disk.get(key)
+        except CorruptEntryError as exc:  # a value file that is a link, a FIFO, gone...
+            return self._corrupt(exc, key, default)
         if found is None:
             try:
                 found = self._get_lower(key)
@@ -260,59 +263,55 @@ class TieredCache:
     def get_path(self, key: Hashable) -> Path | None:
         """Path of a file-backed entry whose file is exactly the value's bytes (for mmap).
 
-        Not verified here (that would read the whole file); ``open`` verifies as it reads.
+        Verified: the first call after the file changes (new inode, size, mtime or ctime)
+        pays one hash pass; later calls in this process cost a lookup and an fstat. The
+        file must not be written to; another process's put replaces it with a new file.
         """
-        found = self._locate(key)
-        if found is None or found[1] is None:
+        found = self.open_verified(key, files_only=True)
+        if found is None or found.handle is None:
             return None
+        found.handle.close()
+        return found.path
+
+    def open_verified(self, key: Hashable, files_only: bool = False) -> VerifiedEntry | None:
+        """The entry's payload as an open, verified file (``DiskTier.open_verified``) or None.
+
+        Fetches from a lower tier when the disk misses; a damaged entry follows
+        ``on_corrupt`` (raise, or quarantine and miss); an older format is a miss.
+        """
         try:
-            meta = framing.parse_meta(found[0])
-        except ValueError:
+            found = self.disk.open_verified(key, files_only)
+            if found is None and self.lower and self._get_lower(key, read=False) is not None:
+                found = self.disk.open_verified(key, files_only)
+        except framing.StaleEntryError:
             return None
-        return found[1] if meta.is_raw else None
+        except CorruptEntryError as exc:
+            return self._corrupt(exc, key, None)  # type: ignore[no-any-return]
+        return found
 
     def open(self, key: Hashable) -> BinaryIO | None:
-        """A binary reader over a bytes/str/raw-file entry that checks the digest at EOF.
+        """A binary reader over a bytes/str/raw-file entry, verified before the first byte.
 
-        Reading to the end raises CorruptEntryError on a mismatch. Other kinds: UsageError.
+        The digest is checked before the reader is returned (once per file identity, see
+        ``get_path``) and again at EOF. Other kinds: UsageError.
         """
-        found = self._locate(key)
+        found = self.open_verified(key, files_only=True)
         if found is None:
             value = self.memory.get(key, _MISS)
             if isinstance(value, (bytes, str)):
                 return io.BytesIO(value.encode("utf-8") if isinstance(value, str) else value)
             return None
-        tag, path, inline = found
-        try:
-            meta = framing.parse_meta(tag)
-        except ValueError:
-            return self._corrupt(  # type: ignore[no-any-return]
-                CorruptEntryError(self.name, key, "bad entry header"), key, None
-            )
-        if not meta.is_raw:
+        if found.handle is None:
             value = self.get(key, _MISS)
             if isinstance(value, (bytes, str)):
                 return io.BytesIO(value.encode("utf-8") if isinstance(value, str) else value)
             if value is _MISS:
                 return None
             raise UsageError(
-                f"cache {self.name!r}: entry {key!r} is a {meta.kind} value; "
+                f"cache {self.name!r}: entry {key!r} is a {found.meta.kind} value; "
                 "use get() instead of open()"
             )
-        if path is None:
-            return _VerifyingReader(io.BytesIO(inline or b""), meta, self.name, key)
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 (returned to the caller, who closes it)
-        except FileNotFoundError:
-            return None
-        return _VerifyingReader(handle, meta, self.name, key)
-
-    def _locate(self, key: Hashable) -> tuple[bytes, Path | None, bytes | None] | None:
-        """The disk entry, fetched from a lower tier first when the disk misses."""
-        found = self.disk.locate(key)
-        if found is None and self.lower and self._get_lower(key, read=False) is not None:
-            found = self.disk.locate(key)
-        return found
+        return _VerifyingReader(found.handle, found.meta, self.name, key)
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self.memory or self.disk.contains(key)
