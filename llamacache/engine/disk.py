@@ -25,7 +25,9 @@ import io
 import logging
 import os
 import sqlite3
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +68,51 @@ _USED = (
     " - (SELECT freelist_count FROM pragma_freelist_count()),"
     " (SELECT value FROM Settings WHERE key = 'size')"
 )
+
+
+def _read_only(directory: Path) -> bool:
+    """True when the cache exists but this process may not write its folder or index."""
+    db = directory / diskcache.core.DBNAME
+    if not db.exists():
+        return False
+    return not (os.access(directory, os.W_OK) and os.access(db, os.W_OK))
+
+
+class ReadOnlyIndex(diskcache.Cache):  # type: ignore[misc]
+    """diskcache's Cache over an index this process may read but not write.
+
+    diskcache's own constructor writes its Settings and creates tables; this one only
+    reads them. SQLite opens the file ``mode=ro`` while a writer's ``-wal`` exists (its
+    ``-shm`` then carries the locks), else ``immutable=1`` (no lock files to create in a
+    folder we cannot write). Any write raises sqlite3.OperationalError (read-only).
+    """
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+        self._timeout = 60
+        self._local = threading.local()
+        self._txn_id = None
+        db = os.path.join(directory, diskcache.core.DBNAME)
+        mode = "mode=ro" if os.path.exists(db + "-wal") else "immutable=1"
+        self._uri = f"file:{urllib.parse.quote(db)}?{mode}"
+        settings = dict(self._sql("SELECT key, value FROM Settings").fetchall())
+        for key, value in settings.items():
+            setattr(self, key, value)
+        disk_kwargs = {k[5:]: v for k, v in settings.items() if k.startswith("disk_")}
+        self._disk = LlamaDisk(directory, **disk_kwargs)
+        ((self._page_size,),) = self._sql("PRAGMA page_size").fetchall()
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        if getattr(self._local, "pid", None) != os.getpid():
+            self.close()
+            self._local.pid = os.getpid()
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = sqlite3.connect(
+                self._uri, uri=True, timeout=self._timeout, isolation_level=None
+            )
+        return con
 
 
 @dataclass(frozen=True)
@@ -120,6 +167,9 @@ class DiskTier:
         self.expirations = self.ghost_hits = 0
         self._ghosts = False  # any ghost rows seen; a miss checks them only then
         self._short = False  # the reserve was given back and there is no room to re-take it
+        # A cache this user may read but not write (a system-wide cache): open the index
+        # read-only; gets work, access times are simply not recorded, puts fail cleanly.
+        self.read_only = _read_only(self.directory)
         self._cache = self._freeing(self._open)
         self._disk: LlamaDisk = self._cache.disk
         self._disk.durability = settings.durability
@@ -127,6 +177,11 @@ class DiskTier:
         self.refresh_ghosts()
 
     def _open(self) -> diskcache.Cache:
+        if self.read_only:
+            try:
+                return ReadOnlyIndex(str(self.directory))
+            except (OSError, sqlite3.Error) as exc:
+                raise self._error(exc) from exc
         try:
             cache = diskcache.Cache(
                 str(self.directory),
@@ -166,7 +221,8 @@ class DiskTier:
                 raise
             log.info("cache %r: disk full; released the reserve to free room", self.name)
             out = action()
-        self._short = not reserve.ensure(self.directory)
+        if not self.read_only:
+            self._short = not reserve.ensure(self.directory)
         return out
 
     def _check_room(self) -> None:
