@@ -26,7 +26,7 @@ from llamacache.engine.protocol import CacheTier, ChunkMissing, TierStats
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
 from llamacache.errors import CorruptEntryError, LlamacacheError, UnsafeCacheDirError, UsageError
 from llamacache.metrics import CacheMetrics
-from llamacache.settings import CacheSettings
+from llamacache.settings import MAX_DURATION, CacheSettings
 
 _MISS: Any = object()
 _STALE_MAX = 100_000  # invalidation marks kept for keys whose disk copy is stale
@@ -45,6 +45,12 @@ class CleanupResult:
     used_bytes: int
     limit_bytes: int  # eviction_threshold x disk_size
     over_limit: bool  # still above it (policy "none", or eviction could not free enough)
+
+
+def check_ttl(ttl: float) -> None:
+    """UsageError unless ``0 <= ttl <= 100 years`` (NaN, infinities and 1e300 included)."""
+    if not 0 <= ttl <= MAX_DURATION:  # NaN fails every comparison
+        raise UsageError(f"ttl {ttl!r} is out of range; expected 0 to {MAX_DURATION:.0f} seconds")
 
 
 class _Packed:
@@ -337,6 +343,8 @@ class TieredCache:
         self.metrics.put_latency.observe(perf_counter() - t0)
 
     def _put(self, key: Hashable, value: Any, ttl: float | None) -> None:
+        if ttl is not None:
+            check_ttl(ttl)
         self.memory.discard(key)
         meta, payload = framing.encode(value, self.settings, key)
         expire = ttl if ttl is not None else self._ttl
@@ -366,6 +374,8 @@ class TieredCache:
         self, key: Hashable, source: str | Path | BinaryIO, ttl: float | None = None
     ) -> framing.EntryMeta:
         """Store a file byte-for-byte, streamed; returns its header (digest, size)."""
+        if ttl is not None:
+            check_ttl(ttl)
         self.memory.discard(key)
         entry = self.disk.put_file(key, source, ttl)
         if self.lower:
