@@ -668,15 +668,27 @@ class DiskTier:
         self._measure_at = now + MEASURE_SECONDS
 
     def expire(self) -> EvictionResult:
-        """Remove every expired entry (rows first, files after commit)."""
-        where = "expire_time IS NOT NULL AND expire_time < ?"
+        """Remove every expired entry (rows first, files after commit).
+
+        Expired means past its own TTL, or, with ``max_age`` set (any policy), stored more
+        than ``max_age`` ago without a TTL of its own. The age pass scans by store time:
+        cleanup and eviction only, never a get or a put below the threshold.
+        """
+        passes: list[tuple[str, float, str]] = [
+            ("expire_time IS NOT NULL AND expire_time < ?", time.time(), "expire_time")
+        ]
+        if self.settings.max_age is not None:
+            cutoff = time.time() - self.settings.max_age
+            passes.append(("expire_time IS NULL AND store_time < ?", cutoff, "store_time"))
         total = EvictionResult()
-        while True:
-            done, _ = self._delete_pass(where, (time.time(),), "expire_time", None)
-            total += done
-            self.expirations += done.count
-            if done.count < EVICT_BATCH:
-                return total
+        for where, bound, order in passes:
+            while True:
+                done, _ = self._delete_pass(where, (bound,), order, None)
+                total += done
+                self.expirations += done.count
+                if done.count < EVICT_BATCH:
+                    break
+        return total
 
     def evict_to(self, target_bytes: int) -> EvictionResult:
         """Expire, then evict in policy order until ``used_bytes() <= target_bytes``.

@@ -93,7 +93,15 @@ class TieredCache:
             )
         self.settings = settings
         self.name = settings.name
-        self.memory = MemoryFront(settings.memory_size, settings.max_items, settings.memory_policy)
+        # One policy per cache: the memory front evicts in the disk tier's order, from the
+        # same threshold, and sweeps expired entries every [cache.memory] cleanup_interval.
+        self.memory = MemoryFront(
+            settings.memory_size,
+            settings.max_items,
+            settings.policy,
+            settings.eviction_threshold,
+            settings.memory_cleanup_interval,
+        )
         self.disk = DiskTier(settings)
         self.lower: list[CacheTier] = list(lower)  # e.g. a network tier, consulted after disk
         self._track = self.disk.policy.track_access
@@ -425,6 +433,10 @@ class TieredCache:
         self.check_memory_pressure()
         self.disk.flush_access()
         expired = self.disk.expire()
+        if expired.count and self.settings.max_age is not None and self._ttl is None:
+            # entries aged out on disk may still sit in the memory front (kept there
+            # without an expiry to keep hits lock-free): drop the copies
+            memory_expired += self.memory.clear()
         limit = int(self.settings.eviction_threshold * self.settings.disk_size)
         evicted = self.disk.evict_to(limit)
         used = self.disk.used_bytes()
