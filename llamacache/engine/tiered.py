@@ -261,6 +261,9 @@ class TieredCache:
         self.corrupt += 1
         if self.settings.on_corrupt != "miss":
             raise exc
+        if self.disk.read_only:  # nothing can be moved or removed: just miss
+            self.memory.discard(key)
+            return default
         found = self.disk.locate(key)
         if found is not None:
             _, path, inline = found
