@@ -4,7 +4,8 @@ Every key is read through every way out: ``get``, ``get_path`` + read, ``open`` 
 ``ModelCache.get_model`` (mmap and read) and, for a sample, the real ``llamacache get``
 in a subprocess. A damaged entry may be corrupt (an error naming it) or a miss; it may
 never be another key's value or altered bytes. LLAMACACHE_FAULT_TRIALS sets how many
-bits are flipped in all (default 300 for CI; the issue's bar is >= 2,000).
+bits are flipped in all (default 300 for CI, ~10 s; the issue's bar, 2,000, takes ~80 s:
+``LLAMACACHE_FAULT_TRIALS=2000 pytest tests/reliability/test_bitflip_fuzz.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from llamacache import CacheManager, ModelCache
 from llamacache.config import resolve
@@ -206,12 +206,6 @@ def _cli_get(root: Path, key: str, expected: Any, tally: _Tally) -> None:
 
 def test_bit_flips_never_serve_a_wrong_value(tmp_path: Path, figure: Figure) -> None:
     _run(tmp_path, figure, BITS)
-
-
-@pytest.mark.slow
-def test_bit_flips_at_the_issue_bar(tmp_path: Path, figure: Figure) -> None:
-    """The same with >= 2,000 flipped bits (``-m slow``)."""
-    _run(tmp_path, figure, max(BITS, 2000))
 
 
 def _run(tmp_path: Path, figure: Figure, bits: int) -> None:
