@@ -30,6 +30,16 @@ else
   echo "install-test-deps: zsh, fish, man and groff already present"
 fi
 
+# -- torch (CPU), for the DataLoader tests ------------------------------------------------------
+# The CPU wheel installs in 20-55 s here; pinned so that no CUDA build (GBs) is pulled in.
+# Without it the torch tests skip and say why.
+if python -c "import torch" >/dev/null 2>&1; then
+  echo "install-test-deps: torch already present"
+else
+  echo "install-test-deps: installing torch==2.13.0 (CPU)"
+  python -m pip install -q 'torch==2.13.0' || echo "install-test-deps: could not install torch; its tests will skip" >&2
+fi
+
 # -- redis --------------------------------------------------------------------------------------
 if have redis-server || have valkey-server; then
   echo "install-test-deps: redis server already present: $(command -v redis-server || command -v valkey-server)"
