@@ -164,24 +164,33 @@ class ShardCorrupt(ValueError):
     """A shard's bytes do not match the digest its epoch recorded, or it is not a shard."""
 
 
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: fault the pages in with one call
+
+
 class Shard:
     """One mapped shard file; ``batch(i)`` is a view into the map (no copy, no decode).
 
-    The map is private (copy-on-write): numpy views are read-only, torch tensors made
-    from them are writable without a warning, and a write never reaches the file.
+    numpy batches are views of a read-only shared map. torch batches come from a private
+    (copy-on-write) map instead, so ``torch.from_numpy`` gets a writable array without a
+    warning and without a copy, and a write to a tensor never reaches the file.
     """
 
     def __init__(self, path: Path, checksum: str, digest: bytes, layout: dict[str, Any]) -> None:
         import numpy as np
 
+        self._torch = bool(layout.get("torch"))
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         try:
             st = os.fstat(fd)
-            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY) if st.st_size else None
+            if not st.st_size:
+                raise ShardCorrupt("empty shard file")
+            if self._torch:
+                self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+            else:
+                flags = mmap.MAP_SHARED | _POPULATE
+                self._map = mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ)
         finally:
             os.close(fd)
-        if self._map is None:
-            raise ShardCorrupt("empty shard file")
         ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         with _VERIFIED_LOCK:
             seen = _VERIFIED.get(ident)
@@ -198,25 +207,24 @@ class Shard:
         except (struct.error, ValueError) as exc:
             raise ShardCorrupt(f"bad shard header: {exc}") from None
         self._base = 8 + n
-        self._buf = np.frombuffer(self._map, np.uint8)
         self._layout = layout
-        self._torch = bool(layout.get("torch"))
+        self._dtypes = {k: np.dtype(v) for k, v in _NP.items()}
+        self._nd = np.ndarray
 
     def _tensor(self, name: str) -> Any:
-        import numpy as np
-
         try:
             spec = self.header[name]
             a, b = spec["data_offsets"]
-            dtype = np.dtype(_NP[spec["dtype"]])
-            arr = self._buf[self._base + a : self._base + b].view(dtype).reshape(spec["shape"])
+            dtype = self._dtypes[spec["dtype"]]
+            arr = self._nd(spec["shape"], dtype, self._map, self._base + a)
+            if arr.nbytes != b - a:
+                raise ValueError("size does not match shape")
         except (KeyError, ValueError, TypeError) as exc:
             raise ShardCorrupt(f"shard has no usable tensor {name!r}: {exc}") from None
         if self._torch:
             import torch
 
             return torch.from_numpy(arr)
-        arr.flags.writeable = False
         return arr
 
     def batch(self, index: int) -> Any:
