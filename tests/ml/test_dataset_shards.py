@@ -145,6 +145,21 @@ def test_a_corrupt_shard_with_on_corrupt_miss_is_refilled_from_the_source(
         assert data.reads == 2  # refilled and whole again
 
 
+def test_a_shard_replaced_by_another_fill_is_a_miss_not_corruption(
+    manager: CacheManager, tmp_path: Path
+) -> None:
+    dc = DatasetCache(manager, batch_size=8)
+    data = Source(_tokens())
+    first = [b.copy() for b in dc.stream_dataset(data)]
+    key = dc.dataset_key(data)
+    other = tmp_path / "other"
+    other.write_bytes(b"another process's shard")
+    dc.cache.put_file(f"ds:{key}/shard/00000", other)  # a refill with other contents
+    assert _equal(list(dc.stream_dataset(data)), first)  # from the source, no error
+    assert data.reads == 2
+    assert _equal(list(dc.stream_dataset(data)), first) and data.reads == 2
+
+
 def test_an_epoch_larger_than_its_cache_warns_once_naming_sizes_and_setting(
     cache_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
