@@ -44,7 +44,7 @@ class _Epoch:
         ds = dc.get_dataset(key)  # NotCachedError now, not in a worker later
         self.settings = dc.manager.settings
         self.cache, self.batch_size, self.key = dc.cache.name, dc.batch_size, key
-        self.info = {**ds.info, "layout": {**ds.info.get("layout", {}), "torch": True}}
+        self.info = {**ds.info, "layout": {**(ds.info.get("layout") or {}), "torch": True}}
         self.num_batches = ds.num_batches
         self._pid = os.getpid()
         self._ds: CachedDataset | None = CachedDataset(dc, key, self.info)

@@ -84,3 +84,14 @@ def test_multi_worker_dataloader_yields_every_batch_exactly_once(
     mapped = DataLoader(EpochDataset(dc, key), batch_size=None, num_workers=2, shuffle=True)
     assert Counter(map(_key_of, mapped)) == Counter(b.tobytes() for b in epoch1)
     assert data.reads == 1
+
+
+def test_an_epoch_without_shards_also_feeds_a_dataloader(manager: CacheManager) -> None:
+    dc = DatasetCache(manager, batch_size=4)
+    recs = [{"ids": np.full(3, i, np.int64), "text": f"r{i}"} for i in range(10)]
+    key = dc.cache_dataset(recs)
+    assert not dc.get_dataset(key).info["shards"]  # text fields: one entry per batch
+    got = list(DataLoader(EpochIterable(dc, key), batch_size=None, num_workers=2))
+    ids = sorted(int(x) for b in got for x in b["ids"][:, 0])
+    assert ids == list(range(10))
+    assert sorted(t for b in got for t in b["text"]) == [f"r{i}" for i in range(10)]
