@@ -304,7 +304,7 @@ def bench_dataset(work: Path, records: int, batch_size: int, seq: int) -> None:
 
     from llamacache.ml.identity import dataset_identity
 
-    sample = [batch(i)[j] for i in range(min(nb, 313)) for j in range(len(batch(i)))]
+    sample = [row for i in range(min(nb, 313)) for row in batch(i)]
     size = sum(r.nbytes for r in sample)
     t_fp = best(lambda: dataset_identity(list(sample)), 3)  # a new list: nothing remembered
     t_memo = best(lambda: dataset_identity(sample), 3)
