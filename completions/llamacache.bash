@@ -22,7 +22,7 @@ _llamacache_options() {
         "config validate") echo "--json --help -h" ;;
         "daemon") echo "--cache -c --json --quiet --help -h" ;;
         "evict") echo "--cache -c --key --match --older-than --larger-than --to-size --keep-last --tier --plan-out --apply --dry-run --yes -y --wait --json --quiet --help -h" ;;
-        "get") echo "--cache -c --out -o --json --quiet --help -h" ;;
+        "get") echo "--cache -c --out -o --force --json --quiet --help -h" ;;
         "inspect") echo "--cache -c --top --reset-stats --tier --json --quiet --help -h" ;;
         "ls") echo "--cache -c --sort --limit --filter --keys-only -q --tier --json --help -h" ;;
         "put") echo "--file -f --cache -c --ttl --json --quiet --help -h" ;;

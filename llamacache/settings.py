@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The longest TTL or age accepted anywhere (100 years): past it expiry times overflow dates.
+MAX_DURATION = 100 * 365.25 * 86400.0
+
 DEFAULT_CACHE = "default"
 BUILTIN_CACHES = ("default", "model", "training", "system")
 

@@ -20,6 +20,7 @@ import humanfriendly
 import psutil
 
 from llamacache.errors import ConfigError
+from llamacache.settings import MAX_DURATION
 
 MB = 10**6
 # SQLite (the disk index) stores signed 64-bit integers; a larger "size" is a typo.
@@ -214,6 +215,8 @@ def parse_duration(value: object, *, field: str) -> float:
         number = value
     if not math.isfinite(number) or number < 0:
         raise _duration_error(value, field)
+    if number > MAX_DURATION:
+        raise ConfigError(f"{field}: {show(value)} is too long; expected at most 100 years")
     return float(number)
 
 

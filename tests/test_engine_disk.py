@@ -25,7 +25,7 @@ def settings(tmp_path: Path, **kw: object) -> CacheSettings:
 
 
 def put(tier: DiskTier, key: object, value: bytes, **kw: object) -> None:
-    meta, payload = framing.encode(value, tier.settings)
+    meta, payload = framing.encode(value, tier.settings, key)
     tier.put(key, meta, payload, **kw)  # type: ignore[arg-type]
 
 

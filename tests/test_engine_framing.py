@@ -34,7 +34,7 @@ def _same(a: object, b: object) -> bool:
 @pytest.mark.parametrize("algo", ["xxh3", "blake3", "sha256"])
 def test_round_trip_every_codec_kind_checksum(codec: str, kind: str, algo: str) -> None:
     settings = replace(BASE, compression=codec, checksum=algo)
-    meta, payload = framing.encode(VALUES[kind], settings)
+    meta, payload = framing.encode(VALUES[kind], settings, "k")
     parsed = framing.parse_meta(meta)
     assert parsed.kind == kind and parsed.checksum == algo
     if codec in ("zlib", "zstd", "lz4", "auto"):
@@ -47,7 +47,7 @@ def test_round_trip_every_codec_kind_checksum(codec: str, kind: str, algo: str) 
 
 def test_numpy_comes_back_c_contiguous_and_read_only() -> None:
     arr = np.asfortranarray(np.arange(12, dtype=np.float16).reshape(3, 4))
-    meta, payload = framing.encode(arr, BASE)
+    meta, payload = framing.encode(arr, BASE, "k")
     out = framing.decode(meta, bytes(payload), "t", "k")
     assert out.flags.c_contiguous and not out.flags.writeable
     assert framing.parse_meta(meta).shape == (3, 4) and framing.parse_meta(meta).dtype == "<f2"
@@ -55,8 +55,8 @@ def test_numpy_comes_back_c_contiguous_and_read_only() -> None:
     assert zero_d.shape == () and zero_d == 1.5
 
 
-def _enc(value: object) -> tuple[bytes, bytes]:
-    meta, payload = framing.encode(value, BASE)
+def _enc(value: object, key: object = "k") -> tuple[bytes, bytes]:
+    meta, payload = framing.encode(value, BASE, key)
     return meta, bytes(payload)
 
 
@@ -78,14 +78,14 @@ def test_auto_stores_incompressible_raw_and_compresses_redundant() -> None:
 
 
 def test_explicit_codec_skips_tiny_values() -> None:
-    meta, _ = framing.encode(bytes(63), replace(BASE, compression="zstd"))
+    meta, _ = framing.encode(bytes(63), replace(BASE, compression="zstd"), "k")
     assert framing.parse_meta(meta).codec == "none"
-    meta, _ = framing.encode(bytes(64), replace(BASE, compression="zstd"))
+    meta, _ = framing.encode(bytes(64), replace(BASE, compression="zstd"), "k")
     assert framing.parse_meta(meta).codec == "zstd"
 
 
 def test_flipped_byte_and_bad_header_raise_naming_cache_and_key() -> None:
-    meta, payload = _enc(b"payload" * 20)
+    meta, payload = _enc(b"payload" * 20, "key1")
     bad = bytearray(payload)
     bad[5] ^= 1
     with pytest.raises(CorruptEntryError, match=r"cache 'c'.*'key1'.*checksum"):

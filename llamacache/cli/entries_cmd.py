@@ -12,7 +12,7 @@ from llamacache.cli.app import state
 from llamacache.cli.options import JsonOpt, OneCacheOpt, QuietOpt, TtlOpt
 from llamacache.cli.render import Renderer
 from llamacache.errors import ExitCode, UsageError
-from llamacache.ops import entries
+from llamacache.ops import entries, output
 
 KeyArg = Annotated[str, typer.Argument(help="The entry's key (any string; never a path).")]
 
@@ -63,13 +63,19 @@ def get(
         Path | None,
         typer.Option("--out", "-o", metavar="PATH", help="Write the value to this file."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Write a binary value to the terminal anyway."),
+    ] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write the value of KEY to stdout (or --out); exit 1 on a miss.
+    """Write the value of KEY to stdout (or --out); exit 1 on a miss or a damaged entry.
 
-    On a terminal a string or bytes value without a final newline gets one (as redis-cli
-    does); piped or --out output is byte-exact.
+    The value is verified before its first byte is written. On a terminal a string or
+    bytes value without a final newline gets one (as redis-cli does), and binary data is
+    refused unless --force; piped or --out output is byte-exact. --out writes a new
+    file readable by its owner only (a temp file renamed into place).
     """
     s = state(ctx)
     if out is not None:
@@ -82,24 +88,27 @@ def get(
         elif not (s.quiet or quiet):
             sys.stderr.write(f"llamacache: miss: {key!r} is not in cache {cache!r}\n")
         raise typer.Exit(int(ExitCode.PROBLEM))
-    if s.json or json_out:
-        s.renderer(json_out=True).json(result)
-        return
-    if out is not None:
-        tmp = out.with_name(f".{out.name}.llamacache-tmp")
-        try:  # a corrupt entry is detected at EOF: never leave half a file under --out
-            with open(tmp, "wb") as handle:
-                entries.copy_entry_to(manager, result, handle)
-            tmp.replace(out)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return
-    stream = sys.stdout.buffer
-    entries.copy_entry_to(manager, result, stream)
-    value = result.value
-    if isinstance(value, str | bytes) and sys.stdout.isatty() and value[-1:] not in ("\n", b"\n"):
-        stream.write(b"\n")  # keep the shell prompt off the value's last line
-    stream.flush()
+    try:
+        if s.json or json_out:
+            s.renderer(json_out=True).json(result)
+            return
+        if out is not None:
+            output.write_file(out, lambda handle: entries.copy_entry_to(result, handle))
+            return
+        tty = sys.stdout.isatty()
+        if tty and not force and entries.looks_binary(result):
+            raise UsageError(
+                f"{key!r} holds binary data; not writing it to the terminal "
+                "(use --out PATH or a pipe, or --force)"
+            )
+        stream = sys.stdout.buffer
+        entries.copy_entry_to(result, stream)
+        value = result.value
+        if isinstance(value, str | bytes) and tty and value[-1:] not in ("\n", b"\n"):
+            stream.write(b"\n")  # keep the shell prompt off the value's last line
+        stream.flush()
+    finally:
+        result.close()
 
 
 def _check_out(out: Path) -> None:

@@ -25,7 +25,9 @@ import io
 import logging
 import os
 import sqlite3
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,15 @@ import diskcache
 
 from llamacache.engine import checksums, eviction, framing, ghosts, recency, reserve
 from llamacache.engine.eviction import EVICT_BATCH, POLICIES
-from llamacache.engine.files import LlamaDisk, PreparedFile, blocks, safe_write
+from llamacache.engine.files import (
+    BadValueFile,
+    LlamaDisk,
+    PreparedFile,
+    blocks,
+    open_value,
+    safe_write,
+    verify_open_file,
+)
 from llamacache.engine.protocol import EvictionResult, TierStats
 from llamacache.errors import CacheIOError, DiskFullError, LlamacacheError, translate_os_error
 from llamacache.settings import CacheSettings
@@ -58,6 +68,64 @@ _USED = (
     " - (SELECT freelist_count FROM pragma_freelist_count()),"
     " (SELECT value FROM Settings WHERE key = 'size')"
 )
+
+
+def _read_only(directory: Path) -> bool:
+    """True when the cache exists but this process may not write its folder or index."""
+    db = directory / diskcache.core.DBNAME
+    if not db.exists():
+        return False
+    return not (os.access(directory, os.W_OK) and os.access(db, os.W_OK))
+
+
+class ReadOnlyIndex(diskcache.Cache):  # type: ignore[misc]
+    """diskcache's Cache over an index this process may read but not write.
+
+    diskcache's own constructor writes its Settings and creates tables; this one only
+    reads them. SQLite opens the file ``mode=ro`` while a writer's ``-wal`` exists (its
+    ``-shm`` then carries the locks), else ``immutable=1`` (no lock files to create in a
+    folder we cannot write). Any write raises sqlite3.OperationalError (read-only).
+    """
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+        self._timeout = 60
+        self._local = threading.local()
+        self._txn_id = None
+        db = os.path.join(directory, diskcache.core.DBNAME)
+        mode = "mode=ro" if os.path.exists(db + "-wal") else "immutable=1"
+        self._uri = f"file:{urllib.parse.quote(db)}?{mode}"
+        settings = dict(self._sql("SELECT key, value FROM Settings").fetchall())
+        for key, value in settings.items():
+            setattr(self, key, value)
+        disk_kwargs = {k[5:]: v for k, v in settings.items() if k.startswith("disk_")}
+        self._disk = LlamaDisk(directory, **disk_kwargs)
+        ((self._page_size,),) = self._sql("PRAGMA page_size").fetchall()
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        if getattr(self._local, "pid", None) != os.getpid():
+            self.close()
+            self._local.pid = os.getpid()
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = sqlite3.connect(
+                self._uri, uri=True, timeout=self._timeout, isolation_level=None
+            )
+        return con
+
+
+@dataclass(frozen=True)
+class VerifiedEntry:
+    """An entry whose header is bound to its key and whose payload matched its digest.
+
+    ``handle`` is positioned at 0 and is the caller's to close: for a file-backed entry it
+    is the very descriptor that was checked (a rename meanwhile cannot swap it).
+    """
+
+    meta: framing.EntryMeta
+    handle: BinaryIO | None  # None only when ``files_only`` skipped an entry that is no file
+    path: Path | None  # the value file, or None when the payload is inline
 
 
 @dataclass(frozen=True)
@@ -99,6 +167,9 @@ class DiskTier:
         self.expirations = self.ghost_hits = 0
         self._ghosts = False  # any ghost rows seen; a miss checks them only then
         self._short = False  # the reserve was given back and there is no room to re-take it
+        # A cache this user may read but not write (a system-wide cache): open the index
+        # read-only; gets work, access times are simply not recorded, puts fail cleanly.
+        self.read_only = _read_only(self.directory)
         self._cache = self._freeing(self._open)
         self._disk: LlamaDisk = self._cache.disk
         self._disk.durability = settings.durability
@@ -106,6 +177,11 @@ class DiskTier:
         self.refresh_ghosts()
 
     def _open(self) -> diskcache.Cache:
+        if self.read_only:
+            try:
+                return ReadOnlyIndex(str(self.directory))
+            except (OSError, sqlite3.Error) as exc:
+                raise self._error(exc) from exc
         try:
             cache = diskcache.Cache(
                 str(self.directory),
@@ -145,7 +221,8 @@ class DiskTier:
                 raise
             log.info("cache %r: disk full; released the reserve to free room", self.name)
             out = action()
-        self._short = not reserve.ensure(self.directory)
+        if not self.read_only:
+            self._short = not reserve.ensure(self.directory)
         return out
 
     def _check_room(self) -> None:
@@ -199,11 +276,14 @@ class DiskTier:
         tag, filename, value = row
         if filename is not None:
             try:
-                with open(os.path.join(self.directory, filename), "rb") as f:
+                f, _ = open_value(os.path.join(self.directory, filename))
+                with f:
                     value = f.read()
             except FileNotFoundError:
                 self._vanished(key, filename)
                 return None
+            except BadValueFile as exc:
+                raise self._corrupt(key, str(exc)) from None
             except OSError as exc:
                 raise self._error(exc) from exc
         self.hits += 1
@@ -231,6 +311,77 @@ class DiskTier:
         from llamacache.errors import CorruptEntryError
 
         raise CorruptEntryError(self.name, key, "value file is missing")
+
+    def _corrupt(self, key: Hashable, reason: str) -> LlamacacheError:
+        from llamacache.errors import CorruptEntryError
+
+        return CorruptEntryError(self.name, key, reason)
+
+    def open_verified(self, key: Hashable, files_only: bool = False) -> VerifiedEntry | None:
+        """``key``'s payload as an open, verified binary file, or None on a miss.
+
+        With ``files_only``, an entry that is not a raw value file (inline, compressed,
+        pickled...) comes back unopened and unverified (``handle`` None, no access recorded).
+
+        The header must be bound to ``key``; a value file must be a regular file (never
+        followed through a symlink) of the recorded size whose digest matches. The hash
+        pass is paid once per file identity per process (``files.verify_open_file``), so
+        repeated opens of an unchanged file cost one lookup and an fstat. Raises
+        CorruptEntryError (StaleEntryError for an older format). Records one access.
+        """
+        row = self._row(key)
+        if row is None:
+            self.misses += 1
+            return None
+        tag, filename, value = row
+        try:
+            meta = framing.parse_meta(tag)
+        except ValueError:
+            raise self._corrupt(key, "bad entry header") from None
+        if meta.key_hash is None:
+            raise framing.StaleEntryError(self.name, key, "written by an older llamacache")
+        if not framing.check_key(meta, key):
+            raise self._corrupt(key, "entry belongs to another key")
+        if files_only and (filename is None or not meta.is_raw):
+            return VerifiedEntry(meta, None, None)
+        path: Path | None = None
+        handle: BinaryIO
+        if filename is None:
+            payload = bytes(value or b"")
+            if not framing.verify_payload(meta, payload):
+                raise self._corrupt(key, "checksum mismatch")
+            handle = io.BytesIO(payload)
+        else:
+            path = self.directory / filename
+            opened = self._open_file(key, filename, meta)
+            if opened is None:
+                return None
+            handle = opened
+        self.hits += 1
+        if self._track:
+            self.record_access(key)
+        return VerifiedEntry(meta, handle, path)
+
+    def _open_file(self, key: Hashable, filename: str, meta: framing.EntryMeta) -> Any:
+        """The verified open value file, or None when it vanished (a concurrent remove)."""
+        try:
+            handle, st = open_value(self.directory / filename, meta.stored_len)
+        except FileNotFoundError:
+            self._vanished(key, filename)
+            return None
+        except BadValueFile as exc:
+            raise self._corrupt(key, str(exc)) from None
+        except OSError as exc:
+            raise self._error(exc) from exc
+        try:
+            ok = verify_open_file(handle, st, meta.checksum, meta.digest)
+        except OSError as exc:
+            handle.close()
+            raise self._error(exc) from exc
+        if not ok:
+            handle.close()
+            raise self._corrupt(key, "checksum mismatch")
+        return handle
 
     def locate(self, key: Hashable) -> tuple[bytes, Path | None, bytes | None] | None:
         """``(meta, file path, None)`` for a file-backed entry, ``(meta, None, payload)`` inline."""
@@ -387,7 +538,7 @@ class DiskTier:
             raise self._error(exc) from exc
         digest = hasher.digest()
         meta = framing.make_meta(
-            framing.K_RAWFILE, 0, algo.id, digest, prepared.size, prepared.size
+            framing.K_RAWFILE, 0, algo.id, digest, prepared.size, prepared.size, key
         )
         self._index(key, prepared, meta, ttl if ttl is not None else self._ttl)
         return framing.parse_meta(meta)
@@ -517,15 +668,27 @@ class DiskTier:
         self._measure_at = now + MEASURE_SECONDS
 
     def expire(self) -> EvictionResult:
-        """Remove every expired entry (rows first, files after commit)."""
-        where = "expire_time IS NOT NULL AND expire_time < ?"
+        """Remove every expired entry (rows first, files after commit).
+
+        Expired means past its own TTL, or, with ``max_age`` set (any policy), stored more
+        than ``max_age`` ago without a TTL of its own. The age pass scans by store time:
+        cleanup and eviction only, never a get or a put below the threshold.
+        """
+        passes: list[tuple[str, float, str]] = [
+            ("expire_time IS NOT NULL AND expire_time < ?", time.time(), "expire_time")
+        ]
+        if self.settings.max_age is not None:
+            cutoff = time.time() - self.settings.max_age
+            passes.append(("expire_time IS NULL AND store_time < ?", cutoff, "store_time"))
         total = EvictionResult()
-        while True:
-            done, _ = self._delete_pass(where, (time.time(),), "expire_time", None)
-            total += done
-            self.expirations += done.count
-            if done.count < EVICT_BATCH:
-                return total
+        for where, bound, order in passes:
+            while True:
+                done, _ = self._delete_pass(where, (bound,), order, None)
+                total += done
+                self.expirations += done.count
+                if done.count < EVICT_BATCH:
+                    break
+        return total
 
     def evict_to(self, target_bytes: int) -> EvictionResult:
         """Expire, then evict in policy order until ``used_bytes() <= target_bytes``.

@@ -9,7 +9,10 @@ orphan for ``repair``/``clean`` to sweep.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -121,3 +124,84 @@ def blocks(src: Any, hasher: checksums.Hasher) -> Iterator[memoryview]:
             return
         hasher.update(chunk)
         yield chunk
+
+
+class BadValueFile(Exception):
+    """A value file that must not be read: a symlink, not a regular file, or the wrong size."""
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_value(path: str | os.PathLike[str], size: int | None = None) -> tuple[Any, os.stat_result]:
+    """Open a value file for reading, never through a symlink; ``(binary file, fstat)``.
+
+    O_NOFOLLOW refuses a link planted as the file; O_NONBLOCK keeps a planted FIFO from
+    blocking the open; fstat on the opened descriptor then checks what was really opened.
+    Raises BadValueFile (not a regular file, or not ``size`` bytes), FileNotFoundError, OSError.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BadValueFile("value file is a symbolic link (not followed)") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadValueFile("value file is not a regular file")
+        if size is not None and st.st_size != size:
+            raise BadValueFile(f"value file is {st.st_size} bytes, header records {size}")
+        return os.fdopen(fd, "rb", buffering=0), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+Identity = tuple[int, int, int, int, int]
+_VERIFIED: dict[Identity, bytes] = {}  # file identity -> digest it was verified against
+_VERIFIED_MAX = 65536
+_verified_lock = threading.Lock()
+
+
+def identity(st: os.stat_result) -> Identity:
+    """What changes whenever a file's bytes may have: device, inode, size, mtime, ctime."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def verify_open_file(handle: Any, st: os.stat_result, algo: str, digest: bytes) -> bool:
+    """True when the open file hashes to ``digest``; remembered per file identity.
+
+    The first check of a file costs one hash pass (read from the same descriptor the
+    caller keeps, so a rename meanwhile cannot swap what was checked); later checks of the
+    same unchanged file cost one dict lookup. Leaves the file positioned at 0.
+    """
+    ident = identity(st)
+    key_digest = algo.encode() + b":" + digest
+    if _VERIFIED.get(ident) == key_digest:
+        return True
+    hasher = checksums.hasher(algo)
+    buf = bytearray(min(BLOCK, max(st.st_size, 1)))
+    view = memoryview(buf)
+    total = 0
+    handle.seek(0)
+    while True:
+        n = handle.readinto(view)
+        if not n:
+            break
+        hasher.update(view[:n])
+        total += n
+    handle.seek(0)
+    if total != st.st_size or hasher.digest() != digest:
+        return False
+    with _verified_lock:
+        if len(_VERIFIED) >= _VERIFIED_MAX:
+            _VERIFIED.pop(next(iter(_VERIFIED)))  # the oldest goes first
+        _VERIFIED[ident] = key_digest
+    return True
+
+
+def forget_verified() -> None:
+    """Drop every remembered verification (tests, and a caller that distrusts its own memory)."""
+    with _verified_lock:
+        _VERIFIED.clear()

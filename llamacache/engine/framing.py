@@ -6,11 +6,17 @@ payload is the diskcache value (inline BLOB, or a file when large). The digest c
 *stored* payload (after compression), so verifying never needs to decompress.
 
 Layout (little-endian): ``b"LC"``, version, kind id, codec id, checksum id, raw length
-(u64), stored length (u64), digest (size fixed by the checksum id), kind extras (numpy:
-dtype string, ndim, dims), then a CRC-32 of all of the above. The digest covers only the
-payload, so a flipped bit in the header (kind pickle -> bytes, dtype "<f4" -> ">f4")
-would otherwise serve different values from intact bytes; the CRC makes that a
-CorruptEntryError too.
+(u64), stored length (u64), key hash (8 bytes), digest (size fixed by the checksum id),
+kind extras (numpy: dtype string, ndim, dims), then a CRC-32 of all of the above. The
+digest covers only the payload, so a flipped bit in the header (kind pickle -> bytes,
+dtype "<f4" -> ">f4") would otherwise serve different values from intact bytes; the CRC
+makes that a CorruptEntryError too.
+
+The key hash binds an entry to its key: an index row whose key was altered (one flipped
+bit turns ``user:1001`` into ``user:1000``), a row pointing at another entry's file, or a
+header copied from another row all fail ``check_key`` and read as corrupt, never as
+another key's value. Entries written before version 3 carry no key hash: they read as a
+miss (``StaleEntryError``), are rewritten by the next put, and ``verify`` can report them.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Union
 
+from xxhash import xxh3_64_digest as _xxh64
+
 from llamacache.engine import checksums, codecs
 from llamacache.errors import CorruptEntryError
 from llamacache.settings import CacheSettings
@@ -29,15 +37,18 @@ from llamacache.settings import CacheSettings
 BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
 
 MAGIC = b"LC"
-VERSION = 2  # 2: header CRC-32 appended
+VERSION = 3  # 2: header CRC-32 appended; 3: key hash after the lengths
+OLD_VERSIONS = (2,)  # parsed for display (ls, verify), never served
 KINDS: tuple[str, ...] = ("", "bytes", "str", "numpy", "pickle", "rawfile")  # index = id
 KIND_ID: dict[str, int] = {name: i for i, name in enumerate(KINDS) if name}
 K_BYTES, K_STR, K_NUMPY, K_PICKLE, K_RAWFILE = 1, 2, 3, 4, 5
 PICKLE_PROTOCOL = 5
 BLOCK = 4 * 1024 * 1024
 
-_HDR = struct.Struct("<2sBBBBQQ")
+_HDR = struct.Struct("<2sBBBBQQ8s")  # ... key hash
 _HDR_SIZE = _HDR.size
+_HDR_V2 = struct.Struct("<2sBBBBQQ")
+KEY_HASH_SIZE = 8
 _DLEN: dict[int, int] = {a.id: a.digest_size for a in checksums.ALGORITHMS}
 _DIGEST = checksums.DIGEST_BY_ID
 _DIM = struct.Struct("<Q")
@@ -57,11 +68,38 @@ class EntryMeta:
     dtype: str | None = None  # numpy kind only
     shape: tuple[int, ...] | None = None  # numpy kind only
     version: int = VERSION
+    key_hash: bytes | None = None  # None: written before version 3 (bound to no key)
 
     @property
     def is_raw(self) -> bool:
         """True when the stored payload is exactly the value's bytes (mappable as a file)."""
         return self.codec == "none" and self.kind in ("bytes", "rawfile")
+
+
+class StaleEntryError(CorruptEntryError):
+    """An entry in an older header format (no key hash): read as a miss, not as damage."""
+
+
+def key_bytes(key: Any) -> bytes:
+    """A stable byte form of a key: its type and its value (pickled only for other types)."""
+    t = type(key)
+    if t is str:
+        text: str = key
+        return b"s" + text.encode("utf-8", "surrogatepass")
+    if t is bytes:
+        return b"b" + bytes(key)
+    if t is int:
+        return b"i" + str(key).encode("ascii")
+    if t is float:
+        number: float = key
+        return b"f" + number.hex().encode("ascii")
+    return b"p" + pickle.dumps(key, protocol=PICKLE_PROTOCOL)
+
+
+def key_hash(key: Any) -> bytes:
+    """The 8-byte hash of ``key`` kept in every header (xxh3-64; ~0.1 us for a short key)."""
+    out: bytes = _xxh64(key_bytes(key))
+    return out
 
 
 def make_meta(
@@ -71,16 +109,31 @@ def make_meta(
     digest: bytes,
     raw_len: int,
     stored_len: int,
+    key: Any,
     extras: bytes = b"",
 ) -> bytes:
-    """Build a header from ids (used by ``encode`` and by the disk tier's ``put_file``)."""
-    body = _HDR.pack(MAGIC, VERSION, kind, codec, algo, raw_len, stored_len) + digest + extras
+    """Build a header bound to ``key`` from ids (``encode`` and the disk tier's ``put_file``)."""
+    fixed = _HDR.pack(MAGIC, VERSION, kind, codec, algo, raw_len, stored_len, key_hash(key))
+    body = fixed + digest + extras
     return body + _CRC.pack(zlib.crc32(body))
+
+
+def check_key(meta: EntryMeta | bytes, key: Any) -> bool:
+    """True when the header was written for ``key`` (what ``verify --quick`` checks per row).
+
+    False for a damaged header, an entry of another key, or one written before version 3.
+    """
+    if not isinstance(meta, EntryMeta):
+        try:
+            meta = parse_meta(meta)
+        except ValueError:
+            return False
+    return meta.key_hash is not None and meta.key_hash == key_hash(key)
 
 
 def _checked_body(meta: bytes) -> bytes | None:
     """The header without its CRC, or None when the CRC does not match (a damaged header)."""
-    if len(meta) < _HDR_SIZE + _CRC.size:
+    if len(meta) < _HDR_V2.size + _CRC.size:
         return None
     body = meta[: -_CRC.size]
     if _CRC.unpack(meta[-_CRC.size :])[0] != zlib.crc32(body):
@@ -115,8 +168,8 @@ def plain_array(value: Any) -> Any:
     return value
 
 
-def encode(value: Any, settings: CacheSettings) -> tuple[bytes, BytesLike]:
-    """Frame one value: ``(meta, payload)``; payload may be a memoryview (no copy of arrays).
+def encode(value: Any, settings: CacheSettings, key: Any) -> tuple[bytes, BytesLike]:
+    """Frame one value for ``key``: ``(meta, payload)``; payload may be a memoryview (no copy).
 
     Costs one checksum pass over the stored bytes, plus compression per the cache's
     ``compression`` setting; pickles anything that is not bytes, str or a plain array.
@@ -138,7 +191,8 @@ def encode(value: Any, settings: CacheSettings) -> tuple[bytes, BytesLike]:
         kind, raw = K_PICKLE, pickle.dumps(value, protocol=PICKLE_PROTOCOL)
     codec, stored = codecs.choose_codec(settings.compression, raw, settings.compression_level)
     algo = checksums.BY_NAME[settings.checksum]
-    meta = make_meta(kind, codec.id, algo.id, algo.digest(stored), len(raw), len(stored), extras)
+    digest = algo.digest(stored)
+    meta = make_meta(kind, codec.id, algo.id, digest, len(raw), len(stored), key, extras)
     return meta, stored
 
 
@@ -149,10 +203,16 @@ def parse_meta(meta: bytes) -> EntryMeta:
         raise ValueError("damaged entry header (checksum mismatch)")
     meta = body
     try:
-        magic, version, kind, codec, algo, raw_len, stored_len = _HDR.unpack_from(meta)
+        khash: bytes | None = None
+        if meta[2:3] == bytes((VERSION,)):
+            magic, version, kind, codec, algo, raw_len, stored_len, khash = _HDR.unpack_from(meta)
+            start = _HDR_SIZE
+        else:
+            magic, version, kind, codec, algo, raw_len, stored_len = _HDR_V2.unpack_from(meta)
+            start = _HDR_V2.size
         dlen = _DLEN[algo]
-        end = _HDR_SIZE + dlen
-        if magic != MAGIC or version != VERSION or len(meta) < end:
+        end = start + dlen
+        if magic != MAGIC or version not in (VERSION, *OLD_VERSIONS) or len(meta) < end:
             raise ValueError("not a llamacache entry header")
         dtype = shape = None
         if kind == K_NUMPY:
@@ -163,35 +223,42 @@ def parse_meta(meta: bytes) -> EntryMeta:
             kind=KINDS[kind] or "?",
             codec=codecs.BY_ID[codec].name,
             checksum=checksums.BY_ID[algo].name,
-            digest=bytes(meta[_HDR_SIZE:end]),
+            digest=bytes(meta[start:end]),
             raw_len=raw_len,
             stored_len=stored_len,
             dtype=dtype,
             shape=shape,
             version=version,
+            key_hash=khash,
         )
     except (struct.error, KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
         raise ValueError(f"damaged entry header: {exc}") from None
 
 
 def decode(meta: bytes, payload: BytesLike, cache: str, key: Any) -> Any:
-    """Verify and rebuild a value; raises CorruptEntryError (naming cache and key), never lies.
+    """Verify and rebuild ``key``'s value; raises CorruptEntryError (naming cache and key).
 
-    Costs one checksum pass over the payload (~1 us for a 100-byte value) plus
-    decompression / unpickling where the entry needs it. Arrays come back read-only.
+    Never lies: the header must be bound to ``key`` and the payload match its digest.
+    Costs one checksum pass over the payload (~1 us for a 100-byte value), one hash of
+    the key, plus decompression / unpickling where the entry needs it. Arrays come back
+    read-only. An entry in an older format raises StaleEntryError (callers miss).
     """
     body = _checked_body(meta)
     if body is None:
         raise CorruptEntryError(cache, key, "bad entry header")
     meta = body
     try:
-        magic, version, kind, codec, algo, raw_len, stored_len = _HDR.unpack_from(meta)
+        magic, version, kind, codec, algo, raw_len, stored_len, khash = _HDR.unpack_from(meta)
         end = _HDR_SIZE + _DLEN[algo]
         ok = magic == MAGIC and version == VERSION and kind < len(KINDS)
     except (struct.error, KeyError, TypeError):
         ok = False
     if not ok:
+        if meta[:2] == MAGIC and meta[2:3] in (bytes((v,)) for v in OLD_VERSIONS):
+            raise StaleEntryError(cache, key, "written by an older llamacache (no key hash)")
         raise CorruptEntryError(cache, key, "bad entry header")
+    if khash != key_hash(key):
+        raise CorruptEntryError(cache, key, "entry belongs to another key")
     if len(payload) != stored_len:
         raise CorruptEntryError(
             cache, key, f"stored length {len(payload)} != recorded {stored_len}"

@@ -1,8 +1,14 @@
-"""The in-process memory front: an LRU (or FIFO) bounded by bytes and by item count.
+"""The in-process memory front: a map bounded by bytes and by item count, in the cache's policy.
 
 One ``threading.Lock`` guards every write; a plain hit takes no lock (see ``get``), so
 it costs a dict lookup, a ``move_to_end`` and an increment. Sizes are kept in a side
 dict touched only by ``put``/eviction, keeping the hit path to the one OrderedDict.
+
+It evicts in the same order as the cache's disk tier (``lru``: least recent; ``fifo`` and
+``time``: oldest stored; ``lfu``: fewest hits, then least recent; ``size``: largest), and
+starts at the same ``eviction_threshold`` of its bounds. lru and fifo evict one entry at a
+time in O(1); lfu and size sort once and evict down to 95% of the threshold, so a sort is
+paid at most once per ~5% of the front's bytes or items put.
 """
 
 from __future__ import annotations
@@ -28,26 +34,46 @@ class MemoryStats(NamedTuple):
     bytes: int
 
 
+POLICIES = ("lru", "fifo", "lfu", "size", "time", "none")
+_BATCH_SLACK = 0.05  # lfu/size evict this share of the bounds below the threshold
+
+
 class MemoryFront:
-    """A thread-safe, O(1) LRU/FIFO map bounded by ``limit`` bytes and ``max_items`` entries.
+    """A thread-safe map bounded by ``limit`` bytes and ``max_items`` entries.
 
     ``limit == 0`` disables it: every get misses and nothing is stored. A value larger
     than ``limit // 8`` is never kept, so one big value cannot flush the whole front.
     Entries may carry an absolute expiry (``time.time()`` seconds); an expired entry is a
-    miss and is dropped when seen.
+    miss and is dropped when seen, and every ``cleanup_interval`` seconds a put sweeps
+    all expired entries. ``policy`` is the cache's (``none`` keeps lru order: RAM must
+    stay bounded); eviction starts above ``threshold`` x the bounds.
     """
 
-    def __init__(self, limit: int, max_items: int = 100_000, policy: str = "lru") -> None:
-        if policy not in ("lru", "fifo"):
-            raise ValueError(f"memory policy must be 'lru' or 'fifo', got {policy!r}")
+    def __init__(
+        self,
+        limit: int,
+        max_items: int = 100_000,
+        policy: str = "lru",
+        threshold: float = 1.0,
+        cleanup_interval: float | None = None,
+    ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"memory policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        if not 0 < threshold <= 1:
+            raise ValueError(f"eviction threshold must be in (0, 1], got {threshold!r}")
+        self.threshold = threshold
         self.limit = max(0, int(limit))
         self.max_items = max(0, int(max_items))
         self.policy = policy
-        self._lru = policy == "lru"
+        self._lru = policy in ("lru", "lfu", "none")  # lfu breaks ties by recency
+        self._counts: dict[Hashable, int] | None = {} if policy == "lfu" else None
+        self._batch = policy in ("lfu", "size")
         self._data: OrderedDict[Hashable, Any] = OrderedDict()
         self._sizes: dict[Hashable, int] = {}
         self._expires: dict[Hashable, float] = {}
         self._lock = threading.Lock()
+        self._sweep_every = cleanup_interval
+        self._next_sweep = time.monotonic() + (cleanup_interval or 0)
         self.nbytes = 0
         self.hits = 0
         self.misses = 0
@@ -55,6 +81,8 @@ class MemoryFront:
         self.evictions = 0
         self.evicted_bytes = 0
         self.expirations = 0
+        if self._counts is not None:
+            self.get = self._get_lfu  # type: ignore[method-assign]
 
     @property
     def max_value(self) -> int:
@@ -84,6 +112,25 @@ class MemoryFront:
         self.hits += 1
         return value
 
+    def _get_lfu(self, key: Hashable, default: Any = None) -> Any:
+        """``get`` for lfu: the same, plus one hit counted for the entry."""
+        try:
+            value = self._data[key]
+        except KeyError:
+            self.misses += 1
+            return default
+        if self._expires and key in self._expires:
+            return self._get_expiring(key, value, default)
+        counts = self._counts
+        assert counts is not None
+        counts[key] = counts.get(key, 0) + 1
+        try:  # noqa: SIM105
+            self._data.move_to_end(key)
+        except KeyError:
+            pass
+        self.hits += 1
+        return value
+
     def _get_expiring(self, key: Hashable, value: Any, default: Any) -> Any:
         with self._lock:
             expires = self._expires.get(key)
@@ -95,13 +142,15 @@ class MemoryFront:
                 return default
             if self._lru and key in self._data:
                 self._data.move_to_end(key)
+                if self._counts is not None:
+                    self._counts[key] = self._counts.get(key, 0) + 1
             self.hits += 1
             return value
 
     def put(self, key: Hashable, value: Any, size: int, expire_at: float | None = None) -> bool:
         """Store ``value`` accounted as ``size`` bytes; False (and nothing kept) if too big.
 
-        Evicts the least recent (or oldest, for FIFO) entries until both bounds hold.
+        Evicts in policy order once either bound passes ``threshold`` of itself.
         """
         with self._lock:
             if key in self._data:
@@ -114,19 +163,58 @@ class MemoryFront:
                 self._expires[key] = expire_at
             self.nbytes += size
             self.puts += 1
-            if self.nbytes > self.limit or len(self._data) > self.max_items:
-                self._shrink(self.limit, self.max_items)
+            high, high_items = self._high()
+            if self.nbytes > high or len(self._data) > high_items:
+                if self._batch:  # sort once, then leave room for the next puts
+                    low = 1 - _BATCH_SLACK
+                    self._shrink(int(high * low), int(high_items * low))
+                else:
+                    self._shrink(high, high_items)
+            if self._sweep_every is not None and self._expires:
+                now = time.monotonic()
+                if now >= self._next_sweep:
+                    self._next_sweep = now + self._sweep_every
+                    self._expire_locked(time.time())
             return True
+
+    def _high(self) -> tuple[int, int]:
+        """The bounds eviction starts above: ``threshold`` x bytes and items."""
+        t = self.threshold
+        if t >= 1:
+            return self.limit, self.max_items
+        return int(self.limit * t), max(1, int(self.max_items * t))
 
     def _drop(self, key: Hashable) -> int:
         del self._data[key]
         self._expires.pop(key, None)
+        if self._counts is not None:
+            self._counts.pop(key, None)
         size = self._sizes.pop(key)
         self.nbytes -= size
         return size
 
+    def _victims(self) -> list[Hashable]:
+        """Every key in eviction order, for the policies that need a sort (lfu, size)."""
+        if self._counts is not None:
+            counts = self._counts
+            # data is in recency order: enumerate keeps ties least-recent first
+            ranked = sorted(enumerate(self._data), key=lambda p: (counts.get(p[1], 0), p[0]))
+            return [k for _, k in ranked]
+        return sorted(self._data, key=self._sizes.__getitem__, reverse=True)  # stable: oldest first
+
     def _shrink(self, limit: int, max_items: int) -> None:
-        data, sizes, expires = self._data, self._sizes, self._expires
+        data = self._data
+        if not (data and (self.nbytes > limit or len(data) > max_items)):
+            return
+        if self._batch:
+            for key in self._victims():
+                if not (self.nbytes > limit or len(data) > max_items):
+                    return
+                size = self._drop(key)
+                self.evictions += 1
+                self.evicted_bytes += size
+            return
+        sizes, expires = self._sizes, self._expires
         while data and (self.nbytes > limit or len(data) > max_items):
             key, _ = data.popitem(last=False)
             size = sizes.pop(key)
@@ -157,11 +245,14 @@ class MemoryFront:
         """Drop entries whose expiry has passed; returns how many. Costs O(expiring entries)."""
         now = time.time() if now is None else now
         with self._lock:
-            dead = [k for k, t in self._expires.items() if t <= now]
-            for key in dead:
-                self._drop(key)
-            self.expirations += len(dead)
-            return len(dead)
+            return self._expire_locked(now)
+
+    def _expire_locked(self, now: float) -> int:
+        dead = [k for k, t in self._expires.items() if t <= now]
+        for key in dead:
+            self._drop(key)
+        self.expirations += len(dead)
+        return len(dead)
 
     def clear(self) -> int:
         """Drop every entry; returns how many there were."""
@@ -170,6 +261,8 @@ class MemoryFront:
             self._data.clear()
             self._sizes.clear()
             self._expires.clear()
+            if self._counts is not None:
+                self._counts.clear()
             self.nbytes = 0
             return n
 

@@ -20,13 +20,13 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from llamacache.engine import checksums, framing, quarantine
-from llamacache.engine.disk import DiskTier
+from llamacache.engine.disk import DiskTier, VerifiedEntry
 from llamacache.engine.memory import MemoryFront
 from llamacache.engine.protocol import CacheTier, ChunkMissing, TierStats
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
 from llamacache.errors import CorruptEntryError, LlamacacheError, UnsafeCacheDirError, UsageError
 from llamacache.metrics import CacheMetrics
-from llamacache.settings import CacheSettings
+from llamacache.settings import MAX_DURATION, CacheSettings
 
 _MISS: Any = object()
 _STALE_MAX = 100_000  # invalidation marks kept for keys whose disk copy is stale
@@ -45,6 +45,12 @@ class CleanupResult:
     used_bytes: int
     limit_bytes: int  # eviction_threshold x disk_size
     over_limit: bool  # still above it (policy "none", or eviction could not free enough)
+
+
+def check_ttl(ttl: float) -> None:
+    """UsageError unless ``0 <= ttl <= 100 years`` (NaN, infinities and 1e300 included)."""
+    if not 0 <= ttl <= MAX_DURATION:  # NaN fails every comparison
+        raise UsageError(f"ttl {ttl!r} is out of range; expected 0 to {MAX_DURATION:.0f} seconds")
 
 
 class _Packed:
@@ -87,7 +93,15 @@ class TieredCache:
             )
         self.settings = settings
         self.name = settings.name
-        self.memory = MemoryFront(settings.memory_size, settings.max_items, settings.memory_policy)
+        # One policy per cache: the memory front evicts in the disk tier's order, from the
+        # same threshold, and sweeps expired entries every [cache.memory] cleanup_interval.
+        self.memory = MemoryFront(
+            settings.memory_size,
+            settings.max_items,
+            settings.policy,
+            settings.eviction_threshold,
+            settings.memory_cleanup_interval,
+        )
         self.disk = DiskTier(settings)
         self.lower: list[CacheTier] = list(lower)  # e.g. a network tier, consulted after disk
         self._track = self.disk.policy.track_access
@@ -180,7 +194,10 @@ class TieredCache:
 
     def _get_below(self, key: Hashable, default: Any) -> Any:
         stale = self._stale.pop(key, 0) is None if self._stale else False
-        found = None if stale else self.disk.get(key)
+        try:
+            found = None if stale else self.disk.get(key)
+        except CorruptEntryError as exc:  # a value file that is a link, a FIFO, gone...
+            return self._corrupt(exc, key, default)
         if found is None:
             try:
                 found = self._get_lower(key)
@@ -193,6 +210,8 @@ class TieredCache:
         meta, payload = found
         try:
             value = framing.decode(meta, payload, self.name, key)
+        except framing.StaleEntryError:  # an older format: a miss until the next put
+            return default
         except CorruptEntryError as exc:
             return self._corrupt(exc, key, default)
         if self._remember(key, meta, payload, value):
@@ -242,6 +261,9 @@ class TieredCache:
         self.corrupt += 1
         if self.settings.on_corrupt != "miss":
             raise exc
+        if self.disk.read_only:  # nothing can be moved or removed: just miss
+            self.memory.discard(key)
+            return default
         found = self.disk.locate(key)
         if found is not None:
             _, path, inline = found
@@ -258,59 +280,55 @@ class TieredCache:
     def get_path(self, key: Hashable) -> Path | None:
         """Path of a file-backed entry whose file is exactly the value's bytes (for mmap).
 
-        Not verified here (that would read the whole file); ``open`` verifies as it reads.
+        Verified: the first call after the file changes (new inode, size, mtime or ctime)
+        pays one hash pass; later calls in this process cost a lookup and an fstat. The
+        file must not be written to; another process's put replaces it with a new file.
         """
-        found = self._locate(key)
-        if found is None or found[1] is None:
+        found = self.open_verified(key, files_only=True)
+        if found is None or found.handle is None:
             return None
+        found.handle.close()
+        return found.path
+
+    def open_verified(self, key: Hashable, files_only: bool = False) -> VerifiedEntry | None:
+        """The entry's payload as an open, verified file (``DiskTier.open_verified``) or None.
+
+        Fetches from a lower tier when the disk misses; a damaged entry follows
+        ``on_corrupt`` (raise, or quarantine and miss); an older format is a miss.
+        """
         try:
-            meta = framing.parse_meta(found[0])
-        except ValueError:
+            found = self.disk.open_verified(key, files_only)
+            if found is None and self.lower and self._get_lower(key, read=False) is not None:
+                found = self.disk.open_verified(key, files_only)
+        except framing.StaleEntryError:
             return None
-        return found[1] if meta.is_raw else None
+        except CorruptEntryError as exc:
+            return self._corrupt(exc, key, None)  # type: ignore[no-any-return]
+        return found
 
     def open(self, key: Hashable) -> BinaryIO | None:
-        """A binary reader over a bytes/str/raw-file entry that checks the digest at EOF.
+        """A binary reader over a bytes/str/raw-file entry, verified before the first byte.
 
-        Reading to the end raises CorruptEntryError on a mismatch. Other kinds: UsageError.
+        The digest is checked before the reader is returned (once per file identity, see
+        ``get_path``) and again at EOF. Other kinds: UsageError.
         """
-        found = self._locate(key)
+        found = self.open_verified(key, files_only=True)
         if found is None:
             value = self.memory.get(key, _MISS)
             if isinstance(value, (bytes, str)):
                 return io.BytesIO(value.encode("utf-8") if isinstance(value, str) else value)
             return None
-        tag, path, inline = found
-        try:
-            meta = framing.parse_meta(tag)
-        except ValueError:
-            return self._corrupt(  # type: ignore[no-any-return]
-                CorruptEntryError(self.name, key, "bad entry header"), key, None
-            )
-        if not meta.is_raw:
+        if found.handle is None:
             value = self.get(key, _MISS)
             if isinstance(value, (bytes, str)):
                 return io.BytesIO(value.encode("utf-8") if isinstance(value, str) else value)
             if value is _MISS:
                 return None
             raise UsageError(
-                f"cache {self.name!r}: entry {key!r} is a {meta.kind} value; "
+                f"cache {self.name!r}: entry {key!r} is a {found.meta.kind} value; "
                 "use get() instead of open()"
             )
-        if path is None:
-            return _VerifyingReader(io.BytesIO(inline or b""), meta, self.name, key)
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 (returned to the caller, who closes it)
-        except FileNotFoundError:
-            return None
-        return _VerifyingReader(handle, meta, self.name, key)
-
-    def _locate(self, key: Hashable) -> tuple[bytes, Path | None, bytes | None] | None:
-        """The disk entry, fetched from a lower tier first when the disk misses."""
-        found = self.disk.locate(key)
-        if found is None and self.lower and self._get_lower(key, read=False) is not None:
-            found = self.disk.locate(key)
-        return found
+        return _VerifyingReader(found.handle, found.meta, self.name, key)
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self.memory or self.disk.contains(key)
@@ -336,8 +354,10 @@ class TieredCache:
         self.metrics.put_latency.observe(perf_counter() - t0)
 
     def _put(self, key: Hashable, value: Any, ttl: float | None) -> None:
+        if ttl is not None:
+            check_ttl(ttl)
         self.memory.discard(key)
-        meta, payload = framing.encode(value, self.settings)
+        meta, payload = framing.encode(value, self.settings, key)
         expire = ttl if ttl is not None else self._ttl
         self.disk.put(key, meta, payload, expire)
         try:
@@ -365,6 +385,8 @@ class TieredCache:
         self, key: Hashable, source: str | Path | BinaryIO, ttl: float | None = None
     ) -> framing.EntryMeta:
         """Store a file byte-for-byte, streamed; returns its header (digest, size)."""
+        if ttl is not None:
+            check_ttl(ttl)
         self.memory.discard(key)
         entry = self.disk.put_file(key, source, ttl)
         if self.lower:
@@ -414,6 +436,10 @@ class TieredCache:
         self.check_memory_pressure()
         self.disk.flush_access()
         expired = self.disk.expire()
+        if expired.count and self.settings.max_age is not None and self._ttl is None:
+            # entries aged out on disk may still sit in the memory front (kept there
+            # without an expiry to keep hits lock-free): drop the copies
+            memory_expired += self.memory.clear()
         limit = int(self.settings.eviction_threshold * self.settings.disk_size)
         evicted = self.disk.evict_to(limit)
         used = self.disk.used_bytes()

@@ -280,9 +280,10 @@ class ModelCache:
         """Every tensor of the revision's ``.safetensors`` files, by name.
 
         With ``use_mmap`` (or ``mmap=True``) arrays are read-only views of a memory map of
-        the cache file: loading costs a header parse, and memory grows only by the pages
-        touched (as reclaimable page cache); the digest is not checked (``verify`` does).
-        Without mmap the files are read whole and their digests checked. BF16 (and F8)
+        the cache file: memory grows only by the pages touched (as reclaimable page cache).
+        The digest is checked once per file identity in this process (the first map after
+        any change pays one hash pass; later calls cost a header parse). Without mmap the
+        files are read whole and their digests checked. BF16 (and F8)
         tensors come back as uint16 (uint8) views of the bits unless ml_dtypes is installed.
         Raises NotCachedError, CorruptEntryError (a structurally broken file), UsageError.
         """
@@ -296,19 +297,31 @@ class ModelCache:
         out: dict[str, Any] = {}
         for f in weights:
             key = file_key(info.name, info.revision, f.path)
-            path = self._path(info, f)
-            load = self._load_mmap if use_mmap else self._load_read
-            out.update(load(key, path))
+            if use_mmap:
+                out.update(self._load_mmap(key, self._open(info, f)))
+            else:
+                out.update(self._load_read(key, self._path(info, f)))
         return out
+
+    def _open(self, info: ModelInfo, f: ModelFile) -> Any:
+        """The verified, open value file of one model file (NotCachedError when gone)."""
+        found = self.cache.open_verified(file_key(info.name, info.revision, f.path), True)
+        if found is None or found.handle is None:
+            raise NotCachedError(
+                f"model {info.name}@{info.revision}: {f.path} is no longer in cache "
+                f"{self.cache.name!r} (evicted?); put the model again"
+            )
+        return found.handle
 
     def _corrupt(self, key: str, exc: Exception) -> CorruptEntryError:
         self.cache.corrupt += 1
         return CorruptEntryError(self.cache.name, key, f"not a valid safetensors file: {exc}")
 
-    def _load_mmap(self, key: str, path: Path) -> dict[str, Any]:
+    def _load_mmap(self, key: str, handle: Any) -> dict[str, Any]:
+        """Map the verified descriptor itself: what was hashed is what is mapped."""
         import numpy as np
 
-        with open(path, "rb") as f:
+        with handle as f:
             size = os.fstat(f.fileno()).st_size
             try:
                 header = st.read_header(f, size)

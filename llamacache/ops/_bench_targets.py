@@ -118,8 +118,8 @@ class TierTarget:
 
     def put(self, key: Hashable, value: bytes) -> None:
         framed = self._framed.get(id(value))
-        if framed is None:
-            meta, payload = framing.encode(value, self.settings)
+        if framed is None:  # framed once per value, as a tier stores what it is given
+            meta, payload = framing.encode(value, self.settings, "bench")
             framed = self._framed[id(value)] = (meta, bytes(payload))
         self.tier.put(key, *framed)
 

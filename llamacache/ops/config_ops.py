@@ -9,6 +9,7 @@ from pathlib import Path
 
 from llamacache import config
 from llamacache.errors import UsageError
+from llamacache.ops import output
 from llamacache.ops._report import Report
 from llamacache.settings import Settings
 
@@ -96,9 +97,7 @@ def init(path: Path, force: bool) -> ConfigInitReport:
     if existed and not force:
         raise UsageError(f"{path} already exists; pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(config.render_starter_config(), encoding="utf-8")
-    os.replace(tmp, path)
+    output.write_text(path, config.render_starter_config())  # random temp name, then rename
     return ConfigInitReport(path=path, overwritten=existed)
 
 

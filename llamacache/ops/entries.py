@@ -36,11 +36,18 @@ class GetResult(Report):
     bytes: int | None = None
     path: Path | None = None  # set when the entry is a file that can be copied or mapped
     value: Any = None
+    stream: BinaryIO | None = None  # the verified, open value file (with ``path``)
 
     def to_json(self) -> dict[str, Any]:
         out = super().to_json()
+        out.pop("stream", None)
         out["value"] = _json_value(self.value) if self.found else None
         return out
+
+    def close(self) -> None:
+        """Close the value file, if one was opened (``copy_entry_to`` does it too)."""
+        if self.stream is not None:
+            self.stream.close()
 
 
 @dataclass(frozen=True)
@@ -85,12 +92,22 @@ def put_stream(
 
 
 def get_entry(manager: CacheManager, cache: str, key: str) -> GetResult:
-    """Look an entry up; file-backed raw entries are returned by path, not read into memory."""
+    """Look an entry up, verified before anything is returned; one access recorded.
+
+    A raw file-backed entry comes back open (``stream``), its digest already checked, and
+    is never read into memory; ``copy_entry_to`` copies it. Raises CorruptEntryError.
+    """
     tiered = manager.cache(cache)
-    path = tiered.get_path(key)
-    if path is not None:
+    found = tiered.open_verified(key, files_only=True)
+    if found is not None and found.handle is not None:
         return GetResult(
-            cache=cache, key=key, found=True, type="file", bytes=path.stat().st_size, path=path
+            cache=cache,
+            key=key,
+            found=True,
+            type="file",
+            bytes=found.meta.raw_len,
+            path=found.path,
+            stream=found.handle,
         )
     value = tiered.get(key, _MISS)
     if value is _MISS:
@@ -101,18 +118,37 @@ def get_entry(manager: CacheManager, cache: str, key: str) -> GetResult:
     )
 
 
-def copy_entry_to(manager: CacheManager, result: GetResult, out: BinaryIO) -> int:
-    """Write a found entry's bytes to ``out``, verifying file-backed entries as they stream."""
-    if result.path is not None:
-        handle = manager.cache(result.cache).open(result.key)
-        if handle is None:
-            return 0
-        with handle:
-            shutil.copyfileobj(handle, out, 4 * 1024 * 1024)
+def copy_entry_to(result: GetResult, out: BinaryIO) -> int:
+    """Write a found entry's (already verified) bytes to ``out``; returns bytes written."""
+    if result.stream is not None:
+        with result.stream as src:
+            src.seek(0)
+            shutil.copyfileobj(src, out, 4 * 1024 * 1024)
         return result.bytes or 0
     data = encode_for_output(result.value)
     out.write(data)
     return len(data)
+
+
+def looks_binary(result: GetResult) -> bool:
+    """True when a found value would garble a terminal: a NUL or invalid UTF-8 near its start.
+
+    Reads at most 8 KiB of a file entry (and seeks back); strings are never binary.
+    """
+    if result.stream is not None:
+        head = result.stream.read(8192)
+        result.stream.seek(0)
+    elif isinstance(result.value, bytes):
+        head = result.value[:8192]
+    else:
+        return False
+    if b"\0" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(head) - 3  # a character cut at the 8 KiB mark is fine
+    return False
 
 
 def encode_for_output(value: Any) -> bytes:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache.errors import LlamacacheError, UsageError
+from llamacache.ops import output
 from llamacache.ops._report import Report
 
 MARKER = "# llamacache-schedule"
@@ -198,9 +199,7 @@ def _read_crontab(crontab_file: Path | None) -> str:
 
 def _write_crontab(crontab_file: Path | None, text: str) -> None:
     if crontab_file is not None:
-        tmp = crontab_file.with_name(crontab_file.name + ".llamacache-tmp")
-        tmp.write_text(text)
-        tmp.replace(crontab_file)
+        output.write_text(crontab_file, text)  # random temp name beside it, then rename
         return
     done = subprocess.run(["crontab", "-"], input=text, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -285,9 +284,7 @@ def systemd(
         for name, text in units.items():
             path = directory / name
             if not path.exists() or path.read_text() != text:
-                tmp = path.with_name(name + ".llamacache-tmp")
-                tmp.write_text(text)
-                tmp.replace(path)
+                output.write_text(path, text)
                 changed = True
     elif action == "uninstall":
         for name in units:

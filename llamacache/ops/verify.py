@@ -173,6 +173,8 @@ def _check_row(
         found = ("corrupt", "damaged entry header")
     elif meta.stored_len != row.size:
         found = ("corrupt", f"payload is {row.size} bytes, header records {meta.stored_len}")
+    elif not framing.check_key(meta, row.key):
+        found = ("corrupt", "entry belongs to another key (or predates key binding)")
     elif row.filename is not None:
         found = _check_file(row, meta, s, quick, st)
     elif not quick:

@@ -90,7 +90,7 @@ def bench_large(url: str, size: int, tmp: Path) -> None:
     net = NetworkSettings(url=url, key_prefix="b:", chunk_size=CHUNK, max_value_size=2**40)
     tier = NetworkTier(net, "bench", listen=False)
     batch = tier.batch_bytes
-    meta, payload = framing.encode(value, settings(tmp / "enc"))
+    meta, payload = framing.encode(value, settings(tmp / "enc"), "big")
 
     # Interleaved, best of 7 each and the median of paired ratios: load drifts between runs.
     times: dict[str, list[float]] = {"raw_put": [], "put": [], "raw_get": [], "get": []}
@@ -183,7 +183,7 @@ def bench_invalidation(url: str, tmp: Path, n: int = 500) -> None:
     for i in range(n):
         reader.memory.put("hot", b"old", 3)
         seen.clear()
-        meta, payload = framing.encode(f"v{i}".encode(), writer.settings)
+        meta, payload = framing.encode(f"v{i}".encode(), writer.settings, "hot")
         t0 = time.perf_counter()
         wtier.put("hot", meta, payload)  # the shared write alone (the local disk write is not
         t_done = time.perf_counter()  # part of the invalidation path)

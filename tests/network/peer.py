@@ -41,7 +41,7 @@ def main() -> None:
 def _kill_write(cache: object, key: str, n: int) -> None:
     tier = network_of(cache)  # type: ignore[arg-type]
     value = os.urandom(8 * MB)
-    meta, _ = framing.encode(value, cache.settings)  # type: ignore[attr-defined]
+    meta, _ = framing.encode(value, cache.settings, key)  # type: ignore[attr-defined]
 
     def parts() -> Iterator[bytes]:
         for i in range(8):

@@ -243,6 +243,7 @@ def test_damaged_index_file_never_serves_wrong_values(tmp_path: Path, figure: Fi
 
 def test_streamed_read_of_a_damaged_file_fails_at_the_end(tmp_path: Path, figure: Figure) -> None:
     """``open()`` (what ``get --out`` streams through) raises on a damaged raw file."""
+    # it now raises before returning a reader: nothing unverified is handed out
     root = tmp_path / "root"
     cache = open_cache(root, file_threshold=4096)
     src = tmp_path / "weights.bin"
@@ -255,9 +256,7 @@ def test_streamed_read_of_a_damaged_file_fails_at_the_end(tmp_path: Path, figure
         byte = f.read(1)
         f.seek(123_456)
         f.write(bytes([byte[0] ^ 0x10]))
-    handle = cache.open("w")
-    assert handle is not None
-    with pytest.raises(CorruptEntryError), handle:
-        handle.read()
+    with pytest.raises(CorruptEntryError):  # before the first byte is handed out
+        cache.open("w")
     figure("corrupt_streamed", 0)
     cache.close()
