@@ -168,6 +168,30 @@ def _secret(value: object) -> object:
     return None if value is None else "***"
 
 
+def _key_list(value: object, field: str, ctx: Ctx) -> object:
+    """Extra signing keys: a list of strings, or one comma-separated string (environment)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(
+            f"{field}: a list of {len(value) if isinstance(value, list | tuple) else 1} "
+            "value(s) that are not all non-empty strings; expected e.g. "
+            '["new secret", "old secret"]'
+        )
+    return tuple(v.strip() for v in value)
+
+
+def _secrets(value: object) -> object:
+    """Several secrets as `config show` prints them: each one's public key id, never the key."""
+    from llamacache.engine.netformat import key_id
+
+    if not isinstance(value, tuple | list):
+        return value
+    return [f"*** (id {key_id(str(v).encode('utf-8')).hex()})" for v in value]
+
+
 def _url(value: object) -> object:
     """A URL as `config show` prints it: the password replaced by ***."""
     if not isinstance(value, str) or "@" not in value:
@@ -270,6 +294,14 @@ SETTINGS: tuple[Setting, ...] = (
         "HMAC key for shared values",
         env=(ENV_PREFIX + "SIGNING_KEY",),
         show=_secret,
+    ),
+    _g(
+        "cache.network.signing_keys",
+        _key_list,
+        (),
+        "more HMAC keys that verify (rotation); the first signs when signing_key is unset",
+        env=(ENV_PREFIX + "SIGNING_KEYS",),
+        show=_secrets,
     ),
 )
 SETTINGS_BY_KEY: Mapping[str, Setting] = {st.key: st for st in SETTINGS}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from llamacache.engine.safety import is_network_fs
 from llamacache.errors import UnsafeCacheDirError
 from llamacache.manager import CacheManager
-from llamacache.settings import CacheSettings
+from llamacache.settings import CacheSettings, Settings
 
 
 def targets(manager: CacheManager, cache: str | None) -> list[CacheSettings]:
@@ -24,6 +24,19 @@ def network_warning(settings: CacheSettings) -> str | None:
             + ("" if settings.allow_network_fs else " (writes refused: allow_network_fs = false)")
         )
     return None
+
+
+def unsigned_warning(settings: Settings, cache: CacheSettings | None = None) -> str | None:
+    """Say when the shared tier is unauthenticated (anyone who can write to it feeds readers)."""
+    net = settings.network
+    if net is None or net.keys or (cache is not None and not cache.network):
+        return None
+    from llamacache.engine.netclient import redact
+
+    return (
+        f"network tier {redact(net.url)} is unsigned: anyone who can write to it can feed "
+        "every reader bytes, so pickled values are not shared; set cache.network.signing_key"
+    )
 
 
 def check_writable(settings: CacheSettings) -> None:
