@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from llamacache.engine.safety import is_network_fs
+import os
+
+from llamacache.engine.safety import check_private_dir, is_network_fs
 from llamacache.errors import UnsafeCacheDirError
 from llamacache.manager import CacheManager
 from llamacache.settings import CacheSettings, Settings
 
 
 def targets(manager: CacheManager, cache: str | None) -> list[CacheSettings]:
-    """The named cache (CacheNotFoundError if unknown), else every cache that exists on disk."""
+    """The named cache (CacheNotFoundError if unknown), else every cache that exists on disk.
+
+    Raises UnsafeCacheDirError when the root or a target folder is not ours alone (a link,
+    another owner, writable by others): an admin command never lists or deletes in there.
+    """
+    root = manager.settings.root
+    if os.path.lexists(root):
+        check_private_dir(root, "cache root")
     if cache is not None:
-        return [manager.settings.cache(cache)]
-    return [manager.settings.caches[n] for n in manager.existing_names()]
+        out = [manager.settings.cache(cache)]
+    else:
+        out = [manager.settings.caches[n] for n in manager.existing_names()]
+    for s in out:
+        if os.path.lexists(s.path):
+            check_private_dir(s.path)
+    return out
 
 
 def network_warning(settings: CacheSettings) -> str | None:
