@@ -27,7 +27,7 @@ _llamacache_options() {
         "ls") echo "--cache -c --sort --limit --filter --keys-only -q --tier --json --help -h" ;;
         "put") echo "--file -f --cache -c --ttl --json --quiet --help -h" ;;
         "repair") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;
-        "restore") echo "--into --cache -c --merge --replace --wait --json --quiet --help -h" ;;
+        "restore") echo "--into --cache -c --merge --replace --allow-pickle --max-entries --wait --json --quiet --help -h" ;;
         "rm") echo "--cache -c --missing-ok --json --quiet --help -h" ;;
         "schedule") echo "--help -h" ;;
         "schedule cron") echo "--every --cache -c --log --install --uninstall --crontab-file --json --help -h" ;;
@@ -102,6 +102,7 @@ _llamacache_value_kind() {
         "restore --into") echo "cache" ;;
         "restore --cache") echo "cache" ;;
         "restore -c") echo "cache" ;;
+        "restore --max-entries") echo "value" ;;
         "restore --wait") echo "value" ;;
         "rm --cache") echo "cache" ;;
         "rm -c") echo "cache" ;;

@@ -140,6 +140,8 @@ complete -c llamacache -n '__fish_seen_subcommand_from restore' -l into -x -a '(
 complete -c llamacache -n '__fish_seen_subcommand_from restore' -l cache -s c -x -a '(__llamacache_caches)' -d 'Restore only this cache from the archive.'
 complete -c llamacache -n '__fish_seen_subcommand_from restore' -l merge -d 'Add to the existing cache (default).'
 complete -c llamacache -n '__fish_seen_subcommand_from restore' -l replace -d 'Swap in a cache holding exactly the archive, atomically.'
+complete -c llamacache -n '__fish_seen_subcommand_from restore' -l allow-pickle -d 'Also restore pickled values and keys (they run code when loaded): only for archives you trust.'
+complete -c llamacache -n '__fish_seen_subcommand_from restore' -l max-entries -x -d 'Refuse archives listing more entries.'
 complete -c llamacache -n '__fish_seen_subcommand_from restore' -l wait -x -d 'How long to wait for another run\'s lock before exiting with code 3.'
 complete -c llamacache -n '__fish_seen_subcommand_from restore' -l json -d 'Print one JSON document on stdout instead of tables.'
 complete -c llamacache -n '__fish_seen_subcommand_from restore' -l quiet -d 'Print nothing but errors.'
