@@ -81,9 +81,22 @@ def _redis_url(value: object, field: str, ctx: Ctx) -> object:
     if url is None:
         return None
     assert isinstance(url, str)
+    from urllib.parse import urlsplit
+
+    from llamacache.redaction import redact_url
+
+    why = ""
     if not url.startswith(REDIS_SCHEMES) or len(url) <= len(url.partition("://")[0]) + 3:
+        why = "is not a Redis URL"
+    else:
+        try:  # what redis-py will do with it at first use: fail here, as a config error
+            parts = urlsplit(url)
+            _ = parts.port
+        except ValueError as exc:
+            why = f"is not a valid URL ({exc})"
+    if why:
         raise ConfigError(
-            f"{field}: {units.show(url)} is not a Redis URL; expected e.g. "
+            f"{field}: {units.show(redact_url(url))} {why}; expected e.g. "
             '"redis://host:6379/0", "rediss://host:6380/0" or "unix:///run/redis.sock"'
         )
     return url
@@ -193,13 +206,10 @@ def _secrets(value: object) -> object:
 
 
 def _url(value: object) -> object:
-    """A URL as `config show` prints it: the password replaced by ***."""
-    if not isinstance(value, str) or "@" not in value:
-        return value
-    head, _, tail = value.rpartition("@")
-    scheme, sep, cred = head.partition("://")
-    user = cred.partition(":")[0] if sep else ""
-    return f"{scheme}://{user + ':' if user else ''}***@{tail}" if sep else value
+    """A URL as `config show` prints it: every credential replaced by ***."""
+    from llamacache.redaction import redact_url
+
+    return redact_url(value) if isinstance(value, str) else value
 
 
 _MAX_CHUNK = units.MAX_SIZE

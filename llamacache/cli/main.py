@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from llamacache.errors import ExitCode, LlamacacheError
+from llamacache.redaction import redact_text
 
 
 def _debug_requested(ctx: typer.Context) -> bool:
@@ -23,6 +24,7 @@ def _debug_requested(ctx: typer.Context) -> bool:
 
 
 def _fail(message: str, code: int) -> typer.Exit:
+    message = redact_text(message)  # an error may quote a URL holding a password
     sys.stderr.write(f"llamacache: error: {message}\n")
     sys.stderr.flush()
     return typer.Exit(code)
@@ -77,7 +79,7 @@ def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
     if _is_usage_error(exc):
         return _usage_failure(exc)
     if debug:
-        return None
+        return _traceback(exc)
     if isinstance(exc, LlamacacheError):
         return _fail(str(exc), int(exc.exit_code))
     if isinstance(exc, OSError):
@@ -90,6 +92,19 @@ def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
     return _fail(
         f"unexpected {name}: {exc} (run with --debug for a traceback)", int(ExitCode.PROBLEM)
     )
+
+
+def _traceback(exc: Exception) -> typer.Exit | None:
+    """``--debug``: the full traceback, with secrets in it redacted; typer's own re-raise."""
+    if exc.__class__.__module__.startswith(("typer", "click")):
+        return None
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    sys.stderr.write(redact_text(text))
+    sys.stderr.flush()
+    code = exc.exit_code if isinstance(exc, LlamacacheError) else ExitCode.PROBLEM
+    return typer.Exit(int(code))
 
 
 # Optional packages and the extra that installs each (STYLE: name what to install).

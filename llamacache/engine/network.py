@@ -33,9 +33,10 @@ from llamacache.engine import netformat as nf
 from llamacache.engine.netclient import DOWN, EchoCounter, as_bytes, connection_pool, redact
 from llamacache.engine.protocol import ChunkMissing, TierStats
 from llamacache.errors import NetworkTierError
+from llamacache.redaction import redact_logger
 from llamacache.settings import NetworkSettings
 
-log = logging.getLogger("llamacache.network")
+log = redact_logger(logging.getLogger("llamacache.network"))
 _warned: set[str] = set()  # one warning per process and kind of event
 
 
