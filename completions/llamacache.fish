@@ -120,6 +120,7 @@ complete -c llamacache -n '__fish_seen_subcommand_from ls' -l sort -x -d 'size, 
 complete -c llamacache -n '__fish_seen_subcommand_from ls' -l limit -x -d 'At most N entries.'
 complete -c llamacache -n '__fish_seen_subcommand_from ls' -l filter -x -d 'Repeatable: "size>1GB", "accessed>30d", "hits<2", "key~tok*".'
 complete -c llamacache -n '__fish_seen_subcommand_from ls' -l keys-only -s q -d 'Print only keys, one per line.'
+complete -c llamacache -n '__fish_seen_subcommand_from ls' -l null -s 0 -d 'Print only keys, each ended by NUL (for rm -0 -).'
 complete -c llamacache -n '__fish_seen_subcommand_from ls' -l tier -x -d 'local (memory and disk), or network: the shared Redis tier.'
 complete -c llamacache -n '__fish_seen_subcommand_from ls' -l json -d 'Print one JSON document on stdout instead of tables.'
 complete -c llamacache -n '__fish_seen_subcommand_from ls' -l help -s h -d 'Show the help and exit.'
@@ -149,6 +150,7 @@ complete -c llamacache -n '__fish_seen_subcommand_from restore' -l help -s h -d 
 complete -c llamacache -n '__fish_seen_subcommand_from restore' -F
 complete -c llamacache -n '__fish_seen_subcommand_from rm' -l cache -s c -x -a '(__llamacache_caches)' -d 'Named cache to use.'
 complete -c llamacache -n '__fish_seen_subcommand_from rm' -l missing-ok -d 'Exit 0, and say nothing, when a key is absent.'
+complete -c llamacache -n '__fish_seen_subcommand_from rm' -l null -s 0 -d 'With "-": keys on stdin end with NUL, not newline.'
 complete -c llamacache -n '__fish_seen_subcommand_from rm' -l json -d 'Print one JSON document on stdout instead of tables.'
 complete -c llamacache -n '__fish_seen_subcommand_from rm' -l quiet -d 'Print nothing but errors.'
 complete -c llamacache -n '__fish_seen_subcommand_from rm' -l help -s h -d 'Show the help and exit.'

@@ -86,6 +86,8 @@ def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
         return _fail(_os_message(exc), int(ExitCode.PROBLEM))
     if isinstance(exc, ModuleNotFoundError):
         return _fail(missing_package(exc), int(ExitCode.USAGE))
+    if isinstance(exc, UnicodeError) and (message := _not_utf8(exc)) is not None:
+        return _fail(message, int(ExitCode.USAGE))
     if exc.__class__.__module__.startswith("typer"):
         return None
     name = type(exc).__name__
@@ -119,6 +121,15 @@ def missing_package(exc: ModuleNotFoundError) -> str:
     """One line naming the missing package and what to install for it."""
     top = (exc.name or str(exc)).partition(".")[0]
     return f"the {top} package is missing; install {_EXTRAS.get(top, top)}"
+
+
+def _not_utf8(exc: UnicodeError) -> str | None:
+    """A command-line argument that is not UTF-8 (Python keeps its bytes as surrogates)."""
+    text = getattr(exc, "object", None)
+    if not isinstance(text, str) or "surrogate" not in str(getattr(exc, "reason", "")):
+        return None
+    raw = text.encode("utf-8", "surrogateescape")
+    return f"argument {raw!r} is not valid UTF-8; keys and names must be text"
 
 
 def _os_message(exc: OSError) -> str:
