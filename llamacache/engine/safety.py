@@ -7,6 +7,7 @@ directory someone shared on purpose would be worse than a clear one-line error.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -39,6 +40,18 @@ NETWORK_FILESYSTEMS = frozenset(
         "beegfs",
     }
 )
+
+
+# What the cache creates inside a cache folder besides its known top-level files: value
+# files ``xx/yy/<hex>.val`` and temporaries ``tmp/<hex>.tmp``. Orphan sweeps act on these
+# names only: a file someone else left in the folder is never ours to delete.
+_OWN_VALUE = re.compile(r"[0-9a-f]{2}(/[0-9a-f]{2})?/[0-9A-Za-z_-]{1,64}\.val")
+_OWN_TMP = re.compile(r"tmp/[0-9A-Za-z_.-]{1,80}\.tmp")
+
+
+def is_own_name(rel: str) -> bool:
+    """True when ``rel`` (relative to a cache folder, "/"-separated) is a name we create."""
+    return bool(_OWN_VALUE.fullmatch(rel) or _OWN_TMP.fullmatch(rel))
 
 
 def check_parents(path: Path, what: str = "cache directory") -> None:

@@ -131,3 +131,23 @@ def test_temp_dir_in_a_world_writable_folder_is_refused(open_tmp: Path, tmp_path
     assert out.returncode == 2
     assert "temp_dir" in out.stderr.decode()
     assert theirs.exists()
+
+
+def test_repair_and_clean_delete_only_names_llamacache_creates(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    assert cli("--cache-dir", str(root), "put", "k", "v").exit_code == 0
+    d = root / "default"
+    old = time.time() - 30 * 86400
+    foreign = [d / "notes.txt", d / "data" / "train.csv", d / "ab" / "keep.me"]
+    for p in foreign:
+        p.parent.mkdir(exist_ok=True)
+        p.write_text("theirs")
+        os.utime(p, (old, old))
+    ours = d / "ab" / "cd" / ("f" * 28 + ".val")
+    ours.parent.mkdir(parents=True)
+    ours.write_bytes(b"orphan")
+    os.utime(ours, (old, old))
+    assert cli("--cache-dir", str(root), "clean").exit_code == 0
+    assert cli("--cache-dir", str(root), "repair").exit_code == 0
+    assert all(p.read_text() == "theirs" for p in foreign)
+    assert not ours.exists()
