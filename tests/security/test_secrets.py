@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llamacache.redaction import redact_text, redact_url
@@ -69,3 +71,28 @@ def test_malformed_url_is_a_config_error_without_the_secret(
         assert SECRET.encode() not in done.stdout + done.stderr
     done = run("get", "k")
     assert done.stderr.count(b"\n") == 1 and b"not a valid URL" in done.stderr
+
+
+def test_signing_keys_list_form_loads_and_shows_only_key_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llamacache.config import resolve
+    from llamacache.engine.netformat import key_id
+
+    cfg = tmp_path / "llamacache.toml"
+    cfg.write_text(
+        '[cache.network]\nurl = "redis://h:6379/0"\nsigning_key = "new-key"\n'
+        'signing_keys = ["old-key"]\n'
+    )
+    settings = resolve(config_file=cfg)
+    assert settings.network is not None
+    assert settings.network.keys == (b"new-key", b"old-key")  # the first signs
+    out = cli("--config", str(cfg), "--json", "config", "show")
+    assert "old-key" not in out.stdout and "new-key" not in out.stdout
+    assert key_id(b"old-key").hex() in out.stdout
+    monkeypatch.setenv("LLAMACACHE_SIGNING_KEYS", "a-key, b-key")
+    assert resolve(config_file=cfg).network.keys == (b"new-key", b"a-key", b"b-key")  # type: ignore[union-attr]
+    cfg.write_text('[cache.network]\nurl = "redis://h/0"\nsigning_keys = [1]\n')
+    monkeypatch.delenv("LLAMACACHE_SIGNING_KEYS")
+    bad = cli("--config", str(cfg), "config", "validate")
+    assert bad.exit_code == 2 and "signing_keys" in bad.stderr
