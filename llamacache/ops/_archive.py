@@ -17,11 +17,8 @@ is done in three steps so that ``restore`` commits only a fully known-good archi
 from __future__ import annotations
 
 import base64
-import codecs
 import errno
-import hashlib
 import io
-import json
 import math
 import re
 import tarfile
@@ -34,21 +31,14 @@ import zstandard
 
 from llamacache.engine import framing
 from llamacache.engine.netformat import safe_dtype
-from llamacache.errors import DiskFullError, LlamacacheError
+from llamacache.errors import DiskFullError
+from llamacache.ops._rows import ArchiveError, RowReader
 from llamacache.ops.backup import ENTRY_DIR, MANIFEST, MANIFEST_SCHEMA, PREFIX, decode_key
 
 _MEMBER = re.compile(rf"^{re.escape(ENTRY_DIR)}(\d{{8}})$")
 MAX_ENTRIES = 1_000_000  # rows a manifest may hold (restore --max-entries changes it)
-_MAX_ROW = 2 << 20  # bytes of one manifest row (a key may be long, not unbounded)
-_MAX_HEAD = 1 << 20  # bytes of the manifest before its rows (schema, caches)
-_READ = 1 << 20
 _KEY_TYPES = ("str", "bytes", "int", "float", "typed", "pickle")
-_ENTRIES = ',"entries":['
 COPY = 1 << 20
-
-
-class ArchiveError(LlamacacheError):
-    """The archive is damaged, tampered with, or not a llamacache backup (exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -140,102 +130,6 @@ def _members(archive: Path, raw: IO[bytes]) -> Iterator[tuple[tarfile.TarInfo, t
 # -- the manifest, in bounded memory -----------------------------------------------------------
 
 
-class _RowReader:
-    """Parses ``{head..., "entries": [row, row, ...]}`` one row at a time from a stream."""
-
-    def __init__(self, src: IO[bytes], archive: Path) -> None:
-        self.src, self.archive = src, archive
-        self.buf = ""
-        self.pos = 0
-        self.eof = False
-        self.sha = hashlib.sha256()
-        self.dec = json.JSONDecoder()
-        self.utf8 = codecs.getincrementaldecoder("utf-8")()
-
-    def _more(self) -> bool:
-        if self.eof:
-            return False
-        data = self.src.read(_READ)
-        self.sha.update(data)
-        try:
-            text = self.utf8.decode(data, final=not data)
-        except UnicodeDecodeError:
-            raise self._bad("not UTF-8") from None
-        if not data:
-            self.eof = True
-        self.buf = self.buf[self.pos :] + text
-        self.pos = 0
-        return bool(data)
-
-    def _bad(self, why: str) -> ArchiveError:
-        return ArchiveError(f"{self.archive}: the manifest is not valid ({why})")
-
-    def head(self) -> dict[str, Any]:
-        while (i := self.buf.find(_ENTRIES)) < 0:
-            if len(self.buf) > _MAX_HEAD or not self._more():
-                raise self._bad("no entries list")
-        try:
-            head = json.loads(self.buf[:i] + "}")
-        except (ValueError, RecursionError) as exc:
-            raise self._bad(str(exc)) from None
-        if not isinstance(head, dict):
-            raise self._bad("not an object")
-        self.pos = i + len(_ENTRIES)
-        return head
-
-    def _skip_ws(self) -> str:
-        while True:
-            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
-                self.pos += 1
-            if self.pos < len(self.buf):
-                return self.buf[self.pos]
-            if not self._more():
-                raise self._bad("truncated")
-
-    def rows(self) -> Iterator[Any]:
-        if self._skip_ws() == "]":
-            self.pos += 1
-            self._end()
-            return
-        while True:
-            yield self._row()
-            c = self._skip_ws()
-            self.pos += 1
-            if c == "]":
-                self._end()
-                return
-            if c != ",":
-                raise self._bad("expected , or ]")
-
-    def _row(self) -> Any:
-        while True:
-            try:
-                row, end = self.dec.raw_decode(self.buf, self.pos)
-            except RecursionError:
-                raise self._bad("a row is nested too deeply") from None
-            except ValueError as exc:
-                if len(self.buf) - self.pos > _MAX_ROW:
-                    raise self._bad(f"a row is longer than {_MAX_ROW} characters") from None
-                if not self._more():
-                    raise self._bad(str(exc)) from None
-                continue
-            # a row ending exactly at the buffer's end may go on in the next read
-            if end == len(self.buf) and not self.eof and self._more():
-                continue
-            self.pos = end
-            return row
-
-    def _end(self) -> None:
-        if self._skip_ws() != "}":
-            raise self._bad("expected }")
-        self.pos += 1
-        while self._more():
-            if len(self.buf) - self.pos > _MAX_HEAD:
-                raise self._bad("trailing data")
-        if self.buf[self.pos :].strip():
-            raise self._bad("trailing data")
-
-
 def _number(value: object, what: str) -> float:
     if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
         raise ValueError(f"{what} {value!r} is not a number")
@@ -321,7 +215,7 @@ def _parse(
 ) -> tuple[Manifest, str]:
     """The manifest, row by row; ``sizes`` holds the members seen before it (ours come first),
     so a row naming a missing, resized or already listed member fails at once."""
-    reader = _RowReader(src, archive)
+    reader = RowReader(src, archive)
     head = reader.head()
     caches = head.get("caches")
     if head.get("schema") != MANIFEST_SCHEMA or not isinstance(caches, dict):
@@ -332,7 +226,7 @@ def _parse(
         if n > max_entries:
             raise ArchiveError(
                 f"{archive}: the manifest lists more than {max_entries} entries; nothing was "
-                "restored (restore --max-entries N allows more)"
+                "restored (a larger max_entries, --max-entries N, allows more)"
             )
         try:
             row = _row(raw, caches)

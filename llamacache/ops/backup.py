@@ -166,7 +166,7 @@ def decode_key(kind: str, text: str, *, allow_pickle: bool = False) -> Hashable:
         return _untyped(json.loads(text))
     if kind == "pickle":
         if not allow_pickle:
-            raise ValueError("pickled key refused (restore --allow-pickle to load it)")
+            raise ValueError("pickled key refused (allow_pickle, --allow-pickle, loads it)")
         key = pickle.loads(base64.b64decode(text, validate=True))
         hash(key)
         return key  # type: ignore[no-any-return]

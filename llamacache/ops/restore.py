@@ -255,7 +255,8 @@ def restore(
     if pickled and not allow_pickle:
         raise UsageError(
             f"{archive}: {pickled} entries hold pickled values or keys, which run code when "
-            "loaded; nothing was restored. If you trust this archive, use --allow-pickle"
+            "loaded; nothing was restored. If you trust this archive, allow pickles "
+            "(allow_pickle, --allow-pickle)"
         )
     with _staging(manager.settings.root) as folder:
         staging = folder / "payloads"
