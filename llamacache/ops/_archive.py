@@ -35,6 +35,18 @@ from llamacache.errors import DiskFullError
 from llamacache.ops._rows import ArchiveError, RowReader
 from llamacache.ops.backup import ENTRY_DIR, MANIFEST, MANIFEST_SCHEMA, PREFIX, decode_key
 
+__all__ = [
+    "ArchiveError",
+    "Entry",
+    "Manifest",
+    "PickledKey",
+    "Row",
+    "Slice",
+    "check",
+    "read_manifest",
+    "stage",
+]
+
 _MEMBER = re.compile(rf"^{re.escape(ENTRY_DIR)}(\d{{8}})$")
 MAX_ENTRIES = 1_000_000  # rows a manifest may hold (restore --max-entries changes it)
 _KEY_TYPES = ("str", "bytes", "int", "float", "typed", "pickle")
