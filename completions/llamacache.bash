@@ -24,11 +24,11 @@ _llamacache_options() {
         "evict") echo "--cache -c --key --match --older-than --larger-than --to-size --keep-last --tier --plan-out --apply --dry-run --yes -y --wait --json --quiet --help -h" ;;
         "get") echo "--cache -c --out -o --force --json --quiet --help -h" ;;
         "inspect") echo "--cache -c --top --reset-stats --tier --json --quiet --help -h" ;;
-        "ls") echo "--cache -c --sort --limit --filter --keys-only -q --tier --json --help -h" ;;
+        "ls") echo "--cache -c --sort --limit --filter --keys-only -q --null -0 --tier --json --help -h" ;;
         "put") echo "--file -f --cache -c --ttl --json --quiet --help -h" ;;
         "repair") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;
-        "restore") echo "--into --cache -c --merge --replace --wait --json --quiet --help -h" ;;
-        "rm") echo "--cache -c --missing-ok --json --quiet --help -h" ;;
+        "restore") echo "--into --cache -c --merge --replace --allow-pickle --max-entries --wait --json --quiet --help -h" ;;
+        "rm") echo "--cache -c --missing-ok --null -0 --json --quiet --help -h" ;;
         "schedule") echo "--help -h" ;;
         "schedule cron") echo "--every --cache -c --log --install --uninstall --crontab-file --json --help -h" ;;
         "schedule systemd") echo "--every --cache -c --log --install --uninstall --units-dir --json --help -h" ;;
@@ -102,6 +102,7 @@ _llamacache_value_kind() {
         "restore --into") echo "cache" ;;
         "restore --cache") echo "cache" ;;
         "restore -c") echo "cache" ;;
+        "restore --max-entries") echo "value" ;;
         "restore --wait") echo "value" ;;
         "rm --cache") echo "cache" ;;
         "rm -c") echo "cache" ;;

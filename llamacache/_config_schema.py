@@ -81,9 +81,22 @@ def _redis_url(value: object, field: str, ctx: Ctx) -> object:
     if url is None:
         return None
     assert isinstance(url, str)
+    from urllib.parse import urlsplit
+
+    from llamacache.redaction import redact_url
+
+    why = ""
     if not url.startswith(REDIS_SCHEMES) or len(url) <= len(url.partition("://")[0]) + 3:
+        why = "is not a Redis URL"
+    else:
+        try:  # what redis-py will do with it at first use: fail here, as a config error
+            parts = urlsplit(url)
+            _ = parts.port
+        except ValueError as exc:
+            why = f"is not a valid URL ({exc})"
+    if why:
         raise ConfigError(
-            f"{field}: {units.show(url)} is not a Redis URL; expected e.g. "
+            f"{field}: {units.show(redact_url(url))} {why}; expected e.g. "
             '"redis://host:6379/0", "rediss://host:6380/0" or "unix:///run/redis.sock"'
         )
     return url
@@ -168,14 +181,35 @@ def _secret(value: object) -> object:
     return None if value is None else "***"
 
 
-def _url(value: object) -> object:
-    """A URL as `config show` prints it: the password replaced by ***."""
-    if not isinstance(value, str) or "@" not in value:
+def _key_list(value: object, field: str, ctx: Ctx) -> object:
+    """Extra signing keys: a list of strings, or one comma-separated string (environment)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(
+            f"{field}: a list of {len(value) if isinstance(value, list | tuple) else 1} "
+            "value(s) that are not all non-empty strings; expected e.g. "
+            '["new secret", "old secret"]'
+        )
+    return tuple(v.strip() for v in value)
+
+
+def _secrets(value: object) -> object:
+    """Several secrets as `config show` prints them: each one's public key id, never the key."""
+    from llamacache.engine.netformat import key_id
+
+    if not isinstance(value, tuple | list):
         return value
-    head, _, tail = value.rpartition("@")
-    scheme, sep, cred = head.partition("://")
-    user = cred.partition(":")[0] if sep else ""
-    return f"{scheme}://{user + ':' if user else ''}***@{tail}" if sep else value
+    return [f"*** (id {key_id(str(v).encode('utf-8')).hex()})" for v in value]
+
+
+def _url(value: object) -> object:
+    """A URL as `config show` prints it: every credential replaced by ***."""
+    from llamacache.redaction import redact_url
+
+    return redact_url(value) if isinstance(value, str) else value
 
 
 _MAX_CHUNK = units.MAX_SIZE
@@ -270,6 +304,14 @@ SETTINGS: tuple[Setting, ...] = (
         "HMAC key for shared values",
         env=(ENV_PREFIX + "SIGNING_KEY",),
         show=_secret,
+    ),
+    _g(
+        "cache.network.signing_keys",
+        _key_list,
+        (),
+        "more HMAC keys that verify (rotation); the first signs when signing_key is unset",
+        env=(ENV_PREFIX + "SIGNING_KEYS",),
+        show=_secrets,
     ),
 )
 SETTINGS_BY_KEY: Mapping[str, Setting] = {st.key: st for st in SETTINGS}

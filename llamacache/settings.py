@@ -39,6 +39,16 @@ class NetworkSettings:
     max_value_size: int = 512 * 1024 * 1024
     chunk_size: int = 4 * 1024 * 1024
     signing_key: str | None = None
+    signing_keys: tuple[str, ...] = ()  # more keys: all verify; the first signs if no signing_key
+
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        """Every HMAC key, the signing one first (empty: records are unauthenticated)."""
+        out: list[bytes] = []
+        for k in (self.signing_key, *self.signing_keys):
+            if k and k.encode("utf-8") not in out:
+                out.append(k.encode("utf-8"))
+        return tuple(out)
 
 
 @dataclass(frozen=True)

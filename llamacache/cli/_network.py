@@ -67,7 +67,7 @@ def _inspect_human(r: Renderer, rep: na.NetworkInspectReport) -> None:
             "-" if c.maxmemory is None else (size(c.maxmemory) if c.maxmemory else "none"),
             c.maxmemory_policy or "-",
             "-" if c.keyspace_hits is None else f"{c.keyspace_hits:,}/{c.keyspace_misses:,}",
-            c.mode + (", signed" if c.signed else ""),
+            c.mode + (", signed" if c.signed else ", UNSIGNED"),
         )
         for c in rep.caches
     ]

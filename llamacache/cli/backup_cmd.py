@@ -94,6 +94,20 @@ def restore(
         bool,
         typer.Option("--replace", help="Swap in a cache holding exactly the archive, atomically."),
     ] = False,
+    allow_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pickle",
+            help="Also restore pickled values and keys (they run code when loaded): "
+            "only for archives you trust.",
+        ),
+    ] = False,
+    max_entries: Annotated[
+        int,
+        typer.Option(
+            "--max-entries", metavar="N", min=0, help="Refuse archives listing more entries."
+        ),
+    ] = 1_000_000,
     wait: WaitOpt = 0.0,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -112,6 +126,8 @@ def restore(
             mode="replace" if replace else "merge",
             wait=wait,
             progress=bar,
+            allow_pickle=allow_pickle,
+            max_entries=max_entries,
         )
     r.emit(report, _restore_human)
 

@@ -130,16 +130,21 @@ def rm(
         bool,
         typer.Option("--missing-ok", help="Exit 0, and say nothing, when a key is absent."),
     ] = False,
+    null: Annotated[
+        bool,
+        typer.Option("-0", "--null", help='With "-": keys on stdin end with NUL, not newline.'),
+    ] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Remove KEYS from every tier of a cache; exit 1 if one was not there.
 
-    "-" reads the keys from stdin, one a line (safe for any key, unlike xargs):
-    llamacache ls -c training -q | llamacache rm -c training -
+    "-" reads the keys from stdin, one a line (split on "\\n" only), or NUL-separated
+    with -0 (safe for any key, unlike xargs):
+    llamacache ls -c training -0 | llamacache rm -c training -0 -
     """
     s = state(ctx)
-    report = entries.remove_keys(s.manager(), cache, _keys_to_remove(keys or []))
+    report = entries.remove_keys(s.manager(), cache, _keys_to_remove(keys or [], null))
     r = s.renderer(json_out=json_out, quiet=quiet)
 
     def human(r: Renderer, rep: entries.RemoveReport) -> None:
@@ -155,16 +160,29 @@ def rm(
         raise typer.Exit(int(ExitCode.PROBLEM))
 
 
-def _keys_to_remove(keys: list[str]) -> list[str]:
-    """The keys given, or with "-" alone the lines of stdin (blank lines skipped; none is fine)."""
+def _keys_to_remove(keys: list[str], null: bool = False) -> list[str]:
+    """The keys given, or with "-" alone the keys on stdin (empty ones skipped; none is fine).
+
+    Split on "\\n" (or NUL with -0) only: ``splitlines`` would also split on U+2028, \\x1c,
+    \\x85 ..., which are legal inside keys, and delete the wrong entries.
+    """
     if not keys:
         raise UsageError('rm needs KEY..., or "-" to read keys from stdin')
     if "-" not in keys:
+        if null:
+            raise UsageError('-0 applies to keys read from stdin: give "-" as the only KEY')
         return keys
     if len(keys) > 1:
         raise UsageError('"-" (keys from stdin) must be the only KEY')
-    lines = sys.stdin.read().splitlines()  # a key literally named "-" can be given this way
-    return [line for line in lines if line]
+    data = sys.stdin.buffer.read()  # a key literally named "-" can be given this way
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"stdin: byte {data[exc.start : exc.start + 1]!r} at offset {exc.start} is not "
+            "UTF-8; keys are text"
+        ) from None
+    return [k for k in text.split("\0" if null else "\n") if k]
 
 
 def register(app: typer.Typer) -> None:

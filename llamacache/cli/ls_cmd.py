@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt
 from llamacache.cli.render import Renderer, size, when
+from llamacache.errors import UsageError
 from llamacache.ops import ls as ls_ops
 
 
@@ -75,6 +77,10 @@ def ls(
     keys_only: Annotated[
         bool, typer.Option("-q", "--keys-only", help="Print only keys, one per line.")
     ] = False,
+    null: Annotated[
+        bool,
+        typer.Option("-0", "--null", help="Print only keys, each ended by NUL (for rm -0 -)."),
+    ] = False,
     tier: TierOpt = "local",
     json_out: JsonOpt = False,
 ) -> None:
@@ -82,6 +88,8 @@ def ls(
     s = state(ctx)
     other_filters = [f for f in filters or () if not f.startswith("key~")]
     others = {"--sort": sort != "stored", "--limit": limit is not None}
+    if null and tier != "local":
+        raise UsageError("-0 lists keys of the local tiers; drop --tier or -0")
     if wants_network(tier, {**others, "--filter (other than key~GLOB)": bool(other_filters)}):
         match = next((f[4:] for f in filters or () if f.startswith("key~")), None)
         return _network.ls(s, cache, json_out=json_out, keys_only=keys_only, match=match)
@@ -89,6 +97,12 @@ def ls(
     r = s.renderer(json_out=json_out)
     for w in report.warnings:
         r.warn(w)
+    if null and not r.json_mode:  # any key survives the pipe, newlines included
+        out = sys.stdout.buffer
+        for e in report.entries:
+            out.write(e.key.encode("utf-8", "surrogateescape") + b"\0")
+        out.flush()
+        return
     if keys_only and not r.json_mode:
         for e in report.entries:
             typer.echo(e.key)

@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from llamacache.errors import ExitCode, LlamacacheError
+from llamacache.redaction import redact_text
 
 
 def _debug_requested(ctx: typer.Context) -> bool:
@@ -23,6 +24,7 @@ def _debug_requested(ctx: typer.Context) -> bool:
 
 
 def _fail(message: str, code: int) -> typer.Exit:
+    message = redact_text(message)  # an error may quote a URL holding a password
     sys.stderr.write(f"llamacache: error: {message}\n")
     sys.stderr.flush()
     return typer.Exit(code)
@@ -77,19 +79,34 @@ def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
     if _is_usage_error(exc):
         return _usage_failure(exc)
     if debug:
-        return None
+        return _traceback(exc)
     if isinstance(exc, LlamacacheError):
         return _fail(str(exc), int(exc.exit_code))
     if isinstance(exc, OSError):
         return _fail(_os_message(exc), int(ExitCode.PROBLEM))
     if isinstance(exc, ModuleNotFoundError):
         return _fail(missing_package(exc), int(ExitCode.USAGE))
+    if isinstance(exc, UnicodeError) and (message := _not_utf8(exc)) is not None:
+        return _fail(message, int(ExitCode.USAGE))
     if exc.__class__.__module__.startswith("typer"):
         return None
     name = type(exc).__name__
     return _fail(
         f"unexpected {name}: {exc} (run with --debug for a traceback)", int(ExitCode.PROBLEM)
     )
+
+
+def _traceback(exc: Exception) -> typer.Exit | None:
+    """``--debug``: the full traceback, with secrets in it redacted; typer's own re-raise."""
+    if exc.__class__.__module__.startswith(("typer", "click")):
+        return None
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    sys.stderr.write(redact_text(text))
+    sys.stderr.flush()
+    code = exc.exit_code if isinstance(exc, LlamacacheError) else ExitCode.PROBLEM
+    return typer.Exit(int(code))
 
 
 # Optional packages and the extra that installs each (STYLE: name what to install).
@@ -104,6 +121,15 @@ def missing_package(exc: ModuleNotFoundError) -> str:
     """One line naming the missing package and what to install for it."""
     top = (exc.name or str(exc)).partition(".")[0]
     return f"the {top} package is missing; install {_EXTRAS.get(top, top)}"
+
+
+def _not_utf8(exc: UnicodeError) -> str | None:
+    """A command-line argument that is not UTF-8 (Python keeps its bytes as surrogates)."""
+    text = getattr(exc, "object", None)
+    if not isinstance(text, str) or "surrogate" not in str(getattr(exc, "reason", "")):
+        return None
+    raw = text.encode("utf-8", "surrogateescape")
+    return f"argument {raw!r} is not valid UTF-8; keys and names must be text"
 
 
 def _os_message(exc: OSError) -> str:

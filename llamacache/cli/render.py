@@ -102,6 +102,9 @@ class Renderer:
 
     def warn(self, text: str) -> None:
         if not self.quiet:
+            from llamacache.redaction import redact_text
+
+            text = redact_text(text)  # a warning may quote a URL holding a password
             self.err.print(f"llamacache: warning: {text}", markup=False, style="yellow")
 
     def info(self, text: str) -> None:

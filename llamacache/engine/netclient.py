@@ -84,8 +84,6 @@ def as_bytes(data: bytes | str) -> bytes:
 
 def redact(url: str) -> str:
     """The URL without a password (it ends up in logs and error messages)."""
-    head, sep, tail = url.rpartition("@")
-    if not sep:
-        return url
-    scheme, _, _ = head.partition("://")
-    return f"{scheme}://***@{tail}"
+    from llamacache.redaction import redact_url
+
+    return redact_url(url)

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from llamacache.engine import netformat as nf
+from llamacache.redaction import redact_logger
 
 if TYPE_CHECKING:
     from llamacache.engine.network import NetworkTier
 
-log = logging.getLogger("llamacache.network")
+log = redact_logger(logging.getLogger("llamacache.network"))
 CHANNEL = "__redis__:invalidate"
 POLL = 0.25  # seconds between checks of the stop flag while idle
 

@@ -1,8 +1,12 @@
 """The shared tier: framed entries on a real Redis (or Valkey) server, below memory and disk.
 
-Moves ``(meta, payload)`` bytes only — nothing that crosses the network is unpickled here;
-``framing.decode`` verifies the digest before anything is rebuilt, and with a signing key
-every record carries an HMAC (a shared Redis is a shared attack surface).
+Moves ``(meta, payload)`` bytes only — nothing that crosses the network is unpickled here.
+A shared Redis is a shared attack surface: anyone who can write to it can write a record.
+So every read passes ``netformat.admit``: a record not authenticated by one of our HMAC
+keys may only hold kinds that decode without running code, and a record that fails any
+check is a *network miss* (counted, warned about once, listed by ``verify --tier
+network``), never an error and never a reason to delete anything. Without a signing key,
+pickled values are not shared at all: they stay in the local tiers.
 
 Large values go as content-addressed chunks written in pipelined batches of at most
 ``batch_bytes``, streamed from the disk tier's file, and the manifest is written last with
@@ -28,10 +32,19 @@ from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
 from llamacache.engine.netclient import DOWN, EchoCounter, as_bytes, connection_pool, redact
 from llamacache.engine.protocol import ChunkMissing, TierStats
-from llamacache.errors import CorruptEntryError, NetworkTierError
+from llamacache.errors import NetworkTierError
+from llamacache.redaction import redact_logger
 from llamacache.settings import NetworkSettings
 
-log = logging.getLogger("llamacache.network")
+log = redact_logger(logging.getLogger("llamacache.network"))
+_warned: set[str] = set()  # one warning per process and kind of event
+
+
+def _warn_once(what: str, message: str, *args: object) -> None:
+    if what not in _warned:
+        _warned.add(what)
+        log.warning(message, *args)
+
 
 BATCH_BYTES = 16 * 1024 * 1024  # bytes per pipelined batch of chunks (bounds memory)
 RETRY_INTERVAL = 5.0  # seconds the breaker stays open after a failure
@@ -40,9 +53,10 @@ RETRY_INTERVAL = 5.0  # seconds the breaker stays open after a failure
 class NetworkTier:
     """One named cache's shared tier. Thread-safe; many processes and machines may share it.
 
-    ``get`` returns None on a miss, a missing chunk or an unreachable server; raises
-    CorruptEntryError for a record that fails its signature (or is unsigned when a key is
-    set). ``put`` raises NetworkTierError only under ``write_error_policy = "all"``.
+    ``get`` returns None on a miss, a missing chunk, an unreachable server or a rejected
+    record (bad signature, unsigned pickle, damaged). ``put`` raises NetworkTierError only
+    under ``write_error_policy = "all"``; a pickled value without a signing key is not
+    shared (``unsigned_skipped`` counts them).
     """
 
     def __init__(
@@ -64,15 +78,17 @@ class NetworkTier:
         self.chunk_size = settings.chunk_size
         self.batch_bytes = max(batch_bytes, settings.chunk_size)
         self.retry_interval = retry_interval
-        key = settings.signing_key
-        self._signing_key = key.encode("utf-8") if key else None
-        self._chunk_algo = checksums.BY_NAME["blake3" if key else "xxh3"]
+        self._keys = settings.keys  # the first signs, every one verifies
+        self._signing_key = self._keys[0] if self._keys else None
+        self._chunk_algo = checksums.BY_NAME["blake3" if self._keys else "xxh3"]
         self.client = redis.Redis(connection_pool=connection_pool(self.url))
         self._down_until = 0.0
         self._warned_at = -1e9
         self._echoes = EchoCounter()  # entry keys we are writing: their echo is not news
         self.hits = self.misses = self.puts = self.errors = self.corrupt = 0
         self.chunk_misses = self.skipped = 0
+        self.rejected = 0  # records refused by the read gate (also counted in ``corrupt``)
+        self.unsigned_skipped = 0  # pickled values kept local: no key to sign them with
         self._listen = listen
         self.listener: Any = None
 
@@ -159,7 +175,21 @@ class NetworkTier:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def _record(self, key: Hashable) -> tuple[str, nf.Record] | None:
+    def _reject(self, key: Hashable, why: object) -> None:
+        """A record we will not use: a network miss, counted, warned about once per process."""
+        self.corrupt += 1
+        self.rejected += 1
+        self.misses += 1
+        _warn_once(
+            "rejected",
+            "cache %r: network entry %r rejected (%s); treated as a miss, local copies kept; "
+            "see llamacache verify --tier network",
+            self.cache,
+            key,
+            why,
+        )
+
+    def _record(self, key: Hashable) -> tuple[str, nf.Record, framing.EntryMeta] | None:
         if not self.available():
             self.misses += 1
             return None
@@ -174,10 +204,12 @@ class NetworkTier:
             self.misses += 1
             return None
         try:
-            return rkey, nf.unpack_record(rkey.encode(), as_bytes(data), self._signing_key)
+            limit = self.settings.max_value_size
+            rec, meta = nf.admit(rkey.encode(), as_bytes(data), self._keys, limit)
         except nf.BadRecord as exc:
-            self.corrupt += 1
-            raise CorruptEntryError(self.cache, key, f"network entry rejected: {exc}") from None
+            self._reject(key, exc)
+            return None
+        return rkey, rec, meta
 
     def get(self, key: Hashable) -> tuple[bytes, bytes] | None:
         """``(meta, payload)``; a chunked value is assembled whole (``open_stream`` streams)."""
@@ -203,19 +235,20 @@ class NetworkTier:
         found = self._record(key)
         if found is None:
             return None
-        rkey, rec = found
+        rkey, rec, meta = found
         if rec.rtype == nf.T_INLINE:
             self.hits += 1
             return rec.meta, len(rec.body), iter((rec.body,))
-        try:
-            man = nf.unpack_manifest(rec.body)
-            digest = framing.parse_meta(rec.meta).digest
-        except (nf.BadRecord, ValueError) as exc:
-            self.corrupt += 1
-            raise CorruptEntryError(self.cache, key, f"network manifest rejected: {exc}") from None
-        return rec.meta, man.total_len, self._chunks(key, digest, man)
+        man = nf.unpack_manifest(rec.body)  # admit checked it
+        return rec.meta, man.total_len, self._chunks(key, meta, man)
 
-    def _chunks(self, key: Hashable, digest: bytes, man: nf.Manifest) -> Iterator[memoryview]:
+    def _chunks(
+        self, key: Hashable, meta: framing.EntryMeta, man: nf.Manifest
+    ) -> Iterator[memoryview]:
+        """The chunks, each checked; the whole value's digest is checked before the last
+        one is handed over, so a caller writing them to disk never indexes bad bytes."""
+        digest = meta.digest
+        whole = checksums.BY_NAME[meta.checksum].new()
         per = max(1, self.batch_bytes // man.chunk_size)
         names = [
             nf.chunk_key(self.settings.key_prefix, self.cache, digest, man.chunk_size, i)
@@ -240,14 +273,35 @@ class NetworkTier:
                     log.info("cache %r: chunk %d of %r missing or damaged", self.cache, i, key)
                     raise ChunkMissing(names[i])
                 seen += len(data)
+                whole.update(data)
+                if seen == man.total_len and whole.digest() != digest:
+                    self._reject(key, "assembled value digest mismatch")
+                    raise ChunkMissing(f"{names[i]}: assembled value digest mismatch")
                 yield memoryview(data)
         if seen == man.total_len:
             self.hits += 1
 
     # -- writes -----------------------------------------------------------------------------
 
+    def _unsigned_pickle(self, meta: bytes) -> bool:
+        """True (counted, warned once) for a pickled value we have no key to sign."""
+        if self._keys or len(meta) < 4 or meta[3] != framing.K_PICKLE:
+            return False
+        self.unsigned_skipped += 1
+        _warn_once(
+            "unsigned",
+            "cache %r: pickled values are not shared through %s without a signing key "
+            "(anyone who can write to the server could run code on every reader); they stay "
+            "local. Set cache.network.signing_key to share them.",
+            self.cache,
+            redact(self.url),
+        )
+        return True
+
     def put(self, key: Hashable, meta: bytes, payload: bytes, expire: float | None = None) -> None:
         """Write through: one SET for small values, chunks then manifest for large ones."""
+        if self._unsigned_pickle(meta):
+            return
         n = len(payload)
         if n > self.chunk_size:
             view = memoryview(payload)
@@ -299,7 +353,7 @@ class NetworkTier:
         A manifest already there for the same content is left alone; one for different
         content is replaced (a put is a put).
         """
-        if self._skip_write():
+        if self._skip_write() or self._unsigned_pickle(meta):
             return
         if total > self.settings.max_value_size:
             self.skipped += 1
@@ -350,7 +404,7 @@ class NetworkTier:
 
     def _same_content(self, rkey: str, data: bytes, meta: bytes) -> bool:
         try:
-            rec = nf.unpack_record(rkey.encode(), data, self._signing_key)
+            rec = nf.unpack_record(rkey.encode(), data, self._keys)
         except nf.BadRecord:
             return False
         return rec.rtype == nf.T_MANIFEST and rec.meta == meta

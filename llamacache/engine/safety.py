@@ -7,6 +7,7 @@ directory someone shared on purpose would be worse than a clear one-line error.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -41,31 +42,77 @@ NETWORK_FILESYSTEMS = frozenset(
 )
 
 
-def check_private_dir(path: Path) -> None:
-    """Raise UnsafeCacheDirError if ``path`` is writable by group/others or owned by someone else.
+# What the cache creates inside a cache folder besides its known top-level files: value
+# files ``xx/yy/<hex>.val`` and temporaries ``tmp/<hex>.tmp``. Orphan sweeps act on these
+# names only: a file someone else left in the folder is never ours to delete.
+_OWN_VALUE = re.compile(r"[0-9a-f]{2}(/[0-9a-f]{2})?/[0-9A-Za-z_-]{1,64}\.val")
+_OWN_TMP = re.compile(r"tmp/[0-9A-Za-z_.-]{1,80}\.tmp")
 
-    Ownership by root is accepted (a system-wide cache prepared by an administrator).
-    Costs one ``stat``.
+
+def is_own_name(rel: str) -> bool:
+    """True when ``rel`` (relative to a cache folder, "/"-separated) is a name we create."""
+    return bool(_OWN_VALUE.fullmatch(rel) or _OWN_TMP.fullmatch(rel))
+
+
+def check_parents(path: Path, what: str = "cache directory") -> None:
+    """Refuse ``path`` when a folder above it can be written by anyone without the sticky bit.
+
+    There another user can rename our folder away and plant a link or their own folder in
+    its place (the next run would adopt it). ``/tmp`` (mode 1777) is fine. Costs one
+    ``stat`` per ancestor.
     """
-    st = path.stat()
+    for parent in Path(path).parents:
+        try:
+            st = os.stat(parent)
+        except OSError:
+            continue  # not there yet: mkdir creates it private
+        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+            raise UnsafeCacheDirError(
+                f"{what} {path} sits in {parent}, which any user can write (mode "
+                f"{stat.S_IMODE(st.st_mode):o}, no sticky bit): they could swap the folder "
+                f"for a link; fix: chmod o-w {parent} (or chmod +t), or choose another folder"
+            )
+
+
+def check_private_dir(path: Path, what: str = "cache directory") -> None:
+    """Raise UnsafeCacheDirError unless ``path`` is a real folder of ours that only we can write.
+
+    Refused, for root too: a symbolic link (someone else chose where it points), a folder
+    owned by another user (root-owned is accepted: a system-wide cache prepared by an
+    administrator), one writable by group/others, or one under a world-writable folder
+    without the sticky bit. Costs one ``lstat`` plus one ``stat`` per ancestor.
+    """
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeCacheDirError(
+            f"{what} {path} is a symbolic link (to {os.readlink(path)}); llamacache only "
+            "uses folders it owns; fix: point the setting at the real folder"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeCacheDirError(f"{what} {path} is not a folder")
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise UnsafeCacheDirError(
-            f"cache directory {path} is writable by other users (mode "
+            f"{what} {path} is writable by other users (mode "
             f"{stat.S_IMODE(st.st_mode):o}); values in it could run code; fix: chmod go-w {path}"
         )
     uid = os.getuid()
     if st.st_uid not in (uid, 0):
         raise UnsafeCacheDirError(
-            f"cache directory {path} is owned by uid {st.st_uid}, not you (uid {uid}); "
-            f"fix: chown {uid} {path} or choose another cache directory"
+            f"{what} {path} is owned by uid {st.st_uid}, not you (uid {uid}); "
+            f"fix: chown {uid} {path} or choose another folder"
         )
+    check_parents(path, what)
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) with mode 0o700, then check it is private."""
+def ensure_private_dir(path: Path, what: str = "cache directory") -> Path:
+    """Create ``path`` (and missing parents) with mode 0o700, then check it is private.
+
+    The folders above are checked first, so nothing is created in a folder others control.
+    """
     path = Path(path).absolute()
+    check_parents(path, what)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    check_private_dir(path)
+    check_private_dir(path, what)
     return path
 
 
@@ -75,7 +122,7 @@ def ensure_cache_root(root: Path) -> Path:
     Raises UnsafeCacheDirError naming the path and the fix (``chmod go-w PATH``).
     """
     try:
-        root = ensure_private_dir(root)
+        root = ensure_private_dir(root, "cache root")
     except OSError as exc:  # e.g. --cache-dir /proc/nope: name the root, not a cache
         raise CacheIOError(f"cache root {root}: {exc.strerror or exc}") from None
     tag = root / CACHEDIR_TAG

@@ -198,11 +198,11 @@ class TieredCache:
             found = None if stale else self.disk.get(key)
         except CorruptEntryError as exc:  # a value file that is a link, a FIFO, gone...
             return self._corrupt(exc, key, default)
+        shared = False
         if found is None:
-            try:
-                found = self._get_lower(key)
-            except CorruptEntryError as exc:  # e.g. a shared entry that fails its signature
-                return self._corrupt(exc, key, default)
+            # A lower (shared) tier checks what it hands over; a record it rejects is a miss.
+            found = self._get_lower(key)
+            shared = found is not None
             if found is None and stale:  # shared tier unreachable or entry gone: local copy
                 found = self.disk.get(key)
             if found is None:
@@ -213,6 +213,10 @@ class TieredCache:
         except framing.StaleEntryError:  # an older format: a miss until the next put
             return default
         except CorruptEntryError as exc:
+            if shared:  # bytes from elsewhere: drop our copy of them, never the shared record
+                self.corrupt += 1
+                self.disk.remove(key)
+                return default
             return self._corrupt(exc, key, default)
         if self._remember(key, meta, payload, value):
             return value
@@ -270,7 +274,8 @@ class TieredCache:
             # a copy that cannot be kept (read-only, disk full) must still never be served
             with contextlib.suppress(OSError):
                 quarantine.store(self.disk.directory, key, exc.reason, file=path, inline=inline)
-        self.remove(key)
+        self.memory.discard(key)  # local damage is local: the shared record stays
+        self.disk.remove(key)
         return default
 
     def _expiry(self, ttl: float | None = None) -> float | None:

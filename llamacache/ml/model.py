@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from llamacache.engine.framing import EntryMeta
+from llamacache.engine.safety import leads_outside
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CorruptEntryError, ExitCode, LlamacacheError, UsageError
 from llamacache.formats import VALIDATORS
@@ -64,9 +65,22 @@ def check_revision(revision: str | None) -> str:
 
 
 def check_relpath(rel: str) -> str:
-    """A file path inside a model: relative, no "..", never the manifest's name."""
-    p = PurePosixPath(rel)
-    if not rel or p.is_absolute() or any(s in ("", ".", "..") for s in rel.split("/")):
+    """A file path inside a model: relative, normalized, no "..", never the manifest's name.
+
+    Manifests are data, not paths: this runs when a manifest is written *and* when one is
+    read (it may come from a shared tier or an archive), so no listed path can reach
+    outside the model's own ``snapshots/`` folder.
+    """
+    bad = (
+        not isinstance(rel, str)
+        or not rel
+        or len(rel) > 4096
+        or any(c in rel for c in "\0\\")
+        or any(ord(c) < 32 for c in rel)
+        or PurePosixPath(rel).is_absolute()
+        or any(s in ("", ".", "..") for s in rel.split("/"))
+    )
+    if bad:
         raise UsageError(f"model file path {rel!r} must be relative and stay inside the model")
     if rel == MANIFEST:
         raise UsageError(f"model file path {rel!r} is reserved for llamacache's manifest")
@@ -104,6 +118,8 @@ def write_manifest(
     cache: TieredCache, name: str, revision: str, files: Mapping[str, EntryMeta | ModelFile]
 ) -> ModelInfo:
     """Record a revision as complete (call only after every file is stored)."""
+    for rel in files:
+        check_relpath(rel)
     entries = tuple(
         sorted(
             (
@@ -124,15 +140,30 @@ def write_manifest(
     return info
 
 
+def _manifest_file(row: object) -> ModelFile:
+    """One validated manifest row (a row is data: its path is checked like user input)."""
+    if not isinstance(row, dict):
+        raise TypeError("a file row is not an object")
+    size, digest = row["size"], row["digest"]
+    if type(size) is not int or size < 0:
+        raise ValueError(f"size {size!r} is not a byte count")
+    if not isinstance(digest, str) or not digest or len(digest) > 128:
+        raise ValueError(f"digest {digest!r} is not a hex digest")
+    bytes.fromhex(digest)
+    return ModelFile(check_relpath(row["path"]), size, digest)
+
+
 def read_manifest(cache: TieredCache, name: str, revision: str) -> ModelInfo | None:
     raw = cache.get(manifest_key(name, revision))
     if not isinstance(raw, str):
         return None
     try:
         body = json.loads(raw)
-        files = tuple(ModelFile(f["path"], int(f["size"]), f["digest"]) for f in body["files"])
+        files = tuple(_manifest_file(f) for f in body["files"])
+        if len({f.path for f in files}) != len(files):
+            raise ValueError("a path is listed twice")
         return ModelInfo(name, revision, files, float(body["created"]))
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:  # UsageError is a ValueError too
         key = manifest_key(name, revision)
         raise CorruptEntryError(cache.name, key, f"bad manifest: {exc}") from None
 
@@ -369,11 +400,17 @@ class ModelCache:
         call it right before use. Raises NotCachedError when a file is gone.
         """
         info = self.info(name, revision)
-        base = Path(self.cache.settings.path) / SNAPSHOTS_DIR / info.name / info.revision
+        top = Path(self.cache.settings.path) / SNAPSHOTS_DIR
+        base = top / info.name / info.revision
         wanted = {f.path: self._path(info, f) for f in info.files}
         for rel, target in wanted.items():
-            link = base / rel
+            link = base / check_relpath(rel)
             link.parent.mkdir(parents=True, exist_ok=True)
+            if top.is_symlink() or leads_outside(base, link.parent):  # writes stay in snapshots/
+                raise CorruptEntryError(
+                    self.cache.name, manifest_key(info.name, info.revision),
+                    f"file path {rel!r} leads outside {base}",
+                )  # fmt: skip
             if link.is_symlink() and os.readlink(link) == str(target):
                 continue
             tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")

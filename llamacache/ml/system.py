@@ -7,11 +7,13 @@ once older than the system cache's ``max_age`` even when the job crashed.
 
 from __future__ import annotations
 
+import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from llamacache.engine.safety import ensure_private_dir
+from llamacache.engine.safety import check_private_dir, ensure_private_dir
 from llamacache.errors import ConfigError
 from llamacache.manager import CacheManager
 
@@ -33,7 +35,7 @@ class SystemCache:
     @property
     def temp_dir(self) -> Path:
         """The temp folder, created private (0700) on first use."""
-        return ensure_private_dir(self._dir)
+        return ensure_private_dir(self._dir, "temp_dir")
 
     def named_temporary_file(
         self, mode: str = "w+b", *, suffix: str = "", prefix: str = PREFIX, delete: bool = True
@@ -53,9 +55,61 @@ class SystemCache:
         return Path(tempfile.mkdtemp(suffix=suffix, prefix=prefix, dir=self.temp_dir))
 
     def files(self) -> list[Path]:
-        """Everything currently in ``temp_dir`` (what ``clean`` would consider)."""
-        d = self._dir
-        return sorted(p for p in d.rglob("*")) if d.is_dir() else []
+        """The files llamacache made in ``temp_dir`` (what ``clean`` would consider)."""
+        found = {p for p, _ in own_temp_files(self._dir, 0.0, float("inf"))}
+        if self._dir.is_dir():  # and our mkdtemp folders, empty or not
+            found |= {p for p in self._dir.glob(PREFIX + "*") if p.is_dir() and not p.is_symlink()}
+        return sorted(found)
+
+
+def _old_inside(folder: str, uid: int, older_than: float, now: float) -> list[tuple[Path, int]]:
+    """Our files in one of our ``mkdtemp`` folders (``os.walk`` never follows links)."""
+    out: list[tuple[Path, int]] = []
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
+            p = Path(dirpath) / name
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            if st.st_uid == uid and now - st.st_mtime >= older_than:
+                out.append((p, st.st_size))
+    return out
+
+
+def own_temp_files(directory: Path, older_than: float, now: float) -> list[tuple[Path, int]]:
+    """Files we created in ``directory`` (``llamacache-*``), older than ``older_than`` seconds.
+
+    ``temp_dir`` may be a folder the user also keeps their own files in (``"."``), so only
+    our prefix counts: top-level ``llamacache-*`` regular files of ours, and files inside
+    ``llamacache-*`` folders (``mkdtemp``) of ours. Links are never followed or listed.
+    Raises UnsafeCacheDirError when ``directory`` is not private (a link, another owner,
+    writable by others): nothing is listed, so nothing is deleted, in a folder others control.
+    """
+    out: list[tuple[Path, int]] = []
+    if not os.path.lexists(directory):
+        return out
+    check_private_dir(Path(directory).absolute(), "temp_dir")
+    uid = os.getuid()
+    try:
+        top = list(os.scandir(directory))
+    except OSError:
+        return out
+    for entry in top:
+        if not entry.name.startswith(PREFIX):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if st.st_uid != uid:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            if now - st.st_mtime >= older_than:
+                out.append((Path(entry.path), st.st_size))
+        elif stat.S_ISDIR(st.st_mode):
+            out += _old_inside(entry.path, uid, older_than, now)
+    return out
 
 
 def temp_file(manager: CacheManager | None = None, **kwargs: Any) -> IO[Any]:
@@ -63,4 +117,4 @@ def temp_file(manager: CacheManager | None = None, **kwargs: Any) -> IO[Any]:
     return SystemCache(manager).named_temporary_file(**kwargs)
 
 
-__all__ = ["SystemCache", "temp_file"]
+__all__ = ["SystemCache", "own_temp_files", "temp_file"]

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from llamacache.engine.safety import is_network_fs
+import os
+
+from llamacache.engine.safety import check_private_dir, is_network_fs
 from llamacache.errors import UnsafeCacheDirError
 from llamacache.manager import CacheManager
-from llamacache.settings import CacheSettings
+from llamacache.settings import CacheSettings, Settings
 
 
 def targets(manager: CacheManager, cache: str | None) -> list[CacheSettings]:
-    """The named cache (CacheNotFoundError if unknown), else every cache that exists on disk."""
+    """The named cache (CacheNotFoundError if unknown), else every cache that exists on disk.
+
+    Raises UnsafeCacheDirError when the root or a target folder is not ours alone (a link,
+    another owner, writable by others): an admin command never lists or deletes in there.
+    """
+    root = manager.settings.root
+    if os.path.lexists(root):
+        check_private_dir(root, "cache root")
     if cache is not None:
-        return [manager.settings.cache(cache)]
-    return [manager.settings.caches[n] for n in manager.existing_names()]
+        out = [manager.settings.cache(cache)]
+    else:
+        out = [manager.settings.caches[n] for n in manager.existing_names()]
+    for s in out:
+        if os.path.lexists(s.path):
+            check_private_dir(s.path)
+    return out
 
 
 def network_warning(settings: CacheSettings) -> str | None:
@@ -24,6 +38,19 @@ def network_warning(settings: CacheSettings) -> str | None:
             + ("" if settings.allow_network_fs else " (writes refused: allow_network_fs = false)")
         )
     return None
+
+
+def unsigned_warning(settings: Settings, cache: CacheSettings | None = None) -> str | None:
+    """Say when the shared tier is unauthenticated (anyone who can write to it feeds readers)."""
+    net = settings.network
+    if net is None or net.keys or (cache is not None and not cache.network):
+        return None
+    from llamacache.engine.netclient import redact
+
+    return (
+        f"network tier {redact(net.url)} is unsigned: anyone who can write to it can feed "
+        "every reader bytes, so pickled values are not shared; set cache.network.signing_key"
+    )
 
 
 def check_writable(settings: CacheSettings) -> None:

@@ -2,7 +2,8 @@
 
 Shared by ``verify`` (reports them), ``repair`` (removes them) and ``clean`` (removes the
 old ones). Known non-value files are listed here; the value tree is diskcache's
-``xx/yy/<hex>.val`` layout plus anything else someone left in the directory.
+``xx/yy/<hex>.val`` layout. Only names llamacache creates (``safety.is_own_name``) can be
+orphans: a file someone else left in the directory is never reported for deletion.
 ``snapshots/`` (a real folder, never a link) holds ``ModelCache.model_path`` views: symlinks
 into the value tree that a running ``from_pretrained()`` may be reading through, so it is
 ours and never walked as values; ``clean`` only prunes its links whose entry is gone.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache.engine import quarantine, reserve
-from llamacache.engine.safety import CACHEDIR_TAG
+from llamacache.engine.safety import CACHEDIR_TAG, is_own_name
 from llamacache.locking import LOCK_NAME
 from llamacache.ml.model import SNAPSHOTS_DIR
 from llamacache.ops import _index
@@ -65,7 +66,7 @@ def _walk_files(directory: Path, skip: Path | None = None) -> tuple[FileList, Fi
         if top.name in KNOWN_TOP or top.name in (quarantine.DIR_NAME, skip_top):
             continue
         if top.name == SNAPSHOTS_DIR and top.is_dir(follow_symlinks=False):
-            continue  # model_path views; a "snapshots" link or file is still a stray
+            continue  # model_path views
         if top.is_dir(follow_symlinks=False):
             bucket = tmps if top.name == TMP_DIR else values
             for dirpath, _dirs, files in os.walk(top.path):
@@ -75,8 +76,10 @@ def _walk_files(directory: Path, skip: Path | None = None) -> tuple[FileList, Fi
                         stt = os.lstat(full)
                     except FileNotFoundError:
                         continue
-                    bucket.append((os.path.relpath(full, base), stt.st_size, stt.st_mtime))
-        elif not top.name.startswith((f".{CACHEDIR_TAG}.", f".{reserve.RESERVE_NAME}.")):
+                    rel = os.path.relpath(full, base).replace(os.sep, "/")
+                    if is_own_name(rel):  # someone else's file is never an orphan to delete
+                        bucket.append((rel, stt.st_size, stt.st_mtime))
+        elif top.name == SNAPSHOTS_DIR:  # our name, but a link or file: planted, a stray
             stt = top.stat(follow_symlinks=False)
             values.append((top.name, stt.st_size, stt.st_mtime))
     return values, tmps

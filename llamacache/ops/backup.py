@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -34,7 +35,7 @@ import zstandard
 
 from llamacache import __version__
 from llamacache.engine import checksums, framing
-from llamacache.errors import UsageError
+from llamacache.errors import DiskFullError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
 
@@ -72,8 +73,64 @@ class BackupReport(Report):
 # -- keys --------------------------------------------------------------------------------------
 
 
+_MAX_KEY_TEXT = 1 << 20  # a manifest key longer than this is refused (bounded memory)
+_MAX_DEPTH = 32
+
+
+def _typed(value: object, depth: int = 0) -> list[Any]:
+    """A JSON-able, tagged form of a key made of plain values (raises TypeError otherwise)."""
+    if depth > _MAX_DEPTH:
+        raise TypeError("key nested too deeply")
+    t = type(value)
+    if value is None:
+        return ["n"]
+    if t is bool:
+        return ["o", value]
+    if t is int:
+        return ["i", str(value)]
+    if t is float:
+        return ["f", repr(value)]
+    if t is str:
+        return ["s", value]
+    if t is bytes:
+        return ["b", base64.b64encode(value).decode()]  # type: ignore[arg-type]
+    if t is tuple or t is frozenset:
+        items = [_typed(v, depth + 1) for v in value]  # type: ignore[attr-defined]
+        if t is frozenset:
+            items.sort(key=json.dumps)
+        return ["t" if t is tuple else "fs", items]
+    raise TypeError(f"{t.__name__} is not a plain key type")
+
+
+def _untyped(node: object, depth: int = 0) -> Hashable:
+    """The key back from ``_typed``; ValueError for anything else (it is archive data)."""
+    if depth > _MAX_DEPTH or not isinstance(node, list) or not node:
+        raise ValueError("malformed typed key")
+    tag, rest = node[0], node[1:]
+    if tag == "n" and not rest:
+        return None
+    if len(rest) != 1:
+        raise ValueError("malformed typed key")
+    v = rest[0]
+    if tag == "o" and type(v) is bool:
+        return v
+    if tag == "i" and isinstance(v, str):
+        return int(v)
+    if tag == "f" and isinstance(v, str):
+        return float(v)
+    if tag == "s" and isinstance(v, str):
+        return v
+    if tag == "b" and isinstance(v, str):
+        return base64.b64decode(v, validate=True)
+    if tag in ("t", "fs") and isinstance(v, list):
+        items = [_untyped(x, depth + 1) for x in v]
+        return tuple(items) if tag == "t" else frozenset(items)
+    raise ValueError(f"unknown typed key tag {tag!r}")
+
+
 def encode_key(key: Hashable) -> tuple[str, str]:
-    """``(type, text)`` for the manifest: exact for str/bytes/int/float, pickle otherwise."""
+    """``(type, text)`` for the manifest: exact and code-free for str/bytes/int/float and
+    tuples/frozensets of plain values ("typed"); only other objects are pickled."""
     t = type(key)
     if t is str:
         return "str", base64.b64encode(key.encode("utf-8", "surrogatepass")).decode()  # type: ignore[attr-defined]
@@ -83,15 +140,20 @@ def encode_key(key: Hashable) -> tuple[str, str]:
         return "int", str(key)
     if t is float:
         return "float", repr(key)
-    return "pickle", base64.b64encode(pickle.dumps(key, protocol=5)).decode()
+    try:
+        return "typed", json.dumps(_typed(key), separators=(",", ":"))
+    except TypeError:
+        return "pickle", base64.b64encode(pickle.dumps(key, protocol=5)).decode()
 
 
-def decode_key(kind: str, text: str) -> Hashable:
-    """The key back from the manifest; ValueError for an unknown type.
+def decode_key(kind: str, text: str, *, allow_pickle: bool = False) -> Hashable:
+    """The key back from the manifest; ValueError for an unknown type or malformed text.
 
-    A pickled key is unpickled: an archive is trusted like the cache it came from (its
-    values may be pickles too), which is why ``restore`` is an admin command.
+    A pickled key runs code when loaded, so it is refused unless ``allow_pickle``
+    (``restore --allow-pickle``, and only after every checksum passed).
     """
+    if not isinstance(text, str) or len(text) > _MAX_KEY_TEXT:
+        raise ValueError("key text missing or too long")
     if kind == "str":
         return base64.b64decode(text, validate=True).decode("utf-8", "surrogatepass")
     if kind == "bytes":
@@ -100,7 +162,11 @@ def decode_key(kind: str, text: str) -> Hashable:
         return int(text)
     if kind == "float":
         return float(text)
+    if kind == "typed":
+        return _untyped(json.loads(text))
     if kind == "pickle":
+        if not allow_pickle:
+            raise ValueError("pickled key refused (allow_pickle, --allow-pickle, loads it)")
         key = pickle.loads(base64.b64decode(text, validate=True))
         hash(key)
         return key  # type: ignore[no-any-return]
@@ -194,9 +260,12 @@ class _Writer:
 @contextlib.contextmanager
 def _archive(target: Path) -> Iterator[tarfile.TarFile]:
     """A tar stream into ``target.tmp`` (zstd), fsynced and renamed over ``target`` on success."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
-        with open(tmp, "xb") as raw:
+        # 0600 whatever the umask: an archive holds every value (tokens, credentials...)
+        with open(os.open(tmp, flags, 0o600), "wb") as raw:
+            os.fchmod(raw.fileno(), 0o600)
             compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
             with (
                 compressor.stream_writer(raw, closefd=False) as zw,
@@ -206,6 +275,10 @@ def _archive(target: Path) -> Iterator[tarfile.TarFile]:
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(f"backup: no space left writing {target} ({tmp})") from None
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

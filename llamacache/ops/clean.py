@@ -11,7 +11,6 @@ system cache's ``temp_dir`` is aged out.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,22 +57,6 @@ class CleanReport(Report):
     temp_bytes: int
     freed_bytes: int
     removed: int
-
-
-def _old_files(directory: Path, older_than: float, now: float) -> list[tuple[Path, int]]:
-    out: list[tuple[Path, int]] = []
-    if not directory.is_dir():
-        return out
-    for dirpath, _dirs, files in os.walk(directory):
-        for name in files:
-            p = Path(dirpath) / name
-            try:
-                st = p.lstat()
-            except FileNotFoundError:
-                continue
-            if now - st.st_mtime >= older_than:
-                out.append((p, st.st_size))
-    return out
 
 
 def _unlink(paths: list[tuple[Path, int]], root: Path) -> None:
@@ -205,7 +188,9 @@ def clean(
     system = manager.settings.caches.get("system")
     temp_dir = system.temp_dir if system is not None else None
     if temp_dir is not None and system is not None and system.max_age is not None:
-        temp = _old_files(temp_dir, system.max_age, now)
+        from llamacache.ml.system import own_temp_files
+
+        temp = own_temp_files(temp_dir, system.max_age, now)  # our llamacache-* files only
         if not dry_run:
             _unlink(temp, temp_dir)
     freed = sum(

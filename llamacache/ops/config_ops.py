@@ -71,6 +71,10 @@ def validate(settings: Settings, env: Mapping[str, str] | None = None) -> Config
         f"environment variable {name} is not a llamacache setting and is ignored"
         for name in config.unknown_env_vars(env, caches=settings.caches)
     )
+    from llamacache.ops._common import unsigned_warning
+
+    if (w := unsigned_warning(settings)) is not None:
+        warnings += (w,)
     return ConfigValidateReport(
         config_file=settings.config_file, caches=tuple(sorted(settings.caches)), warnings=warnings
     )

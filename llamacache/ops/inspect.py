@@ -17,7 +17,7 @@ from llamacache import metrics_store
 from llamacache.engine import quarantine
 from llamacache.manager import CacheManager
 from llamacache.ops import _index
-from llamacache.ops._common import network_warning, targets
+from llamacache.ops._common import network_warning, targets, unsigned_warning
 from llamacache.ops._report import Report
 from llamacache.ops.stats import ghost_advice
 from llamacache.resources import disk_limit_warning
@@ -97,6 +97,8 @@ def _counters(stored: dict[str, dict[str, int]], tier: str) -> dict[str, int]:
 def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> CacheInfo:
     warnings: list[str] = []
     if (w := network_warning(s)) is not None:
+        warnings.append(w)
+    if (w := unsigned_warning(manager.settings, s)) is not None:
         warnings.append(w)
     exists = (s.path / _index.DB_NAME).exists()
     stored = metrics_store.read(s.path) if exists else {}

@@ -129,7 +129,7 @@ def inspect_network(
 def _inspect_one(manager: CacheManager, cache: str) -> NetworkInfo:
     tier = tier_for(manager, cache)
     base: dict[str, Any] = {"cache": cache, "url": redact(tier.url), "mode": tier.settings.mode}
-    base["signed"] = tier.settings.signing_key is not None
+    base["signed"] = bool(tier.settings.keys)
     try:
         info = tier.client.info()
         entries = chunks = 0

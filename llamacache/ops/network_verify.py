@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import redis
 
-from llamacache.engine import checksums, framing
+from llamacache.engine import checksums
 from llamacache.engine import netformat as nf
 from llamacache.engine.network import NetworkTier
 from llamacache.manager import CacheManager
@@ -78,18 +78,13 @@ def _verify_one(
 
 
 def _check(tier: NetworkTier, rkey: str, data: bytes) -> tuple[str | None, int]:
-    try:
-        rec = nf.unpack_record(rkey.encode(), data, tier._signing_key)
-        meta = framing.parse_meta(rec.meta)
-    except (nf.BadRecord, ValueError) as exc:
-        return str(exc), 0
-    if rec.rtype == nf.T_INLINE:
-        ok = framing.verify_payload(meta, rec.body)
-        return (None if ok else "payload digest mismatch"), len(rec.body)
-    try:
-        man = nf.unpack_manifest(rec.body)
+    try:  # the same gate a read goes through: what it rejects is listed here
+        rec, meta = nf.admit(rkey.encode(), data, tier._keys, tier.settings.max_value_size)
     except nf.BadRecord as exc:
         return str(exc), 0
+    if rec.rtype == nf.T_INLINE:
+        return None, len(rec.body)
+    man = nf.unpack_manifest(rec.body)
     per = max(1, tier.batch_bytes // man.chunk_size)
     hasher = checksums.BY_NAME[meta.checksum].new()
     seen = 0

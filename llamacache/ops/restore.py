@@ -2,11 +2,14 @@
 
 Order of work, so that a bad or interrupted restore changes nothing:
 
-1. stream the archive into a private staging folder under the cache root, refusing any
-   member that is not a plain file with one of our names (``..``, absolute paths,
-   links and devices are named in the error);
-2. check every staged payload against the manifest's header (size and digest) and every
-   target cache name — one failure and the staging folder is deleted, nothing written;
+1. read the archive once writing nothing: refuse any member that is not a plain file
+   with one of our names (``..``, absolute paths, links and devices are named in the
+   error), parse the manifest in bounded memory (a row limit) and validate every field
+   of every row; pickled keys stay opaque bytes;
+2. stream the listed members, each at most its declared size, into a private staging
+   file under the cache root, check every payload's digest and every target cache name;
+   pickled values (or keys) need ``allow_pickle`` and are loaded only after every
+   check passed — one failure and the staging folder is deleted, nothing written;
 3. ``--merge`` (default): insert each entry through the engine under the cache's admin
    lock (archive entries win over existing keys; the rest of the cache stays);
    ``--replace``: build a complete new cache next to the old one, then swap the two
@@ -18,10 +21,12 @@ Processes that still have the old cache open keep using the old files until they
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import dataclasses
 import os
+import pickle
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +39,16 @@ from llamacache.engine.safety import ensure_cache_root, ensure_private_dir
 from llamacache.errors import UsageError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
-from llamacache.ops._archive import ArchiveError, Entry, Slice, check, stage
+from llamacache.ops._archive import (
+    MAX_ENTRIES,
+    ArchiveError,
+    Entry,
+    PickledKey,
+    Slice,
+    check,
+    read_manifest,
+    stage,
+)
 from llamacache.ops._report import Report
 
 __all__ = ["ArchiveError", "RestoreReport", "RestoredCache", "restore"]
@@ -190,6 +204,25 @@ def _staging(root: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _load_keys(archive: Path, entries: list[Entry]) -> list[Entry]:
+    """Load pickled keys (only reached with allow_pickle, after every checksum passed)."""
+    out = []
+    for e in entries:
+        if isinstance(e.key, PickledKey):
+            try:
+                key = pickle.loads(e.key.data)
+                hash(key)
+            except Exception as exc:  # any failure of a foreign pickle is a bad archive
+                data = base64.b64encode(e.key.data[:16]).decode()
+                raise ArchiveError(
+                    f"{archive}: pickled key {data}... cannot be loaded ({exc}); "
+                    "nothing was restored"
+                ) from None
+            e = dataclasses.replace(e, key=key)
+        out.append(e)
+    return out
+
+
 def restore(
     manager: CacheManager,
     archive: Path,
@@ -199,24 +232,36 @@ def restore(
     mode: str = "merge",
     wait: float = 0.0,
     progress: Progress | None = None,
+    allow_pickle: bool = False,
+    max_entries: int = MAX_ENTRIES,
 ) -> RestoreReport:
     """Restore ``archive`` into its caches (or ``cache`` from it ``into`` another name).
 
     Raises ArchiveError (exit 1) for a damaged, tampered or unsafe archive and UsageError /
-    CacheNotFoundError (exit 2) for bad names — in every such case before writing to any
-    cache. Costs: the archive is staged on the cache filesystem (its uncompressed size)
-    and every payload is read twice (staging, verification) before it is inserted.
+    CacheNotFoundError (exit 2) for bad names, or for pickled values without
+    ``allow_pickle`` (an archive from elsewhere could run code when they are loaded) — in
+    every such case before writing to any cache. Costs: the archive is decompressed twice
+    (checking, staging), the staging file takes at most the manifest's declared size on
+    the cache filesystem, and every payload is read twice before it is inserted.
     """
     if mode not in ("merge", "replace"):
         raise UsageError(f"mode {mode!r}: expected merge or replace")
     if not archive.is_file():
         raise UsageError(f"{archive}: no such backup file")
     t0 = time.monotonic()
+    manifest = read_manifest(archive, max_entries)
+    mapping = _targets(manager, manifest.head, cache, into)
+    pickled = sum(r.needs_pickle for r in manifest.rows if r.cache in mapping)
+    if pickled and not allow_pickle:
+        raise UsageError(
+            f"{archive}: {pickled} entries hold pickled values or keys, which run code when "
+            "loaded; nothing was restored. If you trust this archive, allow pickles "
+            "(allow_pickle, --allow-pickle)"
+        )
     with _staging(manager.settings.root) as folder:
         staging = folder / "payloads"
-        manifest, staged = stage(archive, staging)
-        entries = check(archive, manifest, staging, staged)
-        mapping = _targets(manager, manifest, cache, into)
+        staged = stage(archive, staging, manifest)
+        entries = _load_keys(archive, check(archive, manifest, staging, staged))
         chosen = [e for e in entries if e.cache in mapping]
         done = 0
 

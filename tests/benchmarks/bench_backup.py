@@ -70,7 +70,9 @@ def main(megabytes: int = 64) -> None:
         )
 
         dest = State(cache_dir=base / "dest").manager()
-        t_restore = timed(lambda: restore_ops.restore(dest, archive, mode="replace"))
+        t_restore = timed(
+            lambda: restore_ops.restore(dest, archive, mode="replace", allow_pickle=True)
+        )
 
         def untar() -> None:
             out = base / "untar"

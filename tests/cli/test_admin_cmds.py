@@ -332,15 +332,17 @@ def test_clean_ages_out_the_system_temp_dir_and_verify_ignores_it(tmp_path: Path
     system = manager(root).settings.caches["system"]
     assert system.temp_dir is not None and system.max_age is not None
     system.temp_dir.mkdir(parents=True, exist_ok=True)
-    old, young = system.temp_dir / "old.part", system.temp_dir / "young.part"
-    for p in (old, young):
+    old, young = system.temp_dir / "llamacache-old", system.temp_dir / "llamacache-young"
+    foreign = system.temp_dir / "notes.txt"  # not a name llamacache makes: never swept
+    for p in (old, young, foreign):
         p.write_bytes(b"t" * 10)
     stale = time.time() - system.max_age - 60
     os.utime(old, (stale, stale))
+    os.utime(foreign, (stale, stale))
     assert cli("--cache-dir", str(root), "verify", "-c", "system").exit_code == 0
     body = json.loads(cli("--cache-dir", str(root), "--json", "clean").stdout)
     assert body["temp_files"] == 1 and body["temp_bytes"] == 10
-    assert not old.exists() and young.exists()
+    assert not old.exists() and young.exists() and foreign.exists()
 
 
 def test_to_size_percentage_is_of_the_cache_disk_size(tmp_path: Path) -> None:

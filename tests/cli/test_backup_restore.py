@@ -112,7 +112,7 @@ def test_round_trip_every_kind_into_another_root(
     kinds = {e["kind"] for e in body["entries"]}
     assert kinds == {"bytes", "str", "numpy", "pickle", "rawfile"}
     dest = tmp_path / "dest"
-    result = cli("--cache-dir", str(dest), "--json", "restore", str(archive))
+    result = cli("--cache-dir", str(dest), "--json", "restore", str(archive), "--allow-pickle")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["schema"] == "llamacache.restore" and report["verified"] == 10
@@ -137,7 +137,9 @@ def test_restore_into_another_cache_name_and_replace(tmp_path: Path, archive: Pa
     )
     assert result.exit_code == 0, result.stderr
     assert _entries(dest)["system"] == ["'llama/model.safetensors'"]
-    result = cli("--cache-dir", str(dest), "restore", str(archive), "--into", "system")
+    result = cli(
+        "--cache-dir", str(dest), "restore", str(archive), "--into", "system", "--allow-pickle"
+    )
     assert result.exit_code == 2 and "--cache NAME" in result.stderr
 
 
@@ -146,7 +148,12 @@ def test_merge_keeps_other_keys(tmp_path: Path, archive: Path) -> None:
     with _manager(dest) as m:
         m.cache("default").put("mine", "kept")
         m.cache("default").put("text", "old")
-    assert cli("--cache-dir", str(dest), "restore", str(archive), "--merge").exit_code == 0
+    assert (
+        cli(
+            "--cache-dir", str(dest), "restore", str(archive), "--merge", "--allow-pickle"
+        ).exit_code
+        == 0
+    )
     with _manager(dest) as m:
         assert m.cache("default").get("mine") == "kept"
         assert m.cache("default").get("text") == "héllo"
@@ -168,11 +175,13 @@ def test_tampered_archive_is_rejected_with_nothing_written(
     bad = tmp_path / "bad.tar.zst"
     _tamper(archive, bad, index=index)
     dest = tmp_path / "dest"
-    result = cli("--cache-dir", str(dest), "restore", str(bad))
+    result = cli("--cache-dir", str(dest), "restore", str(bad), "--allow-pickle")
     assert result.exit_code == 1
     assert "failed verification, nothing was restored" in result.stderr
     assert result.stderr.count("\n") == 1
-    assert sorted(p.name for p in dest.iterdir()) == ["CACHEDIR.TAG"]  # no cache, no staging
+    assert not dest.exists() or sorted(p.name for p in dest.iterdir()) == [
+        "CACHEDIR.TAG"
+    ]  # no cache, no staging
 
 
 def test_replace_with_a_corrupt_last_member_leaves_the_old_cache_intact(
@@ -184,7 +193,10 @@ def test_replace_with_a_corrupt_last_member_leaves_the_old_cache_intact(
     with _manager(dest) as m:
         m.cache("model").put("old", "weights")
     before = _entries(dest)
-    assert cli("--cache-dir", str(dest), "restore", str(bad), "--replace").exit_code == 1
+    assert (
+        cli("--cache-dir", str(dest), "restore", str(bad), "--replace", "--allow-pickle").exit_code
+        == 1
+    )
     assert _entries(dest) == before
 
 
@@ -201,7 +213,7 @@ def test_replace_interrupted_while_building_leaves_the_old_cache_intact(
             raise KeyboardInterrupt
 
     with _manager(dest) as m, pytest.raises(KeyboardInterrupt):
-        restore_ops.restore(m, archive, mode="replace", progress=interrupt)
+        restore_ops.restore(m, archive, mode="replace", progress=interrupt, allow_pickle=True)
     assert _entries(dest) == before
     with _manager(dest) as m:
         assert m.cache("default").get("old") == "value"
@@ -228,11 +240,11 @@ def test_unsafe_members_are_refused(
     bad = tmp_path / "evil.tar.zst"
     _write(bad, [(info, b"owned")] + _members(archive))
     dest = tmp_path / "work" / "dest"
-    result = cli("--cache-dir", str(dest), "restore", str(bad))
+    result = cli("--cache-dir", str(dest), "restore", str(bad), "--allow-pickle")
     assert result.exit_code == 1
     assert f"refusing archive member {name!r}" in result.stderr and why in result.stderr
     assert not (tmp_path / "work" / "x").exists() and not (dest / "x").exists()
-    assert sorted(p.name for p in dest.iterdir()) == ["CACHEDIR.TAG"]
+    assert not dest.exists() or sorted(p.name for p in dest.iterdir()) == ["CACHEDIR.TAG"]
 
 
 def test_bad_inputs(tmp_path: Path, archive: Path) -> None:
@@ -276,14 +288,21 @@ def test_backup_and_restore_subprocess(tmp_path: Path, model_file: Path) -> None
     assert done.returncode == 0, done.stderr
     body = json.loads(done.stdout)
     assert body["schema"] == "llamacache.backup" and body["entries"] == 10
-    done = run("--cache-dir", str(tmp_path / "dest"), "restore", str(out), "--replace")
+    done = run(
+        "--cache-dir", str(tmp_path / "dest"), "restore", str(out), "--replace", "--allow-pickle"
+    )
     assert done.returncode == 0, done.stderr
     _check(tmp_path / "dest", model_file)
 
 
 def test_a_backup_restored_elsewhere_verifies_clean(tmp_path: Path, archive: Path) -> None:
     dest = tmp_path / "elsewhere"
-    assert cli("--cache-dir", str(dest), "restore", str(archive), "--replace").exit_code == 0
+    assert (
+        cli(
+            "--cache-dir", str(dest), "restore", str(archive), "--replace", "--allow-pickle"
+        ).exit_code
+        == 0
+    )
     result = cli("--cache-dir", str(dest), "--json", "verify")
     assert result.exit_code == 0, result.stdout + result.stderr
     body = json.loads(result.stdout)
@@ -316,7 +335,15 @@ def test_replace_killed_mid_build_leaves_the_old_cache_and_the_next_restore_swee
         m.cache("default").put("old", "value")
     before = _entries(dest)
     proc = subprocess.Popen(
-        [*llamacache_exe(), "--cache-dir", str(dest), "restore", str(out), "--replace"],
+        [
+            *llamacache_exe(),
+            "--cache-dir",
+            str(dest),
+            "restore",
+            str(out),
+            "--replace",
+            "--allow-pickle",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -335,7 +362,12 @@ def test_replace_killed_mid_build_leaves_the_old_cache_and_the_next_restore_swee
     with _manager(dest) as m:
         assert m.cache("default").get("old") == "value"
     assert list(dest.glob(".restore-*"))  # the killed run's staging is left behind...
-    assert cli("--cache-dir", str(dest), "restore", str(archive_of_one(tmp_path))).exit_code == 0
+    assert (
+        cli(
+            "--cache-dir", str(dest), "restore", str(archive_of_one(tmp_path)), "--allow-pickle"
+        ).exit_code
+        == 0
+    )
     assert not list(dest.glob(".restore-*"))  # ...and swept by the next restore
 
 
@@ -390,5 +422,7 @@ def test_online_backup_while_a_writer_overwrites_and_removes(tmp_path: Path) -> 
     for n, out in enumerate(archives):
         dest = tmp_path / f"dest{n}"
         with _manager(dest) as m:
-            restored = restore_ops.restore(m, out)  # verifies every payload first
+            restored = restore_ops.restore(
+                m, out, allow_pickle=True
+            )  # verifies every payload first
             assert restored.verified == sum(c.entries for c in restored.caches) > 0

@@ -38,7 +38,9 @@ def _faulty_cache(root: Path) -> Path:
         f.seek(20)
         f.write(b"\xff\xfe\xfd")
     value_path(d, "f-gone").unlink()
-    (d / "stray.bin").write_bytes(b"not ours")
+    (d / "ab" / "cd").mkdir(parents=True, exist_ok=True)
+    (d / "ab" / "cd" / ("e" * 28 + ".val")).write_bytes(b"an orphan value file")
+    (d / "notes.txt").write_bytes(b"not a name llamacache makes: never an orphan")
     (d / "tmp").mkdir(exist_ok=True)
     (d / "tmp" / "abc.tmp").write_bytes(b"half written")
     return d
@@ -55,7 +57,8 @@ def test_verify_names_every_fault_and_writes_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.stdout
     for key in BAD_KEYS:
         assert repr(key) in result.stdout, key
-    assert "stray.bin" in result.stdout and "abc.tmp" in result.stdout
+    assert "e" * 28 + ".val" in result.stdout and "abc.tmp" in result.stdout
+    assert "notes.txt" not in result.stdout
     assert "'in-ok'" not in result.stdout and "'f-ok'" not in result.stdout
     assert snapshot(root) == before  # nothing created, changed or removed
     body = json.loads(cli("--cache-dir", str(root), "verify", "--json").stdout)

@@ -12,7 +12,7 @@ import redis
 
 from llamacache.engine import netformat as nf
 from llamacache.engine.protocol import CacheTier
-from llamacache.errors import CorruptEntryError, NetworkTierError
+from llamacache.errors import NetworkTierError
 from tests.network.helpers import MB, net_settings, network_of, tiered
 from tests.redis_server import RedisServer
 
@@ -134,24 +134,24 @@ def test_signing_rejects_unsigned_and_badly_signed(
     plain.put("unsigned", b"x")
     other.put("badsig", b"y")
     good.put("ok", b"z")
-    with pytest.raises(CorruptEntryError, match="unsigned"):
-        reader.get("unsigned")
-    with pytest.raises(CorruptEntryError, match="bad signature"):
-        reader.get("badsig")
+    # A rejected record is a network miss, counted; never an error.
+    assert reader.get("unsigned", "miss") == "miss"
+    assert reader.get("badsig", "miss") == "miss"
     assert reader.get("ok") == b"z"
-    assert network_of(reader).corrupt == 2
+    assert network_of(reader).rejected == 2
     # A record copied under another key fails too (the key is signed).
     client = redis.Redis.from_url(redis_server.url)
     client.copy(f"{prefix}default:e:s:ok", f"{prefix}default:e:s:moved")
-    with pytest.raises(CorruptEntryError):
-        reader.get("moved")
-    # With on_corrupt = "miss" the rejected entry is a miss, and is removed from the server.
+    assert reader.get("moved", "miss") == "miss"
+    # With on_corrupt = "miss" too: the shared record is left alone (it may be another
+    # team's key), and nothing is written locally.
     lenient = tiered(
         tmp_path / "l", net_settings(redis_server.url, prefix, signing_key="s3cret"),
         on_corrupt="miss",
     )  # fmt: skip
     assert lenient.get("badsig", "miss") == "miss"
-    assert not client.exists(f"{prefix}default:e:s:badsig")
+    assert client.exists(f"{prefix}default:e:s:badsig")
+    assert lenient.disk.get("badsig") is None
     for c in (plain, other, good, reader, lenient):
         c.close()
 

@@ -3,7 +3,7 @@
 Each test calls the ``figure`` fixture; the line is printed (visible with ``-s`` and in
 failure reports) and kept on the session, so ``pytest_terminal_summary`` can print one
 table after pytest's output capture has ended. Bad-outcome counts are named ``lost_``,
-``corrupt_``, ``anomalies_`` or ``escapes_`` and the tests assert them 0.
+``corrupt_``, ``anomalies_``, ``escapes_`` or ``executed_`` and the tests assert them 0.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-BAD_PREFIXES = ("lost_", "corrupt_", "anomalies_", "escapes_")
+BAD_PREFIXES = ("lost_", "corrupt_", "anomalies_", "escapes_", "executed_")
 _FIGURES: list[tuple[str, str, str]] = []  # (test, name, value)
 
 
