@@ -102,11 +102,14 @@ class Renderer:
 
     def warn(self, text: str) -> None:
         if not self.quiet:
-            self.err.print(f"llamacache: warning: {text}", markup=False, style="yellow")
+            # one line however long: a warning folded at 80 columns breaks grep and logs
+            self.err.print(
+                f"llamacache: warning: {text}", markup=False, style="yellow", soft_wrap=True
+            )
 
     def info(self, text: str) -> None:
         if not self.quiet and not self.json_mode:
-            self.err.print(text, markup=False)
+            self.err.print(text, markup=False, soft_wrap=True)
 
     @contextmanager
     def progress(self, description: str, *, unit_bytes: bool = False) -> Iterator[ProgressCallback]:

@@ -53,8 +53,8 @@ def warm(
         typer.Option(
             parser=_size,
             metavar="SIZE",
-            help='Stop before the cache would use more than this, e.g. "50GB" '
-            "(default: the cache's size limit).",
+            help='Lower the room a warm may fill, e.g. "50GB" (default and maximum: the '
+            "cache's size limit).",
         ),
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel readers.")] = 1,
@@ -66,7 +66,8 @@ def warm(
 
     In a safetensors cache, an invalid *.safetensors file is refused (exit 2, nothing stored).
 
-    Exits 1 when --budget (default: the cache's size limit) stopped it before the end.
+    A warm never evicts: when the files not yet cached do not fit under the cache's limit
+    (or a lower --budget), nothing is stored and it exits 1 naming the setting to raise.
     """
     s = state(ctx)
     r = s.renderer(json_out=json_out, quiet=quiet)
@@ -86,11 +87,22 @@ def warm(
         )
     r.emit(report, _human)
     if report.stopped_at_budget:
-        r.warn(
-            f"stopped at the budget ({size(report.budget)}): {report.over_budget} files "
-            f"({size(report.over_budget_bytes)}) not warmed"
-        )
+        r.warn(over_budget_message(report))
         raise typer.Exit(int(ExitCode.PROBLEM))
+
+
+def over_budget_message(rep: ops_warm.WarmReport) -> str:
+    """One line: what did not fit, and the setting (and variable) that sizes the cache."""
+    verb = "would store" if rep.dry_run else "stored"
+    raise_what = f"{rep.limit_setting} ({rep.limit_env})"
+    if rep.budget_given:
+        raise_what = f"--budget, or {raise_what} above it"
+    return (
+        f"warm needs {size(rep.needed_bytes)} but cache {rep.cache!r} has "
+        f"{size(rep.room_bytes)} free under its limit of {size(rep.budget)}; {verb} nothing "
+        f"({rep.over_budget} files); raise {raise_what}, or free room with "
+        f"'llamacache evict -c {rep.cache}'"
+    )
 
 
 def _human(r: Renderer, rep: ops_warm.WarmReport) -> None:
