@@ -14,17 +14,17 @@ _llamacache_options() {
         "") echo "--config --cache-dir --json --quiet --debug --version --install-completion --show-completion --help -h" ;;
         "backup") echo "--to --cache -c --json --quiet --help -h" ;;
         "bench") echo "--cache -c --tier --workload --read-ratio --keys --value-size --ops --duration --processes --policy --memory-size --disk-size --compare --seed --json --csv --quiet --help -h" ;;
-        "clean") echo "--cache -c --dry-run --wait --tier --json --quiet --help -h" ;;
+        "clean") echo "--cache -c --dry-run --wait --tier --wide -w --json --quiet --help -h" ;;
         "config") echo "--help -h" ;;
         "config init") echo "--force --json --help -h" ;;
         "config path") echo "--json --help -h" ;;
-        "config show") echo "--json --help -h" ;;
+        "config show") echo "--wide -w --json --help -h" ;;
         "config validate") echo "--json --help -h" ;;
         "daemon") echo "--cache -c --json --quiet --help -h" ;;
-        "evict") echo "--cache -c --key --match --older-than --larger-than --to-size --keep-last --tier --plan-out --apply --dry-run --yes -y --wait --json --quiet --help -h" ;;
+        "evict") echo "--cache -c --key --match --older-than --larger-than --to-size --keep-last --tier --plan-out --apply --dry-run --yes -y --wait --wide -w --json --quiet --help -h" ;;
         "get") echo "--cache -c --out -o --json --quiet --help -h" ;;
-        "inspect") echo "--cache -c --top --reset-stats --tier --json --quiet --help -h" ;;
-        "ls") echo "--cache -c --sort --limit --filter --keys-only -q --tier --json --help -h" ;;
+        "inspect") echo "--cache -c --top --reset-stats --tier --wide -w --json --quiet --help -h" ;;
+        "ls") echo "--cache -c --sort --limit --filter --keys-only -q --tier --wide -w --json --help -h" ;;
         "put") echo "--file -f --cache -c --ttl --json --quiet --help -h" ;;
         "repair") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;
         "restore") echo "--into --cache -c --merge --replace --wait --json --quiet --help -h" ;;
@@ -32,9 +32,9 @@ _llamacache_options() {
         "schedule") echo "--help -h" ;;
         "schedule cron") echo "--every --cache -c --log --install --uninstall --crontab-file --json --help -h" ;;
         "schedule systemd") echo "--every --cache -c --log --install --uninstall --units-dir --json --help -h" ;;
-        "stats") echo "--cache -c --prometheus --reset --json --quiet --help -h" ;;
-        "verify") echo "--cache -c --quick --sample --max-time --tier --json --quiet --help -h" ;;
-        "warm") echo "--cache -c --manifest -m --revision --name --page-cache --budget --jobs -j --dry-run --json --quiet --help -h" ;;
+        "stats") echo "--cache -c --prometheus --reset --wide -w --json --quiet --help -h" ;;
+        "verify") echo "--cache -c --quick --sample --max-time --tier --wide -w --json --quiet --help -h" ;;
+        "warm") echo "--cache -c --manifest -m --revision --name --page-cache --budget --jobs -j --dry-run --wide -w --json --quiet --help -h" ;;
     esac
 }
 

@@ -50,9 +50,11 @@ class State:
             self._manager = CacheManager(settings)
         return self._manager
 
-    def renderer(self, *, json_out: bool = False, quiet: bool = False) -> Renderer:
-        """A renderer honouring the global flags and the command's own --json/--quiet."""
-        return Renderer(json_mode=self.json or json_out, quiet=self.quiet or quiet)
+    def renderer(
+        self, *, json_out: bool = False, quiet: bool = False, wide: bool = False
+    ) -> Renderer:
+        """A renderer honouring the global flags and the command's own --json/--quiet/--wide."""
+        return Renderer(json_mode=self.json or json_out, quiet=self.quiet or quiet, wide=wide)
 
     def close(self) -> None:
         if self._manager is not None:

@@ -7,7 +7,7 @@ import typer
 from llamacache.cli import _network
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt
+from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, WideOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.ops import clean as clean_ops
 
@@ -40,6 +40,7 @@ def _human(r: Renderer, rep: clean_ops.CleanReport) -> None:
         ),
         rows,
         right=("expired", "max_age", "evicted", "stale tmp", "orphans"),
+        wide_only=("max_age", "stale tmp", "orphans"),
     )
     if rep.temp_dir is not None:
         r.line(f"temp_dir {rep.temp_dir}: {rep.temp_files} old files ({size(rep.temp_bytes)})")
@@ -53,6 +54,7 @@ def clean(
     dry_run: DryRunOpt = False,
     wait: WaitOpt = 0.0,
     tier: TierOpt = "local",
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -61,7 +63,7 @@ def clean(
     if wants_network(tier, {"--wait": bool(wait)}):
         return _network.clean(s, cache, dry_run, json_out, quiet)
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     r.emit_caches(report, _human)
 
 

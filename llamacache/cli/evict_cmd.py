@@ -10,8 +10,8 @@ import typer
 
 from llamacache.cli import _network, options
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, YesOpt
-from llamacache.cli.render import Renderer, size, when
+from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, WideOpt, YesOpt
+from llamacache.cli.render import Renderer, size
 from llamacache.errors import UsageError
 from llamacache.ops import evict as evict_ops
 
@@ -22,10 +22,11 @@ def _plan_human(r: Renderer, plan: evict_ops.EvictPlan) -> None:
             None,
             ("cache", "tier", "key", "size", "accessed"),
             [
-                (e.cache, e.tier, e.key, size(e.bytes), when(e.access_time or None))
+                (e.cache, e.tier, e.key, size(e.bytes), r.time(e.access_time or None))
                 for e in plan.entries[:50]
             ],
             right=("size",),
+            wide_only=("tier",),
         )
         if len(plan.entries) > 50:
             r.line(f"... and {len(plan.entries) - 50:,} more")
@@ -101,6 +102,7 @@ def evict(
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
     wait: WaitOpt = 0.0,
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -113,7 +115,7 @@ def evict(
             others_given=any(o is not None for o in others), dry_run=dry_run, yes=yes,
             json_out=json_out, quiet=quiet,
         )  # fmt: skip
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     manager = s.manager()
     sel = evict_ops.Selectors(
         keys=tuple(key or ()),

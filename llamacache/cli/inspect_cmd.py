@@ -9,8 +9,8 @@ import typer
 from llamacache.cli import _network
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
-from llamacache.cli.render import Renderer, size, when
+from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
+from llamacache.cli.render import Renderer, size
 from llamacache.ops import inspect as inspect_ops
 
 
@@ -18,15 +18,34 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f}%"
 
 
+TIER_COLUMNS = (
+    "tier",
+    "entries",
+    "used",
+    "limit",
+    "% limit",
+    "ratio",
+    "oldest",
+    "newest",
+    "expired",
+    "hits",
+    "misses",
+    "hit rate",
+    "evictions",
+)
+TIER_NUMBERS = TIER_COLUMNS[1:6] + TIER_COLUMNS[8:]
+TIER_WIDE_ONLY = ("ratio", "oldest", "expired", "hits", "misses")
+
+
 def _human(r: Renderer, rep: inspect_ops.InspectReport) -> None:
     if not rep.caches:
         r.line("no caches on disk yet")
     for c in rep.caches:
-        flags = " (read-only)" if c.read_only else ""
-        r.line(
-            f"cache {c.name!r}: {c.path}{flags}  policy {c.policy}, checksum {c.checksum}, "
-            f"compression {c.compression}" + (f", format {c.format}" if c.format else "")
-        )
+        traits = [c.policy, c.checksum, f"compression {c.compression}"]
+        traits += [c.format] if c.format else []
+        traits += ["read-only"] if c.read_only else []
+        r.line(f"cache {c.name!r}: " + ", ".join(traits))
+        r.line(f"  path: {c.path}")
         rows = []
         for t in c.tiers:
             k = t.counters
@@ -38,8 +57,8 @@ def _human(r: Renderer, rep: inspect_ops.InspectReport) -> None:
                     size(t.limit) if t.limit else "-",
                     _pct(t.percent_of_limit),
                     "-" if t.compression_ratio is None else f"{t.compression_ratio:.2f}x",
-                    when(t.oldest),
-                    when(t.newest),
+                    r.time(t.oldest),
+                    r.time(t.newest),
                     f"{t.expired:,}",
                     f"{k['hits']:,}",
                     f"{k['misses']:,}",
@@ -47,37 +66,7 @@ def _human(r: Renderer, rep: inspect_ops.InspectReport) -> None:
                     f"{k['evictions']:,}",
                 )
             )
-        r.table(
-            None,
-            (
-                "tier",
-                "entries",
-                "used",
-                "limit",
-                "% limit",
-                "ratio",
-                "oldest",
-                "newest",
-                "expired",
-                "hits",
-                "misses",
-                "hit rate",
-                "evictions",
-            ),
-            rows,
-            right=(
-                "entries",
-                "used",
-                "limit",
-                "% limit",
-                "ratio",
-                "expired",
-                "hits",
-                "misses",
-                "hit rate",
-                "evictions",
-            ),
-        )
+        r.table(None, TIER_COLUMNS, rows, right=TIER_NUMBERS, wide_only=TIER_WIDE_ONLY)
         free = "-" if c.fs_free is None else f"{size(c.fs_free)} free of {size(c.fs_total)}"
         r.line(f"quarantined: {c.quarantined}   filesystem: {free}")
         if c.top:
@@ -88,13 +77,14 @@ def _human(r: Renderer, rep: inspect_ops.InspectReport) -> None:
                     (
                         e.key,
                         size(e.bytes),
-                        when(e.stored),
-                        when(e.accessed),
+                        r.time(e.stored),
+                        r.time(e.accessed),
                         "file" if e.file else "inline",
                     )
                     for e in c.top
                 ],
                 right=("size",),
+                wide_only=("stored",),
             )
         r.line("")
 
@@ -109,6 +99,7 @@ def inspect(
         bool, typer.Option("--reset-stats", help="Zero the persisted hit/miss counters after.")
     ] = False,
     tier: TierOpt = "local",
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -117,7 +108,7 @@ def inspect(
     if wants_network(tier, {"--reset-stats": reset_stats}):
         return _network.inspect(s, cache, json_out, quiet, top)
     report = inspect_ops.inspect(s.manager(), cache, top=top, reset_stats=reset_stats)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     r.emit_caches(report, _human)
     for c in report.caches:
         if c.advice:

@@ -66,6 +66,14 @@ JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="Print nothing but errors.")]
+WideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        "-w",
+        help="Every column, full keys and exact times (default: fit the terminal's width).",
+    ),
+]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")

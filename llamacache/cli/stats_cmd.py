@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
+from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import UsageError
 from llamacache.ops import stats as stats_op
@@ -67,6 +67,7 @@ def _human(r: Renderer, rep: stats_op.StatsReport) -> None:
         ],
         rows,
         right=["gets", "hit rate", "puts", "evictions", "evicted", "ghost hits", "corrupt"],
+        wide_only=["evicted", "ghost hits", "corrupt", "entries", "get p50", "get p99"],
     )
     for st in rep.caches:
         if st.advice:
@@ -92,6 +93,7 @@ def stats(
     reset: Annotated[
         bool, typer.Option("--reset", help="Zero the stored counters after reading them.")
     ] = False,
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -104,7 +106,7 @@ def stats(
     if prometheus == "-":
         sys.stdout.write(stats_op.prometheus_text(report))
         return
-    s.renderer(json_out=json_out, quiet=quiet).emit(report, _human)
+    s.renderer(json_out=json_out, quiet=quiet, wide=wide).emit(report, _human)
 
 
 def register(app: typer.Typer) -> None:

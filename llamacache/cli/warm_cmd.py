@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from llamacache.cli.app import state
-from llamacache.cli.options import DryRunOpt, JsonOpt, QuietOpt, _size
+from llamacache.cli.options import DryRunOpt, JsonOpt, QuietOpt, WideOpt, _size
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import ExitCode
 from llamacache.ops import warm as ops_warm
@@ -59,6 +59,7 @@ def warm(
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel readers.")] = 1,
     dry_run: DryRunOpt = False,
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -70,7 +71,7 @@ def warm(
     (or a lower --budget), nothing is stored and it exits 1 naming the setting to raise.
     """
     s = state(ctx)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     with r.progress("warming", unit_bytes=True) as progress:
         report = ops_warm.warm(
             s.manager(),
@@ -112,8 +113,8 @@ def _human(r: Renderer, rep: ops_warm.WarmReport) -> None:
     line = f"{verb} {rep.files} files ({size(rep.bytes)}) in cache {rep.cache!r}"
     if not rep.dry_run:
         line += f" in {rep.seconds:.2f} s ({size(int(rep.bytes_per_second))}/s)"
-    line += f"; skipped {rep.skipped} already cached ({size(rep.skipped_bytes)})"
     r.line(line)
+    r.line(f"skipped {rep.skipped} already cached ({size(rep.skipped_bytes)})")
     if rep.models:
         r.line("complete: " + ", ".join(rep.models))
     pc = rep.page_cache
