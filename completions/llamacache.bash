@@ -40,9 +40,9 @@ _llamacache_options() {
 
 _llamacache_value_kind() {
     case "$1" in
-        "--config") echo "path" ;;
-        "--cache-dir") echo "path" ;;
-        "backup --to") echo "path" ;;
+        "--config") echo "value" ;;
+        "--cache-dir") echo "value" ;;
+        "backup --to") echo "value" ;;
         "backup --cache") echo "cache" ;;
         "backup -c") echo "cache" ;;
         "bench --cache") echo "cache" ;;
@@ -74,13 +74,13 @@ _llamacache_value_kind() {
         "evict --to-size") echo "value" ;;
         "evict --keep-last") echo "value" ;;
         "evict --tier") echo "value" ;;
-        "evict --plan-out") echo "path" ;;
-        "evict --apply") echo "path" ;;
+        "evict --plan-out") echo "value" ;;
+        "evict --apply") echo "value" ;;
         "evict --wait") echo "value" ;;
         "get --cache") echo "cache" ;;
         "get -c") echo "cache" ;;
-        "get --out") echo "path" ;;
-        "get -o") echo "path" ;;
+        "get --out") echo "value" ;;
+        "get -o") echo "value" ;;
         "inspect --cache") echo "cache" ;;
         "inspect -c") echo "cache" ;;
         "inspect --top") echo "value" ;;
@@ -91,8 +91,8 @@ _llamacache_value_kind() {
         "ls --limit") echo "value" ;;
         "ls --filter") echo "value" ;;
         "ls --tier") echo "value" ;;
-        "put --file") echo "path" ;;
-        "put -f") echo "path" ;;
+        "put --file") echo "value" ;;
+        "put -f") echo "value" ;;
         "put --cache") echo "cache" ;;
         "put -c") echo "cache" ;;
         "put --ttl") echo "value" ;;
@@ -108,13 +108,13 @@ _llamacache_value_kind() {
         "schedule cron --every") echo "value" ;;
         "schedule cron --cache") echo "cache" ;;
         "schedule cron -c") echo "cache" ;;
-        "schedule cron --log") echo "path" ;;
-        "schedule cron --crontab-file") echo "path" ;;
+        "schedule cron --log") echo "value" ;;
+        "schedule cron --crontab-file") echo "value" ;;
         "schedule systemd --every") echo "value" ;;
         "schedule systemd --cache") echo "cache" ;;
         "schedule systemd -c") echo "cache" ;;
-        "schedule systemd --log") echo "path" ;;
-        "schedule systemd --units-dir") echo "path" ;;
+        "schedule systemd --log") echo "value" ;;
+        "schedule systemd --units-dir") echo "value" ;;
         "stats --cache") echo "cache" ;;
         "stats -c") echo "cache" ;;
         "stats --prometheus") echo "value" ;;
@@ -125,8 +125,8 @@ _llamacache_value_kind() {
         "verify --tier") echo "value" ;;
         "warm --cache") echo "cache" ;;
         "warm -c") echo "cache" ;;
-        "warm --manifest") echo "path" ;;
-        "warm -m") echo "path" ;;
+        "warm --manifest") echo "value" ;;
+        "warm -m") echo "value" ;;
         "warm --revision") echo "value" ;;
         "warm --name") echo "value" ;;
         "warm --budget") echo "value" ;;

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from llamacache.cli.main import ErrorBoundaryGroup
+from llamacache.cli._boundary import ErrorBoundaryGroup
 from llamacache.cli.render import Renderer
 from llamacache.manager import CacheManager
 
