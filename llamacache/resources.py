@@ -13,14 +13,11 @@ disk or RAM cannot honour.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from llamacache.units import format_size
 
@@ -29,19 +26,26 @@ if TYPE_CHECKING:
     from llamacache.settings import CacheSettings, Settings
 
 
+def _psutil() -> Any:
+    """psutil, imported when memory is first measured (commands that never ask skip it)."""
+    import psutil
+
+    return psutil
+
+
 def available_memory() -> int:
     """Bytes the system can give to new allocations without swapping (psutil's ``available``)."""
-    return int(psutil.virtual_memory().available)
+    return int(_psutil().virtual_memory().available)
 
 
 def total_memory() -> int:
     """Physical memory in bytes: the base of a ``"30%"`` memory size."""
-    return int(psutil.virtual_memory().total)
+    return int(_psutil().virtual_memory().total)
 
 
 def memory_pressure() -> float:
     """Share of physical memory in use, 0..1 (1 - available / total)."""
-    vm = psutil.virtual_memory()
+    vm = _psutil().virtual_memory()
     return 1.0 - vm.available / vm.total if vm.total else 0.0
 
 
@@ -164,10 +168,14 @@ class ResourceManager:
 
     async def get_disk_free(self, path: Path | None = None) -> int:
         """Free bytes on the filesystem holding ``path`` (default: this manager's path)."""
+        import asyncio
+
         return await asyncio.to_thread(disk_free, path or self.path)
 
     async def get_disk_total(self, path: Path | None = None) -> int:
         """Size of the filesystem holding ``path`` in bytes."""
+        import asyncio
+
         return await asyncio.to_thread(disk_total, path or self.path)
 
     async def get_cpu_count(self) -> int:

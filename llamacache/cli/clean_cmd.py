@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from llamacache.cli import _network
+from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, WideOpt
 from llamacache.cli.render import Renderer, size
-from llamacache.ops import clean as clean_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import clean as clean_ops
+else:
+    clean_ops = lazy("llamacache.ops.clean")
 
 
 def _human(r: Renderer, rep: clean_ops.CleanReport) -> None:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import JsonOpt, WideOpt
 from llamacache.cli.render import Renderer
-from llamacache.ops import config_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import config_ops
+else:
+    config_ops = lazy("llamacache.ops.config_ops")
+
 
 config_app = typer.Typer(help="Show, check and create the configuration.", no_args_is_help=True)
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import JsonOpt, OneCacheOpt, QuietOpt, TtlOpt
 from llamacache.cli.render import Renderer
 from llamacache.errors import ExitCode, UsageError
-from llamacache.ops import entries
+
+if TYPE_CHECKING:
+    from llamacache.ops import entries
+else:
+    entries = lazy("llamacache.ops.entries")
+
 
 KeyArg = Annotated[str, typer.Argument(help="The entry's key (any string; never a path).")]
 

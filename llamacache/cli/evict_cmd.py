@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache.cli import _network, options
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, WideOpt, YesOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import UsageError
-from llamacache.ops import evict as evict_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import evict as evict_ops
+else:
+    evict_ops = lazy("llamacache.ops.evict")
 
 
 def _plan_human(r: Renderer, plan: evict_ops.EvictPlan) -> None:

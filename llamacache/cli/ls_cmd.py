@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache.cli import _network
+from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, WideOpt
 from llamacache.cli.render import Renderer, size
-from llamacache.ops import ls as ls_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import ls as ls_ops
+else:
+    ls_ops = lazy("llamacache.ops.ls")
+
 
 LS_COLUMNS = (
     "cache",

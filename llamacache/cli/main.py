@@ -16,29 +16,35 @@ _VALUED = ("--config", "--cache-dir")
 _FLAGS = ("--json", "--quiet", "--debug")
 
 
-def asks_version(args: list[str]) -> bool:
-    """True when the root's own options include --version (before any command word)."""
+def first_word(args: list[str]) -> str | None:
+    """The first argument that is not a root option or its value: the command word,
+    ``--version``/``--help``, or something typer will report (None: nothing)."""
     it = iter(args)
     for arg in it:
-        if arg == "--version":
-            return True
         if arg in _VALUED:
             next(it, None)
         elif not (arg.startswith(tuple(f"{v}=" for v in _VALUED)) or arg in _FLAGS):
-            return False  # a command, --help, or something typer will report
-    return False
+            return arg
+    return None
+
+
+def asks_version(args: list[str]) -> bool:
+    """True when the root's own options include --version (before any command word)."""
+    return first_word(args) == "--version"
 
 
 def main() -> None:
     """Console-script entry point (``llamacache``)."""
-    if "_LLAMACACHE_COMPLETE" not in os.environ and asks_version(sys.argv[1:]):
+    completing = "_LLAMACACHE_COMPLETE" in os.environ
+    word = None if completing else first_word(sys.argv[1:])
+    if word == "--version":
         from llamacache import __version__
 
         sys.stdout.write(f"llamacache {__version__}\n")
         return
-    from llamacache.cli.app import app
+    from llamacache.cli.app import new_app
 
-    app(prog_name="llamacache")
+    new_app(only=word)(prog_name="llamacache")
 
 
 def __getattr__(name: str) -> Any:

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, _duration
 from llamacache.cli.render import Renderer
 from llamacache.errors import UsageError
-from llamacache.ops import schedule as ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import schedule as ops
+else:
+    ops = lazy("llamacache.ops.schedule")
+
 
 schedule_app = typer.Typer(
     help="Run `llamacache clean` on a schedule: a crontab line or systemd user units.",

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import UsageError
-from llamacache.ops import stats as stats_op
+
+if TYPE_CHECKING:
+    from llamacache.ops import stats as stats_op
+else:
+    stats_op = lazy("llamacache.ops.stats")
 
 
 def _pct(rate: float | None) -> str:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache.cli import _network, options
+from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
 from llamacache.cli.render import Renderer, duration, size
 from llamacache.errors import ExitCode
-from llamacache.ops import verify as verify_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import verify as verify_ops
+else:
+    verify_ops = lazy("llamacache.ops.verify")
 
 
 def _human(r: Renderer, rep: verify_ops.VerifyReport) -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import DryRunOpt, JsonOpt, QuietOpt, WideOpt, _size
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import ExitCode
-from llamacache.ops import warm as ops_warm
+
+if TYPE_CHECKING:
+    from llamacache.ops import warm as ops_warm
+else:
+    ops_warm = lazy("llamacache.ops.warm")
 
 
 def warm(
