@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -97,7 +98,12 @@ def cron(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Print the crontab line that runs `llamacache clean --quiet`; --install adds it."""
+    """Print the crontab line that runs `llamacache clean --quiet`; --install adds it.
+
+    The line carries the configuration in force: the config file by absolute path and every
+    LLAMACACHE_* / CACHE_* variable set now. A secret among them is refused (exit 2): put it
+    in the config file instead.
+    """
     s = state(ctx)
     action = _action(install, uninstall)
     _check_cache(ctx, cache)
@@ -109,6 +115,7 @@ def cron(
         log=log,
         action=action,
         crontab_file=crontab_file,
+        env=os.environ,
     )
     s.renderer(json_out=json_out).emit(report, _human)
 
@@ -131,7 +138,11 @@ def systemd(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Print a systemd user .service + .timer running `llamacache clean`; --install writes them."""
+    """Print a systemd user .service + .timer running `llamacache clean`; --install writes them.
+
+    The service carries the config file and every LLAMACACHE_* / CACHE_* variable set now
+    (Environment= lines); a secret among them is refused (exit 2).
+    """
     s = state(ctx)
     action = _action(install, uninstall)
     _check_cache(ctx, cache)
@@ -143,6 +154,7 @@ def systemd(
         log=log,
         action=action,
         units_dir=units_dir,
+        env=os.environ,
     )
     s.renderer(json_out=json_out).emit(report, _human)
 
