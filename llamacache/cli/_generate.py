@@ -1,4 +1,5 @@
-"""Generate ``completions/`` and ``man/`` from the app: ``python -m llamacache.cli._generate``.
+"""Generate ``completions/``, ``man/`` and the reference docs from the app:
+``python -m llamacache.cli._generate``.
 
 One spec feeds help, completions and man pages (httpie's habit): the click command tree
 that Typer builds is walked into plain records, and each output is rendered from those
@@ -20,6 +21,7 @@ import typer
 # Options whose value is a cache name: completed from the configuration.
 CACHE_OPTIONS = frozenset({"cache", "into"})
 ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DOC = "docs/configuration.md"  # holds the generated settings table between markers
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def commands() -> list[Cmd]:
 
 def render_all() -> dict[str, str]:
     """Relative path (under the repository) -> file text, for every generated file."""
-    from llamacache.cli import _completion_scripts, _man
+    from llamacache.cli import _completion_scripts, _man, _reference
 
     cmds = commands()
     files = {
@@ -137,11 +139,12 @@ def render_all() -> dict[str, str]:
     }
     for cmd in cmds:
         files[f"man/{cmd.page}.1"] = _man.page(cmd, cmds)
-    readme = _read(ROOT / "README.md")
-    if readme is not None:
+    files[_reference.PATH] = _reference.markdown(cmds)
+    configuration = _read(ROOT / CONFIG_DOC)
+    if configuration is not None:
         from llamacache._config_docs import with_table
 
-        files["README.md"] = with_table(readme)
+        files[CONFIG_DOC] = with_table(configuration)
     return files
 
 
