@@ -38,6 +38,13 @@ _llamacache_options() {
     esac
 }
 
+_llamacache_argument_kind() {
+    case "$1" in
+        "get") echo "key" ;;
+        "rm") echo "key" ;;
+    esac
+}
+
 _llamacache_value_kind() {
     case "$1" in
         "--config") echo "value" ;;
@@ -47,33 +54,33 @@ _llamacache_value_kind() {
         "backup -c") echo "cache" ;;
         "bench --cache") echo "cache" ;;
         "bench -c") echo "cache" ;;
-        "bench --tier") echo "value" ;;
-        "bench --workload") echo "value" ;;
+        "bench --tier") echo "choice:memory disk tiered network" ;;
+        "bench --workload") echo "choice:uniform zipf scan mixed" ;;
         "bench --read-ratio") echo "value" ;;
         "bench --keys") echo "value" ;;
         "bench --value-size") echo "value" ;;
         "bench --ops") echo "value" ;;
         "bench --duration") echo "value" ;;
         "bench --processes") echo "value" ;;
-        "bench --policy") echo "value" ;;
+        "bench --policy") echo "choice:lru fifo lfu time size none" ;;
         "bench --memory-size") echo "value" ;;
         "bench --disk-size") echo "value" ;;
         "bench --seed") echo "value" ;;
         "clean --cache") echo "cache" ;;
         "clean -c") echo "cache" ;;
         "clean --wait") echo "value" ;;
-        "clean --tier") echo "value" ;;
+        "clean --tier") echo "choice:local network" ;;
         "daemon --cache") echo "cache" ;;
         "daemon -c") echo "cache" ;;
         "evict --cache") echo "cache" ;;
         "evict -c") echo "cache" ;;
-        "evict --key") echo "value" ;;
+        "evict --key") echo "key" ;;
         "evict --match") echo "value" ;;
         "evict --older-than") echo "value" ;;
         "evict --larger-than") echo "value" ;;
         "evict --to-size") echo "value" ;;
         "evict --keep-last") echo "value" ;;
-        "evict --tier") echo "value" ;;
+        "evict --tier") echo "choice:local network" ;;
         "evict --plan-out") echo "value" ;;
         "evict --apply") echo "value" ;;
         "evict --wait") echo "value" ;;
@@ -84,13 +91,13 @@ _llamacache_value_kind() {
         "inspect --cache") echo "cache" ;;
         "inspect -c") echo "cache" ;;
         "inspect --top") echo "value" ;;
-        "inspect --tier") echo "value" ;;
+        "inspect --tier") echo "choice:local network" ;;
         "ls --cache") echo "cache" ;;
         "ls -c") echo "cache" ;;
-        "ls --sort") echo "value" ;;
+        "ls --sort") echo "choice:size size:asc size:desc accessed accessed:asc accessed:desc stored stored:asc stored:desc hits hits:asc hits:desc key key:asc key:desc expires expires:asc expires:desc" ;;
         "ls --limit") echo "value" ;;
         "ls --filter") echo "value" ;;
-        "ls --tier") echo "value" ;;
+        "ls --tier") echo "choice:local network" ;;
         "put --file") echo "value" ;;
         "put -f") echo "value" ;;
         "put --cache") echo "cache" ;;
@@ -122,7 +129,7 @@ _llamacache_value_kind() {
         "verify -c") echo "cache" ;;
         "verify --sample") echo "value" ;;
         "verify --max-time") echo "value" ;;
-        "verify --tier") echo "value" ;;
+        "verify --tier") echo "choice:local network" ;;
         "warm --cache") echo "cache" ;;
         "warm -c") echo "cache" ;;
         "warm --manifest") echo "value" ;;
@@ -135,9 +142,9 @@ _llamacache_value_kind() {
     esac
 }
 
-# Cache names come from llamacache itself (Typer's completion protocol), honouring
-# any --config / --cache-dir already on the line.
-_llamacache_caches() {
+# Cache names and keys come from llamacache itself (Typer's completion protocol),
+# honouring any --config / --cache-dir / -c already on the line.
+_llamacache_ask() {
     local IFS=$'\n'
     COMPREPLY=($(COMP_WORDS="${COMP_WORDS[*]}" COMP_CWORD="$COMP_CWORD" \
         _LLAMACACHE_COMPLETE=complete_bash "${COMP_WORDS[0]}" 2>/dev/null))
@@ -154,7 +161,7 @@ _llamacache() {
     done
     kind="$(_llamacache_value_kind "${cmdpath:+$cmdpath }$prev")"
     case "$kind" in
-        cache) _llamacache_caches; return ;;
+        cache|key) _llamacache_ask; return ;;
         path) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         choice:*) COMPREPLY=($(compgen -W "${kind#choice:}" -- "$cur")); return ;;
         value) COMPREPLY=(); return ;;
@@ -165,6 +172,8 @@ _llamacache() {
         subs="$(_llamacache_subcommands "$cmdpath")"
         if [[ -n "$subs" ]]; then
             COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+        elif [[ "$(_llamacache_argument_kind "$cmdpath")" == key ]]; then
+            _llamacache_ask
         else
             COMPREPLY=($(compgen -f -- "$cur"))
         fi

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from llamacache.units import format_size
 
 if TYPE_CHECKING:
+    from llamacache._config_schema import MachineShare
     from llamacache.engine.memory import MemoryFront
     from llamacache.settings import CacheSettings, Settings
 
@@ -31,6 +32,25 @@ def _psutil() -> Any:
     import psutil
 
     return psutil
+
+
+def machine_size(rule: MachineShare, cache_dir: Path) -> int:
+    """The bytes a machine-sized default gives the cache in ``cache_dir``: its share of the
+    RAM, or of the free space on the cache's filesystem plus what the cache holds already
+    (so filling a cache never shrinks its own limit), capped, never below the floor, in
+    whole megabytes so ``config show`` prints it plainly."""
+    from llamacache.units import MB, physical_memory
+
+    if rule.kind == "memory":
+        base = physical_memory()
+    else:
+        base = disk_free(cache_dir)
+        if (cache_dir / "cache.db").is_file():
+            from llamacache.engine.disk import used_bytes_at
+
+            base += used_bytes_at(cache_dir)
+    size = int(base * rule.share) // MB * MB
+    return max(rule.floor, min(rule.cap, size))
 
 
 def available_memory() -> int:

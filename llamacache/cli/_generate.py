@@ -31,7 +31,7 @@ class Opt:
     names: tuple[str, ...]  # long first: ("--cache", "-c")
     help: str
     metavar: str | None  # None for a flag
-    value: str  # "flag" | "cache" | "path" | "choice" | "value"
+    value: str  # "flag" | "cache" | "key" | "path" | "choice" | "value"
     choices: tuple[str, ...] = ()
 
 
@@ -46,6 +46,7 @@ class Cmd:
     options: tuple[Opt, ...]
     arguments: tuple[tuple[str, str], ...]  # (metavar, help)
     subcommands: tuple[str, ...]
+    argument_kind: str = "path"  # what the shells complete for arguments: "path" | "key"
 
     @property
     def name(self) -> str:
@@ -61,14 +62,23 @@ def _annotation(param: Any) -> Any:
     return getattr(descriptor, "annotation", None)
 
 
-def _option(param: Any) -> Opt:
+def _option(param: Any, path: tuple[str, ...] = ()) -> Opt:
+    from llamacache.cli.options import KEY_COMPLETED, static_choices
+
     names = tuple(sorted([*param.opts, *param.secondary_opts], key=lambda n: (len(n) < 3, n)))
     annotation = _annotation(param)
+    command = " ".join(path)
+    table = static_choices()
+    fixed = table.get((command, names[0])) or table.get(("*", names[0]))
     choices: tuple[str, ...] = ()
     if param.is_flag:
         value = "flag"
     elif param.name in CACHE_OPTIONS:
         value = "cache"
+    elif (command, names[0]) in KEY_COMPLETED:
+        value = "key"
+    elif fixed:
+        value, choices = "choice", tuple(fixed)
     elif isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         value, choices = "choice", tuple(str(m.value) for m in annotation)
     elif "Path" in str(annotation):
@@ -92,7 +102,7 @@ def walk(command: Any, ctx: Any = None, path: tuple[str, ...] = ()) -> list[Cmd]
         if getattr(param, "hidden", False):
             continue
         if param.param_type_name == "option":
-            options.append(_option(param))
+            options.append(_option(param, path))
         else:
             metavar = param.metavar or param.name.upper()
             arguments.append((metavar, " ".join((getattr(param, "help", "") or "").split())))
@@ -103,6 +113,8 @@ def walk(command: Any, ctx: Any = None, path: tuple[str, ...] = ()) -> list[Cmd]
     usage = " ".join(command.collect_usage_pieces(ctx))
     if visible:
         usage = "[OPTIONS] COMMAND [ARGS]..."
+    from llamacache.cli.options import KEY_COMPLETED
+
     me = Cmd(
         path,
         help_text,
@@ -111,6 +123,7 @@ def walk(command: Any, ctx: Any = None, path: tuple[str, ...] = ()) -> list[Cmd]
         tuple(options),
         tuple(arguments),
         tuple(visible),
+        "key" if (" ".join(path), "") in KEY_COMPLETED else "path",
     )
     out = [me]
     for name in visible:

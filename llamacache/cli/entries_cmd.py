@@ -10,7 +10,14 @@ import typer
 
 from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
-from llamacache.cli.options import JsonOpt, OneCacheOpt, QuietOpt, TtlOpt
+from llamacache.cli.options import (
+    ExistingKeyArg,
+    JsonOpt,
+    OneCacheOpt,
+    QuietOpt,
+    TtlOpt,
+    complete_keys,
+)
 from llamacache.cli.render import Renderer
 from llamacache.errors import ExitCode, UsageError
 
@@ -63,7 +70,7 @@ def _put_human(r: Renderer, rep: entries.PutReport) -> None:
 
 def get(
     ctx: typer.Context,
-    key: KeyArg,
+    key: ExistingKeyArg,
     cache: OneCacheOpt = "default",
     out: Annotated[
         Path | None,
@@ -120,7 +127,10 @@ def rm(
     ctx: typer.Context,
     keys: Annotated[
         list[str] | None,
-        typer.Argument(help='Keys to remove, or "-" alone to read keys from stdin, one a line.'),
+        typer.Argument(
+            help='Keys to remove, or "-" alone to read keys from stdin, one a line.',
+            autocompletion=complete_keys,
+        ),
     ] = None,
     cache: OneCacheOpt = "default",
     missing_ok: Annotated[

@@ -52,7 +52,13 @@ def evict(
     ctx: typer.Context,
     cache: CacheOpt = None,
     key: Annotated[
-        list[str] | None, typer.Option("--key", metavar="KEY", help="This key (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--key",
+            metavar="KEY",
+            help="This key (repeatable).",
+            autocompletion=options.complete_keys,
+        ),
     ] = None,
     match: Annotated[
         str | None,

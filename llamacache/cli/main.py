@@ -35,9 +35,13 @@ def asks_version(args: list[str]) -> bool:
 
 def main() -> None:
     """Console-script entry point (``llamacache``)."""
-    completing = "_LLAMACACHE_COMPLETE" in os.environ
-    word = None if completing else first_word(sys.argv[1:])
-    if word == "--version":
+    if "_LLAMACACHE_COMPLETE" in os.environ:  # a TAB: the words typed so far are in COMP_WORDS
+        typed = os.environ.get("COMP_WORDS", "").split()[1:]
+        cword = int(os.environ.get("COMP_CWORD", "0") or 0)
+        word = first_word(typed[: max(0, cword - 1)])  # a command word already complete
+    else:
+        word = first_word(sys.argv[1:])
+    if word == "--version" and "_LLAMACACHE_COMPLETE" not in os.environ:
         from llamacache import __version__
 
         sys.stdout.write(f"llamacache {__version__}\n")
