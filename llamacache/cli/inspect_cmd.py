@@ -14,7 +14,9 @@ from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
 from llamacache.cli.render import Renderer, size
 
 if TYPE_CHECKING:
+    from llamacache.manager import CacheManager
     from llamacache.ops import inspect as inspect_ops
+    from llamacache.ops import network_admin as na
 else:
     inspect_ops = lazy("llamacache.ops.inspect")
 
@@ -42,7 +44,26 @@ TIER_NUMBERS = TIER_COLUMNS[1:6] + TIER_COLUMNS[8:]
 TIER_WIDE_ONLY = ("ratio", "oldest", "expired", "hits", "misses")
 
 
-def _human(r: Renderer, rep: inspect_ops.InspectReport) -> None:
+def _network_row(row: tuple[str, ...], info: na.NetworkInfo | None) -> tuple[str, ...]:
+    """The network row with what the server said: this cache's entries, and the server's
+    memory use and limit (Redis does not account memory per key prefix)."""
+    if info is None:
+        return row
+    if not info.reachable:
+        return (row[0], "unreachable", *("-" for _ in row[2:]))
+    limit = size(info.maxmemory) if info.maxmemory else "-"
+    used = size(info.used_memory)
+    pct = (
+        "-"
+        if not info.maxmemory or info.used_memory is None
+        else _pct(100 * info.used_memory / info.maxmemory)
+    )
+    return (row[0], f"{info.entries:,}", used, limit, pct, *row[5:])
+
+
+def _human(
+    r: Renderer, rep: inspect_ops.InspectReport, network: dict[str, na.NetworkInfo] | None = None
+) -> None:
     if not rep.caches:
         r.line("no caches on disk yet")
     for c in rep.caches:
@@ -71,7 +92,13 @@ def _human(r: Renderer, rep: inspect_ops.InspectReport) -> None:
                     f"{k['evictions']:,}",
                 )
             )
-        r.table(None, TIER_COLUMNS, rows, right=TIER_NUMBERS, wide_only=TIER_WIDE_ONLY)
+        shown: list[tuple[str, ...]] = list(rows)
+        if network is not None and c.name in network:
+            if not any(row[0] == "network" for row in shown):
+                shown.append(("network", *("-",) * 7, "0", "0", "0", "-", "0"))
+            info = network[c.name]
+            shown = [_network_row(row, info) if row[0] == "network" else row for row in shown]
+        r.table(None, TIER_COLUMNS, shown, right=TIER_NUMBERS, wide_only=TIER_WIDE_ONLY)
         free = "-" if c.fs_free is None else f"{size(c.fs_free)} free of {size(c.fs_total)}"
         r.line(f"quarantined: {c.quarantined}   filesystem: {free}")
         if c.top:
@@ -114,10 +141,31 @@ def inspect(
         return _network.inspect(s, cache, json_out, quiet, top)
     report = inspect_ops.inspect(s.manager(), cache, top=top, reset_stats=reset_stats)
     r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
-    r.emit_caches(report, _human)
+    net = _network_figures(s.manager(), cache)
+    if net is not None and r.json_mode:
+        for c in report.caches:
+            for warning in c.warnings:
+                r.warn(warning)
+        r.json({**report.to_json(), "network": net.to_json()})
+    else:
+        figures = None if net is None else {i.cache: i for i in net.caches}
+        r.emit_caches(report, lambda rr, rep: _human(rr, rep, figures))
     for c in report.caches:
         if c.advice:
             r.info(f"{c.name}: {c.advice}")
+
+
+def _network_figures(manager: CacheManager, cache: str | None) -> na.NetworkInspectReport | None:
+    """The shared tier's figures when one is configured and the redis client is installed
+    (an unreachable server answers within its 1 s connect timeout: the row says so)."""
+    settings = manager.settings
+    if settings.network is None or (cache is not None and not settings.cache(cache).network):
+        return None
+    try:
+        from llamacache.ops import network_admin
+    except ModuleNotFoundError:  # no redis client: the local view is still whole
+        return None
+    return network_admin.inspect_network(manager, cache)
 
 
 def register(app: typer.Typer) -> None:
