@@ -23,7 +23,7 @@ _llamacache_options() {
         "daemon") echo "--cache -c --json --quiet --help -h" ;;
         "evict") echo "--cache -c --key --match --older-than --larger-than --to-size --keep-last --tier --plan-out --apply --dry-run --yes -y --wait --wide -w --json --quiet --help -h" ;;
         "get") echo "--cache -c --out -o --json --quiet --help -h" ;;
-        "inspect") echo "--cache -c --top --reset-stats --tier --wide -w --json --quiet --help -h" ;;
+        "inspect") echo "--cache -c --top --reset-stats --tier --page-cache --wide -w --json --quiet --help -h" ;;
         "ls") echo "--cache -c --sort --limit --filter --keys-only -q --tier --wide -w --json --help -h" ;;
         "put") echo "--file -f --cache -c --ttl --json --quiet --help -h" ;;
         "repair") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;

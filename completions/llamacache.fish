@@ -115,6 +115,7 @@ complete -c llamacache -n '__fish_seen_subcommand_from inspect' -l cache -s c -x
 complete -c llamacache -n '__fish_seen_subcommand_from inspect' -l top -x -d 'Also list the N largest entries.'
 complete -c llamacache -n '__fish_seen_subcommand_from inspect' -l reset-stats -d 'Zero the persisted hit/miss counters after.'
 complete -c llamacache -n '__fish_seen_subcommand_from inspect' -l tier -x -a 'local network' -d 'local (memory and disk), or network: the shared Redis tier.'
+complete -c llamacache -n '__fish_seen_subcommand_from inspect' -l page-cache -d 'Also measure how much of the file entries is in the OS page cache (mincore; the 1,000 largest files of each cache).'
 complete -c llamacache -n '__fish_seen_subcommand_from inspect' -l wide -s w -d 'Every column, full keys and exact times (default: fit the terminal\'s width).'
 complete -c llamacache -n '__fish_seen_subcommand_from inspect' -l json -d 'Print one JSON document on stdout instead of tables.'
 complete -c llamacache -n '__fish_seen_subcommand_from inspect' -l quiet -d 'Print nothing but errors.'

@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from llamacache.manager import CacheManager
     from llamacache.ops import inspect as inspect_ops
     from llamacache.ops import network_admin as na
+    from llamacache.ops import page_cache as page_cache_ops
 else:
     inspect_ops = lazy("llamacache.ops.inspect")
+    page_cache_ops = lazy("llamacache.ops.page_cache")
 
 
 def _pct(x: float | None) -> str:
@@ -131,6 +133,14 @@ def inspect(
         bool, typer.Option("--reset-stats", help="Zero the persisted hit/miss counters after.")
     ] = False,
     tier: TierOpt = "local",
+    page_cache: Annotated[
+        bool,
+        typer.Option(
+            "--page-cache",
+            help="Also measure how much of the file entries is in the OS page cache "
+            "(mincore; the 1,000 largest files of each cache).",
+        ),
+    ] = False,
     wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -142,17 +152,41 @@ def inspect(
     report = inspect_ops.inspect(s.manager(), cache, top=top, reset_stats=reset_stats)
     r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     net = _network_figures(s.manager(), cache)
-    if net is not None and r.json_mode:
+    resident = page_cache_ops.residency(s.manager(), cache) if page_cache else None
+    if (net is not None or resident is not None) and r.json_mode:
         for c in report.caches:
             for warning in c.warnings:
                 r.warn(warning)
-        r.json({**report.to_json(), "network": net.to_json()})
+        body = report.to_json()
+        if net is not None:
+            body["network"] = net.to_json()
+        if resident is not None:
+            body["page_cache"] = resident.to_json()
+        r.json(body)
     else:
         figures = None if net is None else {i.cache: i for i in net.caches}
         r.emit_caches(report, lambda rr, rep: _human(rr, rep, figures))
+        if resident is not None and not r.quiet:
+            _page_cache_human(r, resident)
     for c in report.caches:
         if c.advice:
             r.info(f"{c.name}: {c.advice}")
+
+
+def _page_cache_human(r: Renderer, rep: page_cache_ops.PageCacheReport) -> None:
+    if not rep.available:
+        r.line(f"page cache: residency unknown ({rep.reason})")
+        return
+    for c in rep.caches:
+        if not c.files:
+            r.line(f"page cache, {c.cache}: no file entries")
+            continue
+        pct = 100 * (c.resident_bytes or 0) / c.file_bytes if c.file_bytes else 0.0
+        which = f"the {c.files:,} largest files" if c.sampled else f"{c.files:,} files"
+        r.line(
+            f"page cache, {c.cache}: {size(c.resident_bytes)} of {size(c.file_bytes)} "
+            f"resident ({pct:.0f}%) in {which}"
+        )
 
 
 def _network_figures(manager: CacheManager, cache: str | None) -> na.NetworkInspectReport | None:
