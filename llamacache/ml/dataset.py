@@ -79,6 +79,8 @@ class DatasetCache:
         self.batch_size = batch_size
         self.prefetch = max(1, self.cache.settings.prefetch)
         self.batch_buffer = max(1, self.cache.settings.batch_buffer)
+        self._stored_bytes: dict[str, int] = {}  # per dataset key, this epoch's batches
+        self._warned: set[str] = set()
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -226,6 +228,8 @@ class DatasetCache:
         np = sys.modules.get("numpy")
         value = batch if np is not None and isinstance(batch, np.ndarray) else B.pack(batch)
         self.cache.put(self._batch_key(key, i), value)
+        size = int(value.nbytes) if hasattr(value, "nbytes") else len(value)
+        self._stored_bytes[key] = self._stored_bytes.get(key, 0) + size
 
     def _fill(
         self,
@@ -236,6 +240,7 @@ class DatasetCache:
     ) -> Iterator[Any]:
         """Yield source batches while a writer thread stores them; marker only at the end."""
         writer = _Writer(self, key)
+        self._stored_bytes[key] = 0
         n = records = 0
         complete = False
         try:
@@ -246,6 +251,7 @@ class DatasetCache:
                     yield batch
                 n += 1
             writer.finish()
+            self._check_fits(key, n)
             info = {"batches": n, "records": records, "batch_size": self.batch_size}
             info["created"] = int(time.time())
             self.cache.put(self._marker(key), json.dumps(info))
@@ -255,6 +261,31 @@ class DatasetCache:
                 writer.abort()
                 for i in range(n + 1):  # a partial epoch must not linger as if it were data
                     self.cache.remove(self._batch_key(key, i))
+
+    def _check_fits(self, key: str, batches: int) -> None:
+        """Warn once when storing an epoch evicted its own first batch: the dataset does not
+        fit, so every epoch is preprocessed again (slower than no cache at all)."""
+        if not batches or key in self._warned:
+            return
+        if self.cache.disk.describe(self._batch_key(key, 0)) is not None:
+            return
+        import warnings
+
+        from llamacache._config_schema import cache_env
+        from llamacache.units import format_size
+
+        self._warned.add(key)
+        s = self.cache.settings
+        warnings.warn(
+            f"dataset {key!r} ({format_size(self._stored_bytes.get(key, 0))} in {batches} "
+            f"batches) does not fit cache {s.name!r} "
+            f"({format_size(int(s.eviction_threshold * s.disk_size))} usable of "
+            f"{format_size(s.disk_size)}): storing an epoch evicted its own first batches, so "
+            f"every epoch is preprocessed again; raise caches.{s.name}.size "
+            f"({cache_env(s.name, 'size')})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 

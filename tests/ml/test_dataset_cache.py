@@ -187,3 +187,39 @@ def test_no_argument_constructor(cache_root: Any) -> None:
         key = dc.cache_dataset([1, 2, 3])
         assert list(dc.get_dataset(key)) == [1, 2, 3]
     assert (cache_root / "training").is_dir()
+
+
+def test_a_dataset_larger_than_the_cache_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reported case: a dataset bigger than the training cache thrashed silently (every
+    epoch preprocessed again, slower than no cache). It now warns once, with both sizes."""
+    import warnings
+
+    import numpy as np
+
+    monkeypatch.setenv("LLAMACACHE_TRAINING_SIZE", "1MB")
+    rng = np.random.default_rng(0)
+    records = [rng.random(8_000) for _ in range(64)]  # 4.1 MB of floats in 8 batches
+    with CacheManager() as m, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dc = DatasetCache(m, batch_size=8)
+        for _epoch in range(3):
+            assert sum(len(b) for b in dc.stream_dataset(records, key="big")) == 64
+        thrash = [w for w in caught if "does not fit" in str(w.message)]
+        assert len(thrash) == 1, [str(w.message) for w in caught]
+        text = str(thrash[0].message)
+        assert "4.1 MB" in text and "caches.training.size" in text
+        assert "LLAMACACHE_TRAINING_SIZE" in text
+
+
+def test_a_dataset_that_fits_does_not_warn() -> None:
+    import warnings
+
+    import numpy as np
+
+    records = [np.full(100, i, dtype=np.float64) for i in range(64)]
+    with CacheManager() as m, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dc = DatasetCache(m, batch_size=8)
+        for _epoch in range(2):
+            list(dc.stream_dataset(records, key="small"))
+    assert not [w for w in caught if "does not fit" in str(w.message)]
