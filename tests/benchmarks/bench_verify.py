@@ -65,7 +65,8 @@ def main() -> None:
             print("xxhsum not found (install the xxhash package): no baseline")
             return
         t_x = best(lambda: subprocess.run([tool, "-H128", *files], check=True,
-                                          stdout=subprocess.DEVNULL), repeat)  # fmt: skip
+                                          stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL), repeat)  # fmt: skip
         print(f"xxhsum -H128 same files:          {t_x:6.3f} s  {gbs / t_x:5.2f} GB/s")
         print(f"verify command / xxhsum = {t_x / t_cmd:.2f}x (goal >= 1.5x)")
         print(
