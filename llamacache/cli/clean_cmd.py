@@ -53,6 +53,20 @@ def _human(r: Renderer, rep: clean_ops.CleanReport) -> None:
         r.line(f"temp_dir {rep.temp_dir}: {rep.temp_files} old files ({size(rep.temp_bytes)})")
     verb = "would free" if rep.dry_run else "freed"
     r.line(f"{verb} {size(rep.freed_bytes)} in {rep.removed:,} entries and files")
+    for c in rep.caches:
+        if c.over_limit and not rep.dry_run:
+            r.warn(over_limit_message(c.name, c.used_bytes, c.limit_bytes))
+
+
+def over_limit_message(cache: str, used: int, limit: int) -> str:
+    """Over budget after a clean: which setting sizes the cache, and its variable."""
+    from llamacache._config_schema import cache_env
+
+    return (
+        f"cache {cache!r} is still over its limit ({size(used)} of {size(limit)}): its policy "
+        f"could not evict enough; raise caches.{cache}.size ({cache_env(cache, 'size')}) or "
+        f"remove entries with 'llamacache evict -c {cache}'"
+    )
 
 
 def clean(
