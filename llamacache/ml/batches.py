@@ -1,6 +1,7 @@
 """Batches: collate records into arrays where they are arrays, and pack them without pickle.
 
-A batch of equal-shaped arrays is one array; dicts and tuples of records are collated field
+A batch of equal-shaped arrays is one array (numpy records stacked with numpy, torch tensors
+with ``torch.stack`` when torch is installed); dicts and tuples of records are collated field
 by field; anything else stays a list. ``pack`` turns a collated batch into bytes: a JSON tree
 plus raw array buffers (dtype + shape in the tree), so numpy data never goes through pickle.
 Only leaves that are neither arrays, bytes nor JSON scalars (rare: sets, custom objects) are
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+import sys
 from typing import Any
 
 MAGIC = b"LCB1"
@@ -31,15 +33,31 @@ def _same_arrays(items: list[Any]) -> bool:
     return all(x.shape == first.shape and x.dtype == first.dtype for x in items)
 
 
-def _collate_field(items: list[Any]) -> Any:
-    import numpy as np
+def _same_tensors(items: list[Any]) -> bool:
+    """Equal-shaped CPU/GPU tensors of one dtype and device (only when torch is imported)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not items or not all(isinstance(x, torch.Tensor) for x in items):
+        return False
+    first = items[0]
+    return all(
+        x.shape == first.shape and x.dtype == first.dtype and x.device == first.device
+        for x in items
+    )
 
-    return np.stack(items) if _same_arrays(items) else list(items)
+
+def _collate_field(items: list[Any]) -> Any:
+    if _same_arrays(items):
+        import numpy as np
+
+        return np.stack(items)
+    if _same_tensors(items):
+        return sys.modules["torch"].stack(items)
+    return list(items)
 
 
 def collate(records: list[Any]) -> Any:
-    """Records -> one batch: stacked array, dict/tuple of fields, or a plain list."""
-    if _same_arrays(records):
+    """Records -> one batch: stacked array or tensor, dict/tuple of fields, or a plain list."""
+    if _same_arrays(records) or _same_tensors(records):
         return _collate_field(records)
     first = records[0]
     if (

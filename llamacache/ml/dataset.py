@@ -4,9 +4,16 @@
 A dataset's key derives from its identity (a ``cache_key``/``fingerprint`` attribute, else a
 content hash of an array or sequence) plus the preprocessing function's identity (qualified
 name, bytecode, constants, defaults, closure) and the batch size, so a changed
-``preprocess_fn`` never serves stale batches. Batches live under ``ds:{key}/{index}``; the
-marker ``ds:{key}/complete`` is written LAST, so an interrupted first epoch is never served
-as complete (its partial batches are removed).
+``preprocess_fn`` never serves stale batches.
+
+Batches of arrays (numpy, or torch tensors when torch is installed; alone or as dict/tuple
+fields) are stored in large shard files ``ds:{key}/shard/{n}`` (see ``shards``) that a reader
+maps and serves as views; other batches live one per entry under ``ds:{key}/{index}``. An
+epoch whose batches stop fitting the shard layout keeps its shards for the first batches and
+stores the rest one per entry. The marker ``ds:{key}/complete`` is written LAST, after every
+shard and batch is durably stored and checked to be still present, so an interrupted (or
+killed) first epoch is never served as complete (its partial entries are removed when the
+process can; after a kill they are ordinary entries that eviction and ``clean`` reclaim).
 
 Threads: serving from cache, a reader thread fetches up to ``prefetch`` batches ahead;
 filling, a writer thread takes up to ``batch_buffer`` batches so the consumer never waits for
@@ -15,7 +22,6 @@ disk writes. Both queues are bounded and both threads stop when the consumer sto
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import queue
@@ -24,16 +30,21 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
+from llamacache.engine import framing
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CorruptEntryError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ml import batches as B
+from llamacache.ml import shards as S
+from llamacache.ml.epoch import DatasetTooLargeWarning, EpochWriter, batch_key, shard_key
 from llamacache.ml.identity import dataset_identity, function_identity
 from llamacache.ml.model import NotCachedError
 
 DEFAULT_BATCH_SIZE = 32  # records per batch unless the constructor is told otherwise
-KEY_VERSION = 1  # bump when the batch layout changes: old keys then miss
+KEY_VERSION = 2  # bump when the batch layout or the fingerprint changes: old keys then miss
 _DONE = object()
+
+__all__ = ["CachedDataset", "DatasetCache", "DatasetTooLargeWarning"]
 
 
 class CachedDataset:
@@ -41,12 +52,24 @@ class CachedDataset:
 
     def __init__(self, owner: DatasetCache, key: str, info: dict[str, Any]) -> None:
         self._owner, self.key, self.info = owner, key, info
+        self._open: dict[int, S.Shard] = {}  # shards mapped by __getitem__/batch()
 
     def __len__(self) -> int:
         return int(self.info["records"])
 
-    def batches(self) -> Iterator[Any]:
-        return self._owner._serve(self.key, int(self.info["batches"]))
+    @property
+    def num_batches(self) -> int:
+        """Batches in the epoch."""
+        return int(self.info["batches"])
+
+    def batches(self, start: int = 0, stop: int | None = None) -> Iterator[Any]:
+        """Batches ``start``..``stop-1`` in order (shards are mapped only when reached)."""
+        stop = self.num_batches if stop is None else min(stop, self.num_batches)
+        return self._owner._serve(self.key, self.info, start, stop)
+
+    def batch(self, i: int) -> Any:
+        """Batch ``i`` (a view into a mapped shard when the epoch is sharded)."""
+        return self._owner._read_batch(self.key, self.info, i, self._open)
 
     def __iter__(self) -> Iterator[Any]:
         for batch in self.batches():
@@ -58,11 +81,15 @@ class CachedDataset:
             raise IndexError(i)
         i %= n
         size = int(self.info["batch_size"])
-        return B.uncollate(self._owner._read_batch(self.key, i // size))[i % size]
+        return B.uncollate(self.batch(i // size))[i % size]
 
 
 class DatasetCache:
-    """Datasets in the ``training`` cache, batched ``batch_size`` records at a time (32)."""
+    """Datasets in the ``training`` cache, batched ``batch_size`` records at a time (32).
+
+    ``shard_bytes`` bounds one shard file (256 MiB); while an epoch is first stored, the
+    writer holds up to that many bytes of batches in memory before writing them as a shard.
+    """
 
     def __init__(
         self,
@@ -70,29 +97,28 @@ class DatasetCache:
         *,
         cache: str = "training",
         batch_size: int = DEFAULT_BATCH_SIZE,
+        shard_bytes: int = S.SHARD_BYTES,
     ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size {batch_size} must be at least 1")
+        if shard_bytes < 1:
+            raise UsageError(f"shard_bytes {shard_bytes} must be at least 1")
         self._own = manager is None
         self.manager = manager if manager is not None else CacheManager()
         self.cache: TieredCache = self.manager.cache(cache)
         self.batch_size = batch_size
+        self.shard_bytes = shard_bytes
         self.prefetch = max(1, self.cache.settings.prefetch)
         self.batch_buffer = max(1, self.cache.settings.batch_buffer)
-        self._stored_bytes: dict[str, int] = {}  # per dataset key, this epoch's batches
-        self._warned: set[str] = set()
 
     # -- keys -------------------------------------------------------------------------------
 
     def dataset_key(self, dataset: Any, preprocess_fn: Callable[[Any], Any] | None = None) -> str:
-        """The key a dataset is cached under (cost: one pass over a sequence to hash it)."""
+        """The key a dataset is cached under (cost: one hash pass over a sequence's records,
+        skipped when the same object was fingerprinted before in this process)."""
         ident = f"v{KEY_VERSION}|{dataset_identity(dataset)}|{function_identity(preprocess_fn)}"
         ident += f"|bs{self.batch_size}"
         return hashlib.sha256(ident.encode()).hexdigest()[:32]
-
-    @staticmethod
-    def _batch_key(key: str, i: int) -> str:
-        return f"ds:{key}/{i:08d}"
 
     @staticmethod
     def _marker(key: str) -> str:
@@ -148,7 +174,7 @@ class DatasetCache:
             yield from self._fill(key, dataset, preprocess_fn)
             return
         served = 0
-        reader = self._serve(key, int(info["batches"]))
+        reader = self._serve(key, info, 0, int(info["batches"]))
         try:
             for batch in reader:
                 yield batch
@@ -161,8 +187,47 @@ class DatasetCache:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _read_batch(self, key: str, i: int) -> Any:
-        bkey = self._batch_key(key, i)
+    def _entry_digest(self, skey: str) -> str | None:
+        """The digest the cache's index holds for a shard entry (no file read)."""
+        found = self.cache.disk.locate(skey)
+        try:
+            return None if found is None else framing.parse_meta(found[0]).digest.hex()
+        except ValueError:
+            return None
+
+    def _shard(self, key: str, info: dict[str, Any], s: int) -> S.Shard:
+        """Map shard ``s`` of an epoch, checking it against the digest in the marker.
+
+        A shard entry replaced since the marker was read (another process refilled the
+        epoch) is a miss, not corruption: the stream then refills from the source.
+        """
+        spec = info["shards"][s]
+        skey = shard_key(key, s)
+        gone = NotCachedError(f"dataset {key!r}: shard {s} is no longer cached")
+        path = self.cache.get_path(skey)
+        if path is None or self._entry_digest(skey) != spec["digest"]:
+            raise gone
+        try:
+            return S.Shard(path, spec["checksum"], bytes.fromhex(spec["digest"]), info["layout"])
+        except FileNotFoundError:
+            raise gone from None
+        except S.ShardCorrupt as exc:
+            if self._entry_digest(skey) != spec["digest"]:
+                raise gone from None  # replaced while we mapped it
+            if self.cache.settings.on_corrupt == "raise":
+                raise CorruptEntryError(self.cache.name, skey, str(exc)) from None
+            self.cache.remove(skey)  # on_corrupt=miss: drop it; the stream refills
+            raise NotCachedError(f"dataset {key!r}: shard {s} was corrupt") from None
+
+    def _read_batch(
+        self, key: str, info: dict[str, Any], i: int, shards: dict[int, S.Shard]
+    ) -> Any:
+        for s, spec in enumerate(info.get("shards", ())):
+            if spec["first"] <= i < spec["first"] + spec["count"]:
+                if s not in shards:
+                    shards[s] = self._shard(key, info, s)
+                return shards[s].batch(i)
+        bkey = batch_key(key, i)
         value = self.cache.get(bkey)
         if value is None:
             raise NotCachedError(f"dataset {key!r}: batch {i} is no longer cached")
@@ -173,24 +238,39 @@ class DatasetCache:
                 raise CorruptEntryError(self.cache.name, bkey, f"bad batch: {exc}") from None
         return value
 
-    def _serve(self, key: str, n: int) -> Generator[Any, None, None]:
-        """Batches 0..n-1, read ``prefetch`` ahead on a thread that stops when we do."""
+    def _serve(
+        self, key: str, info: dict[str, Any], start: int, stop: int
+    ) -> Generator[Any, None, None]:
+        """Batches start..stop-1: sharded ones as views straight from the map (no thread:
+        a hand-off would cost more than the read), the rest read ``prefetch`` ahead."""
+        i = start
+        for s, spec in enumerate(info.get("shards", ())):
+            lo, hi = max(i, spec["first"]), min(stop, spec["first"] + spec["count"])
+            if lo < hi:
+                yield from self._shard(key, info, s).batches(lo, hi)
+                i = hi
+        if i < stop:
+            yield from self._prefetched(key, info, i, stop)
+
+    def _prefetched(
+        self, key: str, info: dict[str, Any], start: int, stop: int
+    ) -> Generator[Any, None, None]:
         q: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch)
-        stop = threading.Event()
+        stop_ev = threading.Event()
 
         def reader() -> None:
-            for i in range(n):
+            for i in range(start, stop):
                 try:
-                    item: Any = self._read_batch(key, i)
+                    item: Any = self._read_batch(key, info, i, {})
                 except BaseException as exc:  # handed to the consumer, raised there
                     item = exc
-                while not stop.is_set():
+                while not stop_ev.is_set():
                     try:
                         q.put(item, timeout=0.05)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set() or isinstance(item, BaseException):
+                if stop_ev.is_set() or isinstance(item, BaseException):
                     return
             q.put(_DONE)
 
@@ -205,7 +285,7 @@ class DatasetCache:
                     raise item
                 yield item
         finally:
-            stop.set()
+            stop_ev.set()
             t.join()
 
     # -- filling ----------------------------------------------------------------------------
@@ -222,15 +302,6 @@ class DatasetCache:
         if records:
             yield B.collate(records)
 
-    def _store(self, key: str, i: int, batch: Any) -> None:
-        import sys
-
-        np = sys.modules.get("numpy")
-        value = batch if np is not None and isinstance(batch, np.ndarray) else B.pack(batch)
-        self.cache.put(self._batch_key(key, i), value)
-        size = int(value.nbytes) if hasattr(value, "nbytes") else len(value)
-        self._stored_bytes[key] = self._stored_bytes.get(key, 0) + size
-
     def _fill(
         self,
         key: str,
@@ -239,8 +310,7 @@ class DatasetCache:
         skip: int = 0,
     ) -> Iterator[Any]:
         """Yield source batches while a writer thread stores them; marker only at the end."""
-        writer = _Writer(self, key)
-        self._stored_bytes[key] = 0
+        writer = EpochWriter(self.cache, key, self.batch_buffer, self.shard_bytes)
         n = records = 0
         complete = False
         try:
@@ -250,42 +320,15 @@ class DatasetCache:
                 if n >= skip:
                     yield batch
                 n += 1
-            writer.finish()
-            self._check_fits(key, n)
-            info = {"batches": n, "records": records, "batch_size": self.batch_size}
-            info["created"] = int(time.time())
-            self.cache.put(self._marker(key), json.dumps(info))
+            info = writer.finish()
+            if info is not None:  # None: the epoch evicted its own batches (warned)
+                info.update(batches=n, records=records, batch_size=self.batch_size)
+                info["created"] = int(time.time())
+                self.cache.put(self._marker(key), json.dumps(info))
             complete = True
         finally:
             if not complete:
                 writer.abort()
-                for i in range(n + 1):  # a partial epoch must not linger as if it were data
-                    self.cache.remove(self._batch_key(key, i))
-
-    def _check_fits(self, key: str, batches: int) -> None:
-        """Warn once when storing an epoch evicted its own first batch: the dataset does not
-        fit, so every epoch is preprocessed again (slower than no cache at all)."""
-        if not batches or key in self._warned:
-            return
-        if self.cache.disk.describe(self._batch_key(key, 0)) is not None:
-            return
-        import warnings
-
-        from llamacache._config_schema import cache_env
-        from llamacache.units import format_size
-
-        self._warned.add(key)
-        s = self.cache.settings
-        warnings.warn(
-            f"dataset {key!r} ({format_size(self._stored_bytes.get(key, 0))} in {batches} "
-            f"batches) does not fit cache {s.name!r} "
-            f"({format_size(int(s.eviction_threshold * s.disk_size))} usable of "
-            f"{format_size(s.disk_size)}): storing an epoch evicted its own first batches, so "
-            f"every epoch is preprocessed again; raise caches.{s.name}.size "
-            f"({cache_env(s.name, 'size')})",
-            RuntimeWarning,
-            stacklevel=3,
-        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -299,54 +342,3 @@ class DatasetCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Writer:
-    """A thread storing ``(index, batch)`` items from a queue of ``batch_buffer`` slots."""
-
-    def __init__(self, owner: DatasetCache, key: str) -> None:
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=owner.batch_buffer)
-        self._stop = threading.Event()
-        self._errors: list[BaseException] = []
-        self._owner, self._key = owner, key
-        self._t = threading.Thread(target=self._run, name="llamacache-writer", daemon=True)
-        self._t.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is _DONE or self._stop.is_set():
-                return
-            try:
-                self._owner._store(self._key, *item)
-            except BaseException as exc:  # handed to the consumer, raised there
-                self._errors.append(exc)
-                return
-
-    def put(self, item: Any) -> None:
-        """Queue a batch; raises the writer's error if it failed (never blocks on a dead one)."""
-        while True:
-            if self._errors:
-                raise self._errors[0]
-            try:
-                self._q.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                continue
-
-    def finish(self) -> None:
-        """Wait until every queued batch is stored; raises the writer's error."""
-        self.put(_DONE)
-        self._t.join()
-        if self._errors:
-            raise self._errors[0]
-
-    def abort(self) -> None:
-        """Stop without storing what is still queued."""
-        self._stop.set()
-        while self._t.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self._q.get_nowait()
-            with contextlib.suppress(queue.Full):
-                self._q.put_nowait(_DONE)
-            self._t.join(timeout=0.05)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import safetensors.numpy
 
 from llamacache import CacheManager, DatasetCache
 from llamacache.engine import framing
@@ -73,13 +74,19 @@ def test_second_epoch_is_served_from_cache_with_identical_batches(dc: DatasetCac
     assert not _threads()
 
 
-def test_token_batches_are_stored_raw_numpy_and_compressed(dc: DatasetCache) -> None:
-    key = dc.cache_dataset(Counting(_tokens()))
-    tag = dc.cache.disk.locate(f"ds:{key}/00000000")
-    assert tag is not None
+def test_token_batches_are_stored_as_one_raw_safetensors_shard(dc: DatasetCache) -> None:
+    records = _tokens()
+    key = dc.cache_dataset(Counting(records))
+    assert f"ds:{key}/00000000" not in dc.cache  # no per-batch entries for array batches
+    tag = dc.cache.disk.locate(f"ds:{key}/shard/00000")
+    assert tag is not None and tag[1] is not None  # a file-backed entry
     meta = framing.parse_meta(tag[0])
-    assert meta.kind == "numpy" and meta.codec == "zstd"  # no pickle; auto compression paid
-    assert meta.stored_len < meta.raw_len
+    assert meta.kind == "rawfile" and meta.codec == "none"  # mappable: stored raw
+    path = dc.cache.get_path(f"ds:{key}/shard/00000")
+    assert path is not None
+    loaded = safetensors.numpy.load_file(str(path))  # a standard safetensors file
+    assert sorted(loaded) == [f"{i:08d}" for i in range(7)]
+    assert (loaded["00000006"] == np.stack(records[48:])).all()
 
 
 def test_changed_preprocess_fn_is_a_miss(dc: DatasetCache) -> None:
@@ -129,7 +136,7 @@ def test_records_of_every_kind_round_trip(dc: DatasetCache) -> None:
 
 def test_consumer_breaking_early_stops_the_prefetch_thread(manager: CacheManager) -> None:
     dc = DatasetCache(manager, batch_size=1)
-    data = Counting(_tokens(40))
+    data = Counting([{"ids": r, "text": "x"} for r in _tokens(40)])  # per-entry batches
     dc.cache_dataset(data)
     stream = dc.stream_dataset(data)
     next(stream)
@@ -171,11 +178,16 @@ def test_source_failure_midway_leaves_nothing(dc: DatasetCache) -> None:
     assert not _threads()
 
 
-def test_evicted_batch_falls_back_to_the_source(dc: DatasetCache) -> None:
-    data = Counting(_tokens())
+@pytest.mark.parametrize("evict", ["ds:{key}/shard/00001", "ds:{key}/00000004"])
+def test_evicted_batch_falls_back_to_the_source(manager: CacheManager, evict: str) -> None:
+    dc = DatasetCache(manager, batch_size=8, shard_bytes=2 * 8 * 64 * 4)  # 2 batches a shard
+    records: list[Any] = _tokens()
+    if "shard" not in evict:
+        records = [{"ids": r, "text": "x"} for r in records]  # not shardable: one per entry
+    data = Counting(records)
     first = list(dc.stream_dataset(data))
     key = dc.dataset_key(data)
-    dc.cache.remove(f"ds:{key}/00000004")
+    assert dc.cache.remove(evict.format(key=key))
     again = list(dc.stream_dataset(data))
     assert _same(first, again)
     assert data.reads == 2
@@ -187,39 +199,3 @@ def test_no_argument_constructor(cache_root: Any) -> None:
         key = dc.cache_dataset([1, 2, 3])
         assert list(dc.get_dataset(key)) == [1, 2, 3]
     assert (cache_root / "training").is_dir()
-
-
-def test_a_dataset_larger_than_the_cache_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The reported case: a dataset bigger than the training cache thrashed silently (every
-    epoch preprocessed again, slower than no cache). It now warns once, with both sizes."""
-    import warnings
-
-    import numpy as np
-
-    monkeypatch.setenv("LLAMACACHE_TRAINING_SIZE", "1MB")
-    rng = np.random.default_rng(0)
-    records = [rng.random(8_000) for _ in range(64)]  # 4.1 MB of floats in 8 batches
-    with CacheManager() as m, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        dc = DatasetCache(m, batch_size=8)
-        for _epoch in range(3):
-            assert sum(len(b) for b in dc.stream_dataset(records, key="big")) == 64
-        thrash = [w for w in caught if "does not fit" in str(w.message)]
-        assert len(thrash) == 1, [str(w.message) for w in caught]
-        text = str(thrash[0].message)
-        assert "4.1 MB" in text and "caches.training.size" in text
-        assert "LLAMACACHE_TRAINING_SIZE" in text
-
-
-def test_a_dataset_that_fits_does_not_warn() -> None:
-    import warnings
-
-    import numpy as np
-
-    records = [np.full(100, i, dtype=np.float64) for i in range(64)]
-    with CacheManager() as m, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        dc = DatasetCache(m, batch_size=8)
-        for _epoch in range(2):
-            list(dc.stream_dataset(records, key="small"))
-    assert not [w for w in caught if "does not fit" in str(w.message)]
