@@ -203,7 +203,8 @@ of a llamacache backup (../x, absolute paths, links, devices) are refused. --mer
 (the default) adds entries to the existing cache; --replace builds a complete new
 cache beside the old one and swaps the directories atomically, so an interrupted
 restore leaves the old cache as it was. Entries whose time to live ran out since the
-backup are skipped.
+backup are skipped. Pickled values or keys need --allow-pickle (they run code when
+loaded: only for archives you trust).
 """,
         examples=(
             (

@@ -70,6 +70,25 @@ _USED = (
 )
 
 
+def used_bytes_at(directory: Path) -> int:
+    """What the cache in ``directory`` occupies now (as ``DiskTier.used_bytes``), read-only:
+    0 when it has no index or the index cannot be read. Costs one SQLite open; writes nothing.
+    """
+    db = Path(directory) / "cache.db"
+    if not db.is_file():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            ((pages, files),) = con.execute(_USED).fetchall()
+            ((page_size,),) = con.execute("PRAGMA page_size").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+    return int(pages) * int(page_size) + int(files or 0)
+
+
 def _read_only(directory: Path) -> bool:
     """True when the cache exists but this process may not write its folder or index."""
     db = directory / diskcache.core.DBNAME
