@@ -1,13 +1,16 @@
 """The one error boundary: every LlamacacheError becomes one line on stderr and its exit code.
 
 Tracebacks only with ``--debug``. A closed stdout pipe (``llamacache ls | head``)
-exits quietly; Ctrl-C exits 130 (Typer maps KeyboardInterrupt to that).
+exits quietly; Ctrl-C exits 130 (Typer maps KeyboardInterrupt to that), and so do SIGTERM
+and SIGHUP, which raise KeyboardInterrupt too so every cleanup runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import sys
 from typing import Any
 
@@ -118,8 +121,22 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def stop_like_ctrl_c() -> None:
+    """SIGTERM and SIGHUP stop a command the way Ctrl-C does: cleanup runs (a put's
+    temporary file, a backup's partial archive are removed) and the exit code is 130.
+    ``daemon`` installs its own handlers on top (it finishes a run first)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread / no such signal
+            signal.signal(sig, _interrupt)
+
+
 def main() -> None:
     """Console-script entry point (``llamacache``)."""
     from llamacache.cli.app import app
 
+    stop_like_ctrl_c()
     app(prog_name="llamacache")

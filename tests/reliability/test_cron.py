@@ -31,6 +31,7 @@ durability = "none"
 
 [cache.disk]
 file_threshold = "4KiB"
+temp_grace = "0s"  # repair runs once the killed clean/evict is dead
 """
 
 
