@@ -2,7 +2,8 @@
 
 Checks, per cache: SQLite integrity, every indexed file present with its recorded size,
 every entry's bytes against its digest (full mode), structural validators for caches with
-a ``format``, and no unknown files or half-written temporaries in the directory.
+a ``format``, and no unknown files or half-written temporaries in the directory older
+than ``temp_grace`` (younger ones may be a live put's).
 
 Never writes: the index is read through one read-only engine snapshot and files are opened
 for reading only. Beside live writers, a problem is re-checked against the index as it is
@@ -309,7 +310,7 @@ def _verify_one(
                 index_ok = False
                 problems.append(Problem("index", None, index.DB_NAME, "; ".join(lines[:5])))
             entries = snap.count()
-            orphans, stale = snap.strays(time.time(), skip=s.temp_dir)
+            orphans, stale = snap.strays(time.time(), grace=s.temp_grace, skip=s.temp_dir)
             problems += orphans + stale
             _scan(snap, s, quick, fraction, st, rng, counts, problems)
         except index.ERRORS as exc:

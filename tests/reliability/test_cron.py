@@ -140,7 +140,7 @@ def test_overlapping_cleans_one_at_a_time(tmp_path: Path, figure: Figure) -> Non
 )
 def test_kill_9_during_clean_and_evict(tmp_path: Path, figure: Figure, args: list[str]) -> None:
     rng = random.Random(args[0])
-    rounds = 3
+    rounds = int(os.environ.get("LLAMACACHE_FAULT_TRIALS", "3"))  # >= 20 for the issue-12 run
     lost = partial_runs = gap = 0
     for r in range(rounds):
         root, config = setup(tmp_path / f"r{r}", 900)
