@@ -154,6 +154,35 @@ def _reader(proc: subprocess.Popen[str], acked: dict[str, str]) -> None:
             acked[parts[1]] = parts[2]
 
 
+def _admin_loop(
+    root: Path,
+    config: Path,
+    command: str,
+    deadline: float,
+    counts: dict[str, int],
+    problems: list[str],
+) -> None:
+    """Run ``verify`` or ``repair`` back to back until ``deadline``; count what goes wrong."""
+    while time.monotonic() < deadline:
+        done = subprocess.run(_cmd(root, config, "--json", command), capture_output=True, text=True)
+        counts[command] += 1
+        if done.returncode == 3 and "locked" in done.stderr:
+            counts["busy"] += 1
+            continue
+        if done.returncode not in (0, 1) or "Traceback" in done.stderr:
+            counts["crashes"] += 1
+            problems.append(f"{command} exit {done.returncode}: {done.stderr[-500:]}")
+            continue
+        (c,) = json.loads(done.stdout)["caches"]
+        if command == "verify":
+            bad = c["corrupt"] + c["missing"] + int(not c["index_ok"])
+        else:
+            bad = c["quarantined"] + c["rows_dropped"] + int(c["index_rebuilt"])
+        if bad or done.returncode != 0:
+            counts["false_reports"] += 1
+            problems.append(f"{command}: {done.stdout[-800:]}")
+
+
 def test_verify_and_repair_beside_three_writers(tmp_path: Path, figure: Figure) -> None:
     """Finding: beside three writers verify reported false checksum mismatches and crashed
     on vanished files; repair crashed, deleted in-flight temporaries and quarantined
@@ -190,29 +219,10 @@ def test_verify_and_repair_beside_three_writers(tmp_path: Path, figure: Figure) 
     problems: list[str] = []
     deadline = time.monotonic() + SECONDS
 
-    def loop(command: str) -> None:
-        while time.monotonic() < deadline:
-            done = subprocess.run(
-                _cmd(root, config, "--json", command), capture_output=True, text=True
-            )
-            counts[command] += 1
-            if done.returncode == 3 and "locked" in done.stderr:
-                counts["busy"] += 1
-                continue
-            if done.returncode not in (0, 1) or "Traceback" in done.stderr:
-                counts["crashes"] += 1
-                problems.append(f"{command} exit {done.returncode}: {done.stderr[-500:]}")
-                continue
-            (c,) = json.loads(done.stdout)["caches"]
-            if command == "verify":
-                bad = c["corrupt"] + c["missing"] + int(not c["index_ok"])
-            else:
-                bad = c["quarantined"] + c["rows_dropped"] + int(c["index_rebuilt"])
-            if bad or done.returncode != 0:
-                counts["false_reports"] += 1
-                problems.append(f"{command}: {done.stdout[-800:]}")
-
-    loops = [threading.Thread(target=loop, args=(c,)) for c in ("verify", "repair")]
+    loops = [
+        threading.Thread(target=_admin_loop, args=(root, config, c, deadline, counts, problems))
+        for c in ("verify", "repair")
+    ]
     for t in loops:
         t.start()
     for t in loops:
