@@ -102,7 +102,7 @@ def rawfile_meta(tag: bytes | None, path: Path | None) -> framing.EntryMeta | No
 
 def exists(directory: Path) -> bool:
     """True when ``directory`` holds an index (a cache that has been used)."""
-    return (Path(directory) / DB_NAME).exists() or (Path(directory) / NEW_DB_NAME).exists()
+    return (Path(directory) / DB_NAME).exists()
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -772,24 +772,36 @@ def _salvage(old: sqlite3.Connection, batch_size: int = 200) -> list[tuple[objec
     fails, so a damaged page loses only the rows stored on it."""
     select = f"SELECT rowid, {_COPY_COLS} FROM Cache"
     try:
+        old.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError:
+        return []  # not even the schema is readable
+    try:
         (top,) = old.execute("SELECT max(rowid) FROM Cache").fetchone()
     except sqlite3.DatabaseError:
         top = None
+    # without a known last rowid, give up after this many unreadable batches in a row
+    patience = None if top is not None else 50
     top = int(top) if top is not None else 1_000_000
     rows: list[tuple[object, ...]] = []
-    last = 0
+    last = failed = 0
     while last < top:
         try:
             batch = old.execute(
                 f"{select} WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, batch_size)
             ).fetchall()
         except sqlite3.DatabaseError:
+            found = 0
             for rowid in range(last + 1, last + batch_size + 1):
                 try:
-                    rows += [r[1:] for r in old.execute(f"{select} WHERE rowid = ?", (rowid,))]
+                    got = [r[1:] for r in old.execute(f"{select} WHERE rowid = ?", (rowid,))]
                 except sqlite3.DatabaseError:
                     continue
+                rows += got
+                found += len(got)
             last += batch_size
+            failed = 0 if found else failed + 1
+            if patience is not None and failed >= patience:
+                break
             continue
         if not batch:
             break
@@ -851,6 +863,14 @@ def rebuild(directory: Path, reason: str) -> int:
             old.close()
     except sqlite3.DatabaseError:
         rows = []
+    if not rows and _walk_files(directory)[0]:
+        # an empty index beside value files would make every one of them an orphan
+        raise CorruptEntryError(
+            directory.name,
+            "<index>",
+            f"no row of the damaged index could be read; it is left in place (a copy is in "
+            f"{folder}) and no value file was touched",
+        )
     work = directory / TMP_DIR / f"rebuild-{os.getpid()}-{os.urandom(4).hex()}"
     work.mkdir(parents=True, mode=0o700)
     try:

@@ -218,3 +218,24 @@ def _src(tmp_path: Path, data: bytes) -> Path:
     p = tmp_path / f"src-{os.urandom(4).hex()}"
     p.write_bytes(data)
     return p
+
+
+def test_repair_of_an_unreadable_index_never_empties_the_cache(tmp_path: Path) -> None:
+    """Finding: a repair left an empty cache.db; the next one deleted every value file as
+    an orphan. An index nothing can be salvaged from stays; no value file is touched."""
+    root = tmp_path / "root"
+    d = fill(root, {}, {f"f{i}": BLOB for i in range(5)})
+    old = time.time() - 7200
+    vals = sorted(p for p in d.rglob("*.val"))
+    for p in vals:
+        os.utime(p, (old, old))
+    with open(d / "cache.db", "r+b") as f:  # the SQLite header and first page destroyed
+        f.write(b"\x00garbage" * 512)
+    db_before = (d / "cache.db").read_bytes()
+    for _ in range(2):
+        result = cli("--cache-dir", str(root), "repair")
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1
+        assert "left in place" in result.stderr and "Traceback" not in result.stderr
+        assert sorted(p for p in d.rglob("*.val") if "quarantine" not in p.parts) == vals
+        assert (d / "cache.db").read_bytes() == db_before
+    assert cli("--cache-dir", str(root), "verify").exit_code == 1
