@@ -295,6 +295,12 @@ SETTINGS: tuple[Setting, ...] = (
     _g("cache.disk.use_mmap", BOOL, True, "memory-map large files on read"),
     _g("cache.disk.cleanup_interval", _positive_duration, 3600.0, "seconds between disk cleanups"),
     _g("cache.disk.file_threshold", SIZE_DISK, 32 * 1024, "values this large are stored as files"),
+    _g(
+        "cache.disk.temp_grace",
+        DURATION,
+        900.0,
+        "clean/repair leave temporaries and orphans younger than this (a live put's)",
+    ),
     _g("cache.disk.allow_network_fs", BOOL, False, "allow NFS/CIFS/Lustre/GPFS (unsafe locking)"),
     _g(
         "cache.network.url",
@@ -439,6 +445,14 @@ CACHE_KEYS: tuple[CacheKey, ...] = (
         "cache.disk.file_threshold",
         None,
         "values this large are files",
+    ),
+    CacheKey(
+        "temp_grace",
+        "temp_grace",
+        DURATION,
+        "cache.disk.temp_grace",
+        None,
+        "leave younger temporaries and orphans",
     ),
     CacheKey("network", "network", BOOL, None, True, "use the shared network tier if configured"),
 )

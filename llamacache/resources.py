@@ -46,7 +46,7 @@ def machine_size(rule: MachineShare, cache_dir: Path) -> int:
     else:
         base = disk_free(cache_dir)
         if (cache_dir / "cache.db").is_file():
-            from llamacache.engine.disk import used_bytes_at
+            from llamacache.engine.index import used_bytes_at
 
             base += used_bytes_at(cache_dir)
     size = int(base * rule.share) // MB * MB

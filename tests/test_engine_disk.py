@@ -264,18 +264,15 @@ def test_memory_front_hits_keep_entries_on_disk_under_lru(tmp_path: Path) -> Non
 
 
 def test_admin_index_reader_sees_batched_recency(tmp_path: Path) -> None:
-    from llamacache.ops import _index
+    from llamacache.engine import index
 
     tier = DiskTier(settings(tmp_path, policy="lru"))
     fill(tier, range(6), 100)
     for k in (0, 1, 2):  # read the oldest three: they become the most recent
         tier.get(k)
     tier.close()
-    con, _ = _index.connect(tier.directory)
-    try:
-        order = [row.key_text for row in _index.rows(con, order="access_time, rowid")]
-    finally:
-        con.close()
+    with index.Snapshot(tier.directory) as snap:
+        order = [row.key_text for row in snap.rows(order="access_time")]
     assert order[:3] == ["3", "4", "5"] and sorted(order[3:]) == ["0", "1", "2"]
 
 

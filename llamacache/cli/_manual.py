@@ -21,8 +21,8 @@ EXIT_STATUS: tuple[tuple[int, str], ...] = (
     (0, "Success."),
     (1, "The command ran and found a problem: a miss, corruption, a damaged archive."),
     (2, "Usage or configuration error (a bad flag, value or cache name)."),
-    (3, "Another clean, evict, repair or restore holds the cache's lock."),
-    (130, "Interrupted (Ctrl-C)."),
+    (3, "Another clean, evict, repair or restore holds the cache's lock (verify too)."),
+    (130, "Interrupted (Ctrl-C, SIGTERM or SIGHUP); partial files are removed."),
 )
 
 MANUAL: dict[str, Manual] = {

@@ -3,11 +3,15 @@ rich or any cache code is imported, and no configuration is read for it (or for 
 
 The error boundary itself (every LlamacacheError -> one stderr line and its exit code) is
 ``cli/_boundary.py``; its names are re-exported here for callers that import them from main.
+Ctrl-C exits 130 (Typer maps KeyboardInterrupt to that), and so do SIGTERM and SIGHUP, which
+raise KeyboardInterrupt too so every cleanup runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from typing import Any
 
@@ -33,6 +37,19 @@ def asks_version(args: list[str]) -> bool:
     return first_word(args) == "--version"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def stop_like_ctrl_c() -> None:
+    """SIGTERM and SIGHUP stop a command the way Ctrl-C does: cleanup runs (a put's
+    temporary file, a backup's partial archive are removed) and the exit code is 130.
+    ``daemon`` installs its own handlers on top (it finishes a run first)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread / no such signal
+            signal.signal(sig, _interrupt)
+
+
 def main() -> None:
     """Console-script entry point (``llamacache``)."""
     if "_LLAMACACHE_COMPLETE" in os.environ:  # a TAB: the words typed so far are in COMP_WORDS
@@ -48,6 +65,7 @@ def main() -> None:
         return
     from llamacache.cli.app import new_app
 
+    stop_like_ctrl_c()
     new_app(only=word)(prog_name="llamacache")
 
 

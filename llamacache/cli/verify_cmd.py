@@ -47,9 +47,21 @@ def _human(r: Renderer, rep: verify_ops.VerifyReport) -> None:
             r.line(f"{c.name}: {p.kind}: {what}: {p.detail}")
     speed = f", {size(int(rep.bytes_per_second))}/s" if rep.checked_bytes else ""
     cover = "" if rep.complete else " (stopped by --max-time: not every entry was checked)"
+    checked = sum(c.checked for c in rep.caches)
+    entries = sum(c.entries for c in rep.caches)
+    skipped = sum(c.skipped for c in rep.caches)
+    what = f"{rep.mode} verify"
+    if rep.sample_percent < 100.0:  # a sample is never reported as a full check
+        what = f"{rep.sample_percent:g}% sample verify" + (
+            " (quick)" if rep.mode == "quick" else ""
+        )
+    moved = f", {skipped:,} skipped (changed by a writer meanwhile)" if skipped else ""
+    verdict = "PROBLEMS FOUND" if not rep.ok else "all good"
+    if rep.ok and checked == 0 and entries > 0:
+        verdict = "no entry was checked"
     r.line(
-        f"{rep.mode} verify: {size(rep.checked_bytes)} hashed in {duration(rep.seconds)}"
-        f"{speed}{cover}; " + ("all good" if rep.ok else "PROBLEMS FOUND")
+        f"{what}: checked {checked:,} of {entries:,} entries{moved}, "
+        f"{size(rep.checked_bytes)} hashed in {duration(rep.seconds)}{speed}{cover}; {verdict}"
     )
 
 

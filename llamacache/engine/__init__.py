@@ -2,7 +2,14 @@
 tiered cache that chains them. Everything above (manager, ops, CLI) goes through here."""
 
 from llamacache.engine.disk import DiskTier
-from llamacache.engine.framing import EntryMeta, decode, encode, parse_meta, verify_payload
+from llamacache.engine.framing import (
+    EntryMeta,
+    check_key,
+    decode,
+    encode,
+    parse_meta,
+    verify_payload,
+)
 from llamacache.engine.memory import MemoryFront
 from llamacache.engine.protocol import CacheTier, EvictionResult, TierStats
 from llamacache.engine.safety import ensure_cache_root
@@ -17,6 +24,7 @@ __all__ = [
     "MemoryFront",
     "TierStats",
     "TieredCache",
+    "check_key",
     "decode",
     "encode",
     "ensure_cache_root",

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from llamacache._config_schema import cache_env
-from llamacache.engine import checksums, framing
+from llamacache.engine import EntryMeta, checksums, index
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CacheIOError, UsageError
 from llamacache.formats import VALIDATORS
 from llamacache.manager import CacheManager
 from llamacache.ml import model as M
-from llamacache.ops import _index, _pagecache
+from llamacache.ops import _pagecache
 from llamacache.ops._report import Report
 from llamacache.ops.warm_plan import Planner, WarmItem, expand, read_manifest
 from llamacache.settings import CacheSettings
@@ -99,18 +99,7 @@ class _Counting:
         self._f.close()
 
 
-def _stored_meta(tag: bytes | None, path: Path | None) -> framing.EntryMeta | None:
-    """The header of a cached raw file whose value file exists, else None."""
-    if not tag or path is None or not path.exists():
-        return None
-    try:
-        meta = framing.parse_meta(tag)
-    except ValueError:
-        return None
-    return meta if meta.kind == "rawfile" else None
-
-
-def _matches(meta: framing.EntryMeta | None, item: WarmItem, src: _Counting) -> bool:
+def _matches(meta: EntryMeta | None, item: WarmItem, src: _Counting) -> bool:
     """Same size and same checksum as the cached raw file (reads the source once)."""
     if meta is None or meta.raw_len != item.size:
         return False
@@ -129,7 +118,7 @@ class _Run:
         self.lock = threading.Lock()
         self.used = cache.disk.used_bytes()
         self.done = 0
-        self.metas: dict[str, framing.EntryMeta] = {}
+        self.metas: dict[str, EntryMeta] = {}
         self.unmarked: set[tuple[str, str]] = set()
 
     def tick(self, n: int) -> None:
@@ -154,7 +143,7 @@ class _Run:
         """A "skipped" result when the cache already holds these bytes under the key."""
         # the index row only (describe): comparing is not a read, so no hit and no recency
         found = self.cache.disk.describe(item.key)
-        meta = None if found is None else _stored_meta(found.meta, found.path)
+        meta = None if found is None else index.rawfile_meta(found.meta, found.path)
         if meta is None or meta.raw_len != item.size:
             return None
         src = _Counting(item.source, self.tick)
@@ -228,23 +217,15 @@ def _dry_run(
     """What a real run would do, decided as it decides (size + checksum, budget), writing
     nothing: the index is read read-only and a cache that does not exist stays absent."""
     path = settings.path
-    metas: dict[str, framing.EntryMeta | None] = {}
+    metas: dict[str, EntryMeta | None] = {}
     used = 0
-    if (path / _index.DB_NAME).exists():
-        con, _ = _index.connect(path, cache=settings.name)
-        try:
-            used = _index.used_bytes(con)
+    if index.exists(path):
+        with index.Snapshot(path, cache=settings.name) as snap:
+            used = snap.index_bytes()
             now = time.time()
             for item in items:
-                row = con.execute(
-                    "SELECT tag, filename FROM Cache WHERE key = ? AND raw = 1"
-                    " AND (expire_time IS NULL OR expire_time > ?)",
-                    (item.key, now),
-                ).fetchone()
-                tag, filename = row if row is not None else (None, None)
-                metas[item.key] = _stored_meta(tag, path / filename if filename else None)
-        finally:
-            con.close()
+                found = snap.lookup(item.key, now)
+                metas[item.key] = None if found is None else index.rawfile_meta(*found)
     total, done = sum(i.size for i in items), 0
 
     def tick(n: int) -> None:
@@ -328,7 +309,7 @@ def warm(
         raise UsageError(f"--jobs {jobs}: expected 1 or more")
     items = plan(manager, cache, sources, manifests, revision=revision, name=name)
     s = manager.settings.cache(cache)
-    cache_limit = int(s.eviction_threshold * s.disk_size)
+    cache_limit = index.disk_limit(s)
     limit = cache_limit if budget is None else min(budget, cache_limit)
     total = sum(i.size for i in items)
     report = progress or (lambda done, total: None)
