@@ -143,10 +143,6 @@ class ExportedEntry:
     store_time: float | None
     expire_time: float | None
 
-    @property
-    def size(self) -> int:
-        return self.parsed.stored_len
-
 
 @dataclass(frozen=True)
 class StoredEntry:
