@@ -673,7 +673,7 @@ def test_filling_a_machine_sized_cache_does_not_shrink_it(work: Path, home: dict
     what a warm just stored; the cache's own bytes count as room it has."""
     import os
 
-    from llamacache.engine.disk import used_bytes_at
+    from llamacache.engine.index import used_bytes_at
     from llamacache.manager import CacheManager
     from llamacache.resources import disk_free
 

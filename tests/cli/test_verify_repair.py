@@ -45,7 +45,7 @@ def _faulty_cache(root: Path) -> Path:
     (d / "tmp").mkdir(exist_ok=True)
     (d / "tmp" / "abc.tmp").write_bytes(b"half written")
     old = time.time() - 3600  # older than temp_grace (15 min): no live put's
-    for stray in (d / "stray.bin", d / "tmp" / "abc.tmp"):
+    for stray in (d / "ab" / "cd" / ("e" * 28 + ".val"), d / "tmp" / "abc.tmp"):
         os.utime(stray, (old, old))
     return d
 

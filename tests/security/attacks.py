@@ -24,8 +24,8 @@ def evil_pickle(marker: Path) -> bytes:
 
 
 def framed_pickle(marker: Path, key: str) -> tuple[bytes, bytes]:
-    """A framed entry of kind pickle whose digest, key hash and CRC are right (the attacker
-    computes them for the key it plants under)."""
+    """A framed entry of kind pickle for ``key`` whose digest, key hash and CRC are right
+    (the attacker computes them all)."""
     payload = evil_pickle(marker)
     algo = checksums.BY_NAME["xxh3"]
     meta = framing.make_meta(
