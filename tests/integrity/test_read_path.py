@@ -32,8 +32,10 @@ def _flip(path: Path, offset: int) -> None:
         f.write(bytes([b[0] ^ 0x04]))
 
 
-def test_changed_weights_are_never_mapped(models: ModelCache) -> None:
-    weights = {"w": np.arange(50_000, dtype=np.float32)}
+@pytest.mark.parametrize("n", [50_000, 600_000])  # hashed in blocks; hashed through a map
+def test_changed_weights_are_never_mapped(models: ModelCache, n: int) -> None:
+    assert (n * 4 >= files.MAP_MIN) == (n == 600_000)
+    weights = {"w": np.arange(n, dtype=np.float32)}
     models.put_model("m", weights)
     assert np.array_equal(models.get_model("m")["w"], weights["w"])  # verified and remembered
     path = models.cache.get_path(file_key("m", "main", "model.safetensors"))
