@@ -211,7 +211,8 @@ def _hash_mapped(handle: Any, st: os.stat_result, algo: str) -> bytes | None:
         with mmap.mmap(fd, st.st_size, flags=flags, prot=mmap.PROT_READ) as m:
             if os.fstat(fd).st_size != st.st_size:
                 return None
-            return checksums.digest(algo, m)
+            with memoryview(m) as view:  # released before the map closes
+                return checksums.digest(algo, view)
     except (OSError, ValueError):
         return None
 

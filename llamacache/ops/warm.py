@@ -125,6 +125,7 @@ class _Run:
         self.stopped = False
         self.metas: dict[str, framing.EntryMeta] = {}
         self.unmarked: set[tuple[str, str]] = set()
+        self.blob_locks: dict[bytes, threading.Lock] = {}
 
     def tick(self, n: int) -> None:
         with self.lock:
@@ -139,6 +140,34 @@ class _Run:
                 return False
             self.used += size
             return True
+
+    def one_blob(self, item: WarmItem, model: str, revision: str, rel: str) -> WarmedFile:
+        """A model file: hashed (one read), then stored as a blob unless one with the same
+        bytes is there (another revision's copy counts: stored once, skipped after)."""
+        src = _Counting(item.source, self.tick)
+        try:
+            digest, size = M.hash_source(src, self.cache.settings.checksum)
+        finally:
+            src.close()
+        with self.lock:
+            blob_lock = self.blob_locks.setdefault(digest, threading.Lock())
+        with blob_lock:  # --jobs: two revisions' copies of one file are stored once
+            meta = M.find_blob(self.cache, rel, digest, size)
+            if meta is None:
+                if not self.reserve(size):
+                    return WarmedFile(item.source, item.key, item.size, "over-budget")
+                self.unmark(model, revision)
+                src = _Counting(item.source, lambda n: None)  # counted by the hash pass
+                try:
+                    meta = M.store_blob(self.cache, rel, src, digest, size)[0]
+                finally:
+                    src.close()
+                action = "stored"
+            else:
+                action = "skipped"
+        with self.lock:
+            self.metas[item.key] = meta
+        return WarmedFile(item.source, item.key, item.size, action)
 
     def unmark(self, model: str, revision: str) -> None:
         """Before a revision's first changed file: drop its manifest (it is incomplete now).
@@ -155,6 +184,8 @@ class _Run:
     def one(self, item: WarmItem) -> WarmedFile:
         if self.stopped:
             return WarmedFile(item.source, item.key, item.size, "over-budget")
+        if item.model is not None and item.revision is not None and item.relpath:
+            return self.one_blob(item, item.model, item.revision, item.relpath)
         # the index row only (describe): comparing is not a read, so no hit and no recency
         found = self.cache.disk.describe(item.key)
         meta = None if found is None else _stored_meta(found.meta, found.path)
@@ -230,6 +261,14 @@ def _dry_run(
     path = settings.path
     metas: dict[str, framing.EntryMeta | None] = {}
     used = 0
+    total, done = sum(i.size for i in items), 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(done, total)
+
+    blobs = _blob_keys(settings, items, tick)  # model files: the blob each would use
     if (path / _index.DB_NAME).exists():
         con, _ = _index.connect(path, cache=settings.name)
         try:
@@ -239,23 +278,25 @@ def _dry_run(
                 row = con.execute(
                     "SELECT tag, filename FROM Cache WHERE key = ? AND raw = 1"
                     " AND (expire_time IS NULL OR expire_time > ?)",
-                    (item.key, now),
+                    (blobs[item.key][0] if item.key in blobs else item.key, now),
                 ).fetchone()
                 tag, filename = row if row is not None else (None, None)
                 metas[item.key] = _stored_meta(tag, path / filename if filename else None)
         finally:
             con.close()
-    total, done = sum(i.size for i in items), 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        progress(done, total)
-
     results: dict[str, WarmedFile] = {}
     stopped = False
+    planned: set[str] = set()  # blobs this run would store: a second copy is a skip
     for item in items:
         meta = metas.get(item.key)
+        if item.key in blobs:
+            bkey, digest = blobs[item.key]
+            stored = meta is not None and meta.digest == digest and meta.raw_len == item.size
+            if stored or bkey in planned:
+                results[item.key] = WarmedFile(item.source, item.key, item.size, "skipped")
+                continue
+            planned.add(bkey)
+            meta = None
         if meta is not None and meta.raw_len == item.size:
             src = _Counting(item.source, tick)
             try:
@@ -271,6 +312,22 @@ def _dry_run(
             used += item.size
             results[item.key] = WarmedFile(item.source, item.key, item.size, "planned")
     return results
+
+
+def _blob_keys(
+    settings: CacheSettings, items: list[WarmItem], tick: Callable[[int], None]
+) -> dict[str, tuple[str, bytes]]:
+    """``{item key: (blob key, digest)}`` for model files (reads each once to hash it)."""
+    out: dict[str, tuple[str, bytes]] = {}
+    for item in items:
+        if item.model is not None and item.relpath:
+            src = _Counting(item.source, tick)
+            try:
+                digest, _ = M.hash_source(src, settings.checksum)
+            finally:
+                src.close()
+            out[item.key] = (M.blob_key(settings.checksum, digest.hex(), item.relpath), digest)
+    return out
 
 
 def _complete_models(
@@ -290,6 +347,8 @@ def _complete_models(
             files.update({f.path: f for f in old.files} if old else {})
         files.update({i.relpath: run.metas[i.key] for i in group if i.relpath})
         M.write_manifest(cache, model, rev, files)
+        for ref in sorted({r for i in group for r in i.refs}):  # after the manifest
+            M.write_ref(cache, model, ref, rev)
         done.append(f"{model}@{rev}")
     return done
 
@@ -341,9 +400,12 @@ def warm(
     over = [r for r in out if r.action == "over-budget"]
     pc = None
     if page_cache and not dry_run:
-        pc = _warm_page_cache(
-            manager.cache(cache), [r.key for r in out if r.action in ("stored", "skipped")]
-        )
+        done_keys = [
+            _stored_key(i, run.metas)
+            for i, r in zip(items, out, strict=True)
+            if r.action in ("stored", "skipped")
+        ]
+        pc = _warm_page_cache(manager.cache(cache), sorted(set(done_keys)))
     stored_bytes = sum(r.bytes for r in stored)
     return WarmReport(
         cache=cache,
@@ -362,6 +424,14 @@ def warm(
         items=tuple(out),
         page_cache=pc,
     )
+
+
+def _stored_key(item: WarmItem, metas: dict[str, framing.EntryMeta]) -> str:
+    """The key holding an item's bytes: a model file's blob, else the item's own key."""
+    meta = metas.get(item.key)
+    if item.model is None or not item.relpath or meta is None:
+        return item.key
+    return M.blob_key(meta.checksum, meta.digest.hex(), item.relpath)
 
 
 def _warm_page_cache(cache: TieredCache, keys: list[str]) -> PageCacheReport:

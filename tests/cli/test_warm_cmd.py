@@ -55,7 +55,10 @@ def test_folder_then_second_run_skips(tmp_path: Path) -> None:
     first = cli_json("warm", str(src))
     assert first["schema"] == "llamacache.warm" and first["files"] == 3 and first["skipped"] == 0
     assert first["models"] == ["llama@main"]
-    assert _keys() >= {"llama@main/model.safetensors", "llama@main/tok/vocab.txt"}
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        stored = {mc.entry_key("llama", "main", p) for p in ("model.safetensors", "tok/vocab.txt")}
+    assert _keys() >= {"llama@main/.manifest.json", *stored}
     second = cli_json("warm", str(src))
     assert second["files"] == 0 and second["skipped"] == 3
     with CacheManager() as m:

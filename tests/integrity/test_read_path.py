@@ -13,7 +13,6 @@ import pytest
 
 from llamacache import CacheManager, CorruptEntryError, ModelCache
 from llamacache.engine import files
-from llamacache.ml.model import file_key
 from tests.cli.helpers import cli, run
 
 
@@ -38,14 +37,14 @@ def test_changed_weights_are_never_mapped(models: ModelCache, n: int) -> None:
     weights = {"w": np.arange(n, dtype=np.float32)}
     models.put_model("m", weights)
     assert np.array_equal(models.get_model("m")["w"], weights["w"])  # verified and remembered
-    path = models.cache.get_path(file_key("m", "main", "model.safetensors"))
+    path = models.cache.get_path(models.entry_key("m", "main", "model.safetensors"))
     assert path is not None
     _flip(path, path.stat().st_size - 100)  # inside the tensor bytes
     for read in (
         lambda: models.get_model("m"),
         lambda: models.get_model("m", mmap=False),
         lambda: models.model_path("m"),
-        lambda: models.cache.get_path(file_key("m", "main", "model.safetensors")),
+        lambda: models.cache.get_path(models.entry_key("m", "main", "model.safetensors")),
     ):
         files.forget_verified()
         with pytest.raises(CorruptEntryError):

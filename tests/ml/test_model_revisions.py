@@ -1,0 +1,177 @@
+"""Hub revisions without copies, and revision names that resolve like the hub's (issue 16).
+
+The hub folder is built as huggingface_hub lays it out: ``blobs/<sha256>`` holds each file
+body once and ``snapshots/<commit>/<name>`` are relative symlinks into ``blobs/``; two
+revisions share one real safetensors file and differ in ``config.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.numpy as stn
+
+from llamacache import CacheManager, ModelCache
+from llamacache.errors import CorruptEntryError, UsageError
+from llamacache.ml import NotCachedError
+from llamacache.ml.model import manifest_key
+from tests.cli.helpers import cli, cli_json
+
+OLD = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
+NEW = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c"
+
+
+def hub_repo(root: Path, n: int = 250_000) -> tuple[Path, int]:
+    """A hub repo ``models--org--name`` with two revisions sharing ``model.safetensors``;
+    returns it and the size of that shared blob."""
+    repo = root / "models--org--name"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    weights = root / "weights.safetensors"
+    rng = np.random.default_rng(16)
+    stn.save_file({"w": rng.standard_normal(n).astype(np.float32)}, str(weights))
+    for rev, config in ((OLD, {"v": 1}), (NEW, {"v": 2})):
+        snap = repo / "snapshots" / rev
+        snap.mkdir(parents=True)
+        for name, data in (
+            ("model.safetensors", weights.read_bytes()),
+            ("config.json", json.dumps(config).encode()),
+        ):
+            blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+            blob.write_bytes(data)
+            os.symlink(os.path.relpath(blob, snap), snap / name)
+    (repo / "refs" / "main").write_text(NEW)
+    return repo, weights.stat().st_size
+
+
+def _used(cache: str = "model") -> int:
+    """The disk tier's bytes as ``inspect`` reports them."""
+    body = cli_json("inspect", "-c", cache)
+    (disk,) = [t for t in body["caches"][0]["tiers"] if t["tier"] == "disk"]
+    return int(disk["bytes"])
+
+
+def test_two_revisions_sharing_a_blob_store_its_bytes_once(tmp_path: Path) -> None:
+    repo, blob = hub_repo(tmp_path / "hub")
+    hub_bytes = sum(p.stat().st_size for p in (repo / "blobs").iterdir())
+    body = cli_json("warm", str(repo), "--jobs", "2")
+    assert sorted(body["models"]) == [f"org/name@{OLD}", f"org/name@{NEW}"]
+    assert body["files"] == 3 and body["skipped"] == 1  # the second copy is not stored
+    used = _used()  # the index file included
+    print(f"hub folder blobs {hub_bytes} B, llamacache disk tier {used} B")
+    assert used < 1.1 * hub_bytes + 65_536, (used, hub_bytes)  # ~1x the hub folder, not 2x
+    assert used < 1.5 * blob
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        a = mc.entry_key("org/name", OLD, "model.safetensors")
+        assert a == mc.entry_key("org/name", NEW, "model.safetensors")
+        for rev in (OLD, NEW):
+            view = mc.model_path("org/name", rev)
+            for name in ("model.safetensors", "config.json"):
+                assert (view / name).read_bytes() == (repo / "snapshots" / rev / name).read_bytes()
+            got = mc.get_model("org/name", rev)["w"]
+            assert np.array_equal(
+                got,
+                stn.load_file(
+                    str(
+                        repo
+                        / "blobs"
+                        / Path(os.readlink(repo / "snapshots" / rev / "model.safetensors")).name
+                    )
+                )["w"],
+            )
+        # removal frees the bytes only with the last revision that uses them
+        mc.remove_model("org/name", OLD)
+        assert a in mc.cache and mc.get_model("org/name", NEW)["w"].shape == (250_000,)
+        mc.remove_model("org/name", NEW)
+        assert a not in mc.cache
+    assert _used() < used - blob
+    assert cli("verify", "-c", "model").exit_code == 0
+
+
+def test_put_model_stores_identical_files_once(tmp_path: Path) -> None:
+    weights = {"w": np.arange(300_000, dtype=np.float32)}
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        mc.put_model("a", weights, revision="r1")
+        one = m.cache("model").disk.used_bytes()
+        mc.put_model("a", weights, revision="r2")
+        mc.put_model("b", weights)  # another model, same bytes: the same blob
+        assert m.cache("model").disk.used_bytes() < one + 4096
+        assert np.array_equal(mc.get_model("b")["w"], weights["w"])
+        # a replaced revision's old bytes go when nothing else lists them
+        mc.put_model("b", {"w": np.ones(300_000, np.float32)})
+        mc.put_model("a", {"w": np.ones(300_000, np.float32)}, revision="r1")
+        mc.put_model("a", {"w": np.ones(300_000, np.float32)}, revision="r2")
+        assert m.cache("model").disk.used_bytes() < one + 4096
+
+
+def test_model_path_resolves_refs_and_hashes_like_the_hub(tmp_path: Path) -> None:
+    repo, _ = hub_repo(tmp_path / "hub")
+    assert cli("warm", str(tmp_path / "hub")).exit_code == 0
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        main = mc.model_path("org/name")
+        assert main == mc.model_path("org/name", "main") == mc.model_path("org/name", NEW)
+        assert main.name == NEW  # the view is the commit's, as the hub's snapshots/ are
+        assert json.loads((main / "config.json").read_text()) == {"v": 2}
+        assert mc.model_path("org/name", OLD[:7]).name == OLD  # a unique short hash
+        assert mc.info("org/name", NEW[:12]).revision == NEW
+        assert mc.refs("org/name") == {"main": NEW}
+        with pytest.raises(NotCachedError, match="does-not-exist"):
+            mc.model_path("org/name", "does-not-exist")
+        with pytest.raises(NotCachedError):
+            mc.model_path("org/name", "beef")  # hex, but no revision starts with it
+        mc.put_model("org/name", {"w": np.zeros(4, np.float32)}, revision="1a2b9999")
+        with pytest.raises(UsageError, match="ambiguous"):
+            mc.info("org/name", "1a2b")
+        # put_model under a ref's name makes that name this revision
+        mc.put_model("org/name", {"w": np.zeros(4, np.float32)}, revision="main")
+        assert mc.info("org/name").revision == "main" and "main" not in mc.refs("org/name")
+
+
+def test_warm_moves_main_when_the_hub_ref_moves(tmp_path: Path) -> None:
+    repo, _ = hub_repo(tmp_path / "hub")
+    assert cli("warm", str(repo), "--revision", "main").exit_code == 0
+    (repo / "refs" / "main").write_text(OLD)
+    body = cli_json("warm", str(repo), "--revision", "main")
+    assert body["models"] == [f"org/name@{OLD}"] and body["skipped"] == 1
+    with CacheManager() as m:
+        assert ModelCache(m).info("org/name").revision == OLD
+
+
+def test_warm_an_unknown_revision_is_exit_2_with_one_line(tmp_path: Path) -> None:
+    repo, _ = hub_repo(tmp_path / "hub")
+    for source in (repo, tmp_path / "hub"):
+        out = cli("warm", str(source), "--revision", "does-not-exist")
+        assert out.exit_code == 2
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "does-not-exist" in lines[0] and "main" in lines[0], lines
+    assert cli("warm", str(repo), "--revision", OLD[:6]).exit_code == 0  # a short hash
+    with CacheManager() as m:
+        assert ModelCache(m).revisions("org/name") == [OLD]
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"checksum": "md5"},  # no such algorithm: names no blob
+        {"checksum": "xxh3", "digest": "ab" * 4},  # wrong length for xxh3
+        {"digest": "AB" * 16},  # upper case would name another key
+    ],
+)
+def test_manifest_blob_rows_are_validated(tmp_path: Path, row: dict[str, str]) -> None:
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        mc.put_model("m", {"w": np.zeros(4, np.float32)})
+        key = manifest_key("m", "main")
+        body = json.loads(m.cache("model").get(key))
+        body["files"][0].update(row)
+        m.cache("model").put(key, json.dumps(body))
+        with pytest.raises(CorruptEntryError, match="bad manifest"):
+            mc.get_model("m")
