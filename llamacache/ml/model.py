@@ -214,10 +214,8 @@ def _manifest_file(row: object) -> ModelFile:
     return ModelFile(check_relpath(row["path"]), size, digest, algo)
 
 
-def read_manifest(cache: TieredCache, name: str, revision: str) -> ModelInfo | None:
-    raw = cache.get(manifest_key(name, revision))
-    if not isinstance(raw, str):
-        return None
+def parse_manifest(raw: str, cache: str, name: str, revision: str) -> ModelInfo:
+    """A manifest's text as a ModelInfo, every row validated (CorruptEntryError otherwise)."""
     try:
         body = json.loads(raw)
         files = tuple(_manifest_file(f) for f in body["files"])
@@ -226,7 +224,14 @@ def read_manifest(cache: TieredCache, name: str, revision: str) -> ModelInfo | N
         return ModelInfo(name, revision, files, float(body["created"]))
     except (ValueError, KeyError, TypeError) as exc:  # UsageError is a ValueError too
         key = manifest_key(name, revision)
-        raise CorruptEntryError(cache.name, key, f"bad manifest: {exc}") from None
+        raise CorruptEntryError(cache, key, f"bad manifest: {exc}") from None
+
+
+def read_manifest(cache: TieredCache, name: str, revision: str) -> ModelInfo | None:
+    raw = cache.get(manifest_key(name, revision))
+    if not isinstance(raw, str):
+        return None
+    return parse_manifest(raw, cache.name, name, revision)
 
 
 def hash_source(source: Path | Any, algo: str) -> tuple[bytes, int]:

@@ -175,3 +175,30 @@ def test_manifest_blob_rows_are_validated(tmp_path: Path, row: dict[str, str]) -
         m.cache("model").put(key, json.dumps(body))
         with pytest.raises(CorruptEntryError, match="bad manifest"):
             mc.get_model("m")
+
+
+def test_evict_keep_last_frees_the_blobs_only_old_revisions_use(tmp_path: Path) -> None:
+    shared = {"emb": np.full(50_000, 7, np.float32)}
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        for i, rev in enumerate(("r1", "r2", "r3")):
+            mc.put_model("m", {**shared, "w": np.full(60_000, i, np.float32)}, revision=rev)
+            mc.put_model("m", _cfg(tmp_path), revision=rev)  # the same file in each
+        mc.put_model("other", {**shared, "w": np.full(60_000, 0, np.float32)})  # r1's bytes
+        keys = {rev: mc.entry_key("m", rev, "model.safetensors") for rev in ("r1", "r2", "r3")}
+        cfg = mc.entry_key("m", "r3", "cfg.json")
+    out = cli("--json", "evict", "-c", "model", "--keep-last", "1", "-y")
+    assert out.exit_code == 0, out.stderr
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        assert mc.revisions("m") == ["r3"] and mc.revisions("other") == ["main"]
+        assert keys["r3"] in mc.cache and cfg in mc.cache
+        assert keys["r1"] in mc.cache  # "other" lists the same bytes
+        assert keys["r2"] not in mc.cache  # only r2 listed it: freed
+        assert mc.get_model("m", "r3")["w"][0] == 2 and mc.get_model("other")["w"][0] == 0
+    assert cli("verify", "-c", "model").exit_code == 0
+
+
+def _cfg(tmp_path: Path) -> Path:
+    (tmp_path / "cfg.json").write_text('{"same": true}')
+    return tmp_path / "cfg.json"
