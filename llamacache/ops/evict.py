@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,19 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from llamacache import units
-from llamacache.engine import framing
 from llamacache.engine.eviction import POLICIES
-from llamacache.errors import LlamacacheError, UsageError
+from llamacache.errors import UsageError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
-from llamacache.ml import model as M
 from llamacache.ops import _index
 from llamacache.ops._common import check_writable, network_warning, targets
+from llamacache.ops._models import old_revisions
 from llamacache.ops._report import Report
 from llamacache.settings import CacheSettings
 
 TIERS = ("memory", "disk", "all")
-MODEL_KEY = re.compile(r"^(?P<model>.+)@(?P<rev>[^/]+)/(?P<path>.+)$")  # "{model}@{rev}/{file}"
 
 
 @dataclass(frozen=True)
@@ -126,66 +123,6 @@ def _where(sel: Selectors, now: float) -> tuple[str, list[Any]]:
         parts.append(f"{_index.SIZE_SQL} > ?")
         args.append(sel.larger_than)
     return " AND ".join(f"({p})" for p in parts), args
-
-
-def old_revisions(con: Any, keep: int) -> set[int]:
-    """Rowids of model entries outside each model's ``keep`` newest revisions (by newest
-    store time among a revision's rows): their manifests (``{model}@{rev}/.manifest.json``),
-    older per-revision files (``{model}@{rev}/{file}``), and the blobs (``blobs/...``) that
-    only those revisions list. A blob any kept manifest lists stays; if a kept manifest
-    cannot be read, no blob is chosen."""
-    newest: dict[str, dict[str, float]] = {}
-    members: list[tuple[int, str, str]] = []
-    lists: dict[tuple[str, str], set[str] | None] = {}  # blobs each manifest lists
-    blob_rows: dict[str, int] = {}
-    for rowid, key, stored, raw in con.execute(
-        "SELECT rowid, key, store_time, raw FROM Cache WHERE typeof(key) = 'text'"
-        f" AND (key GLOB '*@*/*' OR key GLOB '{M.BLOBS}/*')"
-    ):
-        if key.startswith(M.BLOBS + "/"):
-            if raw:
-                blob_rows[key] = rowid
-            continue
-        m = MODEL_KEY.match(key)
-        if m is None or "@" in m["model"]:
-            continue
-        if m["path"] == M.MANIFEST:
-            lists[(m["model"], m["rev"])] = _manifest_blobs(con, rowid, key, m["model"], m["rev"])
-        elif not raw:
-            continue  # a ref or another small entry: not a revision's file
-        revs = newest.setdefault(m["model"], {})
-        revs[m["rev"]] = max(revs.get(m["rev"], 0.0), stored)
-        members.append((rowid, m["model"], m["rev"]))
-    kept = {
-        model: set(sorted(revs, key=revs.__getitem__, reverse=True)[:keep])
-        for model, revs in newest.items()
-    }
-    old = {rowid for rowid, model, rev in members if rev not in kept[model]}
-    still: set[str] = set()
-    for (model, rev), blobs in lists.items():
-        if rev in kept[model]:
-            if blobs is None:
-                return old  # a kept revision's blobs are unknown: keep every blob
-            still |= blobs
-    gone = set().union(*(b or set() for (m, r), b in lists.items() if r not in kept[m]))
-    return old | {blob_rows[k] for k in gone - still if k in blob_rows}
-
-
-def _manifest_blobs(con: Any, rowid: int, key: str, model: str, rev: str) -> set[str] | None:
-    """The blob keys one manifest row lists (reads and verifies that row), or None when it
-    cannot be read."""
-    row = next(_index.rows(con, "rowid = ?", (rowid,)), None)
-    payload = _index.value_of(con, rowid)
-    if row is None or row.tag is None or payload is None:
-        return None
-    try:
-        text = framing.decode(row.tag, payload, "", key)
-        if not isinstance(text, str):
-            return None
-        info = M.parse_manifest(text, "", model, rev)
-    except (LlamacacheError, ValueError):
-        return None
-    return {info.key(f) for f in info.files if f.checksum}
 
 
 def _row_cost(row: _index.Row) -> int:

@@ -26,7 +26,7 @@ from llamacache.engine.safety import leads_outside
 from llamacache.errors import CorruptEntryError
 from llamacache.formats import VALIDATORS
 from llamacache.manager import CacheManager
-from llamacache.ops import _index
+from llamacache.ops import _index, _models
 from llamacache.ops._common import network_warning, targets
 from llamacache.ops._report import Report
 from llamacache.ops._strays import STALE_TMP_SECONDS, Problem, find_strays
@@ -236,6 +236,7 @@ def _verify_one(
             entries = int(con.execute("SELECT count(*) FROM Cache").fetchone()[0])
             orphans, stale = find_strays(con, s.path, time.time(), skip=s.temp_dir)
             problems += orphans + stale
+            problems += _models.problems(con, time.time())  # revisions missing files, loose blobs
             for row in _index.rows(con):
                 if fraction < 1.0 and rng.random() >= fraction:
                     continue

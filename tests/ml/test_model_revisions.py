@@ -202,3 +202,43 @@ def test_evict_keep_last_frees_the_blobs_only_old_revisions_use(tmp_path: Path) 
 def _cfg(tmp_path: Path) -> Path:
     (tmp_path / "cfg.json").write_text('{"same": true}')
     return tmp_path / "cfg.json"
+
+
+def _age(cache_dir: Path, key: str, seconds: float) -> None:
+    """Make ``key`` look stored ``seconds`` ago (the index row's store time)."""
+    import sqlite3
+    import time
+
+    con = sqlite3.connect(cache_dir / "cache.db")
+    con.execute("UPDATE Cache SET store_time = ? WHERE key = ?", (time.time() - seconds, key))
+    con.commit()
+    con.close()
+
+
+def test_verify_and_repair_understand_revisions_and_blobs(tmp_path: Path) -> None:
+    shared = {"emb": np.full(40_000, 1, np.float32)}
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        mc.put_model("m", {**shared, "w": np.zeros(10, np.float32)}, revision="r1")
+        mc.put_model("m", _cfg(tmp_path), revision="r1")
+        mc.put_model("m", _cfg(tmp_path), revision="r2")
+        weights = mc.entry_key("m", "r1", "model.safetensors")
+        mc.put_model("n", {"w": np.ones(30_000, np.float32)})
+        loose = mc.entry_key("n", "main", "model.safetensors")
+        mc.cache.remove(manifest_key("n", "main"))  # as if a put died before its manifest
+        directory = mc.cache.settings.path
+    assert cli("verify", "-c", "model").exit_code == 0  # a young loose blob: a put may be busy
+    _age(directory, loose, 7200)
+    with CacheManager() as m:
+        m.cache("model").remove(weights)  # as if evicted: r1 can no longer load
+    out = cli("--json", "verify", "-c", "model")
+    assert out.exit_code == 1, out.stderr
+    body = json.loads(out.stdout)
+    kinds = {(p["kind"], p["key"]) for p in body["caches"][0]["problems"]}
+    assert kinds == {("incomplete", manifest_key("m", "r1")), ("unreferenced", loose)}
+    assert cli("repair", "-c", "model").exit_code == 0
+    assert cli("verify", "-c", "model").exit_code == 0
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        assert mc.revisions("m") == ["r2"] and loose not in mc.cache
+        assert json.loads((mc.model_path("m", "r2") / "cfg.json").read_text()) == {"same": True}
