@@ -40,6 +40,7 @@ from llamacache.ml.revisions import (
     file_key,
     find_blob,
     hash_source,
+    listed_files,
     manifest_key,
     parse_manifest,
     read_manifest,
@@ -67,6 +68,7 @@ __all__ = [
     "file_key",
     "find_blob",
     "hash_source",
+    "listed_files",
     "manifest_key",
     "parse_manifest",
     "read_manifest",
@@ -171,7 +173,7 @@ class ModelCache:
             files.update({f.path: f for f in old.files})
         algo = self.cache.settings.checksum
         for rel, src in sources.items():
-            digest, n = hash_source(src if isinstance(src, Path) else src(), algo)
+            digest, n = hash_source(src if isinstance(src, Path) else src(), algo)  # dedupe
             files[rel] = store_blob(
                 self.cache, rel, src if isinstance(src, Path) else src(), digest, n
             )[0]

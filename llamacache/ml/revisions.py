@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 from llamacache.engine import checksums, framing
 from llamacache.engine.framing import EntryMeta
 from llamacache.engine.tiered import TieredCache
-from llamacache.errors import CacheIOError, CorruptEntryError, UsageError
+from llamacache.errors import CacheIOError, CorruptEntryError, LlamacacheError, UsageError
 
 DEFAULT_REVISION = "main"
 MANIFEST = ".manifest.json"
@@ -245,20 +245,34 @@ def find_blob(cache: TieredCache, rel: str, digest: bytes, size: int) -> EntryMe
 
 
 def store_blob(
-    cache: TieredCache, rel: str, source: Any, digest: bytes, size: int
+    cache: TieredCache, rel: str, source: Any, digest: bytes | None = None, size: int = -1
 ) -> tuple[EntryMeta, bool]:
     """Store a file's bytes once: ``(header, True)`` when written, ``(header, False)`` when a
-    blob with this digest was already there (nothing read or written).
-
-    ``digest``/``size`` come from ``hash_source`` over the same source; if the source changed
-    since (the stored digest differs), the entry is removed and UsageError raised.
-    """
-    found = find_blob(cache, rel, digest, size)
-    if found is not None:
-        return found, False
-    key = blob_key(cache.settings.checksum, digest.hex(), rel)
-    meta = cache.put_file(key, source)
-    if meta.digest != digest or meta.checksum != cache.settings.checksum:
-        cache.remove(key)
-        raise UsageError(f"{source}: the file changed while it was stored; nothing was kept")
+    blob with ``digest``/``size`` (from ``hash_source`` over the same source) was already
+    there (nothing read or written). Without a digest the file is copied and hashed in one
+    pass and named after what was read (``TieredCache.put_file_as``)."""
+    if digest is not None:
+        found = find_blob(cache, rel, digest, size)
+        if found is not None:
+            return found, False
+    algo = cache.settings.checksum
+    _, meta = cache.put_file_as(lambda d: blob_key(algo, d.hex(), rel), source)
     return meta, True
+
+
+def listed_files(cache: TieredCache) -> Iterator[ModelFile]:
+    """Every file row of every readable manifest in the cache. Reads each manifest's index
+    row (verified), records no access: looking is not a use."""
+    for key in cache.disk.iter_keys():
+        if not isinstance(key, str) or not key.endswith("/" + MANIFEST):
+            continue
+        model, at, rev = key[: -len(MANIFEST) - 1].partition("@")
+        found = cache.disk.describe(key) if at and rev and "/" not in rev else None
+        if found is None or found.inline is None:
+            continue
+        try:
+            text = framing.decode(found.meta, found.inline, cache.name, key)
+            if isinstance(text, str):
+                yield from parse_manifest(text, cache.name, model, rev).files
+        except (LlamacacheError, ValueError):
+            continue

@@ -2,9 +2,13 @@
 
 Files are read in 4 MiB blocks (``TieredCache.put_file``), never whole; a file already cached
 under its key with the same size and checksum is skipped (one read to hash it, no write).
-Model caches get ``{model}@{revision}/{path}`` keys and a revision manifest written only
-after every file of that revision is in, so a warm stopped by ``--budget`` or Ctrl-C never
-leaves a revision that looks complete.
+Model caches store each file's bytes once, as a blob named after its digest (``ml.revisions``):
+a file of a size some cached revision lists is hashed first and skipped when its blob is
+there; any other is copied and hashed in one pass (``put_file_as``); a source seen twice in
+one run (hub revisions sharing a blob) is stored once. A revision manifest
+(``{model}@{revision}/.manifest.json``) is written only after every file of that revision is
+in, so a warm stopped by ``--budget`` or Ctrl-C never leaves a revision that looks complete;
+hub refs (``refs/main``) are recorded after it.
 """
 
 from __future__ import annotations
@@ -125,7 +129,9 @@ class _Run:
         self.stopped = False
         self.metas: dict[str, framing.EntryMeta] = {}
         self.unmarked: set[tuple[str, str]] = set()
-        self.blob_locks: dict[bytes, threading.Lock] = {}
+        self.source_locks: dict[str, threading.Lock] = {}
+        self.by_source: dict[str, framing.EntryMeta] = {}  # model files stored or found
+        self.sizes: set[int] | None = None  # sizes of the files cached revisions list
 
     def tick(self, n: int) -> None:
         with self.lock:
@@ -142,31 +148,41 @@ class _Run:
             return True
 
     def one_blob(self, item: WarmItem, model: str, revision: str, rel: str) -> WarmedFile:
-        """A model file: hashed (one read), then stored as a blob unless one with the same
-        bytes is there (another revision's copy counts: stored once, skipped after)."""
-        src = _Counting(item.source, self.tick)
-        try:
-            digest, size = M.hash_source(src, self.cache.settings.checksum)
-        finally:
-            src.close()
+        """A model file, stored once as a blob. The same source twice in one run (hub
+        revisions sharing a blob) is stored once; a file whose size some cached revision
+        lists is hashed first (one read) and skipped when its blob is there; any other file
+        is copied and hashed in one pass, then named after its digest."""
+        source = os.path.realpath(item.source)
         with self.lock:
-            blob_lock = self.blob_locks.setdefault(digest, threading.Lock())
-        with blob_lock:  # --jobs: two revisions' copies of one file are stored once
-            meta = M.find_blob(self.cache, rel, digest, size)
-            if meta is None:
-                if not self.reserve(size):
+            source_lock = self.source_locks.setdefault(source, threading.Lock())
+            if self.sizes is None:
+                self.sizes = {f.size for f in M.listed_files(self.cache)}
+            maybe_cached = item.size in self.sizes
+        with source_lock:
+            meta = self.by_source.get(source)
+            digest = None
+            if meta is None and maybe_cached:
+                src = _Counting(item.source, self.tick)
+                try:
+                    digest, size = M.hash_source(src, self.cache.settings.checksum)
+                finally:
+                    src.close()
+                meta = M.find_blob(self.cache, rel, digest, size)
+            if meta is not None and meta.raw_len == item.size:
+                action = "skipped"
+            else:
+                if not self.reserve(item.size):
                     return WarmedFile(item.source, item.key, item.size, "over-budget")
                 self.unmark(model, revision)
-                src = _Counting(item.source, lambda n: None)  # counted by the hash pass
+                src = _Counting(item.source, self.tick if digest is None else lambda n: None)
                 try:
-                    meta = M.store_blob(self.cache, rel, src, digest, size)[0]
+                    meta = M.store_blob(self.cache, rel, src)[0]
                 finally:
                     src.close()
                 action = "stored"
-            else:
-                action = "skipped"
-        with self.lock:
-            self.metas[item.key] = meta
+            with self.lock:
+                self.by_source[source] = meta
+                self.metas[item.key] = meta
         return WarmedFile(item.source, item.key, item.size, action)
 
     def unmark(self, model: str, revision: str) -> None:

@@ -17,6 +17,7 @@ Run only that part with ``--only dataset``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -82,8 +83,12 @@ def bench_warm(work: Path, size_mb: int, rounds: int) -> None:
     src.mkdir()
     shards = 8
     for i in range(shards):  # random bytes: no compression, no sparse-file tricks
+        left = size_mb * MB // shards
+        # a valid safetensors file (the model cache refuses others): a U8 tensor of them
+        head = json.dumps({"r": {"dtype": "U8", "shape": [left], "data_offsets": [0, left]}})
+        head += " " * (-len(head) % 8)
         with open(src / f"model-{i:05d}.safetensors", "wb") as f:
-            left = size_mb * MB // shards
+            f.write(len(head).to_bytes(8, "little") + head.encode())
             while left:
                 n = min(left, 64 * MB)
                 f.write(np.random.default_rng(i).bytes(n))
@@ -172,7 +177,6 @@ def bench_model(work: Path, size_mb: int) -> None:
 def bench_hub(work: Path, size_mb: int) -> None:
     """Storage of a hub repo with two revisions sharing ``model.safetensors``, warmed."""
     import hashlib
-    import json
 
     repo = work / "hub" / "models--org--bench"
     (repo / "blobs").mkdir(parents=True)
