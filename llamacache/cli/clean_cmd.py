@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from llamacache.cli import _network
+from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt
+from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, WideOpt
 from llamacache.cli.render import Renderer, size
-from llamacache.ops import clean as clean_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import clean as clean_ops
+else:
+    clean_ops = lazy("llamacache.ops.clean")
 
 
 def _human(r: Renderer, rep: clean_ops.CleanReport) -> None:
@@ -40,11 +47,26 @@ def _human(r: Renderer, rep: clean_ops.CleanReport) -> None:
         ),
         rows,
         right=("expired", "max_age", "evicted", "stale tmp", "orphans"),
+        wide_only=("max_age", "stale tmp", "orphans"),
     )
     if rep.temp_dir is not None:
         r.line(f"temp_dir {rep.temp_dir}: {rep.temp_files} old files ({size(rep.temp_bytes)})")
     verb = "would free" if rep.dry_run else "freed"
     r.line(f"{verb} {size(rep.freed_bytes)} in {rep.removed:,} entries and files")
+    for c in rep.caches:
+        if c.over_limit and not rep.dry_run:
+            r.warn(over_limit_message(c.name, c.used_bytes, c.limit_bytes))
+
+
+def over_limit_message(cache: str, used: int, limit: int) -> str:
+    """Over budget after a clean: which setting sizes the cache, and its variable."""
+    from llamacache._config_schema import cache_env
+
+    return (
+        f"cache {cache!r} is still over its limit ({size(used)} of {size(limit)}): its policy "
+        f"could not evict enough; raise caches.{cache}.size ({cache_env(cache, 'size')}) or "
+        f"remove entries with 'llamacache evict -c {cache}'"
+    )
 
 
 def clean(
@@ -53,6 +75,7 @@ def clean(
     dry_run: DryRunOpt = False,
     wait: WaitOpt = 0.0,
     tier: TierOpt = "local",
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -61,7 +84,7 @@ def clean(
     if wants_network(tier, {"--wait": bool(wait)}):
         return _network.clean(s, cache, dry_run, json_out, quiet)
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     r.emit_caches(report, _human)
 
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
-from llamacache.engine import framing
+from llamacache.engine import framing, index
+from llamacache.engine.index import Problem
 from llamacache.errors import LlamacacheError
 from llamacache.ml import model as M
-from llamacache.ops import _index
-from llamacache.ops._strays import STALE_TMP_SECONDS, Problem
 
 MODEL_KEY = re.compile(r"^(?P<model>.+)@(?P<rev>[^/]+)/(?P<path>.+)$")  # "{model}@{rev}/{file}"
 
@@ -61,36 +59,35 @@ class ModelScan:
         return out
 
 
-def scan(con: Any) -> ModelScan:
+def scan(snap: index.Snapshot) -> ModelScan:
     """Every manifest, per-revision file and blob row of one cache (reads manifests only)."""
     found = ModelScan()
-    for rowid, key, stored, raw, size in con.execute(
-        f"SELECT rowid, key, store_time, raw, {_index.SIZE_SQL} FROM Cache"
-        f" WHERE typeof(key) = 'text' AND (key GLOB '*@*/*' OR key GLOB '{M.BLOBS}/*')"
-    ):
-        if key.startswith(M.BLOBS + "/"):
-            if raw:
-                found.blobs[key] = Blob(key, rowid, stored, size)
-            continue
-        m = MODEL_KEY.match(key)
+    for row in snap.rows([index.Cond("key", "glob", f"{M.BLOBS}/*")]):
+        key = row.key_text
+        found.blobs[key] = Blob(key, row.rowid, row.store_time, row.size)
+    for row in snap.rows([index.Cond("key", "glob", "*@*/*")]):
+        m = MODEL_KEY.match(row.key_text)
         if m is None or "@" in m["model"]:
             continue
         if m["path"] == M.MANIFEST:
-            blobs = _manifest_blobs(con, rowid, key, m["model"], m["rev"])
-            found.revisions.append(Revision(m["model"], m["rev"], rowid, stored, size, blobs))
-        elif raw:  # a file stored under its revision (manifests written before blobs)
-            found.files.append((rowid, m["model"], m["rev"], stored))
+            blobs = _manifest_blobs(snap, row, m["model"], m["rev"])
+            found.revisions.append(
+                Revision(m["model"], m["rev"], row.rowid, row.store_time, row.size, blobs)
+            )
+        elif m["path"] != M.REF:  # a file stored under its revision (before blobs)
+            found.files.append((row.rowid, m["model"], m["rev"], row.store_time))
     return found
 
 
-def _manifest_blobs(con: Any, rowid: int, key: str, model: str, rev: str) -> frozenset[str] | None:
+def _manifest_blobs(
+    snap: index.Snapshot, row: index.Row, model: str, rev: str
+) -> frozenset[str] | None:
     """The blob keys one manifest row lists (the row read and verified), or None."""
-    row = next(_index.rows(con, "rowid = ?", (rowid,)), None)
-    payload = _index.value_of(con, rowid)
-    if row is None or row.tag is None or payload is None:
+    payload = snap.value_of(row.rowid)
+    if row.tag is None or payload is None:
         return None
     try:
-        text = framing.decode(row.tag, payload, "", key)
+        text = framing.decode(row.tag, payload, "", row.key_text)
         if not isinstance(text, str):
             return None
         info = M.parse_manifest(text, "", model, rev)
@@ -99,12 +96,12 @@ def _manifest_blobs(con: Any, rowid: int, key: str, model: str, rev: str) -> fro
     return frozenset(info.key(f) for f in info.files if f.checksum)
 
 
-def old_revisions(con: Any, keep: int) -> set[int]:
+def old_revisions(snap: index.Snapshot, keep: int) -> set[int]:
     """Rowids of model entries outside each model's ``keep`` newest revisions (by newest
     store time among a revision's rows): their manifests, per-revision files, and the
     blobs only those revisions list. A blob any kept manifest lists stays; if a kept
     manifest cannot be read, no blob is chosen."""
-    found = scan(con)
+    found = scan(snap)
     newest: dict[str, dict[str, float]] = {}
     members = [(r.rowid, r.model, r.rev, r.stored) for r in found.revisions] + found.files
     for _, model, rev, stored in members:
@@ -127,12 +124,12 @@ def old_revisions(con: Any, keep: int) -> set[int]:
     return old | {found.blobs[k].rowid for k in gone - still if k in found.blobs}
 
 
-def problems(con: Any, now: float) -> list[Problem]:
+def problems(snap: index.Snapshot, now: float, grace: float) -> list[Problem]:
     """``incomplete``: a revision listing a blob the cache no longer holds (evicted or
     removed: ``get_model`` would fail). ``unreferenced``: a blob no revision lists, stored
-    more than STALE_TMP_SECONDS ago (a younger one may belong to a ``put_model`` that has
-    not written its manifest yet). ``repair`` removes both entries."""
-    found = scan(con)
+    more than ``grace`` seconds ago (``temp_grace``: a younger one may belong to a
+    ``put_model`` that has not written its manifest yet). ``repair`` removes both entries."""
+    found = scan(snap)
     out: list[Problem] = []
     for r in found.revisions:
         missing = sorted((r.blobs or frozenset()) - found.blobs.keys())
@@ -143,7 +140,7 @@ def problems(con: Any, now: float) -> list[Problem]:
     listed = found.listed()
     if listed is not None:
         for b in found.blobs.values():
-            if b.key not in listed and b.stored < now - STALE_TMP_SECONDS:
+            if b.key not in listed and b.stored < now - grace:
                 detail = "no model revision lists this file"
                 out.append(Problem("unreferenced", b.key, None, detail, b.rowid, b.stored, b.size))
     return out

@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llamacache.engine import checksums, framing
+from llamacache._config_schema import cache_env
+from llamacache.engine import EntryMeta, checksums, index
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CacheIOError, UsageError
 from llamacache.formats import VALIDATORS
 from llamacache.manager import CacheManager
 from llamacache.ml import model as M
-from llamacache.ops import _index, _pagecache
+from llamacache.ops import _pagecache
 from llamacache.ops._report import Report
 from llamacache.ops.warm_plan import Planner, WarmItem, expand, read_manifest
 from llamacache.settings import CacheSettings
@@ -72,6 +73,12 @@ class WarmReport(Report):
     models: tuple[str, ...]  # model@revision made complete (model caches)
     items: tuple[WarmedFile, ...]
     page_cache: PageCacheReport | None = None
+    # why it stopped: the bytes the run had to store and the room it had under ``budget``
+    needed_bytes: int = 0
+    room_bytes: int = 0
+    limit_setting: str = ""  # the setting that sizes the cache, e.g. "caches.model.size"
+    limit_env: str = ""  # and its environment variable, e.g. "LLAMACACHE_MODEL_SIZE"
+    budget_given: bool = False  # True: --budget (lower than the cache's limit) bound the run
 
 
 class _Counting:
@@ -96,18 +103,7 @@ class _Counting:
         self._f.close()
 
 
-def _stored_meta(tag: bytes | None, path: Path | None) -> framing.EntryMeta | None:
-    """The header of a cached raw file whose value file exists, else None."""
-    if not tag or path is None or not path.exists():
-        return None
-    try:
-        meta = framing.parse_meta(tag)
-    except ValueError:
-        return None
-    return meta if meta.kind == "rawfile" else None
-
-
-def _matches(meta: framing.EntryMeta | None, item: WarmItem, src: _Counting) -> bool:
+def _matches(meta: EntryMeta | None, item: WarmItem, src: _Counting) -> bool:
     """Same size and same checksum as the cached raw file (reads the source once)."""
     if meta is None or meta.raw_len != item.size:
         return False
@@ -119,18 +115,15 @@ def _matches(meta: framing.EntryMeta | None, item: WarmItem, src: _Counting) -> 
 
 
 class _Run:
-    """State shared by reader threads: budget reservations, progress, results."""
+    """State shared by reader threads: progress, checksums of stored files, results."""
 
-    def __init__(self, cache: TieredCache, budget: int, total: int, progress: Progress) -> None:
-        self.cache, self.budget, self.total, self.progress = cache, budget, total, progress
+    def __init__(self, cache: TieredCache, total: int, progress: Progress) -> None:
+        self.cache, self.total, self.progress = cache, total, progress
         self.lock = threading.Lock()
         self.used = cache.disk.used_bytes()
         self.done = 0
-        self.stopped = False
-        self.metas: dict[str, framing.EntryMeta] = {}
+        self.metas: dict[str, EntryMeta] = {}
         self.unmarked: set[tuple[str, str]] = set()
-        self.source_locks: dict[str, threading.Lock] = {}
-        self.by_source: dict[str, framing.EntryMeta] = {}  # model files stored or found
         self.sizes: set[int] | None = None  # sizes of the files cached revisions list
 
     def tick(self, n: int) -> None:
@@ -138,52 +131,6 @@ class _Run:
             self.done += n
             done = self.done
         self.progress(done, self.total)
-
-    def reserve(self, size: int) -> bool:
-        with self.lock:
-            if self.stopped or self.used + size > self.budget:
-                self.stopped = True
-                return False
-            self.used += size
-            return True
-
-    def one_blob(self, item: WarmItem, model: str, revision: str, rel: str) -> WarmedFile:
-        """A model file, stored once as a blob. The same source twice in one run (hub
-        revisions sharing a blob) is stored once; a file whose size some cached revision
-        lists is hashed first (one read) and skipped when its blob is there; any other file
-        is copied and hashed in one pass, then named after its digest."""
-        source = os.path.realpath(item.source)
-        with self.lock:
-            source_lock = self.source_locks.setdefault(source, threading.Lock())
-            if self.sizes is None:
-                self.sizes = {f.size for f in M.listed_files(self.cache)}
-            maybe_cached = item.size in self.sizes
-        with source_lock:
-            meta = self.by_source.get(source)
-            digest = None
-            if meta is None and maybe_cached:
-                src = _Counting(item.source, self.tick)
-                try:
-                    digest, size = M.hash_source(src, self.cache.settings.checksum)
-                finally:
-                    src.close()
-                meta = M.find_blob(self.cache, rel, digest, size)
-            if meta is not None and meta.raw_len == item.size:
-                action = "skipped"
-            else:
-                if not self.reserve(item.size):
-                    return WarmedFile(item.source, item.key, item.size, "over-budget")
-                self.unmark(model, revision)
-                src = _Counting(item.source, self.tick if digest is None else lambda n: None)
-                try:
-                    meta = M.store_blob(self.cache, rel, src)[0]
-                finally:
-                    src.close()
-                action = "stored"
-            with self.lock:
-                self.by_source[source] = meta
-                self.metas[item.key] = meta
-        return WarmedFile(item.source, item.key, item.size, action)
 
     def unmark(self, model: str, revision: str) -> None:
         """Before a revision's first changed file: drop its manifest (it is incomplete now).
@@ -197,29 +144,56 @@ class _Run:
             self.unmarked.add((model, revision))
         self.cache.remove(M.manifest_key(model, revision))
 
-    def one(self, item: WarmItem) -> WarmedFile:
-        if self.stopped:
-            return WarmedFile(item.source, item.key, item.size, "over-budget")
-        if item.model is not None and item.revision is not None and item.relpath:
-            return self.one_blob(item, item.model, item.revision, item.relpath)
-        # the index row only (describe): comparing is not a read, so no hit and no recency
-        found = self.cache.disk.describe(item.key)
-        meta = None if found is None else _stored_meta(found.meta, found.path)
+    def check_blob(self, item: WarmItem, rel: str) -> WarmedFile | None:
+        """A "skipped" result when the cache holds a model file's bytes as a blob. Only a
+        file of a size some cached revision lists is hashed (one read, no hit recorded);
+        any other cannot be cached and is left to ``store``'s single pass."""
+        with self.lock:
+            if self.sizes is None:
+                self.sizes = {f.size for f in M.listed_files(self.cache)}
+            maybe = item.size in self.sizes
+        if not maybe:
+            return None
         src = _Counting(item.source, self.tick)
         try:
-            if meta is not None and _matches(meta, item, src):
+            digest, size = M.hash_source(src, self.cache.settings.checksum)
+        finally:
+            src.close()
+        meta = M.find_blob(self.cache, rel, digest, size)
+        if meta is None:
+            return None
+        with self.lock:
+            self.metas[item.key] = meta
+        return WarmedFile(item.source, item.key, item.size, "skipped")
+
+    def check(self, item: WarmItem) -> WarmedFile | None:
+        """A "skipped" result when the cache already holds these bytes under the key."""
+        if item.model is not None and item.relpath:
+            return self.check_blob(item, item.relpath)
+        # the index row only (describe): comparing is not a read, so no hit and no recency
+        found = self.cache.disk.describe(item.key)
+        meta = None if found is None else index.rawfile_meta(found.meta, found.path)
+        if meta is None or meta.raw_len != item.size:
+            return None
+        src = _Counting(item.source, self.tick)
+        try:
+            if _matches(meta, item, src):
                 with self.lock:
                     self.metas[item.key] = meta
                 return WarmedFile(item.source, item.key, item.size, "skipped")
         finally:
             src.close()
-        if not self.reserve(item.size):
-            return WarmedFile(item.source, item.key, item.size, "over-budget")
+        return None
+
+    def store(self, item: WarmItem) -> WarmedFile:
         if item.model is not None and item.revision is not None:
             self.unmark(item.model, item.revision)
         src = _Counting(item.source, self.tick)
         try:
-            meta = self.cache.put_file(item.key, src)  # type: ignore[arg-type]
+            if item.model is not None and item.relpath:  # one pass, named after its digest
+                meta = M.store_blob(self.cache, item.relpath, src)[0]
+            else:
+                meta = self.cache.put_file(item.key, src)  # type: ignore[arg-type]
         finally:
             src.close()
         with self.lock:
@@ -271,11 +245,11 @@ def _check_format(fmt: str | None, items: list[WarmItem]) -> None:
 
 def _dry_run(
     settings: CacheSettings, items: list[WarmItem], limit: int, progress: Progress
-) -> dict[str, WarmedFile]:
+) -> tuple[dict[str, WarmedFile], int]:
     """What a real run would do, decided as it decides (size + checksum, budget), writing
     nothing: the index is read read-only and a cache that does not exist stays absent."""
     path = settings.path
-    metas: dict[str, framing.EntryMeta | None] = {}
+    metas: dict[str, EntryMeta | None] = {}
     used = 0
     total, done = sum(i.size for i in items), 0
 
@@ -285,23 +259,15 @@ def _dry_run(
         progress(done, total)
 
     blobs = _blob_keys(settings, items, tick)  # model files: the blob each would use
-    if (path / _index.DB_NAME).exists():
-        con, _ = _index.connect(path, cache=settings.name)
-        try:
-            used = _index.used_bytes(con)
+    if index.exists(path):
+        with index.Snapshot(path, cache=settings.name) as snap:
+            used = snap.index_bytes()
             now = time.time()
             for item in items:
-                row = con.execute(
-                    "SELECT tag, filename FROM Cache WHERE key = ? AND raw = 1"
-                    " AND (expire_time IS NULL OR expire_time > ?)",
-                    (blobs[item.key][0] if item.key in blobs else item.key, now),
-                ).fetchone()
-                tag, filename = row if row is not None else (None, None)
-                metas[item.key] = _stored_meta(tag, path / filename if filename else None)
-        finally:
-            con.close()
+                found = snap.lookup(blobs[item.key][0] if item.key in blobs else item.key, now)
+                metas[item.key] = None if found is None else index.rawfile_meta(*found)
     results: dict[str, WarmedFile] = {}
-    stopped = False
+    todo: list[WarmItem] = []
     planned: set[str] = set()  # blobs this run would store: a second copy is a skip
     for item in items:
         meta = metas.get(item.key)
@@ -321,13 +287,9 @@ def _dry_run(
                     continue
             finally:
                 src.close()
-        if stopped or used + item.size > limit:
-            stopped = True
-            results[item.key] = WarmedFile(item.source, item.key, item.size, "over-budget")
-        else:
-            used += item.size
-            results[item.key] = WarmedFile(item.source, item.key, item.size, "planned")
-    return results
+        todo.append(item)
+    results.update(_decide(todo, used, limit, "planned"))
+    return results, used
 
 
 def _blob_keys(
@@ -344,6 +306,34 @@ def _blob_keys(
                 src.close()
             out[item.key] = (M.blob_key(settings.checksum, digest.hex(), item.relpath), digest)
     return out
+
+
+def _same_bytes(todo: list[WarmItem]) -> tuple[list[WarmItem], dict[str, WarmItem]]:
+    """``todo`` without model files whose source another item stores (hub revisions share
+    blobs), and ``{left-out key: the item that stores its bytes}``."""
+    first: dict[tuple[str, str], WarmItem] = {}
+    dups: dict[str, WarmItem] = {}
+    keep: list[WarmItem] = []
+    for i in todo:
+        if i.model is not None and i.relpath:
+            ident = (os.path.realpath(i.source), M.blob_key("", "", i.relpath))  # + suffix
+            if ident in first:
+                dups[i.key] = first[ident]
+                continue
+            first[ident] = i
+        keep.append(i)
+    return keep, dups
+
+
+def _decide(todo: list[WarmItem], used: int, limit: int, action: str) -> dict[str, WarmedFile]:
+    """All of ``todo`` as ``action`` when it fits under ``limit``, else all "over-budget".
+
+    All or nothing: storing part of a run that does not fit would either stop halfway or,
+    past the cache's limit, evict files this very run (or an earlier warm) was asked to keep.
+    """
+    fits = used + sum(i.size for i in todo) <= limit
+    verdict = action if fits else "over-budget"
+    return {i.key: WarmedFile(i.source, i.key, i.size, verdict) for i in todo}
 
 
 def _complete_models(
@@ -383,31 +373,46 @@ def warm(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> WarmReport:
-    """Store every planned file (``jobs`` parallel readers) up to ``budget`` bytes of cache use.
+    """Store every planned file (``jobs`` parallel readers) if they all fit, else none.
 
-    ``budget`` defaults to the cache's own limit (eviction_threshold x size) so warming never
-    evicts what it just stored. Costs one sequential read of each source (+ one write for
-    files not already cached) and, with ``page_cache``, one more read of the cached files.
+    The room is the cache's own limit (eviction_threshold x size), lowered by ``budget``
+    (a budget can never raise it): a warm never evicts, so it never destroys a model it was
+    asked to keep. When the files not already cached do not fit, nothing is stored and the
+    report says how much was needed and which setting sizes the cache. Costs one read of
+    each source already cached at the same size, one read + one write of every other file
+    and, with ``page_cache``, one more read of the cached files.
     """
     if jobs < 1:
         raise UsageError(f"--jobs {jobs}: expected 1 or more")
     items = plan(manager, cache, sources, manifests, revision=revision, name=name)
     s = manager.settings.cache(cache)
-    limit = budget if budget is not None else int(s.eviction_threshold * s.disk_size)
+    cache_limit = index.disk_limit(s)
+    limit = cache_limit if budget is None else min(budget, cache_limit)
     total = sum(i.size for i in items)
     report = progress or (lambda done, total: None)
     started = time.perf_counter()
     models: list[str] = []
     if dry_run:
-        results = _dry_run(s, items, limit, report)
+        results, used = _dry_run(s, items, limit, report)
     else:
         tiered = manager.cache(cache)
-        run = _Run(tiered, limit, total, report)
-        if jobs == 1:
-            results = {i.key: run.one(i) for i in items}
-        else:
-            with ThreadPoolExecutor(jobs, thread_name_prefix="llamacache-warm") as pool:
-                results = {r.key: r for r in pool.map(run.one, items)}
+        run = _Run(tiered, total, report)
+        used = run.used
+        with ThreadPoolExecutor(jobs, thread_name_prefix="llamacache-warm") as pool:
+            checked = list(pool.map(run.check, items))
+            results = {c.key: c for c in checked if c is not None}
+            todo = [i for i, c in zip(items, checked, strict=True) if c is None]
+            todo, dups = _same_bytes(todo)
+            results.update(_decide(todo, used, limit, "stored"))
+            to_store = [i for i in todo if results[i.key].action == "stored"]
+            results.update({r.key: r for r in pool.map(run.store, to_store)})
+            by_key = {i.key: i for i in items}
+            for key, orig in dups.items():  # stored once, by ``orig``
+                stored_once = results[orig.key].action == "stored"
+                if stored_once:
+                    run.metas[key] = run.metas[orig.key]
+                action = "skipped" if stored_once else results[orig.key].action
+                results[key] = WarmedFile(by_key[key].source, key, by_key[key].size, action)
         models = _complete_models(tiered, items, results, run)
     seconds = time.perf_counter() - started
     out = [results[i.key] for i in items]
@@ -416,12 +421,9 @@ def warm(
     over = [r for r in out if r.action == "over-budget"]
     pc = None
     if page_cache and not dry_run:
-        done_keys = [
-            _stored_key(i, run.metas)
-            for i, r in zip(items, out, strict=True)
-            if r.action in ("stored", "skipped")
-        ]
-        pc = _warm_page_cache(manager.cache(cache), sorted(set(done_keys)))
+        kept = [(i, r) for i, r in zip(items, out, strict=True) if r.action != "over-budget"]
+        keys = {_stored_key(i, run.metas) for i, r in kept if r.action in ("stored", "skipped")}
+        pc = _warm_page_cache(manager.cache(cache), sorted(keys))
     stored_bytes = sum(r.bytes for r in stored)
     return WarmReport(
         cache=cache,
@@ -439,10 +441,15 @@ def warm(
         models=tuple(models),
         items=tuple(out),
         page_cache=pc,
+        needed_bytes=sum(r.bytes for r in out if r.action != "skipped"),
+        room_bytes=max(0, limit - used),
+        limit_setting=f"caches.{cache}.size",
+        limit_env=cache_env(cache, "size"),
+        budget_given=budget is not None and budget < cache_limit,
     )
 
 
-def _stored_key(item: WarmItem, metas: dict[str, framing.EntryMeta]) -> str:
+def _stored_key(item: WarmItem, metas: dict[str, EntryMeta]) -> str:
     """The key holding an item's bytes: a model file's blob, else the item's own key."""
     meta = metas.get(item.key)
     if item.model is None or not item.relpath or meta is None:
