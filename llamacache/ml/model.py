@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from llamacache.engine.framing import EntryMeta
+from llamacache.engine import EntryMeta
 from llamacache.engine.safety import leads_outside
 from llamacache.errors import CorruptEntryError, ExitCode, LlamacacheError, UsageError
 from llamacache.formats import VALIDATORS

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from llamacache.engine import checksums, framing
-from llamacache.engine.framing import EntryMeta
+from llamacache.engine import EntryMeta, checksums, decode, index
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CacheIOError, CorruptEntryError, LlamacacheError, UsageError
 
@@ -234,14 +233,9 @@ def find_blob(cache: TieredCache, rel: str, digest: bytes, size: int) -> EntryMe
     no file read, no hit recorded). The stored bytes are verified when they are read."""
     algo = cache.settings.checksum
     found = cache.disk.describe(blob_key(algo, digest.hex(), rel))
-    if found is None or found.path is None or not found.path.exists():
-        return None
-    try:
-        meta = framing.parse_meta(found.meta)
-    except ValueError:
-        return None
-    same = meta.digest == digest and meta.checksum == algo and meta.raw_len == size
-    return meta if same and meta.kind == "rawfile" else None
+    meta = None if found is None else index.rawfile_meta(found.meta, found.path)
+    same = meta is not None and meta.digest == digest and meta.checksum == algo
+    return meta if same and meta is not None and meta.raw_len == size else None
 
 
 def store_blob(
@@ -271,7 +265,7 @@ def listed_files(cache: TieredCache) -> Iterator[ModelFile]:
         if found is None or found.inline is None:
             continue
         try:
-            text = framing.decode(found.meta, found.inline, cache.name, key)
+            text = decode(found.meta, found.inline, cache.name, key)
             if isinstance(text, str):
                 yield from parse_manifest(text, cache.name, model, rev).files
         except (LlamacacheError, ValueError):

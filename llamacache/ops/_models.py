@@ -5,7 +5,7 @@ The model cache stores each distinct file body once, as a blob ``blobs/{checksum
 the blobs it uses. One read-only scan of the index answers what ``evict --keep-last``,
 ``verify`` and ``repair`` ask about that: which revisions exist (and when they were
 stored), which blobs a revision lists, which listed blobs are gone, and which blobs no
-revision lists. Manifests are read and verified like any entry (``framing.decode``) and
+revision lists. Manifests are read and verified like any entry (``engine.decode``) and
 validated row by row (``ml.model.parse_manifest``); nothing here writes.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from llamacache.engine import framing, index
+from llamacache.engine import decode, index
 from llamacache.engine.index import Problem
 from llamacache.errors import LlamacacheError
 from llamacache.ml import model as M
@@ -87,7 +87,7 @@ def _manifest_blobs(
     if row.tag is None or payload is None:
         return None
     try:
-        text = framing.decode(row.tag, payload, "", row.key_text)
+        text = decode(row.tag, payload, "", row.key_text)
         if not isinstance(text, str):
             return None
         info = M.parse_manifest(text, "", model, rev)
