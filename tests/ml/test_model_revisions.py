@@ -242,3 +242,19 @@ def test_verify_and_repair_understand_revisions_and_blobs(tmp_path: Path) -> Non
         mc = ModelCache(m)
         assert mc.revisions("m") == ["r2"] and loose not in mc.cache
         assert json.loads((mc.model_path("m", "r2") / "cfg.json").read_text()) == {"same": True}
+
+
+def test_a_revision_stored_before_blobs_still_loads_and_is_removed(tmp_path: Path) -> None:
+    """Manifest rows without a checksum name the old per-revision entry."""
+    src = tmp_path / "old.safetensors"
+    stn.save_file({"w": np.arange(8, dtype=np.float32)}, str(src))
+    with CacheManager() as m:
+        cache = m.cache("model")
+        meta = cache.put_file("old@main/model.safetensors", src)
+        row = {"path": "model.safetensors", "size": meta.raw_len, "digest": meta.digest.hex()}
+        body = {"model": "old", "revision": "main", "created": 1.0, "files": [row]}
+        cache.put(manifest_key("old", "main"), json.dumps(body))
+        mc = ModelCache(m)
+        assert mc.entry_key("old", None, "model.safetensors") == "old@main/model.safetensors"
+        assert mc.get_model("old")["w"].tolist() == list(range(8))
+        assert mc.remove_model("old") == 2 and len(cache) == 0
