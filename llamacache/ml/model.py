@@ -114,6 +114,14 @@ def _sources(
     return sources, sum(p.stat().st_size for p in sources.values()), src.is_dir()
 
 
+def _source(src: Any, size: bool = False) -> Any:
+    """A fresh reader of one ``_sources`` value (a Path, or a stream factory), or its size."""
+    if isinstance(src, Path):
+        return src.stat().st_size if size else src
+    stream = src()
+    return stream.size if size else stream
+
+
 def _check_safetensors(sources: Mapping[str, Path]) -> None:
     """UsageError for a ``*.safetensors`` file that is not one (reads headers only).
 
@@ -152,9 +160,10 @@ class ModelCache:
         """Store a dict of arrays (as ``model.safetensors``), one file, or a whole directory.
 
         A directory replaces the revision's file set; a file or a dict of arrays is added to
-        it. Each file is hashed, then stored as a blob unless a blob with the same bytes is
-        already there (so an unchanged file costs one read and no write); files are streamed
-        in 4 MiB blocks, never read whole. A revision named like a ref (``main``) replaces
+        it. Each file is stored once, as a blob: a file of a size some stored revision lists
+        is hashed first and not written when its blob is there (one read, no write); any
+        other is copied and hashed in one pass. Files are streamed in 4 MiB blocks, never
+        read whole. A revision named like a ref (``main``) replaces
         that ref. Raises UsageError when the model cannot fit the cache (it would evict
         itself), a path is not a file/dir, or a ``*.safetensors`` file is not valid
         safetensors (nothing is stored then).
@@ -172,11 +181,13 @@ class ModelCache:
         if old is not None and not replace:
             files.update({f.path: f for f in old.files})
         algo = self.cache.settings.checksum
+        listed = {f.size for f in listed_files(self.cache)}  # sizes a stored file could match
         for rel, src in sources.items():
-            digest, n = hash_source(src if isinstance(src, Path) else src(), algo)  # dedupe
-            files[rel] = store_blob(
-                self.cache, rel, src if isinstance(src, Path) else src(), digest, n
-            )[0]
+            if _source(src, size=True) in listed:  # may be stored: look before writing
+                digest, n = hash_source(_source(src), algo)
+                files[rel] = store_blob(self.cache, rel, _source(src), digest, n)[0]
+            else:  # cannot be stored yet: one pass, named after its digest
+                files[rel] = store_blob(self.cache, rel, _source(src))[0]
         if replace:
             for key in list(self._keys(name, rev)):  # per-revision entries of old manifests
                 if not key.endswith(("/" + MANIFEST, "/" + REF)):
