@@ -176,12 +176,12 @@ class ModelCache:
             old = read_manifest(self.cache, name, rev)
         except CorruptEntryError:
             old = None
+        listed = {f.size for f in listed_files(self.cache)}  # sizes a stored file could match
         self.cache.remove(manifest_key(name, rev))  # from here on the revision is incomplete
         files: dict[str, EntryMeta | ModelFile] = {}
         if old is not None and not replace:
             files.update({f.path: f for f in old.files})
         algo = self.cache.settings.checksum
-        listed = {f.size for f in listed_files(self.cache)}  # sizes a stored file could match
         for rel, src in sources.items():
             if _source(src, size=True) in listed:  # may be stored: look before writing
                 digest, n = hash_source(_source(src), algo)

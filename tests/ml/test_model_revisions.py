@@ -258,3 +258,18 @@ def test_a_revision_stored_before_blobs_still_loads_and_is_removed(tmp_path: Pat
         assert mc.entry_key("old", None, "model.safetensors") == "old@main/model.safetensors"
         assert mc.get_model("old")["w"].tolist() == list(range(8))
         assert mc.remove_model("old") == 2 and len(cache) == 0
+
+
+def test_putting_the_same_folder_again_writes_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "m"
+    src.mkdir()
+    stn.save_file({"w": np.ones(100_000, np.float32)}, str(src / "model.safetensors"))
+    (src / "config.json").write_text("{}")
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        mc.put_model("m", src)
+        disk = m.cache("model").disk
+        puts = disk.puts
+        mc.put_model("m", src)
+        assert disk.puts - puts == 1  # the manifest only: both files were found as blobs
+        assert mc.get_model("m")["w"].shape == (100_000,)
