@@ -59,6 +59,8 @@ def _used(cache: str = "model") -> int:
 def test_two_revisions_sharing_a_blob_store_its_bytes_once(tmp_path: Path) -> None:
     repo, blob = hub_repo(tmp_path / "hub")
     hub_bytes = sum(p.stat().st_size for p in (repo / "blobs").iterdir())
+    dry = cli_json("warm", str(repo), "--dry-run")  # decided as the real run decides
+    assert dry["files"] == 3 and dry["skipped"] == 1
     body = cli_json("warm", str(repo), "--jobs", "2")
     assert sorted(body["models"]) == [f"org/name@{OLD}", f"org/name@{NEW}"]
     assert body["files"] == 3 and body["skipped"] == 1  # the second copy is not stored
