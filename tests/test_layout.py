@@ -19,9 +19,6 @@ ALLOWED = {
     # the network admin (ls, evict, clean) is being reworked on another branch (issue 14);
     # its record parsing moves to NetworkTier methods there, as verify's did.
     "ops/network_admin.py",
-    # a dataset shard's digest is read from its header; issue16-hub reads shards through
-    # TieredCache.open_verified instead, which drops the framing import.
-    "ml/dataset.py",
 }
 
 FORBIDDEN = (

@@ -576,6 +576,16 @@ class DiskTier:
         Never reads the source whole. The entry is always file-backed, so ``path_of``
         can hand it out for memory-mapping. Costs one copy (+ fsync) of the file.
         """
+        return self.put_file_as(lambda digest: key, source, ttl)[1]
+
+    def put_file_as(
+        self,
+        name: Callable[[bytes], Hashable],
+        source: str | Path | BinaryIO,
+        ttl: float | None = None,
+    ) -> tuple[Hashable, framing.EntryMeta]:
+        """``put_file`` under the key ``name(digest)``: content addressing in one pass (the
+        file is copied and hashed, then named and indexed). Returns the key and the header."""
         algo = checksums.BY_NAME[self.settings.checksum]
         hasher = algo.new()
         try:
@@ -587,11 +597,16 @@ class DiskTier:
         except OSError as exc:
             raise self._error(exc) from exc
         digest = hasher.digest()
+        try:
+            key = name(digest)
+        except BaseException:
+            self._disk.remove(prepared.filename)  # never indexed: ours to remove
+            raise
         meta = framing.make_meta(
             framing.K_RAWFILE, 0, algo.id, digest, prepared.size, prepared.size, key
         )
         self._index(key, prepared, meta, ttl if ttl is not None else self._ttl)
-        return framing.parse_meta(meta)
+        return key, framing.parse_meta(meta)
 
     def put_framed(
         self, key: Hashable, meta: bytes, source: BinaryIO, expire: float | None = None

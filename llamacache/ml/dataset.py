@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
-from llamacache.engine import framing
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CorruptEntryError, UsageError
 from llamacache.manager import CacheManager
@@ -187,37 +186,26 @@ class DatasetCache:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _entry_digest(self, skey: str) -> str | None:
-        """The digest the cache's index holds for a shard entry (no file read)."""
-        found = self.cache.disk.locate(skey)
-        try:
-            return None if found is None else framing.parse_meta(found[0]).digest.hex()
-        except ValueError:
-            return None
-
     def _shard(self, key: str, info: dict[str, Any], s: int) -> S.Shard:
-        """Map shard ``s`` of an epoch, checking it against the digest in the marker.
+        """Map shard ``s`` of an epoch: the descriptor the cache verified, whose entry digest
+        must be the one the marker recorded (one hash pass per file identity, by the engine).
 
         A shard entry replaced since the marker was read (another process refilled the
-        epoch) is a miss, not corruption: the stream then refills from the source.
+        epoch) is a miss, not corruption: the stream then refills from the source. A damaged
+        shard follows the cache's ``on_corrupt`` (raise, or quarantine and miss).
         """
         spec = info["shards"][s]
         skey = shard_key(key, s)
-        gone = NotCachedError(f"dataset {key!r}: shard {s} is no longer cached")
-        path = self.cache.get_path(skey)
-        if path is None or self._entry_digest(skey) != spec["digest"]:
-            raise gone
-        try:
-            return S.Shard(path, spec["checksum"], bytes.fromhex(spec["digest"]), info["layout"])
-        except FileNotFoundError:
-            raise gone from None
-        except S.ShardCorrupt as exc:
-            if self._entry_digest(skey) != spec["digest"]:
-                raise gone from None  # replaced while we mapped it
-            if self.cache.settings.on_corrupt == "raise":
+        found = self.cache.open_verified(skey, files_only=True)
+        if found is None or found.handle is None:
+            raise NotCachedError(f"dataset {key!r}: shard {s} is no longer cached")
+        with found.handle as f:
+            if found.meta.digest.hex() != spec["digest"]:
+                raise NotCachedError(f"dataset {key!r}: shard {s} was replaced")
+            try:
+                return S.Shard(f.fileno(), info["layout"])
+            except S.ShardCorrupt as exc:  # verified bytes that are no shard: a bug or a forgery
                 raise CorruptEntryError(self.cache.name, skey, str(exc)) from None
-            self.cache.remove(skey)  # on_corrupt=miss: drop it; the stream refills
-            raise NotCachedError(f"dataset {key!r}: shard {s} was corrupt") from None
 
     def _read_batch(
         self, key: str, info: dict[str, Any], i: int, shards: dict[int, S.Shard]
