@@ -255,6 +255,12 @@ SETTINGS: tuple[Setting, ...] = (
     _g("cache.memory.compression", BOOL, False, "keep compressible values compressed in RAM"),
     _g("cache.memory.cleanup_interval", _positive_duration, 300.0, "seconds between memory sweeps"),
     _g(
+        "cache.coherence_interval",
+        DURATION,
+        0.05,
+        "longest a process serves a value another process replaced (0: check every get)",
+    ),
+    _g(
         "cache.memory.pressure_floor",
         _floor,
         "5%",

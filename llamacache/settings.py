@@ -70,6 +70,8 @@ class CacheSettings:
     max_age: float | None = None
     cleanup_interval: float = 3600.0
     memory_cleanup_interval: float = 300.0
+    # a memory front looks at the cache's change signal at most this often (0: every get)
+    coherence_interval: float = 0.05
     pressure_floor: int = 0  # bytes of system available memory below which memory shrinks
     on_corrupt: str = "raise"
     durability: str = "fsync"

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any, BinaryIO
 
 from llamacache.engine import checksums, framing, quarantine
 from llamacache.engine.disk import DiskTier, VerifiedEntry
+from llamacache.engine.generation import ALL, Generation, key_hash
 from llamacache.engine.memory import MemoryFront
 from llamacache.engine.protocol import CacheTier, ChunkMissing, TierStats
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
@@ -29,6 +33,8 @@ from llamacache.metrics import CacheMetrics
 from llamacache.settings import MAX_DURATION, CacheSettings
 
 _MISS: Any = object()
+_now_ns = time.monotonic_ns
+_TICK_MAX_NS = 100_000_000  # fast-path hits are tallied at least this often (bounds the log)
 _STALE_MAX = 100_000  # invalidation marks kept for keys whose disk copy is stale
 
 
@@ -115,6 +121,26 @@ class TieredCache:
             if bind is not None:
                 bind(self._invalidated, self.memory.clear)
 
+        # Coherence (engine/generation.py): every write here advances the cache's change
+        # signal; a get looks at the clock, and at most every coherence_interval at the
+        # signal, dropping memory copies other processes changed. The same tick tallies
+        # fast-path hits (hit counter, lru recency) in bulk, keeping them off the hot path.
+        self._gen = Generation(path)
+        self._dir_id = _identity(path)
+        self._gen_lock = threading.RLock()
+        self._hkeys: dict[int, Hashable] = {}  # stable key hash -> key held in memory
+        self._interval_ns = max(0, int(settings.coherence_interval * 1e9))
+        self._tick_ns = min(self._interval_ns, _TICK_MAX_NS)
+        self._due = 0  # monotonic_ns of the next tick; 0: the next get ticks
+        self._check_at = 0  # monotonic_ns of the next look at the change signal
+        self._hitlog: list[Hashable] = []  # fast-path hits since the last tick
+        self._mdata = self.memory._data
+        self._mexp = self.memory._expires
+        self._fast = settings.policy != "lfu" and not self._packs
+        self._move = self.memory._lru
+        self.revalidations = 0  # times the change signal moved and memory was revalidated
+        self.reopened = 0  # times the cache folder was replaced (restore --replace) under us
+
         # Counters flushed to cache.db (metrics.py); off only to measure what they cost.
         self._sampling = False  # set by the metrics ticker for a window of timed gets
         self.metrics: CacheMetrics | None = CacheMetrics(self) if metrics else None
@@ -129,13 +155,31 @@ class TieredCache:
     # -- reads ------------------------------------------------------------------------------
 
     def get(self, key: Hashable, default: Any = None) -> Any:
-        """The value for ``key``, or ``default``. Memory hit ~0.3 us; disk hit decodes + promotes.
+        """The value for ``key``, or ``default``. Memory hit ~0.2 us; disk hit decodes + promotes.
 
-        Metrics cost one flag test here: the tiers count hits and misses themselves, and
-        only while the metrics ticker has a sampling window open is a get timed.
+        The hot path is one clock read, one dict lookup, ``move_to_end`` (lru) and a list
+        append; hit counters, recency and the coherence check run at the next tick (at
+        most every ``coherence_interval``, and every 100 ms). Only while the metrics
+        ticker has a sampling window open is a get timed.
         """
-        if self._sampling:
-            return self._timed_get(key, default)
+        if _now_ns() < self._due and self._fast:
+            try:
+                value = self._mdata[key]
+            except KeyError:
+                self.memory.misses += 1
+                return self._get_below(key, default)
+            if not self._mexp:
+                if self._move:
+                    try:  # noqa: SIM105 (contextlib.suppress costs ~100 ns here)
+                        self._mdata.move_to_end(key)
+                    except KeyError:
+                        pass  # removed concurrently: the value read is still a valid answer
+                self._hitlog.append(key)
+                return value
+            return self._get_memory(key, default)
+        return self._tick(key, default)
+
+    def _get_memory(self, key: Hashable, default: Any) -> Any:
         value = self.memory.get(key, _MISS)
         if value is not _MISS:
             if self._track:
@@ -144,6 +188,84 @@ class TieredCache:
                 return self._unpack(key, value, default)
             return value
         return self._get_below(key, default)
+
+    def _tick(self, key: Hashable, default: Any) -> Any:
+        """The slow half of ``get``: tally hits, maybe revalidate, maybe time this get."""
+        now = _now_ns()
+        self._due = now + self._tick_ns
+        self.tally_hits()
+        if now >= self._check_at:
+            self._check_at = now + self._interval_ns
+            self.revalidate()
+        if self._sampling:
+            self._due = 0
+            return self._timed_get(key, default)
+        return self._get_memory(key, default)
+
+    def tally_hits(self) -> None:
+        """Count the fast-path hits since the last tick (and their recency for lru)."""
+        log = self._hitlog
+        if not log:
+            return
+        self._hitlog = []
+        self.memory.hits += len(log)
+        if self._track:
+            for k, n in Counter(log).items():
+                self.disk.note_hit(k, n)
+
+    def revalidate(self) -> None:
+        """Drop memory copies of entries other processes changed since the last look.
+
+        Also notices the cache folder being replaced (``restore --replace``) and reopens.
+        Called by ``get`` at most every ``coherence_interval``; callable any time.
+        """
+        with self._gen_lock:
+            if _identity(self.settings.path) != self._dir_id:
+                self._reopen()
+                return
+            changed = self._gen.changed()
+            if not changed:
+                return
+            self.revalidations += 1
+            if ALL in changed:
+                self.memory.clear()
+                self._hkeys.clear()
+                self._stale.clear()
+                return
+            for h in changed:
+                key = self._hkeys.pop(h, _MISS)
+                if key is not _MISS:
+                    self.memory.discard(key)
+
+    def _reopen(self) -> None:
+        """The folder at our path is another one now: drop everything, open the new one."""
+        self.reopened += 1
+        self.disk.flush_access()
+        old, old_gen = self.disk, self._gen
+        path = ensure_private_dir(self.settings.path)
+        self.disk = DiskTier(self.settings)
+        self._gen = Generation(path)
+        self._dir_id = _identity(path)
+        self.memory.clear()
+        self._hkeys.clear()
+        self._stale.clear()
+        old_gen.close()
+        with contextlib.suppress(Exception):
+            old.close()
+
+    def _changed(self, key: Hashable | None) -> None:
+        """Advance the change signal for ``key`` (None: everything) after a write here."""
+        self._gen.bump(ALL if key is None else key_hash(key))
+
+    def _keep(self, key: Hashable, value: Any, size: int, expire_at: float | None) -> None:
+        """Put into the memory front, remembering the key's stable hash for revalidation."""
+        if self.memory.put(key, value, size, expire_at):
+            hk = self._hkeys
+            if len(hk) > 2 * len(self._mdata) + 1024:  # evicted keys pile up: rebuild
+                hk.clear()
+                for k in self.memory.keys():  # noqa: SIM118 (takes the lock)
+                    hk[key_hash(k)] = k
+            hk[key_hash(key)] = key
 
     def _unpack(self, key: Hashable, packed: _Packed, default: Any) -> Any:
         try:
@@ -161,12 +283,13 @@ class TieredCache:
         packed = _Packed(bytes(meta), bytes(payload))
         size = len(packed.meta) + len(packed.payload)
         if size <= self.memory.max_value:
-            self.memory.put(key, packed, size, self._expiry(ttl))
+            self._keep(key, packed, size, self._expiry(ttl))
         return True
 
     def start_sampling(self) -> None:
         """Time the next gets (the metrics ticker's sampling window)."""
         self._sampling = True
+        self._due = 0
 
     def _timed_get(self, key: Hashable, default: Any) -> Any:
         metrics = self.metrics
@@ -178,6 +301,8 @@ class TieredCache:
             metrics.get_latency.observe(elapsed, metrics.weight)
             metrics.window_left -= 1
             self._sampling = metrics.window_left > 0
+            if self._sampling:
+                self._due = 0
         return value
 
     def check_memory_pressure(self) -> int:
@@ -221,7 +346,7 @@ class TieredCache:
         if self._remember(key, meta, payload, value):
             return value
         if len(payload) <= self.memory.max_value:
-            self.memory.put(key, value, _memory_size(value, len(payload)), self._expiry())
+            self._keep(key, value, _memory_size(value, len(payload)), self._expiry())
         return value
 
     def _get_lower(self, key: Hashable, read: bool = True) -> tuple[bytes, bytes] | None:
@@ -237,6 +362,7 @@ class TieredCache:
                 if found is None:
                     continue
                 self.disk.put(key, *found)
+                self._changed(key)
             else:
                 got = stream(key)
                 if got is None:
@@ -253,6 +379,7 @@ class TieredCache:
                         found = self.disk.get(key)
                 except ChunkMissing:  # counted by the tier; try the next one
                     continue
+                self._changed(key)
                 if found is None:
                     continue
             for upper in self.lower[:i]:
@@ -276,6 +403,7 @@ class TieredCache:
                 quarantine.store(self.disk.directory, key, exc.reason, file=path, inline=inline)
         self.memory.discard(key)  # local damage is local: the shared record stays
         self.disk.remove(key)
+        self._changed(key)
         return default
 
     def _expiry(self, ttl: float | None = None) -> float | None:
@@ -364,7 +492,7 @@ class TieredCache:
         self.memory.discard(key)
         meta, payload = framing.encode(value, self.settings, key)
         expire = ttl if ttl is not None else self._ttl
-        self.disk.put(key, meta, payload, expire)
+        self._disk_put(key, meta, payload, expire)
         try:
             for tier in self.lower:
                 tier.put(key, meta, payload, expire)  # type: ignore[arg-type]
@@ -375,7 +503,7 @@ class TieredCache:
             return
         t = type(value)
         if t is bytes or t is str:
-            self.memory.put(key, value, len(value), self._expiry(ttl))
+            self._keep(key, value, len(value), self._expiry(ttl))
         elif (
             (np := sys.modules.get("numpy")) is not None
             and t is np.ndarray
@@ -384,7 +512,18 @@ class TieredCache:
         ):
             frozen = np.array(value, order="C", copy=True)
             frozen.flags.writeable = False
-            self.memory.put(key, frozen, frozen.nbytes, self._expiry(ttl))
+            self._keep(key, frozen, frozen.nbytes, self._expiry(ttl))
+
+    def _disk_put(self, key: Hashable, meta: bytes, payload: Any, expire: float | None) -> None:
+        """Write to disk, then advance the change signal; a put that landed in a folder
+        swapped out meanwhile (``restore --replace``) is written again into the new one."""
+        self.disk.put(key, meta, payload, expire)
+        if _identity(self.settings.path) != self._dir_id:
+            with self._gen_lock:
+                if _identity(self.settings.path) != self._dir_id:
+                    self._reopen()
+            self.disk.put(key, meta, payload, expire)
+        self._changed(key)
 
     def put_file(
         self, key: Hashable, source: str | Path | BinaryIO, ttl: float | None = None
@@ -394,6 +533,14 @@ class TieredCache:
             check_ttl(ttl)
         self.memory.discard(key)
         entry = self.disk.put_file(key, source, ttl)
+        if _identity(self.settings.path) != self._dir_id:  # replaced under us: not acknowledged
+            with self._gen_lock:
+                self._reopen()
+            raise LlamacacheError(
+                f"cache {self.name!r}: {self.settings.path} was replaced while {key!r} was "
+                "being stored; store it again"
+            )
+        self._changed(key)
         if self.lower:
             self._share_file(key, ttl)
         return entry
@@ -421,6 +568,7 @@ class TieredCache:
         """Remove ``key`` from every tier; True if any tier held it."""
         found = self.memory.discard(key)
         found = self.disk.remove(key) or found
+        self._changed(key)
         for tier in self.lower:
             found = tier.remove(key) or found
         return found
@@ -429,6 +577,7 @@ class TieredCache:
         """Remove every entry from every tier; returns how many the disk tier held."""
         self.memory.clear()
         n = self.disk.clear()
+        self._changed(None)
         for tier in self.lower:
             tier.clear()
         return n
@@ -437,6 +586,7 @@ class TieredCache:
 
     def cleanup(self) -> CleanupResult:
         """Drop expired entries everywhere and bring the disk tier under its threshold."""
+        self.tally_hits()
         memory_expired = self.memory.expire()
         self.check_memory_pressure()
         self.disk.flush_access()
@@ -447,6 +597,8 @@ class TieredCache:
             memory_expired += self.memory.clear()
         limit = int(self.settings.eviction_threshold * self.settings.disk_size)
         evicted = self.disk.evict_to(limit)
+        if expired.count or evicted.count:
+            self._changed(None)
         used = self.disk.used_bytes()
         return CleanupResult(
             self.name,
@@ -462,6 +614,7 @@ class TieredCache:
 
     def stats(self) -> dict[str, TierStats]:
         """Counters per tier: ``{"memory": ..., "disk": ..., <lower tier names>: ...}``."""
+        self.tally_hits()
         m = self.memory.stats()
         out = {
             "memory": TierStats(
@@ -494,12 +647,14 @@ class TieredCache:
 
     def flush(self) -> None:
         """Write pending access records and metrics to the index now."""
+        self.tally_hits()
         self.disk.flush_access()
         if self.metrics is not None:
             self.metrics.flush()
 
     def close(self) -> None:
         """Flush metrics, close the disk tier and lower tiers; the memory front is dropped."""
+        self.tally_hits()
         if self.metrics is not None:
             self.metrics.close()
         for tier in self.lower:
@@ -507,6 +662,7 @@ class TieredCache:
             if close is not None:
                 close()
         self.disk.close()
+        self._gen.close()
         self.memory.clear()
 
     def __enter__(self) -> TieredCache:
@@ -519,6 +675,15 @@ class TieredCache:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """The folder's (device, inode): another folder renamed into its place differs."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return st.st_dev, st.st_ino
 
 
 class _VerifyingReader(io.RawIOBase, BinaryIO):

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from llamacache.engine.generation import bump_generation
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops import _index
@@ -142,6 +143,7 @@ def _one(manager: CacheManager, s: CacheSettings, dry_run: bool, now: float) -> 
         finally:
             con.close()
         done, _skipped = tiered.disk.remove_rows(old)
+        bump_generation(s.path)  # other processes drop their memory copies
         aged, aged_bytes = done.count, done.bytes
     result = tiered.cleanup()
     orphans, stale = _strays(s, now)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache.engine import quarantine
+from llamacache.engine.generation import bump_generation
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops import _index
@@ -197,6 +198,7 @@ def _apply(manager: CacheManager, c: CacheVerify, actions: list[Action]) -> Cach
         tiered.disk.remove_rows((p.rowid or 0, p.store_time or 0.0, p.size) for p in rows)
         quarantined = sum(1 for p in rows if p.kind == "corrupt")
         dropped = sum(1 for p in rows if p.kind == "missing")
+    bump_generation(s.path)  # other processes drop their memory copies
     _prune_empty_folders(s.path)
     count = _recount(s.path)
     return CacheRepair(
