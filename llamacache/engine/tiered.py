@@ -22,11 +22,17 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from llamacache.engine import checksums, framing, quarantine
+from llamacache.engine import checksums, framing, quarantine, unshared
 from llamacache.engine.disk import DiskTier, VerifiedEntry
 from llamacache.engine.generation import ALL, Generation, key_hash
 from llamacache.engine.memory import MemoryFront
-from llamacache.engine.protocol import CacheTier, ChunkMissing, TierStats
+from llamacache.engine.protocol import (
+    DELETED,
+    CacheTier,
+    ChunkMissing,
+    SharedTier,
+    TierStats,
+)
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
 from llamacache.errors import CorruptEntryError, LlamacacheError, UnsafeCacheDirError, UsageError
 from llamacache.metrics import CacheMetrics
@@ -116,10 +122,24 @@ class TieredCache:
         self._packs = settings.memory_compression  # keep compressed values packed in RAM
         # keys another process changed in a lower (shared) tier: the disk copy is stale
         self._stale: dict[Hashable, None] = {}
+        # Shared-tier coherence: a disk copy is trusted without asking the server only if
+        # it was checked in this process since the listener last (re)connected and while
+        # the listener keeps hearing from the server; _inv_seq closes the read/overwrite
+        # race (an invalidation that arrives while a read is in flight).
+        self._net: SharedTier | None = next(
+            (t for t in self.lower if isinstance(t, SharedTier)), None
+        )
+        self._net_epoch = 0
+        self._net_ok = False
+        self._valid: dict[Hashable, int] = {}  # key -> epoch its disk copy was checked in
+        self._inv_seq = 0
+        self._resharing: threading.Thread | None = None
+        self.reshared = 0
+        beat = max(settings.coherence_interval, 0.05) / 2
         for tier in self.lower:
             bind = getattr(tier, "bind_front", None)
             if bind is not None:
-                bind(self._invalidated, self.memory.clear)
+                bind(self._invalidated, self._net_reset, beat)
 
         # Coherence (engine/generation.py): every write here advances the cache's change
         # signal; a get looks at the clock, and at most every coherence_interval at the
@@ -147,10 +167,41 @@ class TieredCache:
 
     def _invalidated(self, key: Hashable) -> None:
         """Another process wrote ``key`` to a shared tier: drop our copies (listener thread)."""
+        self._inv_seq += 1
         self.memory.discard(key)
+        self._valid.pop(key, None)
         if len(self._stale) >= _STALE_MAX:
             self._stale.clear()  # bounded; the oldest marks go first
+            self._net_epoch += 1  # ...and every disk copy is checked again instead
         self._stale[key] = None
+
+    def _net_reset(self) -> None:
+        """Invalidations may have been missed (listener reconnect, FLUSHALL): distrust all."""
+        self._inv_seq += 1
+        self._net_epoch += 1
+        self._valid = {}
+        self.memory.clear()
+
+    def _trusted(self, key: Hashable) -> bool:
+        return self._net_ok and self._valid.get(key) == self._net_epoch
+
+    def _check_shared(self, net: SharedTier, key: Hashable, meta: bytes) -> str:
+        """Revalidate a disk copy against the shared record: "ok", "stale" or "deleted"."""
+        epoch = self._net_epoch
+        found = net.probe(key)
+        if found == DELETED:
+            return "deleted"
+        if isinstance(found, bytes):
+            try:
+                theirs, ours = framing.parse_meta(found), framing.parse_meta(meta)
+            except ValueError:
+                return "stale"
+            if (theirs.digest, theirs.stored_len) != (ours.digest, ours.stored_len):
+                return "stale"
+            self._valid[key] = epoch
+        elif self._net_ok:  # ABSENT (evicted, expired, never shared): the copy stands
+            self._valid[key] = epoch
+        return "ok"
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -223,6 +274,14 @@ class TieredCache:
             if _identity(self.settings.path) != self._dir_id:
                 self._reopen()
                 return
+            net = self._net
+            if net is not None:
+                ok = net.listening(self.settings.coherence_interval + 0.05)
+                if not ok:  # no heartbeat: whatever we hold may have changed unseen
+                    self._net_reset()
+                self._net_ok = ok
+                if ok and not self._resharing and unshared.count(self.disk.directory):
+                    self._start_resharing()
             changed = self._gen.changed()
             if not changed:
                 return
@@ -230,7 +289,6 @@ class TieredCache:
             if ALL in changed:
                 self.memory.clear()
                 self._hkeys.clear()
-                self._stale.clear()
                 return
             for h in changed:
                 key = self._hkeys.pop(h, _MISS)
@@ -318,18 +376,23 @@ class TieredCache:
         )
 
     def _get_below(self, key: Hashable, default: Any) -> Any:
+        net, seq, epoch = self._net, self._inv_seq, self._net_epoch
         stale = self._stale.pop(key, 0) is None if self._stale else False
         try:
             found = None if stale else self.disk.get(key)
         except CorruptEntryError as exc:  # a value file that is a link, a FIFO, gone...
             return self._corrupt(exc, key, default)
+        if found is not None and net is not None and not self._trusted(key):
+            verdict = self._check_shared(net, key, found[0])
+            if verdict == "deleted":
+                return self._drop_deleted(key, default)
+            if verdict == "stale":
+                found, stale = None, True
         shared = False
         if found is None:
-            # A lower (shared) tier checks what it hands over; a record it rejects is a miss.
-            found = self._get_lower(key)
-            shared = found is not None
-            if found is None and stale:  # shared tier unreachable or entry gone: local copy
-                found = self.disk.get(key)
+            found, shared = self._below_disk(key, stale)
+            if found is _MISS:
+                return self._drop_deleted(key, default)
             if found is None:
                 return default
         meta, payload = found
@@ -343,11 +406,38 @@ class TieredCache:
                 self.disk.remove(key)
                 return default
             return self._corrupt(exc, key, default)
-        if self._remember(key, meta, payload, value):
-            return value
-        if len(payload) <= self.memory.max_value:
-            self._keep(key, value, _memory_size(value, len(payload)), self._expiry())
+        if self._inv_seq == seq or (key not in self._stale and self._net_epoch == epoch):
+            self._promote(key, meta, payload, value)
+        # else invalidated while we were reading: serve it once, keep it out of memory,
+        # and leave the mark so the next get reads the shared record again
         return value
+
+    def _promote(self, key: Hashable, meta: bytes, payload: Any, value: Any) -> None:
+        if not self._remember(key, meta, payload, value) and len(payload) <= self.memory.max_value:
+            self._keep(key, value, _memory_size(value, len(payload)), self._expiry())
+
+    def _below_disk(self, key: Hashable, stale: bool) -> tuple[Any, bool]:
+        """``(found, from a lower tier)``; found is _MISS when the entry was deleted
+        elsewhere, or the local copy when the shared tier cannot answer."""
+        # A lower (shared) tier checks what it hands over; a record it rejects is a miss.
+        found = self._get_lower(key)
+        if found is not None:
+            self._valid[key] = self._net_epoch
+            return found, True
+        if stale:  # deleted elsewhere, or unreachable: then our copy is all there is
+            net = self._net
+            if net is not None and net.probe(key) == DELETED:
+                return _MISS, False
+            return self.disk.get(key), False
+        return None, False
+
+    def _drop_deleted(self, key: Hashable, default: Any) -> Any:
+        """Removed on the shared tier by someone else: our disk copy goes too."""
+        self.memory.discard(key)
+        if not self.disk.read_only:
+            self.disk.remove(key)
+            self._changed(key)
+        return default
 
     def _get_lower(self, key: Hashable, read: bool = True) -> tuple[bytes, bytes] | None:
         """Fetch from lower tiers, backfilling disk (and tiers above the one that hit).
@@ -495,7 +585,10 @@ class TieredCache:
         self._disk_put(key, meta, payload, expire)
         try:
             for tier in self.lower:
-                tier.put(key, meta, payload, expire)  # type: ignore[arg-type]
+                if tier.put(key, meta, payload, expire) is False:  # type: ignore[arg-type]
+                    self._unshared(tier, key, meta)
+                elif tier is self._net:
+                    self._shared(key)
         except LlamacacheError:  # write_error_policy "all": the put fails everywhere
             self.disk.remove(key)
             raise
@@ -556,19 +649,74 @@ class TieredCache:
                 put_file = getattr(tier, "put_file", None)
                 if put_file is not None and path is not None:
                     with open(path, "rb") as f:
-                        put_file(key, meta, f, ttl)
+                        ok = put_file(key, meta, f, ttl)
                 else:
                     data = inline if path is None else path.read_bytes()
-                    tier.put(key, meta, data or b"", ttl)
+                    ok = tier.put(key, meta, data or b"", ttl)
+                if ok is False:
+                    self._unshared(tier, key, meta)
+                elif tier is self._net:
+                    self._shared(key)
         except LlamacacheError:
             self.disk.remove(key)
             raise
+
+    def _shared(self, key: Hashable) -> None:
+        self._valid[key] = self._net_epoch
+        if self._resharing is not None or unshared.count(self.disk.directory):
+            unshared.forget(self.disk.directory, key)
+
+    def _unshared(self, tier: CacheTier, key: Hashable, meta: bytes) -> None:
+        """A write that did not reach the shared tier: remember it for the re-sharer."""
+        if tier is not self._net or self._net is None or not self._net.shareable(meta):
+            return
+        with contextlib.suppress(OSError):
+            unshared.remember(self.disk.directory, key)
+
+    def _start_resharing(self) -> None:
+        self._resharing = threading.Thread(
+            target=self._reshare, name=f"llamacache-reshare-{self.name}", daemon=True
+        )
+        self._resharing.start()
+
+    def _reshare(self) -> None:
+        """Background: share the writes that failed, where the shared tier still lacks them."""
+        net = self._net
+        try:
+            for key in list(unshared.pending(self.disk.directory)):
+                if net is None or not net.available():
+                    return
+                if self._share_again(net, key):
+                    unshared.forget(self.disk.directory, key)
+        except Exception:  # best effort: the next tick starts another pass
+            return
+        finally:
+            self._resharing = None
+
+    def _share_again(self, net: Any, key: Hashable) -> bool:
+        found = self.disk.locate(key)
+        if found is None:  # gone locally since: nothing to share
+            return True
+        meta, path, inline = found
+        if path is not None:
+            with open(path, "rb") as f:
+                ok = net.put_file(key, meta, f, None, only_if_absent=True)
+        else:
+            ok = net.put(key, meta, inline or b"", None, only_if_absent=True)
+        if ok:
+            self.reshared += 1
+        return bool(ok)
+
+    def unshared_count(self) -> int:
+        """Writes of this cache (any process) not yet on the shared tier."""
+        return unshared.count(self.disk.directory)
 
     def remove(self, key: Hashable) -> bool:
         """Remove ``key`` from every tier; True if any tier held it."""
         found = self.memory.discard(key)
         found = self.disk.remove(key) or found
         self._changed(key)
+        unshared.forget(self.disk.directory, key)
         for tier in self.lower:
             found = tier.remove(key) or found
         return found

@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from llamacache.engine import generation, quarantine, reserve
+from llamacache.engine import generation, quarantine, reserve, unshared
 from llamacache.engine.safety import CACHEDIR_TAG, is_own_name
 from llamacache.locking import LOCK_NAME
 from llamacache.ml.model import SNAPSHOTS_DIR
@@ -33,6 +33,7 @@ KNOWN_TOP = frozenset(
         CACHEDIR_TAG,
         reserve.RESERVE_NAME,  # the space kept so deletes work on a full disk
         generation.FILENAME,  # the change signal other processes read
+        unshared.DIR_NAME,  # writes waiting to be shared
     }
 )
 TMP_DIR = "tmp"
