@@ -304,6 +304,18 @@ SETTINGS: tuple[Setting, ...] = (
         show=size_value,
     ),
     _g(
+        "cache.network.connect_timeout",
+        _positive_duration,
+        1.0,
+        "seconds to open a connection to the shared tier",
+    ),
+    _g(
+        "cache.network.reply_timeout",
+        _positive_duration,
+        5.0,
+        "seconds to wait for a reply before the shared tier counts as down",
+    ),
+    _g(
         "cache.network.signing_key",
         _optional_text,
         None,

@@ -40,6 +40,8 @@ class NetworkSettings:
     chunk_size: int = 4 * 1024 * 1024
     signing_key: str | None = None
     signing_keys: tuple[str, ...] = ()  # more keys: all verify; the first signs if no signing_key
+    connect_timeout: float = 1.0  # seconds to open a connection
+    reply_timeout: float = 5.0  # seconds to wait for a reply before the server counts as down
 
     @property
     def keys(self) -> tuple[bytes, ...]:

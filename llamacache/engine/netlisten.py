@@ -106,7 +106,8 @@ class InvalidationListener(threading.Thread):
 
     def _connect(self) -> None:
         pool = self.tier.client.connection_pool
-        kwargs = {**pool.connection_kwargs, "protocol": 2, "socket_timeout": None}
+        # replies are awaited with can_read(); the timeout bounds a handshake on a dead path
+        kwargs = {**pool.connection_kwargs, "protocol": 2}
         conn = pool.connection_class(**kwargs)
         self._conn = conn
         conn.connect()

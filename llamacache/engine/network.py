@@ -83,7 +83,8 @@ class NetworkTier:
         self._keys = settings.keys  # the first signs, every one verifies
         self._signing_key = self._keys[0] if self._keys else None
         self._chunk_algo = checksums.BY_NAME["blake3" if self._keys else "xxh3"]
-        self.client = redis.Redis(connection_pool=connection_pool(self.url))
+        pool = connection_pool(self.url, settings.connect_timeout, settings.reply_timeout)
+        self.client = redis.Redis(connection_pool=pool)
         self._down_until = 0.0
         self._warned_at = -1e9
         self._echoes = EchoCounter()  # entry keys we are writing: their echo is not news
