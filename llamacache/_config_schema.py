@@ -243,6 +243,12 @@ SETTINGS: tuple[Setting, ...] = (
         "cache.durability", _choice(s.DURABILITY), "fsync", "fsync of stored files: none|fsync|full"
     ),
     _g(
+        "cache.coherence_interval",
+        DURATION,
+        0.05,
+        "longest a process serves a value another process replaced (0: check every get)",
+    ),
+    _g(
         "cache.memory.size",
         SIZE_MEMORY,
         1000 * units.MB,
@@ -254,12 +260,6 @@ SETTINGS: tuple[Setting, ...] = (
     _g("cache.memory.type", _choice(s.MEMORY_POLICIES), "lru", "memory front order: lru|fifo"),
     _g("cache.memory.compression", BOOL, False, "keep compressible values compressed in RAM"),
     _g("cache.memory.cleanup_interval", _positive_duration, 300.0, "seconds between memory sweeps"),
-    _g(
-        "cache.coherence_interval",
-        DURATION,
-        0.05,
-        "longest a process serves a value another process replaced (0: check every get)",
-    ),
     _g(
         "cache.memory.pressure_floor",
         _floor,
@@ -299,7 +299,7 @@ SETTINGS: tuple[Setting, ...] = (
     _g(
         "cache.network.chunk_size",
         _positive_size,
-        4 * 2**20,
+        s.CHUNK_SIZE,
         "values are sent in chunks this big",
         show=size_value,
     ),

@@ -80,6 +80,8 @@ def _human(r: Renderer, rep: inspect_ops.InspectReport) -> None:
         )
         free = "-" if c.fs_free is None else f"{size(c.fs_free)} free of {size(c.fs_total)}"
         r.line(f"quarantined: {c.quarantined}   filesystem: {free}")
+        if c.unshared:
+            r.line(f"unshared: {c.unshared} writes not yet on the shared tier (retrying)")
         if c.top:
             r.table(
                 f"largest {len(c.top)} entries",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache import metrics_store
-from llamacache.engine import quarantine
+from llamacache.engine import quarantine, unshared
 from llamacache.manager import CacheManager
 from llamacache.ops import _index
 from llamacache.ops._common import network_warning, targets, unsigned_warning
@@ -75,6 +75,7 @@ class CacheInfo:
     warnings: tuple[str, ...]
     # "N of M misses ... would have been hits with 2x the disk size" (ghost entries)
     advice: str | None = None
+    unshared: int = 0  # writes not yet on the shared tier (retried in the background)
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> Cache
         top=tuple(entries),
         warnings=tuple(warnings),
         advice=ghost_advice(stored),
+        unshared=unshared.count(s.path),
     )
 
 
