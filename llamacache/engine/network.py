@@ -32,7 +32,7 @@ from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
 from llamacache.engine.netclient import DOWN, EchoCounter, as_bytes, connection_pool, redact
 from llamacache.engine.protocol import ABSENT, DELETED, UNKNOWN, ChunkMissing, TierStats
-from llamacache.errors import NetworkTierError
+from llamacache.errors import ConfigError, NetworkTierError
 from llamacache.redaction import redact_logger
 from llamacache.settings import NetworkSettings
 
@@ -96,6 +96,27 @@ class NetworkTier:
         self.unsigned_skipped = 0  # pickled values kept local: no key to sign them with
         self._listen = listen
         self.listener: Any = None
+        self._refuse_cluster()
+
+    def _refuse_cluster(self) -> None:
+        """A Redis Cluster node is refused at start (ConfigError, exit 2), not at first use.
+
+        Invalidation tracking is per node and a cluster node answers keys of other slots
+        with MOVED; one server (or Sentinel-free replication behind one address) is what
+        this tier supports. An unreachable server is not an error here: reads miss.
+        """
+        try:
+            info = self.client.info("cluster")
+        except DOWN as exc:  # open the breaker now: the first get will not wait again
+            self._trip(exc)
+            return
+        except redis.RedisError:
+            return
+        if isinstance(info, dict) and str(info.get("cluster_enabled", "0")) == "1":
+            raise ConfigError(
+                f"cache.network.url: {redact(self.url)} is a Redis Cluster node; the shared "
+                "tier needs a single Redis server (cluster mode is not supported)"
+            )
 
     # -- keys -------------------------------------------------------------------------------
 
