@@ -107,10 +107,7 @@ class NetworkTier:
         """
         try:
             info = self.client.info("cluster")
-        except DOWN as exc:  # open the breaker now: the first get will not wait again
-            self._trip(exc)
-            return
-        except redis.RedisError:
+        except redis.RedisError:  # unreachable: the first read or write will say so
             return
         if isinstance(info, dict) and str(info.get("cluster_enabled", "0")) == "1":
             raise ConfigError(
