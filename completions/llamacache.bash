@@ -3,7 +3,7 @@
 
 _llamacache_subcommands() {
     case "$1" in
-        "") echo "backup bench clean config daemon evict get inspect ls put repair restore rm schedule stats verify warm" ;;
+        "") echo "backup bench clean config daemon evict get inspect ls push put repair restore rm schedule stats verify warm" ;;
         "config") echo "init path show validate" ;;
         "schedule") echo "cron systemd" ;;
     esac
@@ -25,6 +25,7 @@ _llamacache_options() {
         "get") echo "--cache -c --out -o --force --json --quiet --help -h" ;;
         "inspect") echo "--cache -c --top --reset-stats --tier --json --quiet --help -h" ;;
         "ls") echo "--cache -c --sort --limit --filter --keys-only -q --null -0 --tier --json --help -h" ;;
+        "push") echo "--all --cache -c --json --quiet --help -h" ;;
         "put") echo "--file -f --cache -c --ttl --json --quiet --help -h" ;;
         "repair") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;
         "restore") echo "--into --cache -c --merge --replace --allow-pickle --max-entries --wait --json --quiet --help -h" ;;
@@ -91,6 +92,8 @@ _llamacache_value_kind() {
         "ls --limit") echo "value" ;;
         "ls --filter") echo "value" ;;
         "ls --tier") echo "value" ;;
+        "push --cache") echo "cache" ;;
+        "push -c") echo "cache" ;;
         "put --file") echo "path" ;;
         "put -f") echo "path" ;;
         "put --cache") echo "cache" ;;

@@ -133,6 +133,7 @@ COMMAND_MODULES = (
     "schedule_cmd",
     "daemon_cmd",
     "backup_cmd",
+    "push_cmd",
     "entries_cmd",
     "config_cmd",
 )
