@@ -14,7 +14,7 @@ _llamacache_options() {
         "") echo "--config --cache-dir --json --quiet --debug --version --install-completion --show-completion --help -h" ;;
         "backup") echo "--to --cache -c --json --quiet --help -h" ;;
         "bench") echo "--cache -c --tier --workload --read-ratio --keys --value-size --ops --duration --processes --policy --memory-size --disk-size --compare --seed --json --csv --quiet --help -h" ;;
-        "clean") echo "--cache -c --dry-run --wait --tier --json --quiet --help -h" ;;
+        "clean") echo "--cache -c --dry-run --wait --tier --grace --json --quiet --help -h" ;;
         "config") echo "--help -h" ;;
         "config init") echo "--force --json --help -h" ;;
         "config path") echo "--json --help -h" ;;
@@ -64,6 +64,7 @@ _llamacache_value_kind() {
         "clean -c") echo "cache" ;;
         "clean --wait") echo "value" ;;
         "clean --tier") echo "value" ;;
+        "clean --grace") echo "value" ;;
         "daemon --cache") echo "cache" ;;
         "daemon -c") echo "cache" ;;
         "evict --cache") echo "cache" ;;

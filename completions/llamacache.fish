@@ -64,6 +64,7 @@ complete -c llamacache -n '__fish_seen_subcommand_from clean' -l cache -s c -x -
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l dry-run -d 'Show what would happen; change nothing.'
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l wait -x -d 'How long to wait for another run\'s lock before exiting with code 3.'
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l tier -x -d 'local (memory and disk), or network: the shared Redis tier.'
+complete -c llamacache -n '__fish_seen_subcommand_from clean' -l grace -x -d 'With --tier network: keep orphan chunks younger than this (an upload in flight), default "5m".'
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l json -d 'Print one JSON document on stdout instead of tables.'
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l quiet -d 'Print nothing but errors.'
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l help -s h -d 'Show the help and exit.'

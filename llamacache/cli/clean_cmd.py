@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from llamacache.cli import _network
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt
+from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, _duration
 from llamacache.cli.render import Renderer, size
+from llamacache.errors import UsageError
 from llamacache.ops import clean as clean_ops
 
 
@@ -53,13 +56,25 @@ def clean(
     dry_run: DryRunOpt = False,
     wait: WaitOpt = 0.0,
     tier: TierOpt = "local",
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            "--grace",
+            parser=_duration,
+            metavar="DURATION",
+            help="With --tier network: keep orphan chunks younger than this "
+            '(an upload in flight), default "5m".',
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Apply each cache's policy: expire, age out, evict to threshold, sweep strays (cron)."""
     s = state(ctx)
     if wants_network(tier, {"--wait": bool(wait)}):
-        return _network.clean(s, cache, dry_run, json_out, quiet)
+        return _network.clean(s, cache, dry_run, json_out, quiet, grace)
+    if grace is not None:
+        raise UsageError("--grace: only with --tier network (orphan chunks on the server)")
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
     r = s.renderer(json_out=json_out, quiet=quiet)
     r.emit_caches(report, _human)
