@@ -277,7 +277,9 @@ class TieredCache:
             net = self._net
             if net is not None:
                 ok = net.listening(self.settings.coherence_interval + 0.05)
-                if not ok:  # no heartbeat: whatever we hold may have changed unseen
+                if not ok and (self._net_ok or net.available()):
+                    # no heartbeat while the server answers reads: what we hold may have
+                    # changed unseen (an unreachable server: drop once, then serve local)
                     self._net_reset()
                 self._net_ok = ok
                 if ok and not self._resharing and unshared.count(self.disk.directory):
