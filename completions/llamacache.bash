@@ -14,17 +14,17 @@ _llamacache_options() {
         "") echo "--config --cache-dir --json --quiet --debug --version --install-completion --show-completion --help -h" ;;
         "backup") echo "--to --cache -c --json --quiet --help -h" ;;
         "bench") echo "--cache -c --tier --workload --read-ratio --keys --value-size --ops --duration --processes --policy --memory-size --disk-size --compare --seed --json --csv --quiet --help -h" ;;
-        "clean") echo "--cache -c --dry-run --wait --tier --grace --json --quiet --help -h" ;;
+        "clean") echo "--cache -c --dry-run --wait --tier --grace --wide -w --json --quiet --help -h" ;;
         "config") echo "--help -h" ;;
         "config init") echo "--force --json --help -h" ;;
         "config path") echo "--json --help -h" ;;
-        "config show") echo "--json --help -h" ;;
+        "config show") echo "--wide -w --json --help -h" ;;
         "config validate") echo "--json --help -h" ;;
         "daemon") echo "--cache -c --json --quiet --help -h" ;;
-        "evict") echo "--cache -c --key --match --older-than --larger-than --to-size --keep-last --tier --plan-out --apply --dry-run --yes -y --wait --json --quiet --help -h" ;;
+        "evict") echo "--cache -c --key --match --older-than --larger-than --to-size --keep-last --tier --plan-out --apply --dry-run --yes -y --wait --wide -w --json --quiet --help -h" ;;
         "get") echo "--cache -c --out -o --force --json --quiet --help -h" ;;
-        "inspect") echo "--cache -c --top --reset-stats --tier --json --quiet --help -h" ;;
-        "ls") echo "--cache -c --sort --limit --filter --keys-only -q --null -0 --tier --json --help -h" ;;
+        "inspect") echo "--cache -c --top --reset-stats --tier --page-cache --wide -w --json --quiet --help -h" ;;
+        "ls") echo "--cache -c --sort --limit --filter --keys-only -q --null -0 --tier --wide -w --json --help -h" ;;
         "push") echo "--all --cache -c --json --quiet --help -h" ;;
         "put") echo "--file -f --cache -c --ttl --json --quiet --help -h" ;;
         "repair") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;
@@ -33,70 +33,77 @@ _llamacache_options() {
         "schedule") echo "--help -h" ;;
         "schedule cron") echo "--every --cache -c --log --install --uninstall --crontab-file --json --help -h" ;;
         "schedule systemd") echo "--every --cache -c --log --install --uninstall --units-dir --json --help -h" ;;
-        "stats") echo "--cache -c --prometheus --reset --json --quiet --help -h" ;;
-        "verify") echo "--cache -c --quick --sample --max-time --tier --json --quiet --help -h" ;;
-        "warm") echo "--cache -c --manifest -m --revision --name --page-cache --budget --jobs -j --dry-run --json --quiet --help -h" ;;
+        "stats") echo "--cache -c --prometheus --reset --wide -w --json --quiet --help -h" ;;
+        "verify") echo "--cache -c --quick --sample --max-time --tier --wide -w --json --quiet --help -h" ;;
+        "warm") echo "--cache -c --manifest -m --revision --name --page-cache --budget --jobs -j --dry-run --wide -w --json --quiet --help -h" ;;
+    esac
+}
+
+_llamacache_argument_kind() {
+    case "$1" in
+        "get") echo "key" ;;
+        "rm") echo "key" ;;
     esac
 }
 
 _llamacache_value_kind() {
     case "$1" in
-        "--config") echo "path" ;;
-        "--cache-dir") echo "path" ;;
-        "backup --to") echo "path" ;;
+        "--config") echo "value" ;;
+        "--cache-dir") echo "value" ;;
+        "backup --to") echo "value" ;;
         "backup --cache") echo "cache" ;;
         "backup -c") echo "cache" ;;
         "bench --cache") echo "cache" ;;
         "bench -c") echo "cache" ;;
-        "bench --tier") echo "value" ;;
-        "bench --workload") echo "value" ;;
+        "bench --tier") echo "choice:memory disk tiered network" ;;
+        "bench --workload") echo "choice:uniform zipf scan mixed" ;;
         "bench --read-ratio") echo "value" ;;
         "bench --keys") echo "value" ;;
         "bench --value-size") echo "value" ;;
         "bench --ops") echo "value" ;;
         "bench --duration") echo "value" ;;
         "bench --processes") echo "value" ;;
-        "bench --policy") echo "value" ;;
+        "bench --policy") echo "choice:lru fifo lfu time size none" ;;
         "bench --memory-size") echo "value" ;;
         "bench --disk-size") echo "value" ;;
         "bench --seed") echo "value" ;;
         "clean --cache") echo "cache" ;;
         "clean -c") echo "cache" ;;
         "clean --wait") echo "value" ;;
-        "clean --tier") echo "value" ;;
+        "clean --tier") echo "choice:local network" ;;
         "clean --grace") echo "value" ;;
         "daemon --cache") echo "cache" ;;
         "daemon -c") echo "cache" ;;
         "evict --cache") echo "cache" ;;
         "evict -c") echo "cache" ;;
-        "evict --key") echo "value" ;;
+        "evict --key") echo "key" ;;
         "evict --match") echo "value" ;;
         "evict --older-than") echo "value" ;;
         "evict --larger-than") echo "value" ;;
         "evict --to-size") echo "value" ;;
         "evict --keep-last") echo "value" ;;
-        "evict --tier") echo "value" ;;
-        "evict --plan-out") echo "path" ;;
-        "evict --apply") echo "path" ;;
+        "evict --tier") echo "choice:local network" ;;
+        "evict --plan-out") echo "value" ;;
+        "evict --apply") echo "value" ;;
         "evict --wait") echo "value" ;;
         "get --cache") echo "cache" ;;
         "get -c") echo "cache" ;;
-        "get --out") echo "path" ;;
-        "get -o") echo "path" ;;
+        "get --out") echo "value" ;;
+        "get -o") echo "value" ;;
         "inspect --cache") echo "cache" ;;
         "inspect -c") echo "cache" ;;
         "inspect --top") echo "value" ;;
-        "inspect --tier") echo "value" ;;
+        "inspect --tier") echo "choice:local network" ;;
         "ls --cache") echo "cache" ;;
         "ls -c") echo "cache" ;;
-        "ls --sort") echo "value" ;;
+        "ls --sort") echo "choice:size size:asc size:desc accessed accessed:asc accessed:desc stored stored:asc stored:desc hits hits:asc hits:desc key key:asc key:desc expires expires:asc expires:desc" ;;
         "ls --limit") echo "value" ;;
         "ls --filter") echo "value" ;;
-        "ls --tier") echo "value" ;;
+        "ls --tier") echo "choice:local network" ;;
         "push --cache") echo "cache" ;;
         "push -c") echo "cache" ;;
-        "put --file") echo "path" ;;
-        "put -f") echo "path" ;;
+        "put --file") echo "value" ;;
+        "put -f") echo "value" ;;
         "put --cache") echo "cache" ;;
         "put -c") echo "cache" ;;
         "put --ttl") echo "value" ;;
@@ -113,13 +120,13 @@ _llamacache_value_kind() {
         "schedule cron --every") echo "value" ;;
         "schedule cron --cache") echo "cache" ;;
         "schedule cron -c") echo "cache" ;;
-        "schedule cron --log") echo "path" ;;
-        "schedule cron --crontab-file") echo "path" ;;
+        "schedule cron --log") echo "value" ;;
+        "schedule cron --crontab-file") echo "value" ;;
         "schedule systemd --every") echo "value" ;;
         "schedule systemd --cache") echo "cache" ;;
         "schedule systemd -c") echo "cache" ;;
-        "schedule systemd --log") echo "path" ;;
-        "schedule systemd --units-dir") echo "path" ;;
+        "schedule systemd --log") echo "value" ;;
+        "schedule systemd --units-dir") echo "value" ;;
         "stats --cache") echo "cache" ;;
         "stats -c") echo "cache" ;;
         "stats --prometheus") echo "value" ;;
@@ -127,11 +134,11 @@ _llamacache_value_kind() {
         "verify -c") echo "cache" ;;
         "verify --sample") echo "value" ;;
         "verify --max-time") echo "value" ;;
-        "verify --tier") echo "value" ;;
+        "verify --tier") echo "choice:local network" ;;
         "warm --cache") echo "cache" ;;
         "warm -c") echo "cache" ;;
-        "warm --manifest") echo "path" ;;
-        "warm -m") echo "path" ;;
+        "warm --manifest") echo "value" ;;
+        "warm -m") echo "value" ;;
         "warm --revision") echo "value" ;;
         "warm --name") echo "value" ;;
         "warm --budget") echo "value" ;;
@@ -140,9 +147,9 @@ _llamacache_value_kind() {
     esac
 }
 
-# Cache names come from llamacache itself (Typer's completion protocol), honouring
-# any --config / --cache-dir already on the line.
-_llamacache_caches() {
+# Cache names and keys come from llamacache itself (Typer's completion protocol),
+# honouring any --config / --cache-dir / -c already on the line.
+_llamacache_ask() {
     local IFS=$'\n'
     COMPREPLY=($(COMP_WORDS="${COMP_WORDS[*]}" COMP_CWORD="$COMP_CWORD" \
         _LLAMACACHE_COMPLETE=complete_bash "${COMP_WORDS[0]}" 2>/dev/null))
@@ -159,7 +166,7 @@ _llamacache() {
     done
     kind="$(_llamacache_value_kind "${cmdpath:+$cmdpath }$prev")"
     case "$kind" in
-        cache) _llamacache_caches; return ;;
+        cache|key) _llamacache_ask; return ;;
         path) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         choice:*) COMPREPLY=($(compgen -W "${kind#choice:}" -- "$cur")); return ;;
         value) COMPREPLY=(); return ;;
@@ -170,6 +177,8 @@ _llamacache() {
         subs="$(_llamacache_subcommands "$cmdpath")"
         if [[ -n "$subs" ]]; then
             COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+        elif [[ "$(_llamacache_argument_kind "$cmdpath")" == key ]]; then
+            _llamacache_ask
         else
             COMPREPLY=($(compgen -f -- "$cur"))
         fi

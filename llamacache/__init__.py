@@ -7,28 +7,38 @@ The public API::
     with CacheManager(CacheConfig(memory_size="4GB", disk_size="100GB", policy="lru")) as cm:
         cm.put("tokens:v1", batch)
         model_cache = cm.cache("model")
+
+Names are imported on first use (PEP 562), so ``llamacache --version`` and commands that
+need only part of the package do not pay for numpy, psutil, asyncio or the engine.
 """
 
-from llamacache.config import CacheConfig
-from llamacache.errors import (
-    CacheIOError,
-    CacheNotFoundError,
-    ConfigError,
-    CorruptEntryError,
-    DiskFullError,
-    LlamacacheError,
-    LockBusyError,
-    ReadOnlyCacheError,
-    UnsafeCacheDirError,
-)
-from llamacache.manager import CacheManager
-from llamacache.ml import DatasetCache, ModelCache
-from llamacache.monitored import MonitoredCacheManager
-from llamacache.monitoring import CacheMetricsCollector
-from llamacache.resources import ResourceManager
-from llamacache.scheduler import AsyncScheduler
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "AsyncScheduler": "llamacache.scheduler",
+    "CacheConfig": "llamacache.config",
+    "CacheIOError": "llamacache.errors",
+    "CacheManager": "llamacache.manager",
+    "CacheMetricsCollector": "llamacache.monitoring",
+    "CacheNotFoundError": "llamacache.errors",
+    "ConfigError": "llamacache.errors",
+    "CorruptEntryError": "llamacache.errors",
+    "DatasetCache": "llamacache.ml",
+    "DiskFullError": "llamacache.errors",
+    "LlamacacheError": "llamacache.errors",
+    "LockBusyError": "llamacache.errors",
+    "ModelCache": "llamacache.ml",
+    "MonitoredCacheManager": "llamacache.monitored",
+    "ReadOnlyCacheError": "llamacache.errors",
+    "ResourceManager": "llamacache.resources",
+    "UnsafeCacheDirError": "llamacache.errors",
+}
 
 __all__ = [
     "AsyncScheduler",
@@ -50,3 +60,37 @@ __all__ = [
     "UnsafeCacheDirError",
     "__version__",
 ]
+assert sorted(_EXPORTS) == __all__[:-1]
+
+if TYPE_CHECKING:
+    from llamacache.config import CacheConfig
+    from llamacache.errors import (
+        CacheIOError,
+        CacheNotFoundError,
+        ConfigError,
+        CorruptEntryError,
+        DiskFullError,
+        LlamacacheError,
+        LockBusyError,
+        ReadOnlyCacheError,
+        UnsafeCacheDirError,
+    )
+    from llamacache.manager import CacheManager
+    from llamacache.ml import DatasetCache, ModelCache
+    from llamacache.monitored import MonitoredCacheManager
+    from llamacache.monitoring import CacheMetricsCollector
+    from llamacache.resources import ResourceManager
+    from llamacache.scheduler import AsyncScheduler
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llamacache' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # next time, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

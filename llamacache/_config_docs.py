@@ -1,7 +1,7 @@
-"""The settings reference table in README.md, generated from the settings table itself.
+"""The settings reference table in docs/configuration.md, generated from the settings table.
 
 ``python -m llamacache.cli._generate`` rewrites the block between the markers, and the
-staleness test fails when a setting is added without the README following.
+staleness test fails when a setting is added without the docs following.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def reference_table() -> str:
 
 
 def with_table(readme: str) -> str:
-    """README text with the generated block replaced (unchanged if the markers are missing)."""
+    """Document text with the generated block replaced (unchanged if the markers are missing)."""
     start, end = readme.find(BEGIN), readme.find(END)
     if start < 0 or end < start:
         return readme

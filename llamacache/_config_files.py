@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from llamacache import _config_schema as schema
 from llamacache.errors import ConfigError
 from llamacache.units import show
@@ -71,6 +69,8 @@ def _parse_toml(text: str, path: Path) -> Any:
 
 
 def _parse_yaml(text: str, path: Path) -> Any:
+    import yaml  # only for YAML files: most runs read TOML or nothing
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

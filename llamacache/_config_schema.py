@@ -151,6 +151,29 @@ def size_value(value: object) -> object:
 
 
 @dataclass(frozen=True)
+class MachineShare:
+    """A default sized for this machine: a share of the free disk space under the cache (plus
+    what the cache already holds, so filling it does not shrink it) or of the RAM, capped.
+
+    Resolved when the configuration is (``config show`` prints the bytes and this rule as
+    the source); a value written anywhere (file, environment, flag) replaces it.
+    """
+
+    share: float
+    cap: int
+    floor: int
+    kind: Literal["disk", "memory"]
+
+    def __str__(self) -> str:
+        what = "free disk" if self.kind == "disk" else "RAM"
+        return f"{self.share:.0%} of {what}, at most {units.size_to_config(self.cap)}"
+
+    @property
+    def source(self) -> str:
+        return f"auto: {self}"
+
+
+@dataclass(frozen=True)
 class Setting:
     """One global setting: dotted key as in the file, parser, default, env vars, help."""
 
@@ -251,7 +274,7 @@ SETTINGS: tuple[Setting, ...] = (
     _g(
         "cache.memory.size",
         SIZE_MEMORY,
-        1000 * units.MB,
+        MachineShare(0.05, 4 * 10**9, 256 * units.MB, "memory"),
         "memory front size (bare number = MB)",
         aliases=("cache.memory_size",),
         env=("CACHE_MEMORY_SIZE",),
@@ -278,6 +301,12 @@ SETTINGS: tuple[Setting, ...] = (
     _g("cache.disk.use_mmap", BOOL, True, "memory-map large files on read"),
     _g("cache.disk.cleanup_interval", _positive_duration, 3600.0, "seconds between disk cleanups"),
     _g("cache.disk.file_threshold", SIZE_DISK, 32 * 1024, "values this large are stored as files"),
+    _g(
+        "cache.disk.temp_grace",
+        DURATION,
+        900.0,
+        "clean/repair leave temporaries and orphans younger than this (a live put's)",
+    ),
     _g("cache.disk.allow_network_fs", BOOL, False, "allow NFS/CIFS/Lustre/GPFS (unsafe locking)"),
     _g(
         "cache.network.url",
@@ -435,20 +464,35 @@ CACHE_KEYS: tuple[CacheKey, ...] = (
         None,
         "values this large are files",
     ),
+    CacheKey(
+        "temp_grace",
+        "temp_grace",
+        DURATION,
+        "cache.disk.temp_grace",
+        None,
+        "leave younger temporaries and orphans",
+    ),
     CacheKey("network", "network", BOOL, None, True, "use the shared network tier if configured"),
 )
 CACHE_KEYS_BY_NAME: Mapping[str, CacheKey] = {k.name: k for k in CACHE_KEYS}
 CACHE_ALIASES: Mapping[str, str] = {a: k.name for k in CACHE_KEYS for a in k.aliases}
 
 # The seed's cache types, already parsed. temp_dir is relative to the cache's own folder.
+# The model and training caches are sized for the machine (a 7B model in fp16 is 14 GB);
+# a file that names a size (the specification's `size: 1024  # MB`) means exactly that.
 SEED_DEFAULTS: Mapping[str, Mapping[str, object]] = {
     "model": {
-        "size": 1024 * units.MB,
+        "size": MachineShare(0.25, 200 * 10**9, 1024 * units.MB, "disk"),
         "format": "safetensors",
         "compression": "auto",
         "policy": "lru",
     },
-    "training": {"size": 512 * units.MB, "batch_buffer": 32, "prefetch": 4, "policy": "fifo"},
+    "training": {
+        "size": MachineShare(0.10, 50 * 10**9, 512 * units.MB, "disk"),
+        "batch_buffer": 32,
+        "prefetch": 4,
+        "policy": "fifo",
+    },
     "system": {
         "size": 256 * units.MB,
         "temp_dir": Path(".cache/temp"),

@@ -13,6 +13,7 @@ from llamacache._config_schema import (
     SEED_CACHES,
     SEED_DEFAULTS,
     SETTINGS,
+    MachineShare,
     cache_env,
 )
 
@@ -43,6 +44,9 @@ def _line(name: str, value: object) -> str:
 
 
 def _entry(name: str, value: object, help: str, env: str, example_key: str) -> list[str]:
+    if isinstance(value, MachineShare):  # measured on this machine: nothing to write back
+        example = "50GB" if value.kind == "disk" else "1GB"
+        return [f"# {help}; default {value} (env {env})", "# " + _line(name, example)]
     lines = [f"# {help} (env {env})"]
     if value is None or example_key in _NOT_WRITTEN:
         lines.append("# " + _line(name, EXAMPLES[example_key]))

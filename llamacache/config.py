@@ -115,6 +115,7 @@ class _Resolver:
     """Parses every layer (lowest first) so that even overridden bad values are reported."""
 
     def __init__(self, layers: list[Layer], root: Path) -> None:
+        self.root = root
         self.winners: dict[str, Resolved] = {}
         ctx = Ctx(base=root, root=root)
         for layer in layers:
@@ -167,9 +168,18 @@ def _cache_value(
         # A seed cache's own default (training's fifo, system's max_age) is more specific
         # than a global: a global reaches only what the seed does not set for that cache.
         if ck.name in seed:
-            return seed[ck.name], "default"
+            return _sized(seed[ck.name], r.root / name)
         return inherited
-    return seed.get(ck.name, ck.default), "default"
+    return _sized(seed.get(ck.name, ck.default), r.root / name)
+
+
+def _sized(default: object, cache_dir: Path) -> Resolved:
+    """A built-in default; one sized for the machine is measured now, its rule as source."""
+    if isinstance(default, schema.MachineShare):
+        from llamacache.resources import machine_size
+
+        return machine_size(default, cache_dir), default.source
+    return default, "default"
 
 
 def _pressure_floor(value: object) -> int:
@@ -256,7 +266,7 @@ def resolve(
     assert isinstance(root, Path)
     r = _Resolver(layers, root)
     glob: dict[str, Resolved] = {
-        st.key: r.get(st.key) or (st.default, "default") for st in SETTINGS
+        st.key: r.get(st.key) or _sized(st.default, root) for st in SETTINGS
     }
     glob["cache.disk.path"] = (root, root_src)
     sources = {k: src for k, (_, src) in glob.items()}

@@ -7,8 +7,6 @@ cache, key or path) and what was expected.
 
 from __future__ import annotations
 
-import errno
-import sqlite3
 from enum import IntEnum
 from typing import Any
 
@@ -88,37 +86,8 @@ class NetworkTierError(LlamacacheError):
     """The shared network tier (Redis) could not be reached or answered wrongly."""
 
 
-_DISK_FULL_MESSAGES = ("database or disk is full", "disk i/o error: no space")
-
-
 def translate_os_error(exc: BaseException, cache: str, path: object) -> LlamacacheError | None:
-    """Map an OS or SQLite failure to our error family, or None if it is not one we name.
+    """Map an OS or SQLite failure to our error family (see ``engine/failures.py``)."""
+    from llamacache.engine.failures import translate_os_error as translate
 
-    ``OSError(ENOSPC)`` and SQLite's "database or disk is full" are the same event
-    seen through two layers; both become one :class:`DiskFullError` naming the cache.
-    """
-    if isinstance(exc, LlamacacheError):
-        return exc
-    if isinstance(exc, OSError):
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return DiskFullError(f"cache {cache!r}: disk full at {path} ({exc.strerror})")
-        if exc.errno == errno.EROFS:
-            return ReadOnlyCacheError(f"cache {cache!r}: {path} is on a read-only filesystem")
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            where = exc.filename or path
-            return ReadOnlyCacheError(f"cache {cache!r}: permission denied on {where}")
-        if exc.errno == errno.EIO:
-            return CacheIOError(f"cache {cache!r}: I/O error at {exc.filename or path}")
-        return CacheIOError(f"cache {cache!r}: {exc.strerror or exc} at {exc.filename or path}")
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        if any(m in text for m in _DISK_FULL_MESSAGES):
-            return DiskFullError(f"cache {cache!r}: disk full at {path} (database or disk is full)")
-        if "readonly" in text or "read-only" in text:
-            return ReadOnlyCacheError(f"cache {cache!r}: {path} is read-only ({exc})")
-        if "unable to open" in text:
-            return ReadOnlyCacheError(f"cache {cache!r}: cannot open the index in {path} ({exc})")
-        return CacheIOError(f"cache {cache!r}: SQLite error at {path}: {exc}")
-    if isinstance(exc, sqlite3.DatabaseError):
-        return CorruptEntryError(cache, "<index>", f"SQLite index is damaged: {exc}")
-    return None
+    return translate(exc, cache, path)

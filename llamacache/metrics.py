@@ -16,7 +16,6 @@ import atexit
 import bisect
 import logging
 import os
-import sqlite3
 import threading
 import time
 import weakref
@@ -24,7 +23,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from llamacache import metrics_store
-from llamacache.errors import LlamacacheError
 
 if TYPE_CHECKING:
     from llamacache.engine.tiered import TieredCache
@@ -169,7 +167,7 @@ class CacheMetrics:
             if cache is not None and not self._closed:
                 cache.disk.note_ghosts(metrics_store.has_ghosts(self.directory))
             return True
-        except (sqlite3.Error, OSError, LlamacacheError) as exc:
+        except metrics_store.FLUSH_ERRORS as exc:
             log.debug("metrics of %s not flushed: %s", self.directory, exc)
             return False
         finally:

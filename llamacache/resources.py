@@ -13,35 +13,59 @@ disk or RAM cannot honour.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from llamacache.units import format_size
 
 if TYPE_CHECKING:
+    from llamacache._config_schema import MachineShare
     from llamacache.engine.memory import MemoryFront
     from llamacache.settings import CacheSettings, Settings
 
 
+def _psutil() -> Any:
+    """psutil, imported when memory is first measured (commands that never ask skip it)."""
+    import psutil
+
+    return psutil
+
+
+def machine_size(rule: MachineShare, cache_dir: Path) -> int:
+    """The bytes a machine-sized default gives the cache in ``cache_dir``: its share of the
+    RAM, or of the free space on the cache's filesystem plus what the cache holds already
+    (so filling a cache never shrinks its own limit), capped, never below the floor, in
+    whole megabytes so ``config show`` prints it plainly."""
+    from llamacache.units import MB, physical_memory
+
+    if rule.kind == "memory":
+        base = physical_memory()
+    else:
+        base = disk_free(cache_dir)
+        if (cache_dir / "cache.db").is_file():
+            from llamacache.engine.index import used_bytes_at
+
+            base += used_bytes_at(cache_dir)
+    size = int(base * rule.share) // MB * MB
+    return max(rule.floor, min(rule.cap, size))
+
+
 def available_memory() -> int:
     """Bytes the system can give to new allocations without swapping (psutil's ``available``)."""
-    return int(psutil.virtual_memory().available)
+    return int(_psutil().virtual_memory().available)
 
 
 def total_memory() -> int:
     """Physical memory in bytes: the base of a ``"30%"`` memory size."""
-    return int(psutil.virtual_memory().total)
+    return int(_psutil().virtual_memory().total)
 
 
 def memory_pressure() -> float:
     """Share of physical memory in use, 0..1 (1 - available / total)."""
-    vm = psutil.virtual_memory()
+    vm = _psutil().virtual_memory()
     return 1.0 - vm.available / vm.total if vm.total else 0.0
 
 
@@ -164,10 +188,14 @@ class ResourceManager:
 
     async def get_disk_free(self, path: Path | None = None) -> int:
         """Free bytes on the filesystem holding ``path`` (default: this manager's path)."""
+        import asyncio
+
         return await asyncio.to_thread(disk_free, path or self.path)
 
     async def get_disk_total(self, path: Path | None = None) -> int:
         """Size of the filesystem holding ``path`` in bytes."""
+        import asyncio
+
         return await asyncio.to_thread(disk_total, path or self.path)
 
     async def get_cpu_count(self) -> int:

@@ -7,10 +7,13 @@ of the caller's training or serving code never blocks on disk.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where a loop runs (it is loaded then): `import llamacache` stays light
+    import asyncio
 
 log = logging.getLogger("llamacache.scheduler")
 
@@ -47,6 +50,8 @@ class AsyncScheduler:
     ) -> None:
         """Start running ``func`` every ``interval`` seconds: the first run after one interval,
         or at once with ``run_now`` (a daemon in a container restarted often must still run)."""
+        import asyncio
+
         if interval <= 0:
             raise ValueError(f"interval must be positive, got {interval}")
         if self._stopping is None:
@@ -56,6 +61,8 @@ class AsyncScheduler:
         self._jobs.append(job)
 
     async def _loop(self, job: _Job) -> None:
+        import asyncio
+
         assert self._stopping is not None
         wait = not job.run_now
         while not self._stopping.is_set():
@@ -75,6 +82,8 @@ class AsyncScheduler:
 
     async def stop(self) -> None:
         """Stop every job; a job that is mid-run finishes its current run first."""
+        import asyncio
+
         if self._stopping is not None:
             self._stopping.set()
         tasks = [j.task for j in self._jobs if j.task is not None]

@@ -91,6 +91,7 @@ class CacheSettings:
     batch_buffer: int = 32
     prefetch: int = 4
     temp_dir: Path | None = None
+    temp_grace: float = 900.0  # clean/repair leave younger temporaries and orphans alone
     network: bool = True  # use the [cache.network] tier when one is configured
 
 

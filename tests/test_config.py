@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from llamacache import config, units
+from llamacache._config_schema import SEED_DEFAULTS, SETTINGS_BY_KEY, MachineShare
 from llamacache.config import CacheConfig, resolve
 from llamacache.errors import ConfigError
+from llamacache.resources import machine_size
 
 MB = 10**6
 SIZE_HINT = 'expected e.g. "100GB", "512MiB", "30%"'
@@ -156,10 +158,13 @@ def test_seed_toml_block(tmp_path: Path, home: dict[str, str]) -> None:
         0.9,
     )
     assert (d.max_items, d.memory_cleanup_interval, d.use_mmap) == (1000, 300.0, True)
-    # The seed caches keep their own disk sizes even under an explicit global disk_size...
-    assert s.cache("model").disk_size == 1024 * MB
-    assert s.cache("model").memory_size == 1024 * MB
-    assert s.sources["caches.model.size"] == "default"
+    # The seed caches keep their own disk sizes even under an explicit global disk_size
+    # (the model cache's is sized for the machine: the TOML block names no model size)...
+    model_rule = SEED_DEFAULTS["model"]["size"]
+    assert isinstance(model_rule, MachineShare)
+    assert s.cache("model").disk_size == machine_size(model_rule, s.root / "model")
+    assert s.cache("model").memory_size == min(4 * 10**9, s.cache("model").disk_size)
+    assert s.sources["caches.model.size"] == "auto: 25% of free disk, at most 200GB"
     # ...and their own seed policies (more specific than a global); other globals reach them.
     assert s.cache("training").policy == "fifo"
     assert s.sources["caches.training.policy"] == "default"
@@ -192,8 +197,10 @@ def test_defaults(work: Path, home: dict[str, str]) -> None:
     assert s.config_file is None and s.network is None
     assert list(s.caches) == ["default", "model", "training", "system"]
     d = s.cache("default")
+    memory_rule = SETTINGS_BY_KEY["cache.memory.size"].default
+    assert isinstance(memory_rule, MachineShare)
     assert (d.memory_size, d.disk_size, d.policy, d.eviction_threshold) == (
-        1000 * MB,
+        machine_size(memory_rule, s.root),
         10_000 * MB,
         "lru",
         0.9,
@@ -204,7 +211,7 @@ def test_defaults(work: Path, home: dict[str, str]) -> None:
         32768,
     )
     assert s.cache("system").temp_dir == s.root / "system" / ".cache" / "temp"
-    assert set(s.sources.values()) == {"default"}
+    assert {src for src in s.sources.values() if not src.startswith("auto: ")} == {"default"}
 
 
 def test_precedence_default_file_env_override(tmp_path: Path, home: dict[str, str]) -> None:
@@ -584,7 +591,8 @@ def test_describe_has_every_setting_with_source_and_env(
     assert rows["cache.policy"].env_var == "LLAMACACHE_POLICY"
     assert rows["caches.training.batch_buffer"].env_var == "LLAMACACHE_TRAINING_BATCH_BUFFER"
     assert rows["cache.disk.path"].env_var == "LLAMACACHE_DISK_PATH"
-    assert rows["caches.model.size"].value == "1024MB"
+    assert rows["caches.model.size"].value == units.size_to_config(s.cache("model").disk_size)
+    assert rows["caches.model.size"].source.startswith("auto: 25% of free disk")
 
 
 def test_settings_table_env_names() -> None:
@@ -642,3 +650,52 @@ def test_network_url_schemes_accepted(tmp_path: Path) -> None:
     for url in ("redis://h:6379/0", "rediss://h:6380/1", "unix:///run/redis.sock"):
         settings = resolve(env={"LLAMACACHE_NETWORK_URL": url}, cwd=tmp_path)
         assert settings.network is not None and settings.network.url == url
+
+
+# -- defaults sized for the machine ---------------------------------------------------------------
+
+
+def test_machine_sized_defaults_follow_free_disk_and_ram(tmp_path: Path) -> None:
+    import shutil
+
+    rule = MachineShare(0.25, 200 * 10**9, 1024 * MB, "disk")
+    free = shutil.disk_usage(tmp_path).free
+    expected = max(1024 * MB, min(200 * 10**9, int(free * 0.25) // MB * MB))
+    assert abs(machine_size(rule, tmp_path / "model") - expected) <= 4 * MB
+    assert machine_size(MachineShare(0.5, 10 * MB, MB, "disk"), tmp_path) == 10 * MB  # capped
+    assert machine_size(MachineShare(1e-12, 10**12, 7 * MB, "disk"), tmp_path) == 7 * MB  # floor
+    ram = machine_size(MachineShare(0.05, 10**13, 0, "memory"), tmp_path)
+    assert ram == int(units.physical_memory() * 0.05) // MB * MB
+
+
+def test_filling_a_machine_sized_cache_does_not_shrink_it(work: Path, home: dict[str, str]) -> None:
+    """Free space alone would shrink the limit as the cache fills, and clean would then evict
+    what a warm just stored; the cache's own bytes count as room it has."""
+    import os
+
+    from llamacache.engine.index import used_bytes_at
+    from llamacache.manager import CacheManager
+    from llamacache.resources import disk_free
+
+    settings = resolve(env=home, cwd=work)
+    with CacheManager(settings) as m:
+        m.cache("model").put("blob", os.urandom(64 * MB))  # incompressible: 64 MB on disk
+    folder = settings.root / "model"
+    used = used_bytes_at(folder)
+    assert used >= 64 * MB
+    rule = MachineShare(0.25, 10**15, 0, "disk")
+    free = disk_free(folder)  # other programs write too: measure both sides back to back
+    sized = machine_size(rule, folder)
+    assert abs(sized - int((free + used) * 0.25)) <= 8 * MB, (sized, free, used)
+
+
+def test_an_explicit_size_means_what_it_says(tmp_path: Path, home: dict[str, str]) -> None:
+    """The specification's YAML (`model_cache: size: 1024  # MB`) still means 1024 MB."""
+    path = write(tmp_path / "llamacache.yaml", "model_cache:\n  size: 1024  # MB\n")
+    s = resolve(config_file=path, env=home, cwd=tmp_path)
+    assert s.cache("model").disk_size == 1024 * MB
+    assert s.sources["caches.model.size"] == f"file:{path}"
+    env = {**home, "LLAMACACHE_MODEL_SIZE": "50GB", "CACHE_MEMORY_SIZE": "1000"}
+    s = resolve(env=env, cwd=tmp_path)
+    assert s.cache("model").disk_size == 50 * 10**9
+    assert s.cache("default").memory_size == 1000 * MB

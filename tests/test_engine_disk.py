@@ -265,16 +265,42 @@ def test_memory_front_hits_keep_entries_on_disk_under_lru(tmp_path: Path) -> Non
 
 
 def test_admin_index_reader_sees_batched_recency(tmp_path: Path) -> None:
-    from llamacache.ops import _index
+    from llamacache.engine import index
 
     tier = DiskTier(settings(tmp_path, policy="lru"))
     fill(tier, range(6), 100)
     for k in (0, 1, 2):  # read the oldest three: they become the most recent
         tier.get(k)
     tier.close()
-    con, _ = _index.connect(tier.directory)
-    try:
-        order = [row.key_text for row in _index.rows(con, order="access_time, rowid")]
-    finally:
-        con.close()
+    with index.Snapshot(tier.directory) as snap:
+        order = [row.key_text for row in snap.rows(order="access_time")]
     assert order[:3] == ["3", "4", "5"] and sorted(order[3:]) == ["0", "1", "2"]
+
+
+def test_digest_files_parallel_matches_one_process_and_xxhsum(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    from llamacache.engine import checksums
+
+    paths = []
+    for i, size in enumerate((0, 1, 70_000, 3 * 2**20, 12_345)):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(os.urandom(size))
+        paths.append(str(p))
+    paths.append(str(tmp_path / "missing"))
+    serial = checksums.digest_files_parallel("xxh3", paths, jobs=1)
+    forked = checksums.digest_files_parallel("xxh3", paths, jobs=3)
+    assert forked == serial  # same order, same bytes, the same error text for the lost file
+    assert isinstance(serial[-1], str) and "missing" in serial[-1]
+    for path, d in zip(paths[:-1], serial[:-1], strict=True):
+        with open(path, "rb") as f:
+            assert d == checksums.digest("xxh3", f.read())
+    assert checksums.digest_files_parallel("blake3", paths[:3], jobs=2)[2] == checksums.digest(
+        "blake3", Path(paths[2]).read_bytes()
+    )
+    tool = shutil.which("xxhsum")
+    if tool is not None:  # the same digest the standard tool prints
+        out = subprocess.run([tool, "-H128", paths[3]], capture_output=True, text=True).stdout
+        assert out.split()[0] == bytes(serial[3]).hex()  # type: ignore[arg-type]

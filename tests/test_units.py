@@ -273,3 +273,15 @@ def test_parse_compression() -> None:
     assert units.parse_compression("none", field="f", codecs=codecs) == "none"
     with pytest.raises(ConfigError, match='did you mean "zstd"'):
         units.parse_compression("zstdd", field="f", codecs=codecs)
+
+
+def test_format_size_is_humanfriendlys_text_without_importing_it() -> None:
+    import random
+
+    import humanfriendly
+
+    rng = random.Random(7)
+    values = [0, 1, 2, 999, 1000, 1001, 1500, 999_999, 10**6, 10**9 - 1, 5 * 10**12, 2**63 - 1]
+    values += [rng.randrange(10 ** rng.randrange(1, 22)) for _ in range(5000)]
+    for n in values:
+        assert units.format_size(n) == humanfriendly.format_size(n), n

@@ -1,9 +1,10 @@
 """bash, zsh and fish completion scripts rendered from the walked command tree.
 
-Subcommands and options are static tables (no Python start-up on TAB); cache names are
-asked of llamacache itself through Typer's completion protocol
-(``_LLAMACACHE_COMPLETE=complete_bash``), so they follow the configuration in effect,
-including a ``--config`` or ``--cache-dir`` already typed on the line.
+Subcommands, options and option values from a fixed list (``--tier``, ``--sort``) are
+static tables (no Python start-up on TAB); cache names and keys are asked of llamacache
+itself through Typer's completion protocol (``_LLAMACACHE_COMPLETE=complete_bash``), so they
+follow the configuration in effect, including a ``--config``, ``--cache-dir`` or ``-c``
+already typed on the line. Keys come from the index, prefix-filtered and capped.
 """
 
 from __future__ import annotations
@@ -37,11 +38,18 @@ def _sh_case(rows: list[tuple[str, str]], indent: str) -> str:
 
 
 def _sh_tables(cmds: list[Cmd]) -> str:
-    """The option and value-kind lookups, the same shell functions in bash and zsh."""
+    """The option, value-kind and argument-kind lookups, the same functions in bash and zsh."""
     opts = [(_key(c), " ".join(n for o in c.options for n in o.names)) for c in cmds]
+    args = [(_key(c), c.argument_kind) for c in cmds if c.argument_kind != "path"]
     return f"""_llamacache_options() {{
     case "$1" in
 {_sh_case(opts, "        ")}
+    esac
+}}
+
+_llamacache_argument_kind() {{
+    case "$1" in
+{_sh_case(args, "        ")}
     esac
 }}
 
@@ -65,9 +73,9 @@ _llamacache_subcommands() {{
 }}
 
 {_sh_tables(cmds)}
-# Cache names come from llamacache itself (Typer's completion protocol), honouring
-# any --config / --cache-dir already on the line.
-_llamacache_caches() {{
+# Cache names and keys come from llamacache itself (Typer's completion protocol),
+# honouring any --config / --cache-dir / -c already on the line.
+_llamacache_ask() {{
     local IFS=$'\\n'
     COMPREPLY=($(COMP_WORDS="${{COMP_WORDS[*]}}" COMP_CWORD="$COMP_CWORD" \\
         _LLAMACACHE_COMPLETE=complete_bash "${{COMP_WORDS[0]}}" 2>/dev/null))
@@ -84,7 +92,7 @@ _llamacache() {{
     done
     kind="$(_llamacache_value_kind "${{cmdpath:+$cmdpath }}$prev")"
     case "$kind" in
-        cache) _llamacache_caches; return ;;
+        cache|key) _llamacache_ask; return ;;
         path) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         choice:*) COMPREPLY=($(compgen -W "${{kind#choice:}}" -- "$cur")); return ;;
         value) COMPREPLY=(); return ;;
@@ -95,6 +103,8 @@ _llamacache() {{
         subs="$(_llamacache_subcommands "$cmdpath")"
         if [[ -n "$subs" ]]; then
             COMPREPLY=($(compgen -W "$subs" -- "$cur"))
+        elif [[ "$(_llamacache_argument_kind "$cmdpath")" == key ]]; then
+            _llamacache_ask
         else
             COMPREPLY=($(compgen -f -- "$cur"))
         fi
@@ -145,8 +155,11 @@ _llamacache_candidates() {{
         (( ${{reply[(I)${{word}}:*]}} )) && cmdpath="${{cmdpath:+$cmdpath }}$word"
     done
     kind="$(_llamacache_value_kind "${{cmdpath:+$cmdpath }}$prev")"
+    if [[ "$cur" != -* && -z "$kind" && "$(_llamacache_argument_kind "$cmdpath")" == key ]]; then
+        kind=key
+    fi
     case "$kind" in
-        cache)
+        cache|key)
             COMP_WORDS="${{words[1,CURRENT]}}" COMP_CWORD=$((CURRENT - 1)) \\
                 _LLAMACACHE_COMPLETE=complete_bash "${{words[1]}}" 2>/dev/null |
                 while read -r word; do print -r -- "cache:$word"; done
@@ -209,8 +222,8 @@ def fish(cmds: list[Cmd]) -> str:
         f"# fish completion for llamacache -- {HEADER}",
         "# Install: copy to ~/.config/fish/completions/llamacache.fish",
         "",
-        "# Cache names come from llamacache itself (Typer's completion protocol).",
-        "function __llamacache_caches",
+        "# Cache names and keys come from llamacache itself (Typer's completion protocol).",
+        "function __llamacache_ask",
         "    set -l prev (commandline -opc)",
         "    set -l cur (commandline -ct)",
         '    env COMP_WORDS="$prev $cur" COMP_CWORD=(count $prev) \\',
@@ -229,8 +242,8 @@ def fish(cmds: list[Cmd]) -> str:
             flags = []
             for name in opt.names:
                 flags.append(f"-l {name[2:]}" if name.startswith("--") else f"-s {name[1:]}")
-            if opt.value == "cache":
-                flags.append("-x -a '(__llamacache_caches)'")
+            if opt.value in ("cache", "key"):
+                flags.append("-x -a '(__llamacache_ask)'")
             elif opt.value == "path":
                 flags.append("-r -F")
             elif opt.value == "choice":
@@ -241,5 +254,6 @@ def fish(cmds: list[Cmd]) -> str:
                 f"complete -c llamacache -n {_fq(cond)} {' '.join(flags)} -d {_fq(opt.help)}"
             )
         if not cmd.subcommands and cmd.arguments and cmd.path:
-            lines.append(f"complete -c llamacache -n {_fq(cond)} -F")
+            what = "-a '(__llamacache_ask)'" if cmd.argument_kind == "key" else "-F"
+            lines.append(f"complete -c llamacache -n {_fq(cond)} {what}")
     return "\n".join(lines) + "\n"

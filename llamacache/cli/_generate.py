@@ -1,4 +1,5 @@
-"""Generate ``completions/`` and ``man/`` from the app: ``python -m llamacache.cli._generate``.
+"""Generate ``completions/``, ``man/`` and the reference docs from the app:
+``python -m llamacache.cli._generate``.
 
 One spec feeds help, completions and man pages (httpie's habit): the click command tree
 that Typer builds is walked into plain records, and each output is rendered from those
@@ -20,6 +21,7 @@ import typer
 # Options whose value is a cache name: completed from the configuration.
 CACHE_OPTIONS = frozenset({"cache", "into"})
 ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DOC = "docs/configuration.md"  # holds the generated settings table between markers
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Opt:
     names: tuple[str, ...]  # long first: ("--cache", "-c")
     help: str
     metavar: str | None  # None for a flag
-    value: str  # "flag" | "cache" | "path" | "choice" | "value"
+    value: str  # "flag" | "cache" | "key" | "path" | "choice" | "value"
     choices: tuple[str, ...] = ()
 
 
@@ -44,6 +46,7 @@ class Cmd:
     options: tuple[Opt, ...]
     arguments: tuple[tuple[str, str], ...]  # (metavar, help)
     subcommands: tuple[str, ...]
+    argument_kind: str = "path"  # what the shells complete for arguments: "path" | "key"
 
     @property
     def name(self) -> str:
@@ -59,14 +62,23 @@ def _annotation(param: Any) -> Any:
     return getattr(descriptor, "annotation", None)
 
 
-def _option(param: Any) -> Opt:
+def _option(param: Any, path: tuple[str, ...] = ()) -> Opt:
+    from llamacache.cli.options import KEY_COMPLETED, static_choices
+
     names = tuple(sorted([*param.opts, *param.secondary_opts], key=lambda n: (len(n) < 3, n)))
     annotation = _annotation(param)
+    command = " ".join(path)
+    table = static_choices()
+    fixed = table.get((command, names[0])) or table.get(("*", names[0]))
     choices: tuple[str, ...] = ()
     if param.is_flag:
         value = "flag"
     elif param.name in CACHE_OPTIONS:
         value = "cache"
+    elif (command, names[0]) in KEY_COMPLETED:
+        value = "key"
+    elif fixed:
+        value, choices = "choice", tuple(fixed)
     elif isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         value, choices = "choice", tuple(str(m.value) for m in annotation)
     elif "Path" in str(annotation):
@@ -90,7 +102,7 @@ def walk(command: Any, ctx: Any = None, path: tuple[str, ...] = ()) -> list[Cmd]
         if getattr(param, "hidden", False):
             continue
         if param.param_type_name == "option":
-            options.append(_option(param))
+            options.append(_option(param, path))
         else:
             metavar = param.metavar or param.name.upper()
             arguments.append((metavar, " ".join((getattr(param, "help", "") or "").split())))
@@ -101,6 +113,8 @@ def walk(command: Any, ctx: Any = None, path: tuple[str, ...] = ()) -> list[Cmd]
     usage = " ".join(command.collect_usage_pieces(ctx))
     if visible:
         usage = "[OPTIONS] COMMAND [ARGS]..."
+    from llamacache.cli.options import KEY_COMPLETED
+
     me = Cmd(
         path,
         help_text,
@@ -109,6 +123,7 @@ def walk(command: Any, ctx: Any = None, path: tuple[str, ...] = ()) -> list[Cmd]
         tuple(options),
         tuple(arguments),
         tuple(visible),
+        "key" if (" ".join(path), "") in KEY_COMPLETED else "path",
     )
     out = [me]
     for name in visible:
@@ -127,7 +142,7 @@ def commands() -> list[Cmd]:
 
 def render_all() -> dict[str, str]:
     """Relative path (under the repository) -> file text, for every generated file."""
-    from llamacache.cli import _completion_scripts, _man
+    from llamacache.cli import _completion_scripts, _man, _reference
 
     cmds = commands()
     files = {
@@ -137,11 +152,12 @@ def render_all() -> dict[str, str]:
     }
     for cmd in cmds:
         files[f"man/{cmd.page}.1"] = _man.page(cmd, cmds)
-    readme = _read(ROOT / "README.md")
-    if readme is not None:
+    files[_reference.PATH] = _reference.markdown(cmds)
+    configuration = _read(ROOT / CONFIG_DOC)
+    if configuration is not None:
         from llamacache._config_docs import with_table
 
-        files["README.md"] = with_table(readme)
+        files[CONFIG_DOC] = with_table(configuration)
     return files
 
 

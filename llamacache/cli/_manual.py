@@ -21,8 +21,8 @@ EXIT_STATUS: tuple[tuple[int, str], ...] = (
     (0, "Success."),
     (1, "The command ran and found a problem: a miss, corruption, a damaged archive."),
     (2, "Usage or configuration error (a bad flag, value or cache name)."),
-    (3, "Another clean, evict, repair or restore holds the cache's lock."),
-    (130, "Interrupted (Ctrl-C)."),
+    (3, "Another clean, evict, repair or restore holds the cache's lock (verify too)."),
+    (130, "Interrupted (Ctrl-C, SIGTERM or SIGHUP); partial files are removed."),
 )
 
 MANUAL: dict[str, Manual] = {
@@ -203,7 +203,8 @@ of a llamacache backup (../x, absolute paths, links, devices) are refused. --mer
 (the default) adds entries to the existing cache; --replace builds a complete new
 cache beside the old one and swaps the directories atomically, so an interrupted
 restore leaves the old cache as it was. Entries whose time to live ran out since the
-backup are skipped.
+backup are skipped. Pickled values or keys need --allow-pickle (they run code when
+loaded: only for archives you trust).
 """,
         examples=(
             (

@@ -15,7 +15,6 @@ import typer
 from llamacache.cli.app import State
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import ExitCode, UsageError
-from llamacache.manager import missing_redis
 
 if TYPE_CHECKING:  # redis is imported only when --tier network is asked for (~0.2 s)
     from llamacache.ops import network_admin as na
@@ -49,6 +48,8 @@ def _need_redis(s: State) -> None:
     try:
         import redis  # noqa: F401
     except ImportError as exc:
+        from llamacache.manager import missing_redis
+
         raise missing_redis(exc) from None
 
 

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli.main import ErrorBoundaryGroup
+from llamacache.cli._boundary import ErrorBoundaryGroup
 from llamacache.cli.render import Renderer
-from llamacache.manager import CacheManager
 
-app = typer.Typer(
-    name="llamacache",
-    cls=ErrorBoundaryGroup,
-    help="Tiered caches for ML work: inspect, warm, verify, evict and clean them.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+if TYPE_CHECKING:
+    from llamacache.manager import CacheManager
 
 
 @dataclass
@@ -38,6 +30,7 @@ class State:
         """The manager for this invocation, resolved once (config errors exit 2)."""
         if self._manager is None:
             from llamacache.config import resolve
+            from llamacache.manager import CacheManager
 
             overrides: dict[str, object] = {}
             if self.cache_dir is not None:
@@ -50,9 +43,11 @@ class State:
             self._manager = CacheManager(settings)
         return self._manager
 
-    def renderer(self, *, json_out: bool = False, quiet: bool = False) -> Renderer:
-        """A renderer honouring the global flags and the command's own --json/--quiet."""
-        return Renderer(json_mode=self.json or json_out, quiet=self.quiet or quiet)
+    def renderer(
+        self, *, json_out: bool = False, quiet: bool = False, wide: bool = False
+    ) -> Renderer:
+        """A renderer honouring the global flags and the command's own --json/--quiet/--wide."""
+        return Renderer(json_mode=self.json or json_out, quiet=self.quiet or quiet, wide=wide)
 
     def close(self) -> None:
         if self._manager is not None:
@@ -82,7 +77,6 @@ def _show_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     config: Annotated[
@@ -119,32 +113,59 @@ def root(
     ctx.call_on_close(s.close)
 
 
-# The table of subcommand modules, in help order; each exposes ``register(app)``.
-COMMAND_MODULES = (
-    "inspect_cmd",
-    "ls_cmd",
-    "warm_cmd",
-    "verify_cmd",
-    "repair_cmd",
-    "evict_cmd",
-    "clean_cmd",
-    "stats_cmd",
-    "bench_cmd",
-    "schedule_cmd",
-    "daemon_cmd",
-    "backup_cmd",
-    "push_cmd",
-    "entries_cmd",
-    "config_cmd",
-)
+# Every command word -> the module that registers it; module order is help order.
+COMMANDS = {
+    "inspect": "inspect_cmd",
+    "ls": "ls_cmd",
+    "warm": "warm_cmd",
+    "verify": "verify_cmd",
+    "repair": "repair_cmd",
+    "evict": "evict_cmd",
+    "clean": "clean_cmd",
+    "stats": "stats_cmd",
+    "bench": "bench_cmd",
+    "schedule": "schedule_cmd",
+    "daemon": "daemon_cmd",
+    "backup": "backup_cmd",
+    "restore": "backup_cmd",
+    "push": "push_cmd",
+    "put": "entries_cmd",
+    "get": "entries_cmd",
+    "rm": "entries_cmd",
+    "config": "config_cmd",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-def _register() -> None:
-    """Attach every command module listed in COMMAND_MODULES."""
+def new_app(only: str | None = None) -> typer.Typer:
+    """The root app with every command, or with only the module of command ``only``.
+
+    Typer builds the parameters of every registered command before it parses a line
+    (~3 ms each), so the entry point registers just the command being run; help, an
+    unknown word or shell completion get the whole table.
+    """
+    app = typer.Typer(
+        name="llamacache",
+        cls=ErrorBoundaryGroup,
+        help="Tiered caches for ML work: inspect, warm, verify, evict and clean them.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(root)
     import importlib
 
-    for name in COMMAND_MODULES:
+    modules = (COMMANDS[only],) if only in COMMANDS else COMMAND_MODULES
+    for name in modules:
         importlib.import_module(f"llamacache.cli.{name}").register(app)
+    return app
 
 
-_register()
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: the whole command table, built on first use (tests, docs, generators)."""
+    if name != "app":
+        raise AttributeError(name)
+    app = new_app()
+    globals()["app"] = app
+    return app

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WaitOpt, complete_cache_names
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import ExitCode, UsageError
-from llamacache.ops import backup as backup_ops
-from llamacache.ops import restore as restore_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import backup as backup_ops
+    from llamacache.ops import restore as restore_ops
+else:
+    backup_ops = lazy("llamacache.ops.backup")
+    restore_ops = lazy("llamacache.ops.restore")
 
 
 def _backup_human(r: Renderer, rep: backup_ops.BackupReport) -> None:

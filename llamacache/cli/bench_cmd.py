@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import csv
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache import units
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import DurationOpt, JsonOpt, QuietOpt, SizeOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import ConfigError, UsageError
-from llamacache.ops import bench as bench_op
+
+if TYPE_CHECKING:
+    from llamacache.ops import bench as bench_op
+else:
+    bench_op = lazy("llamacache.ops.bench")
 
 
 def _value_sizes(text: str) -> tuple[int, int]:

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache.cli import _network
+from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, _duration
+from llamacache.cli.options import (
+    CacheOpt,
+    DryRunOpt,
+    JsonOpt,
+    QuietOpt,
+    WaitOpt,
+    WideOpt,
+    _duration,
+)
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import UsageError
-from llamacache.ops import clean as clean_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import clean as clean_ops
+else:
+    clean_ops = lazy("llamacache.ops.clean")
 
 
 def _human(r: Renderer, rep: clean_ops.CleanReport) -> None:
@@ -43,11 +56,26 @@ def _human(r: Renderer, rep: clean_ops.CleanReport) -> None:
         ),
         rows,
         right=("expired", "max_age", "evicted", "stale tmp", "orphans"),
+        wide_only=("max_age", "stale tmp", "orphans"),
     )
     if rep.temp_dir is not None:
         r.line(f"temp_dir {rep.temp_dir}: {rep.temp_files} old files ({size(rep.temp_bytes)})")
     verb = "would free" if rep.dry_run else "freed"
     r.line(f"{verb} {size(rep.freed_bytes)} in {rep.removed:,} entries and files")
+    for c in rep.caches:
+        if c.over_limit and not rep.dry_run:
+            r.warn(over_limit_message(c.name, c.used_bytes, c.limit_bytes))
+
+
+def over_limit_message(cache: str, used: int, limit: int) -> str:
+    """Over budget after a clean: which setting sizes the cache, and its variable."""
+    from llamacache._config_schema import cache_env
+
+    return (
+        f"cache {cache!r} is still over its limit ({size(used)} of {size(limit)}): its policy "
+        f"could not evict enough; raise caches.{cache}.size ({cache_env(cache, 'size')}) or "
+        f"remove entries with 'llamacache evict -c {cache}'"
+    )
 
 
 def clean(
@@ -66,6 +94,7 @@ def clean(
             '(an upload in flight), default "5m".',
         ),
     ] = None,
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -76,7 +105,7 @@ def clean(
     if grace is not None:
         raise UsageError("--grace: only with --tier network (orphan chunks on the server)")
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     r.emit_caches(report, _human)
 
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
-from llamacache.cli.options import JsonOpt
+from llamacache.cli.options import JsonOpt, WideOpt
 from llamacache.cli.render import Renderer
-from llamacache.ops import config_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import config_ops
+else:
+    config_ops = lazy("llamacache.ops.config_ops")
+
 
 config_app = typer.Typer(help="Show, check and create the configuration.", no_args_is_help=True)
 
@@ -19,7 +25,13 @@ def _show(r: Renderer, report: config_ops.ConfigShowReport) -> None:
     r.line(f"config file: {report.config_file or '(none: built-in defaults)'}")
     r.line(f"cache root:  {report.root}")
     rows = [(row.key, _fmt(row.value), row.source, row.env_var or "-") for row in report.settings]
-    r.table(None, ["setting", "value", "source", "environment variable"], rows)
+    r.table(
+        None,
+        ["setting", "value", "source", "environment variable"],
+        rows,
+        elide=("value",),
+        wide_only=("environment variable",),
+    )
 
 
 def _fmt(value: object) -> str:
@@ -34,12 +46,13 @@ def _fmt(value: object) -> str:
 def show(
     ctx: typer.Context,
     prefix: Annotated[str | None, typer.Argument(help="Only settings starting with this.")] = None,
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Every resolved setting, its value, where it came from and its environment variable."""
     s = state(ctx)
     report = config_ops.show(s.manager().settings, prefix)
-    s.renderer(json_out=json_out).emit(report, _show)
+    s.renderer(json_out=json_out, wide=wide).emit(report, _show)
 
 
 @config_app.command("validate")

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sys
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
 from llamacache.errors import ExitCode
-from llamacache.ops import daemon as ops
 from llamacache.units import format_size
+
+if TYPE_CHECKING:
+    from llamacache.ops import daemon as ops
+else:
+    ops = lazy("llamacache.ops.daemon")
 
 
 def _line(run: ops.DaemonRun, as_json: bool) -> str:
@@ -58,6 +63,8 @@ def daemon(
             sys.stderr.flush()
 
     async def main() -> int:
+        import asyncio
+
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
 
@@ -75,6 +82,8 @@ def daemon(
             sys.stderr.write(f"llamacache daemon: started (pid {_pid()}): {plan}\n")
             sys.stderr.flush()
         return await ops.serve(manager, stop, on_run, caches)
+
+    import asyncio
 
     runs = asyncio.run(main())
     if not silent:

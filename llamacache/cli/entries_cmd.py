@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
-from llamacache.cli.options import JsonOpt, OneCacheOpt, QuietOpt, TtlOpt
+from llamacache.cli.options import (
+    ExistingKeyArg,
+    JsonOpt,
+    OneCacheOpt,
+    QuietOpt,
+    TtlOpt,
+    complete_keys,
+)
 from llamacache.cli.render import Renderer
 from llamacache.errors import ExitCode, UsageError
-from llamacache.ops import entries, output
+
+if TYPE_CHECKING:
+    from llamacache.ops import entries, output
+else:
+    entries = lazy("llamacache.ops.entries")
+    output = lazy("llamacache.ops.output")
+
 
 KeyArg = Annotated[str, typer.Argument(help="The entry's key (any string; never a path).")]
 
@@ -57,7 +71,7 @@ def _put_human(r: Renderer, rep: entries.PutReport) -> None:
 
 def get(
     ctx: typer.Context,
-    key: KeyArg,
+    key: ExistingKeyArg,
     cache: OneCacheOpt = "default",
     out: Annotated[
         Path | None,
@@ -123,7 +137,10 @@ def rm(
     ctx: typer.Context,
     keys: Annotated[
         list[str] | None,
-        typer.Argument(help='Keys to remove, or "-" alone to read keys from stdin, one a line.'),
+        typer.Argument(
+            help='Keys to remove, or "-" alone to read keys from stdin, one a line.',
+            autocompletion=complete_keys,
+        ),
     ] = None,
     cache: OneCacheOpt = "default",
     missing_ok: Annotated[

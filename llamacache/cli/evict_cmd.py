@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache.cli import _network, options
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, YesOpt
-from llamacache.cli.render import Renderer, size, when
+from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, WideOpt, YesOpt
+from llamacache.cli.render import Renderer, size
 from llamacache.errors import UsageError
-from llamacache.ops import evict as evict_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import evict as evict_ops
+else:
+    evict_ops = lazy("llamacache.ops.evict")
 
 
 def _plan_human(r: Renderer, plan: evict_ops.EvictPlan) -> None:
@@ -22,10 +27,11 @@ def _plan_human(r: Renderer, plan: evict_ops.EvictPlan) -> None:
             None,
             ("cache", "tier", "key", "size", "accessed"),
             [
-                (e.cache, e.tier, e.key, size(e.bytes), when(e.access_time or None))
+                (e.cache, e.tier, e.key, size(e.bytes), r.time(e.access_time or None))
                 for e in plan.entries[:50]
             ],
             right=("size",),
+            wide_only=("tier",),
         )
         if len(plan.entries) > 50:
             r.line(f"... and {len(plan.entries) - 50:,} more")
@@ -46,7 +52,13 @@ def evict(
     ctx: typer.Context,
     cache: CacheOpt = None,
     key: Annotated[
-        list[str] | None, typer.Option("--key", metavar="KEY", help="This key (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--key",
+            metavar="KEY",
+            help="This key (repeatable).",
+            autocompletion=options.complete_keys,
+        ),
     ] = None,
     match: Annotated[
         str | None,
@@ -101,6 +113,7 @@ def evict(
     dry_run: DryRunOpt = False,
     yes: YesOpt = False,
     wait: WaitOpt = 0.0,
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -113,7 +126,7 @@ def evict(
             others_given=any(o is not None for o in others), dry_run=dry_run, yes=yes,
             json_out=json_out, quiet=quiet,
         )  # fmt: skip
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     manager = s.manager()
     sel = evict_ops.Selectors(
         keys=tuple(key or ()),

@@ -3,43 +3,51 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache.cli import _network
+from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt
-from llamacache.cli.render import Renderer, size, when
+from llamacache.cli.options import CacheOpt, JsonOpt, WideOpt
+from llamacache.cli.render import Renderer, size
 from llamacache.errors import UsageError
-from llamacache.ops import ls as ls_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import ls as ls_ops
+else:
+    ls_ops = lazy("llamacache.ops.ls")
+
+
+LS_COLUMNS = (
+    "cache",
+    "key",
+    "size",
+    "stored",
+    "accessed",
+    "hits",
+    "expires",
+    "kind",
+    "codec",
+    "checksum",
+)
 
 
 def _human(r: Renderer, rep: ls_ops.LsReport) -> None:
     r.table(
         None,
-        (
-            "cache",
-            "key",
-            "size",
-            "stored",
-            "accessed",
-            "hits",
-            "expires",
-            "kind",
-            "codec",
-            "checksum",
-        ),
+        LS_COLUMNS,
         [
             (
                 e.cache,
                 e.key,
                 size(e.bytes),
-                when(e.stored),
-                when(e.accessed),
+                r.time(e.stored),
+                r.time(e.accessed),
                 e.hits,
-                when(e.expires),
+                r.time(e.expires),
                 e.kind or "?",
                 e.codec or "?",
                 f"{e.checksum}:{(e.digest or '')[:12]}" if e.header_ok else "DAMAGED HEADER",
@@ -47,6 +55,7 @@ def _human(r: Renderer, rep: ls_ops.LsReport) -> None:
             for e in rep.entries
         ],
         right=("size", "hits"),
+        wide_only=("stored", "expires", "kind", "codec", "checksum"),
     )
     if rep.total > len(rep.entries):
         r.info(f"showing {len(rep.entries):,} of {rep.total:,} entries")
@@ -82,6 +91,7 @@ def ls(
         typer.Option("-0", "--null", help="Print only keys, each ended by NUL (for rm -0 -)."),
     ] = False,
     tier: TierOpt = "local",
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """List entries (index only): key, size, times, hits, expiry, codec, checksum."""
@@ -94,7 +104,7 @@ def ls(
         match = next((f[4:] for f in filters or () if f.startswith("key~")), None)
         return _network.ls(s, cache, json_out=json_out, keys_only=keys_only, match=match)
     report = ls_ops.ls(s.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))
-    r = s.renderer(json_out=json_out)
+    r = s.renderer(json_out=json_out, wide=wide)
     for w in report.warnings:
         r.warn(w)
     if null and not r.json_mode:  # any key survives the pipe, newlines included

@@ -1,151 +1,77 @@
-"""The one error boundary: every LlamacacheError becomes one line on stderr and its exit code.
+"""The console-script entry point, kept light: ``llamacache --version`` answers before typer,
+rich or any cache code is imported, and no configuration is read for it (or for --help).
 
-Tracebacks only with ``--debug``. A closed stdout pipe (``llamacache ls | head``)
-exits quietly; Ctrl-C exits 130 (Typer maps KeyboardInterrupt to that).
+The error boundary itself (every LlamacacheError -> one stderr line and its exit code) is
+``cli/_boundary.py``; its names are re-exported here for callers that import them from main.
+Ctrl-C exits 130 (Typer maps KeyboardInterrupt to that), and so do SIGTERM and SIGHUP, which
+raise KeyboardInterrupt too so every cleanup runs.
 """
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import os
+import signal
 import sys
 from typing import Any
 
-import typer
-from typer.core import TyperGroup
-
-from llamacache.errors import ExitCode, LlamacacheError
-from llamacache.redaction import redact_text
+# Global options that take a value: their value is never mistaken for a command.
+_VALUED = ("--config", "--cache-dir")
+_FLAGS = ("--json", "--quiet", "--debug")
 
 
-def _debug_requested(ctx: typer.Context) -> bool:
-    obj = ctx.obj
-    return bool(getattr(obj, "debug", False)) or "--debug" in sys.argv
+def first_word(args: list[str]) -> str | None:
+    """The first argument that is not a root option or its value: the command word,
+    ``--version``/``--help``, or something typer will report (None: nothing)."""
+    it = iter(args)
+    for arg in it:
+        if arg in _VALUED:
+            next(it, None)
+        elif not (arg.startswith(tuple(f"{v}=" for v in _VALUED)) or arg in _FLAGS):
+            return arg
+    return None
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    message = redact_text(message)  # an error may quote a URL holding a password
-    sys.stderr.write(f"llamacache: error: {message}\n")
-    sys.stderr.flush()
-    return typer.Exit(code)
+def asks_version(args: list[str]) -> bool:
+    """True when the root's own options include --version (before any command word)."""
+    return first_word(args) == "--version"
 
 
-def _is_usage_error(exc: BaseException) -> bool:
-    """A click UsageError (bad flag, missing argument), but not "no arguments: show help".
-
-    Matched by class name because typer has both used click and vendored it (typer._click).
-    """
-    names = {(c.__module__.rpartition(".")[2], c.__name__) for c in type(exc).__mro__}
-    return ("exceptions", "UsageError") in names and type(exc).__name__ != "NoArgsIsHelpError"
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def _usage_failure(exc: Any) -> typer.Exit:
-    """A flag error as one line plus a hint, not typer's boxed panel (errors are one line)."""
-    ctx = getattr(exc, "ctx", None)
-    path = ctx.command_path if ctx is not None else "llamacache"
-    sys.stderr.write(f"llamacache: error: {exc.format_message()}\nTry '{path} --help'.\n")
-    sys.stderr.flush()
-    return typer.Exit(int(ExitCode.USAGE))
-
-
-class ErrorBoundaryGroup(TyperGroup):
-    """The root command group; catches our errors around every subcommand."""
-
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().make_context(*args, **kwargs)
-        except Exception as exc:  # the root's own flags: llamacache --bogus
-            if _is_usage_error(exc):
-                raise _usage_failure(exc) from None
-            raise
-
-    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as exc:
-            failure = _failure(exc, _debug_requested(ctx))
-            if failure is None:
-                raise
-            raise failure from None
-
-
-def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
-    """What an exception out of a command becomes; None re-raises it (--debug, typer's own)."""
-    if isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE):
-        _silence_stdout()
-        return typer.Exit(int(ExitCode.OK))
-    if _is_usage_error(exc):
-        return _usage_failure(exc)
-    if debug:
-        return _traceback(exc)
-    if isinstance(exc, LlamacacheError):
-        return _fail(str(exc), int(exc.exit_code))
-    if isinstance(exc, OSError):
-        return _fail(_os_message(exc), int(ExitCode.PROBLEM))
-    if isinstance(exc, ModuleNotFoundError):
-        return _fail(missing_package(exc), int(ExitCode.USAGE))
-    if isinstance(exc, UnicodeError) and (message := _not_utf8(exc)) is not None:
-        return _fail(message, int(ExitCode.USAGE))
-    if exc.__class__.__module__.startswith("typer"):
-        return None
-    name = type(exc).__name__
-    return _fail(
-        f"unexpected {name}: {exc} (run with --debug for a traceback)", int(ExitCode.PROBLEM)
-    )
-
-
-def _traceback(exc: Exception) -> typer.Exit | None:
-    """``--debug``: the full traceback, with secrets in it redacted; typer's own re-raise."""
-    if exc.__class__.__module__.startswith(("typer", "click")):
-        return None
-    import traceback
-
-    text = "".join(traceback.format_exception(exc))
-    sys.stderr.write(redact_text(text))
-    sys.stderr.flush()
-    code = exc.exit_code if isinstance(exc, LlamacacheError) else ExitCode.PROBLEM
-    return typer.Exit(int(code))
-
-
-# Optional packages and the extra that installs each (STYLE: name what to install).
-_EXTRAS = {
-    "redis": "llamacache[network]",
-    "numpy": "llamacache[ml]",
-    "safetensors": "llamacache[ml]",
-}
-
-
-def missing_package(exc: ModuleNotFoundError) -> str:
-    """One line naming the missing package and what to install for it."""
-    top = (exc.name or str(exc)).partition(".")[0]
-    return f"the {top} package is missing; install {_EXTRAS.get(top, top)}"
-
-
-def _not_utf8(exc: UnicodeError) -> str | None:
-    """A command-line argument that is not UTF-8 (Python keeps its bytes as surrogates)."""
-    text = getattr(exc, "object", None)
-    if not isinstance(text, str) or "surrogate" not in str(getattr(exc, "reason", "")):
-        return None
-    raw = text.encode("utf-8", "surrogateescape")
-    return f"argument {raw!r} is not valid UTF-8; keys and names must be text"
-
-
-def _os_message(exc: OSError) -> str:
-    """An OSError nothing below mapped: ``<path>: <reason>`` (no cache to name here)."""
-    reason = exc.strerror or str(exc)
-    return f"{exc.filename}: {reason}" if exc.filename else reason
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+def stop_like_ctrl_c() -> None:
+    """SIGTERM and SIGHUP stop a command the way Ctrl-C does: cleanup runs (a put's
+    temporary file, a backup's partial archive are removed) and the exit code is 130.
+    ``daemon`` installs its own handlers on top (it finishes a run first)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread / no such signal
+            signal.signal(sig, _interrupt)
 
 
 def main() -> None:
     """Console-script entry point (``llamacache``)."""
-    from llamacache.cli.app import app
+    if "_LLAMACACHE_COMPLETE" in os.environ:  # a TAB: the words typed so far are in COMP_WORDS
+        typed = os.environ.get("COMP_WORDS", "").split()[1:]
+        cword = int(os.environ.get("COMP_CWORD", "0") or 0)
+        word = first_word(typed[: max(0, cword - 1)])  # a command word already complete
+    else:
+        word = first_word(sys.argv[1:])
+    if word == "--version" and "_LLAMACACHE_COMPLETE" not in os.environ:
+        from llamacache import __version__
 
-    app(prog_name="llamacache")
+        sys.stdout.write(f"llamacache {__version__}\n")
+        return
+    from llamacache.cli.app import new_app
+
+    stop_like_ctrl_c()
+    new_app(only=word)(prog_name="llamacache")
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):  # the import system probes e.g. __path__: not ours to load
+        raise AttributeError(name)
+    from llamacache.cli import _boundary
+
+    return getattr(_boundary, name)

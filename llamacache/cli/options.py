@@ -7,7 +7,7 @@ Sizes and durations parse with the same functions as the config file, so a bad
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,23 +29,80 @@ def _duration(value: str) -> float:
         raise typer.BadParameter(str(exc)) from None
 
 
-def complete_cache_names(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Configured cache names for shell completion, honouring --config/--cache-dir on the line.
-
-    Runs inside ``_LLAMACACHE_COMPLETE=...``: it must never print or raise, only answer.
-    """
+def _line_settings(ctx: typer.Context) -> Any:
+    """The configuration the command line names (--config/--cache-dir already typed)."""
     from llamacache.config import resolve
-    from llamacache.errors import LlamacacheError
 
     params = ctx.find_root().params
     overrides: dict[str, object] = {}
     if params.get("cache_dir"):
         overrides["cache.disk.path"] = str(params["cache_dir"])
+    return resolve(config_file=params.get("config"), overrides=overrides)
+
+
+def complete_cache_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Configured cache names for shell completion, honouring --config/--cache-dir on the line.
+
+    Runs inside ``_LLAMACACHE_COMPLETE=...``: it must never print or raise, only answer.
+    """
+    from llamacache.errors import LlamacacheError
+
     try:
-        settings = resolve(config_file=params.get("config"), overrides=overrides)
+        settings = _line_settings(ctx)
     except (LlamacacheError, OSError):
         return []
     return [name for name in sorted(settings.caches) if name.startswith(incomplete)]
+
+
+KEY_COMPLETIONS = 300  # a shell list longer than this helps nobody; type more of the key
+
+
+def _glob_literal(text: str) -> str:
+    """``text`` matched literally by SQLite's GLOB (``*``, ``?`` and ``[`` bracketed)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def complete_keys(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Keys starting with ``incomplete`` in the cache on the line (``-c``; every cache when the
+    command has no default), at most KEY_COMPLETIONS, sorted: one indexed read through the
+    ``ls`` op, no value read. Never prints or raises (it runs on TAB)."""
+    from llamacache.errors import LlamacacheError
+    from llamacache.manager import CacheManager
+    from llamacache.ops import ls as ls_ops
+
+    try:
+        with CacheManager(_line_settings(ctx)) as manager:
+            report = ls_ops.ls(
+                manager,
+                ctx.params.get("cache"),
+                sort="key",
+                limit=KEY_COMPLETIONS,
+                filters=(f"key~{_glob_literal(incomplete)}*",),
+            )
+    except (LlamacacheError, OSError, ValueError):
+        return []
+    return [str(e.key) for e in report.entries]
+
+
+# What the shells complete without asking llamacache: option values from a fixed list,
+# keyed by (command path, option); "*" is any command. The ops validate against the same.
+def static_choices() -> dict[tuple[str, str], tuple[str, ...]]:
+    from llamacache.ops import _bench_targets, ls
+    from llamacache.settings import POLICIES
+
+    return {
+        ("*", "--tier"): ("local", "network"),  # every admin command's --tier (TierOpt)
+        ("bench", "--tier"): ("memory", "disk", "tiered", "network"),
+        ("bench", "--workload"): tuple(_bench_targets.WORKLOADS),
+        ("bench", "--policy"): POLICIES,
+        ("ls", "--sort"): tuple(
+            f"{field}{suffix}" for field in ls.SORTS for suffix in ("", ":asc", ":desc")
+        ),
+    }
+
+
+# Where the shells ask llamacache for keys: (command path, option, or "" for the arguments).
+KEY_COMPLETED = frozenset({("get", ""), ("rm", ""), ("evict", "--key")})
 
 
 CacheOpt = Annotated[
@@ -66,6 +123,14 @@ JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="Print nothing but errors.")]
+WideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        "-w",
+        help="Every column, full keys and exact times (default: fit the terminal's width).",
+    ),
+]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
@@ -97,3 +162,9 @@ WaitOpt = Annotated[
     ),
 ]
 PathArg = Annotated[Path, typer.Argument(help="A path.")]
+ExistingKeyArg = Annotated[
+    str,
+    typer.Argument(
+        help="The entry's key (any string; never a path).", autocompletion=complete_keys
+    ),
+]

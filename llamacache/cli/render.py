@@ -1,34 +1,38 @@
-"""Output for people (rich tables on stdout, talk on stderr) and for scripts (--json).
+"""Output for people (plain tables on stdout, talk on stderr) and for scripts (--json).
 
 stdout is data, stderr is talk: with ``--json`` stdout gets exactly one JSON
 document; progress bars and warnings go to stderr and only when it is a terminal.
+
+Tables are plain text, one record per line, never folded. On a terminal (or wherever
+``COLUMNS`` is set) they fit its width: the columns a command marks ``wide_only`` are left
+out unless ``--wide``, keys and paths are elided in the middle, other text is cut at its
+end. Piped with no ``COLUMNS``, every cell prints whole, so ``grep`` and ``awk`` see
+stable records. rich is imported only for a progress bar on a terminal: a command that
+prints a table starts without it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import textwrap
+import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
-
-from llamacache.ops._report import Report
 from llamacache.units import format_duration, format_size
 
+if TYPE_CHECKING:
+    from llamacache.ops._report import Report
+
 ProgressCallback = Callable[[int, int | None], None]  # (done, total) in the op's unit
+ELLIPSIS = "…"
+GAP = "  "  # between table columns
+MIN_ELIDED = 12  # a key is never cut below this many columns
 
 
 def size(n: int | None) -> str:
@@ -42,25 +46,124 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+_AGO_STEPS = ((60, 1, "s"), (3600, 60, "m"), (2 * 86400, 3600, "h"), (60 * 86400, 86400, "d"))
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    """An epoch time relative to now: "3d ago", "in 2h", "now" ("-" when unknown)."""
+    if ts is None:
+        return "-"
+    delta = (time.time() if now is None else now) - ts
+    span = abs(delta)
+    if span < 1:
+        return "now"
+    for limit, unit, suffix in _AGO_STEPS:
+        if span < limit:
+            text = f"{int(span // unit)}{suffix}"
+            break
+    else:
+        days = span / 86400
+        text = f"{int(days // 30)}mo" if days < 730 else f"{int(days // 365)}y"
+    return f"{text} ago" if delta > 0 else f"in {text}"
+
+
 def duration(seconds: float | None) -> str:
     return "-" if seconds is None else format_duration(seconds)
+
+
+def cells(text: str) -> int:
+    """Terminal columns ``text`` takes (East Asian wide characters take two)."""
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _take(text: str, width: int, from_end: bool = False) -> str:
+    """The longest head (or tail) of ``text`` that fits ``width`` columns."""
+    out, used = [], 0
+    for c in reversed(text) if from_end else text:
+        w = cells(c)
+        if used + w > width:
+            break
+        out.append(c)
+        used += w
+    return "".join(reversed(out) if from_end else out)
+
+
+def elide_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` columns, its middle replaced by an ellipsis."""
+    if cells(text) <= width:
+        return text
+    if width <= 1:
+        return _take(text, width)
+    head = width // 2
+    return _take(text, head) + ELLIPSIS + _take(text, width - 1 - head, from_end=True)
+
+
+def elide_end(text: str, width: int) -> str:
+    """``text`` in at most ``width`` columns, cut at its end."""
+    if cells(text) <= width:
+        return text
+    return _take(text, max(0, width - 1)) + ELLIPSIS if width >= 1 else ""
+
+
+def _isatty(stream: IO[Any]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _columns_env() -> int | None:
+    text = os.environ.get("COLUMNS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def output_width(stream: IO[Any]) -> int | None:
+    """The width to fit: ``COLUMNS`` if set, else the terminal's, else None (no limit)."""
+    env = _columns_env()
+    if env is not None:
+        return env
+    if _isatty(stream):
+        try:
+            return os.get_terminal_size(stream.fileno()).columns or 80
+        except (OSError, ValueError):
+            return 80
+    return None
+
+
+def fit_widths(
+    natural: list[int], floors: list[int], order: Sequence[int], width: int
+) -> list[int]:
+    """Column widths summing (with gaps) to at most ``width``: shrink the columns in
+    ``order`` one after another, each no lower than its floor."""
+    widths = list(natural)
+    excess = sum(widths) + len(GAP) * (len(widths) - 1) - width
+    for j in order:
+        if excess <= 0:
+            break
+        cut = min(excess, max(0, widths[j] - floors[j]))
+        widths[j] -= cut
+        excess -= cut
+    return widths
 
 
 class Renderer:
     """One output sink per invocation; commands hand it reports."""
 
-    def __init__(self, *, json_mode: bool, quiet: bool) -> None:
+    def __init__(self, *, json_mode: bool, quiet: bool, wide: bool = False) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
-        self.out = Console(soft_wrap=False, highlight=False)
-        if not self.out.is_terminal:  # pipes and logs: never fold a table at 80 columns
-            self.out = Console(soft_wrap=False, highlight=False, width=200)
-        self.err = Console(stderr=True, highlight=False)
+        self.wide = wide
+        # --wide: every column at full width, however wide the terminal
+        self.width = None if wide else output_width(sys.stdout)
+        self.err_width = output_width(sys.stderr) if _isatty(sys.stderr) else None
+        self.color = _isatty(sys.stderr) and "NO_COLOR" not in os.environ
 
     # -- data -----------------------------------------------------------------------------
 
     def json(self, report: Report | dict[str, Any]) -> None:
-        body = report.to_json() if isinstance(report, Report) else report
+        body = report if isinstance(report, dict) else report.to_json()
         sys.stdout.write(json.dumps(body, indent=2, sort_keys=False) + "\n")
         sys.stdout.flush()
 
@@ -78,6 +181,10 @@ class Renderer:
                 self.warn(warning)
         self.emit(report, human)
 
+    def time(self, ts: float | None) -> str:
+        """A time as people read it here: "3d ago" by default, ISO-8601 with --wide."""
+        return when(ts) if self.wide else ago(ts)
+
     def table(
         self,
         title: str | None,
@@ -85,43 +192,99 @@ class Renderer:
         rows: Sequence[Sequence[Any]],
         *,
         right: Sequence[str] = (),
+        elide: Sequence[str] = ("key", "path", "source"),
+        wide_only: Sequence[str] = (),
     ) -> None:
-        table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-        for col in columns:
-            table.add_column(col, justify="right" if col in right else "left", overflow="fold")
-        for row in rows:
-            table.add_row(*(str(c) for c in row))
-        self.out.print(table)
+        """Rows under a header, one per line; ``wide_only`` columns need ``--wide``.
+
+        With a width to fit, the ``elide`` columns shrink first (middle elided), then the
+        other text columns (end cut); numbers and sizes are never cut.
+        """
+        keep = [i for i, c in enumerate(columns) if self.wide or c not in wide_only]
+        heads = [columns[i] for i in keep]
+        body = [[str(row[i]) for i in keep] for row in rows]
+        natural = [max([cells(h)] + [cells(r[j]) for r in body]) for j, h in enumerate(heads)]
+        widths = natural
+        if self.width is not None:
+            floors = [
+                min(natural[j], max(cells(h), MIN_ELIDED if h in elide else 0, 4))
+                if h not in right
+                else natural[j]
+                for j, h in enumerate(heads)
+            ]
+            order = [j for j, h in enumerate(heads) if h in elide]
+            order += sorted(
+                (j for j, h in enumerate(heads) if h not in elide and h not in right),
+                key=lambda j: -natural[j],
+            )
+            widths = fit_widths(natural, floors, order, self.width)
+        if title:
+            self.line(title)
+        for n, row in enumerate([heads, *body]):
+            out = []
+            for j, text in enumerate(row):
+                w = widths[j]
+                if cells(text) > w:
+                    cut = elide_middle if heads[j] in elide and n else elide_end
+                    text = cut(text, w)
+                pad = " " * (w - cells(text))
+                out.append(pad + text if heads[j] in right else text + pad)
+            self.line(GAP.join(out).rstrip())
 
     def line(self, text: str) -> None:
-        """A line of human output on stdout (markup off, so keys print as they are)."""
-        if not self.quiet and not self.json_mode:
-            self.out.print(text, markup=False)
+        """A line of human output on stdout, elided in the middle past the width to fit."""
+        if self.quiet or self.json_mode:
+            return
+        if self.width is not None and cells(text) > self.width:
+            text = elide_middle(text, self.width)
+        sys.stdout.write(text + "\n")
 
     # -- talk --------------------------------------------------------------------------------
+
+    def _talk(self, text: str, color: str | None = None) -> None:
+        """One line on stderr; on a terminal, wrapped at its width (logs get one line)."""
+        if self.err_width is not None and cells(text) > self.err_width:
+            text = textwrap.fill(text, self.err_width, subsequent_indent="  ")
+        if color and self.color:
+            text = f"\x1b[{color}m{text}\x1b[0m"
+        sys.stdout.flush()
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
 
     def warn(self, text: str) -> None:
         if not self.quiet:
             from llamacache.redaction import redact_text
 
             text = redact_text(text)  # a warning may quote a URL holding a password
-            self.err.print(f"llamacache: warning: {text}", markup=False, style="yellow")
+            self._talk(f"llamacache: warning: {text}", "33")
 
     def info(self, text: str) -> None:
         if not self.quiet and not self.json_mode:
-            self.err.print(text, markup=False)
+            self._talk(text)
 
     @contextmanager
     def progress(self, description: str, *, unit_bytes: bool = False) -> Iterator[ProgressCallback]:
         """A progress callback for an op; a rich bar only when stderr is a terminal."""
-        if self.quiet or not self.err.is_terminal:
+        if self.quiet or self.err_width is None:
             yield lambda done, total: None
             return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         columns: list[Any] = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn()]
         if unit_bytes:
             columns += [DownloadColumn(), TransferSpeedColumn()]
         columns.append(TimeRemainingColumn())
-        with Progress(*columns, console=self.err, transient=True) as bar:
+        err = Console(stderr=True, highlight=False)
+        with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task(description, total=None)
 
             def update(done: int, total: int | None) -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt
 from llamacache.cli.render import Renderer
-from llamacache.ops import repair as repair_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import repair as repair_ops
+else:
+    repair_ops = lazy("llamacache.ops.repair")
 
 
 def _human(r: Renderer, rep: repair_ops.RepairReport) -> None:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, _duration
 from llamacache.cli.render import Renderer
 from llamacache.errors import UsageError
-from llamacache.ops import schedule as ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import schedule as ops
+else:
+    ops = lazy("llamacache.ops.schedule")
+
 
 schedule_app = typer.Typer(
     help="Run `llamacache clean` on a schedule: a crontab line or systemd user units.",
@@ -91,7 +98,12 @@ def cron(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Print the crontab line that runs `llamacache clean --quiet`; --install adds it."""
+    """Print the crontab line that runs `llamacache clean --quiet`; --install adds it.
+
+    The line carries the configuration in force: the config file by absolute path and every
+    LLAMACACHE_* / CACHE_* variable set now. A secret among them is refused (exit 2): put it
+    in the config file instead.
+    """
     s = state(ctx)
     action = _action(install, uninstall)
     _check_cache(ctx, cache)
@@ -103,6 +115,7 @@ def cron(
         log=log,
         action=action,
         crontab_file=crontab_file,
+        env=os.environ,
     )
     s.renderer(json_out=json_out).emit(report, _human)
 
@@ -125,7 +138,11 @@ def systemd(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Print a systemd user .service + .timer running `llamacache clean`; --install writes them."""
+    """Print a systemd user .service + .timer running `llamacache clean`; --install writes them.
+
+    The service carries the config file and every LLAMACACHE_* / CACHE_* variable set now
+    (Environment= lines); a secret among them is refused (exit 2).
+    """
     s = state(ctx)
     action = _action(install, uninstall)
     _check_cache(ctx, cache)
@@ -137,6 +154,7 @@ def systemd(
         log=log,
         action=action,
         units_dir=units_dir,
+        env=os.environ,
     )
     s.renderer(json_out=json_out).emit(report, _human)
 

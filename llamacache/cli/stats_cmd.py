@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
+from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import UsageError
-from llamacache.ops import stats as stats_op
+
+if TYPE_CHECKING:
+    from llamacache.ops import stats as stats_op
+else:
+    stats_op = lazy("llamacache.ops.stats")
 
 
 def _pct(rate: float | None) -> str:
@@ -67,6 +72,7 @@ def _human(r: Renderer, rep: stats_op.StatsReport) -> None:
         ],
         rows,
         right=["gets", "hit rate", "puts", "evictions", "evicted", "ghost hits", "corrupt"],
+        wide_only=["evicted", "ghost hits", "corrupt", "entries", "get p50", "get p99"],
     )
     for st in rep.caches:
         if st.advice:
@@ -92,6 +98,7 @@ def stats(
     reset: Annotated[
         bool, typer.Option("--reset", help="Zero the stored counters after reading them.")
     ] = False,
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -104,7 +111,7 @@ def stats(
     if prometheus == "-":
         sys.stdout.write(stats_op.prometheus_text(report))
         return
-    s.renderer(json_out=json_out, quiet=quiet).emit(report, _human)
+    s.renderer(json_out=json_out, quiet=quiet, wide=wide).emit(report, _human)
 
 
 def register(app: typer.Typer) -> None:

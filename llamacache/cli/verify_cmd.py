@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache.cli import _network, options
+from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
+from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
 from llamacache.cli.render import Renderer, duration, size
 from llamacache.errors import ExitCode
-from llamacache.ops import verify as verify_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import verify as verify_ops
+else:
+    verify_ops = lazy("llamacache.ops.verify")
 
 
 def _human(r: Renderer, rep: verify_ops.VerifyReport) -> None:
@@ -34,6 +39,7 @@ def _human(r: Renderer, rep: verify_ops.VerifyReport) -> None:
         ("cache", "checked", "verified", "corrupt", "missing", "orphaned", "stale tmp", "index"),
         rows,
         right=("checked", "verified", "corrupt", "missing", "orphaned", "stale tmp"),
+        wide_only=("verified", "orphaned", "stale tmp"),
     )
     for c in rep.caches:
         for p in c.problems:
@@ -41,9 +47,21 @@ def _human(r: Renderer, rep: verify_ops.VerifyReport) -> None:
             r.line(f"{c.name}: {p.kind}: {what}: {p.detail}")
     speed = f", {size(int(rep.bytes_per_second))}/s" if rep.checked_bytes else ""
     cover = "" if rep.complete else " (stopped by --max-time: not every entry was checked)"
+    checked = sum(c.checked for c in rep.caches)
+    entries = sum(c.entries for c in rep.caches)
+    skipped = sum(c.skipped for c in rep.caches)
+    what = f"{rep.mode} verify"
+    if rep.sample_percent < 100.0:  # a sample is never reported as a full check
+        what = f"{rep.sample_percent:g}% sample verify" + (
+            " (quick)" if rep.mode == "quick" else ""
+        )
+    moved = f", {skipped:,} skipped (changed by a writer meanwhile)" if skipped else ""
+    verdict = "PROBLEMS FOUND" if not rep.ok else "all good"
+    if rep.ok and checked == 0 and entries > 0:
+        verdict = "no entry was checked"
     r.line(
-        f"{rep.mode} verify: {size(rep.checked_bytes)} hashed in {duration(rep.seconds)}"
-        f"{speed}{cover}; " + ("all good" if rep.ok else "PROBLEMS FOUND")
+        f"{what}: checked {checked:,} of {entries:,} entries{moved}, "
+        f"{size(rep.checked_bytes)} hashed in {duration(rep.seconds)}{speed}{cover}; {verdict}"
     )
 
 
@@ -83,6 +101,7 @@ def verify(
         ),
     ] = None,
     tier: TierOpt = "local",
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -91,7 +110,7 @@ def verify(
     others = {"--quick": quick, "--sample": sample != 100.0, "--max-time": max_time is not None}
     if wants_network(tier, others):
         return _network.verify(s, cache, json_out, quiet)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     with r.progress("verifying", unit_bytes=not quick) as progress:
         report = verify_ops.verify(
             s.manager(), cache, quick=quick, sample=sample, max_time=max_time, progress=progress

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
-from llamacache.cli.options import DryRunOpt, JsonOpt, QuietOpt, _size
+from llamacache.cli.options import DryRunOpt, JsonOpt, QuietOpt, WideOpt, _size
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import ExitCode
-from llamacache.ops import warm as ops_warm
+
+if TYPE_CHECKING:
+    from llamacache.ops import warm as ops_warm
+else:
+    ops_warm = lazy("llamacache.ops.warm")
 
 
 def warm(
@@ -53,12 +58,13 @@ def warm(
         typer.Option(
             parser=_size,
             metavar="SIZE",
-            help='Stop before the cache would use more than this, e.g. "50GB" '
-            "(default: the cache's size limit).",
+            help='Lower the room a warm may fill, e.g. "50GB" (default and maximum: the '
+            "cache's size limit).",
         ),
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel readers.")] = 1,
     dry_run: DryRunOpt = False,
+    wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -66,10 +72,11 @@ def warm(
 
     In a safetensors cache, an invalid *.safetensors file is refused (exit 2, nothing stored).
 
-    Exits 1 when --budget (default: the cache's size limit) stopped it before the end.
+    A warm never evicts: when the files not yet cached do not fit under the cache's limit
+    (or a lower --budget), nothing is stored and it exits 1 naming the setting to raise.
     """
     s = state(ctx)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     with r.progress("warming", unit_bytes=True) as progress:
         report = ops_warm.warm(
             s.manager(),
@@ -86,11 +93,22 @@ def warm(
         )
     r.emit(report, _human)
     if report.stopped_at_budget:
-        r.warn(
-            f"stopped at the budget ({size(report.budget)}): {report.over_budget} files "
-            f"({size(report.over_budget_bytes)}) not warmed"
-        )
+        r.warn(over_budget_message(report))
         raise typer.Exit(int(ExitCode.PROBLEM))
+
+
+def over_budget_message(rep: ops_warm.WarmReport) -> str:
+    """One line: what did not fit, and the setting (and variable) that sizes the cache."""
+    verb = "would store" if rep.dry_run else "stored"
+    raise_what = f"{rep.limit_setting} ({rep.limit_env})"
+    if rep.budget_given:
+        raise_what = f"--budget, or {raise_what} above it"
+    return (
+        f"warm needs {size(rep.needed_bytes)} but cache {rep.cache!r} has "
+        f"{size(rep.room_bytes)} free under its limit of {size(rep.budget)}; {verb} nothing "
+        f"({rep.over_budget} files); raise {raise_what}, or free room with "
+        f"'llamacache evict -c {rep.cache}'"
+    )
 
 
 def _human(r: Renderer, rep: ops_warm.WarmReport) -> None:
@@ -100,8 +118,8 @@ def _human(r: Renderer, rep: ops_warm.WarmReport) -> None:
     line = f"{verb} {rep.files} files ({size(rep.bytes)}) in cache {rep.cache!r}"
     if not rep.dry_run:
         line += f" in {rep.seconds:.2f} s ({size(int(rep.bytes_per_second))}/s)"
-    line += f"; skipped {rep.skipped} already cached ({size(rep.skipped_bytes)})"
     r.line(line)
+    r.line(f"skipped {rep.skipped} already cached ({size(rep.skipped_bytes)})")
     if rep.models:
         r.line("complete: " + ", ".join(rep.models))
     pc = rep.page_cache

@@ -70,3 +70,93 @@ def digest(algo: str, data: BytesLike) -> bytes:
 def hasher(algo: str) -> Hasher:
     """A fresh streaming hasher (``update()`` / ``digest()``) for the named algorithm."""
     return BY_NAME[algo].new()
+
+
+# -- whole files, across cores -----------------------------------------------------------------
+
+MAP_STEP = 64 * 1024 * 1024  # a mapped file is hashed in slices this big (bounded page-ins)
+# A forked worker costs a few ms and the parent's page tables; below this much data per
+# worker one process is faster (xxh3 hashes a warm GiB in ~50 ms).
+BYTES_PER_JOB = 1024 * 1024 * 1024
+
+
+def digest_file(algo: str, path: str) -> bytes:
+    """The digest of a whole file, hashed from a read-only mapping (no copy into a buffer).
+
+    Raises OSError for a file that cannot be opened. An empty file has no mapping.
+    """
+    import mmap
+    import os
+
+    h = hasher(algo)
+    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            return h.digest()
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            if hasattr(mm, "madvise"):
+                mm.madvise(mmap.MADV_SEQUENTIAL)
+            view = memoryview(mm)
+            try:
+                for start in range(0, size, MAP_STEP):
+                    chunk = view[start : start + MAP_STEP]
+                    h.update(chunk)
+                    chunk.release()
+            finally:
+                view.release()
+    return h.digest()
+
+
+def _digest_share(algo: str, paths: list[str]) -> list[bytes | str]:
+    out: list[bytes | str] = []
+    for path in paths:
+        try:
+            out.append(digest_file(algo, path))
+        except OSError as exc:
+            out.append(f"{path}: {exc.strerror or exc}")
+    return out
+
+
+def digest_files_parallel(
+    algo: str, paths: list[str], sizes: list[int] | None = None, jobs: int | None = None
+) -> list[bytes | str]:
+    """Digests of whole files, in order, hashed by ``jobs`` forked processes (default: the
+    CPUs this process may use, one per BYTES_PER_JOB of data); a file that cannot be read
+    gives its error text instead.
+
+    The hashers hold the GIL, so threads would not help; fork shares the parent's imports,
+    so a worker starts in milliseconds. Files are dealt largest first to the least-loaded
+    worker (``sizes`` in bytes; measured when not given). Costs one read of every file.
+    Falls back to this process for one job, one file, or where fork is unavailable.
+    """
+    import os
+
+    if sizes is None:
+        sizes = [os.stat(p).st_size if os.path.exists(p) else 0 for p in paths]
+    if jobs is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        jobs = min(cpus or 1, sum(sizes) // BYTES_PER_JOB)
+    jobs = max(1, min(jobs, len(paths)))
+    if jobs == 1 or not hasattr(os, "fork"):
+        return _digest_share(algo, paths)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    shares: list[list[int]] = [[] for _ in range(jobs)]
+    loads = [0] * jobs
+    for i in sorted(range(len(paths)), key=lambda i: -sizes[i]):
+        w = loads.index(min(loads))
+        shares[w].append(i)
+        loads[w] += sizes[i]
+    out: list[bytes | str] = [b""] * len(paths)
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        futures = [
+            (share, pool.submit(_digest_share, algo, [paths[i] for i in share]))
+            for share in shares
+            if share
+        ]
+        for share, future in futures:
+            for i, result in zip(share, future.result(), strict=True):
+                out[i] = result
+    return out

@@ -35,7 +35,7 @@ from typing import Any, BinaryIO, TypeVar, Union
 
 import diskcache
 
-from llamacache.engine import checksums, eviction, framing, ghosts, recency, reserve
+from llamacache.engine import checksums, eviction, framing, ghosts, index, recency, reserve
 from llamacache.engine.eviction import EVICT_BATCH, POLICIES
 from llamacache.engine.files import (
     BadValueFile,
@@ -62,11 +62,6 @@ _ROW_OVERHEAD = 64  # index bytes a row costs beyond its payload and header (est
 _SELECT = (
     "SELECT tag, filename, value FROM Cache WHERE key = ? AND raw = ?"
     " AND (expire_time IS NULL OR expire_time > ?)"
-)
-_USED = (
-    "SELECT (SELECT page_count FROM pragma_page_count())"
-    " - (SELECT freelist_count FROM pragma_freelist_count()),"
-    " (SELECT value FROM Settings WHERE key = 'size')"
 )
 
 
@@ -152,7 +147,7 @@ class DiskTier:
         self.directory = Path(settings.path).absolute()
         self.policy = POLICIES[settings.policy]
         self._track = self.policy.track_access
-        self._trigger = int(settings.eviction_threshold * settings.disk_size)
+        self._trigger = index.disk_limit(settings)
         self._ttl = settings.max_age if settings.policy == "time" else None
         self._atime: dict[Hashable, float] = {}
         self._acount: dict[Hashable, int] = {}
@@ -451,10 +446,9 @@ class DiskTier:
     def used_bytes(self) -> int:
         """Live SQLite pages plus value-file bytes: what the cache occupies on disk now."""
         try:
-            ((pages, files),) = self._cache._sql(_USED).fetchall()
+            return index.index_bytes(self._cache._con)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
-        return int(pages) * self._page_size + int(files or 0)
 
     # -- writes -----------------------------------------------------------------------------
 

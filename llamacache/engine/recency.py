@@ -3,7 +3,7 @@
 Writing ``Cache.access_time`` in place rewrites the whole row, value included (~5 us per
 row at 100 B, ~27 us at 10 KB); a LlcAccess row costs the same at any value size.
 Triggers keep it in step with ``Cache`` (insert, overwrite, delete), whoever writes.
-Admin readers see it through ``ops/_index.table``.
+Admin readers see it through ``engine/index.Snapshot``.
 """
 
 from __future__ import annotations

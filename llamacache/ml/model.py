@@ -249,11 +249,13 @@ class ModelCache:
         s = self.cache.settings
         limit = int(s.eviction_threshold * s.disk_size)
         if size > limit:
+            from llamacache._config_schema import cache_env
             from llamacache.units import format_size
 
             raise UsageError(
                 f"model {name!r} is {format_size(size)} but cache {self.cache.name!r} keeps at "
-                f"most {format_size(limit)}; raise caches.{self.cache.name}.size"
+                f"most {format_size(limit)}; raise caches.{self.cache.name}.size "
+                f"({cache_env(self.cache.name, 'size')})"
             )
 
     def _keys(self, name: str, rev: str) -> Iterator[str]:

@@ -2,31 +2,27 @@
 
 Per cache, under its admin lock: entries older than ``max_age`` out, expired entries out,
 the disk tier back under ``eviction_threshold`` x ``disk_size`` (the engine's
-``TieredCache.cleanup``), temporary files older than an hour, orphan value files older
-than ten minutes and ``model_path`` links to evicted files swept. Young orphans are left:
-a concurrent writer renames its file into place just before its row commits. Then the
-system cache's ``temp_dir`` is aged out.
+``TieredCache.cleanup``), temporaries (``tmp/``, killed backups' ``.tmp-PID``) and orphan
+value files older than ``temp_grace`` (default 15 minutes) and not held open, and
+``model_path`` links to evicted files swept. Younger ones are left: a concurrent writer
+renames its file into place just before its row commits. Then the system cache's
+``temp_dir`` is aged out. ``used_bytes`` is the engine's figure, as inspect and stats show it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from llamacache.engine import index
 from llamacache.engine.generation import bump_generation
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
-from llamacache.ops import _index
 from llamacache.ops._common import check_writable, network_warning, targets
 from llamacache.ops._report import Report
-from llamacache.ops._strays import dangling_snapshot_links
 from llamacache.ops.evict import Selectors, plan_evict
-from llamacache.ops.verify import STALE_TMP_SECONDS, find_strays
 from llamacache.settings import CacheSettings
-
-ORPHAN_MIN_AGE = 600.0
 
 
 @dataclass(frozen=True)
@@ -60,60 +56,45 @@ class CleanReport(Report):
     removed: int
 
 
-def _unlink(paths: list[tuple[Path, int]], root: Path) -> None:
-    for p, _size in paths:
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
-        parent = p.parent
-        while parent != root and parent.is_relative_to(root):  # prune emptied xx/yy folders
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
-
-
 def _strays(s: CacheSettings, now: float) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
-    if not (s.path / _index.DB_NAME).exists():
+    """(orphans and dead model_path links, temporaries), all older than ``temp_grace``.
+
+    When the index cannot be read, nothing is called an orphan (every file could be one).
+    """
+    if not index.exists(s.path):
         return [], []
-    con, _ = _index.connect(s.path, cache=s.name)
     try:
-        orphans, stale = find_strays(con, s.path, now, tmp_age=STALE_TMP_SECONDS, skip=s.temp_dir)
-    finally:
-        con.close()
-    old_orphans = []
-    for p in orphans:
-        full = s.path / (p.path or "")
-        with contextlib.suppress(FileNotFoundError):
-            if now - full.lstat().st_mtime >= ORPHAN_MIN_AGE:
-                old_orphans.append((full, p.size))
-    old_orphans += dangling_snapshot_links(s.path)  # model_path links to evicted files
-    return old_orphans, [(s.path / (p.path or ""), p.size) for p in stale]
+        with index.Snapshot(s.path, cache=s.name) as snap:
+            orphans, stale = snap.strays(now, grace=s.temp_grace, skip=s.temp_dir)
+    except index.READ_ERRORS:
+        return [], []
+    old = [(s.path / (p.path or ""), p.size) for p in orphans]
+    old += index.dangling_snapshot_links(s.path)  # model_path links to evicted files
+    return old, [(s.path / (p.path or ""), p.size) for p in stale]
+
+
+def _used(s: CacheSettings) -> int:
+    with index.Snapshot(s.path, cache=s.name) as snap:
+        return snap.used_bytes(skip=s.temp_dir)
 
 
 def _one(manager: CacheManager, s: CacheSettings, dry_run: bool, now: float) -> CacheClean:
     warnings = tuple(w for w in (network_warning(s),) if w)
-    limit = int(s.eviction_threshold * s.disk_size)
+    limit = index.disk_limit(s)
     aged = aged_bytes = 0
     if dry_run:
         summ_exp = summ_bytes = 0
         used = 0
-        if (s.path / _index.DB_NAME).exists():
-            con, _ = _index.connect(s.path, cache=s.name)
-            try:
-                summ = _index.summary(con, now)
+        if index.exists(s.path):
+            with index.Snapshot(s.path, cache=s.name) as snap:
+                summ = snap.summary(now)
                 summ_exp, summ_bytes = summ.expired, summ.expired_bytes
-                used = _index.used_bytes(con)
+                used = snap.used_bytes(skip=s.temp_dir)
                 if s.max_age is not None:
-                    (aged, aged_bytes) = con.execute(
-                        f"SELECT count(*), total({_index.SIZE_SQL}) FROM Cache WHERE store_time < ?"
-                        " AND NOT (expire_time IS NOT NULL AND expire_time < ?)",
-                        (now - s.max_age, now),
-                    ).fetchone()
-            finally:
-                con.close()
+                    aged, aged_bytes = snap.aged(now - s.max_age, now)
         evict = plan_evict(manager, s.name, Selectors(to_size=str(limit) + "B"), tier="disk")
         orphans, stale = _strays(s, now)
+        leftovers = sum(b for _, b in stale)
         return CacheClean(
             s.name,
             summ_exp,
@@ -123,32 +104,30 @@ def _one(manager: CacheManager, s: CacheSettings, dry_run: bool, now: float) -> 
             len(evict.entries),
             evict.bytes,
             len(stale),
-            sum(b for _, b in stale),
+            leftovers,
             len(orphans),
             sum(b for _, b in orphans),
             used,
             limit,
-            used - evict.bytes > limit,
+            used - evict.bytes - leftovers > limit,
             warnings,
         )
     check_writable(s)
     tiered = manager.cache(s.name)
     if s.max_age is not None and s.policy != "time":
-        con, _ = _index.connect(s.path, cache=s.name)
-        try:
+        with index.Snapshot(s.path, cache=s.name) as snap:
             old = [
                 (r.rowid, r.store_time, r.size)
-                for r in _index.rows(con, "store_time < ?", (now - s.max_age,))
+                for r in snap.rows([index.Cond("store_time", "<", now - s.max_age)])
             ]
-        finally:
-            con.close()
         done, _skipped = tiered.disk.remove_rows(old)
         bump_generation(s.path)  # other processes drop their memory copies
         aged, aged_bytes = done.count, done.bytes
     result = tiered.cleanup()
     orphans, stale = _strays(s, now)
-    _unlink(stale, s.path)
-    _unlink(orphans, s.path)
+    index.remove_files(stale, s.path)
+    index.remove_files(orphans, s.path)
+    used = _used(s)
     return CacheClean(
         s.name,
         result.expired,
@@ -161,9 +140,9 @@ def _one(manager: CacheManager, s: CacheSettings, dry_run: bool, now: float) -> 
         sum(b for _, b in stale),
         len(orphans),
         sum(b for _, b in orphans),
-        result.used_bytes,
+        used,
         result.limit_bytes,
-        result.over_limit,
+        used > result.limit_bytes,
         warnings,
     )
 
@@ -194,7 +173,7 @@ def clean(
 
         temp = own_temp_files(temp_dir, system.max_age, now)  # our llamacache-* files only
         if not dry_run:
-            _unlink(temp, temp_dir)
+            index.remove_files(temp, temp_dir)
     freed = sum(
         c.expired_bytes + c.aged_out_bytes + c.evicted_bytes + c.stale_tmp_bytes + c.orphan_bytes
         for c in results

@@ -1,9 +1,9 @@
 """``evict``: pick entries by key, glob, age, size, revision or target size; then remove them.
 
-A plan (``plan_evict``) is made from the read-only index and can be shown, saved as JSON
-and applied later (``apply_evict``), which skips entries changed since (another store
-time or size). ``--to-size`` walks the cache's policy order in SQL (``ORDER BY`` over the
-whole index: a true global order) until the rows removed cover the excess.
+A plan (``plan_evict``) is made from a read-only engine snapshot of the index and can be
+shown, saved as JSON and applied later (``apply_evict``), which skips entries changed since
+(another store time or size). ``--to-size`` walks the cache's policy order over the whole
+index (a true global order) until the rows removed cover the excess.
 The memory front lives inside each process: a memory-tier plan only covers caches this
 process has opened (a Python caller's), so from the command line it is empty.
 """
@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from llamacache import units
+from llamacache.engine import index
 from llamacache.engine.eviction import POLICIES
 from llamacache.engine.generation import bump_generation
 from llamacache.errors import UsageError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
-from llamacache.ops import _index
 from llamacache.ops._common import check_writable, network_warning, targets
 from llamacache.ops._report import Report
 from llamacache.settings import CacheSettings
@@ -109,33 +109,25 @@ def parse_target(text: str, s: CacheSettings) -> int:
         raise UsageError(str(exc)) from None
 
 
-def _where(sel: Selectors, now: float) -> tuple[str, list[Any]]:
-    parts: list[str] = []
-    args: list[Any] = []
+def _conds(sel: Selectors, now: float) -> list[index.Cond]:
+    out: list[index.Cond] = []
     if sel.keys:
-        parts.append(f"raw = 1 AND key IN ({','.join('?' * len(sel.keys))})")
-        args += list(sel.keys)
+        out.append(index.Cond("key", "in", tuple(sel.keys)))
     if sel.match is not None:
-        parts.append("raw = 1 AND typeof(key) = 'text' AND key GLOB ?")
-        args.append(sel.match)
+        out.append(index.Cond("key", "glob", sel.match))
     if sel.older_than is not None:
-        parts.append("access_time < ?")
-        args.append(now - sel.older_than)
+        out.append(index.Cond("access_time", "<", now - sel.older_than))
     if sel.larger_than is not None:
-        parts.append(f"{_index.SIZE_SQL} > ?")
-        args.append(sel.larger_than)
-    return " AND ".join(f"({p})" for p in parts), args
+        out.append(index.Cond("size", ">", sel.larger_than))
+    return out
 
 
-def old_revisions(con: Any, keep: int) -> set[int]:
+def old_revisions(snap: index.Snapshot, keep: int) -> set[int]:
     """Rowids of model entries ("{model}@{revision}/{file}") outside each model's ``keep``
     newest revisions (by newest store time among a revision's files)."""
     newest: dict[str, dict[str, float]] = {}
     members: list[tuple[int, str, str]] = []
-    for rowid, key, stored in con.execute(
-        "SELECT rowid, key, store_time FROM Cache"
-        " WHERE raw = 1 AND typeof(key) = 'text' AND key GLOB '*@*/*'"
-    ):
+    for rowid, key, stored in snap.text_keys("*@*/*"):
         m = MODEL_KEY.match(key)
         if m is None:
             continue
@@ -149,34 +141,26 @@ def old_revisions(con: Any, keep: int) -> set[int]:
     return {rowid for rowid, model, rev in members if rev not in kept[model]}
 
 
-def _row_cost(row: _index.Row) -> int:
-    klen = len(row.db_key) if isinstance(row.db_key, (str, bytes)) else 8
-    return row.size + klen + len(row.tag or b"") + 64
-
-
 def _disk_entries(
     s: CacheSettings, sel: Selectors, now: float, notes: list[str]
 ) -> Iterator[PlannedEntry]:
-    if not (s.path / _index.DB_NAME).exists():
+    if not index.exists(s.path):
         return
-    con, _ = _index.connect(s.path, cache=s.name)
-    try:
-        where, args = _where(sel, now)
-        only = old_revisions(con, sel.keep_last) if sel.keep_last is not None else None
-        if sel.to_size is None:
-            excess = None
-            order = "rowid"
-        else:
+    with index.Snapshot(s.path, cache=s.name) as snap:
+        conds = _conds(sel, now)
+        only = old_revisions(snap, sel.keep_last) if sel.keep_last is not None else None
+        policy: str | None = None
+        excess: int | None = None
+        if sel.to_size is not None:
             target = parse_target(sel.to_size, s)
-            excess = _index.used_bytes(con) - target
-            policy = POLICIES[s.policy]
-            order = policy.order or "access_time"
-            if policy.order is None:
+            excess = snap.index_bytes() - target
+            policy = s.policy
+            if POLICIES[s.policy].order is None:
                 notes.append(f"cache {s.name!r} has policy none: --to-size uses lru order")
             if excess <= 0:
                 return
         freed = 0
-        for row in _index.rows(con, where, tuple(args), f"{order}, rowid"):
+        for row in snap.rows(conds, policy=policy):
             if only is not None and row.rowid not in only:
                 continue
             yield PlannedEntry(
@@ -190,11 +174,9 @@ def _disk_entries(
                 row.filename is not None,
             )
             if excess is not None:
-                freed += _row_cost(row)
+                freed += row.cost
                 if freed >= excess:
                     return
-    finally:
-        con.close()
 
 
 def _memory_entries(
@@ -204,7 +186,7 @@ def _memory_entries(
     if opened is None or sel.to_size is not None or sel.keep_last is not None:
         return
     for key in opened.memory.keys():  # noqa: SIM118 (a method, not a dict)
-        text = _index.key_text(key)
+        text = index.key_text(key)
         if sel.keys and text not in sel.keys:
             continue
         if sel.match is not None and not (

@@ -1,6 +1,6 @@
 """``inspect``: what is in each cache, per tier, and is it healthy — from the index alone.
 
-Every figure comes from SQL over diskcache's index (one scan, no value file opened), the
+Every figure comes from one engine snapshot of the index (one scan, no value file opened), the
 persisted counters and one ``statvfs``, so 100,000 entries answer as fast as 1,000.
 Works on a read-only cache directory and creates nothing.
 """
@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache import metrics_store
-from llamacache.engine import quarantine, unshared
+from llamacache.engine import index, quarantine, unshared
 from llamacache.manager import CacheManager
-from llamacache.ops import _index
 from llamacache.ops._common import network_warning, targets, unsigned_warning
 from llamacache.ops._report import Report
 from llamacache.ops.stats import ghost_advice
@@ -101,7 +100,7 @@ def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> Cache
         warnings.append(w)
     if (w := unsigned_warning(manager.settings, s)) is not None:
         warnings.append(w)
-    exists = (s.path / _index.DB_NAME).exists()
+    exists = index.exists(s.path)
     stored = metrics_store.read(s.path) if exists else {}
     disk_c = _counters(stored, "disk")
     mem_c = _counters(stored, "memory")
@@ -109,12 +108,11 @@ def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> Cache
     entries: list[EntryInfo] = []
     disk: TierInfo
     if exists:
-        con, _immutable = _index.connect(s.path, cache=s.name)
         read_only = not os.access(s.path, os.W_OK)
-        try:
-            summ = _index.summary(con, now)
-            used = _index.used_bytes(con)
-            for row in _index.rows(con, order=f"{_index.SIZE_SQL} DESC", limit=top) if top else ():
+        with index.Snapshot(s.path, cache=s.name) as snap:
+            summ = snap.summary(now)
+            used = snap.used_bytes(skip=s.temp_dir)
+            for row in snap.rows(order="size", desc=True, limit=top) if top else ():
                 entries.append(
                     EntryInfo(
                         row.key_text,
@@ -124,8 +122,6 @@ def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> Cache
                         row.filename is not None,
                     )
                 )
-        finally:
-            con.close()
         disk = TierInfo(
             "disk",
             summ.entries,

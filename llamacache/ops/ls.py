@@ -1,6 +1,6 @@
-"""``ls``: the entries of a cache, filtered and sorted in SQL over the read-only index.
+"""``ls``: the entries of a cache, filtered and sorted by the engine over an index snapshot.
 
-Filters are small records (field, operator, value) compiled to one WHERE clause:
+Filters are small records (field, operator, value) the engine compiles to one query:
 ``size>1GB``, ``accessed>30d`` (last read more than 30 days ago), ``stored<1h``,
 ``hits>=10``, ``expires<1d``, ``key~tok*`` (glob), ``key=exact``.
 """
@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from llamacache import units
+from llamacache.engine import index
 from llamacache.errors import UsageError
 from llamacache.manager import CacheManager
-from llamacache.ops import _index
 from llamacache.ops._common import network_warning, targets
 from llamacache.ops._report import Report
 
-# sort name -> SQL expression
+# sort name -> index field
 SORTS: dict[str, str] = {
-    "size": _index.SIZE_SQL,
+    "size": "size",
     "accessed": "access_time",
     "stored": "store_time",
     "hits": "access_count",
@@ -34,9 +34,9 @@ _FILTER = re.compile(r"^\s*(\w+)\s*(>=|<=|!=|=|>|<|~)\s*(.+?)\s*$")
 
 @dataclass(frozen=True)
 class FilterField:
-    """How one filterable field compiles: SQL column and how its value parses."""
+    """How one filterable field compiles: index field and how its value parses."""
 
-    sql: str
+    field: str
     parse: Callable[[str], Any]
     age: bool = False  # value is a duration: "accessed>30d" means older than 30 days
 
@@ -57,7 +57,7 @@ def _int(text: str) -> int:
 
 
 FIELDS: dict[str, FilterField] = {
-    "size": FilterField(_index.SIZE_SQL, _size),
+    "size": FilterField("size", _size),
     "accessed": FilterField("access_time", _dur, age=True),
     "stored": FilterField("store_time", _dur, age=True),
     "hits": FilterField("access_count", _int),
@@ -92,8 +92,8 @@ class LsReport(Report):
     warnings: tuple[str, ...] = ()
 
 
-def compile_filter(text: str, now: float) -> tuple[str, list[Any]]:
-    """One ``--filter`` to (SQL, args); UsageError naming the filter when it is not valid."""
+def compile_filter(text: str, now: float) -> index.Cond:
+    """One ``--filter`` to an index condition; UsageError naming the filter when not valid."""
     m = _FILTER.match(text)
     if m is None:
         raise UsageError(
@@ -103,9 +103,9 @@ def compile_filter(text: str, now: float) -> tuple[str, list[Any]]:
     name, op, value = m.groups()
     if name == "key":
         if op == "~":
-            return "raw = 1 AND typeof(key) = 'text' AND key GLOB ?", [value]
+            return index.Cond("key", "glob", value)
         if op in ("=", "!="):
-            return f"key {op} ?", [value]
+            return index.Cond("key", op, value)
         raise UsageError(f"--filter: key takes ~ (glob), = or !=, not {op!r}")
     field = FIELDS.get(name)
     if field is None or op == "~":
@@ -119,15 +119,15 @@ def compile_filter(text: str, now: float) -> tuple[str, list[Any]]:
         raise UsageError(str(exc)) from None
     if field.age:  # "older than" flips the comparison on the timestamp
         flip = {">": "<", "<": ">", ">=": "<=", "<=": ">=", "=": "=", "!=": "!="}[op]
-        return f"{field.sql} {flip} ?", [now - parsed]
+        return index.Cond(field.field, flip, now - parsed)
     if name == "expires":
-        return f"expire_time IS NOT NULL AND expire_time {op} ?", [now + parsed]
-    return f"{field.sql} {op} ?", [parsed]
+        return index.Cond("expire_time", op, now + parsed)
+    return index.Cond(field.field, op, parsed)
 
 
-def parse_sort(text: str) -> str:
-    """``size``, ``size:asc``, ``key:desc`` to an ORDER BY clause (descending by default
-    except for key)."""
+def parse_sort(text: str) -> tuple[str, bool]:
+    """``size``, ``size:asc``, ``key:desc`` to (index field, descending); descending by
+    default except for key."""
     name, _, direction = text.partition(":")
     if name not in SORTS or direction not in ("", "asc", "desc"):
         raise UsageError(
@@ -135,7 +135,7 @@ def parse_sort(text: str) -> str:
             "optionally followed by :asc or :desc"
         )
     direction = direction or ("asc" if name == "key" else "desc")
-    return f"{SORTS[name]} {direction.upper()}, rowid"
+    return SORTS[name], direction == "desc"
 
 
 def ls(
@@ -148,26 +148,19 @@ def ls(
 ) -> LsReport:
     """Matching entries of one cache or every existing one; index only, no value read."""
     now = time.time()
-    order = parse_sort(sort)
-    clauses = [compile_filter(f, now) for f in filters]
-    where = " AND ".join(f"({sql})" for sql, _ in clauses)
-    args = tuple(a for _, a_list in clauses for a in a_list)
+    order, desc = parse_sort(sort)
+    conds = [compile_filter(f, now) for f in filters]
     out: list[Entry] = []
     total = 0
     warnings: list[str] = []
     for s in targets(manager, cache):
         if (warning := network_warning(s)) is not None:
             warnings.append(warning)
-        if not (s.path / _index.DB_NAME).exists():
+        if not index.exists(s.path):
             continue
-        con, _ = _index.connect(s.path, cache=s.name)
-        try:
-            ((n,),) = con.execute(
-                f"SELECT count(*) FROM {_index.table(con)}" + (f" WHERE {where}" if where else ""),
-                args,
-            ).fetchall()
-            total += int(n)
-            for row in _index.rows(con, where, args, order, limit):
+        with index.Snapshot(s.path, cache=s.name) as snap:
+            total += snap.count(conds)
+            for row in snap.rows(conds, order=order, desc=desc, limit=limit):
                 meta = row.meta
                 out.append(
                     Entry(
@@ -186,8 +179,6 @@ def ls(
                         header_ok=meta is not None,
                     )
                 )
-        finally:
-            con.close()
     if len(targets(manager, cache)) > 1:  # merge caches under one order
         key_name = sort.partition(":")[0]
         desc = (sort.partition(":")[2] or ("asc" if key_name == "key" else "desc")) == "desc"

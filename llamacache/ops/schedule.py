@@ -3,7 +3,10 @@
 The scheduled command is built to survive cron's bare environment: the executable by
 absolute path, the config file the user has now by absolute path (cron does not run in
 their working directory), ``--wait`` so an overlapping run queues on the admin lock
-instead of failing, and output appended to a log file. Installed lines carry a marker
+instead of failing, the configuration in force from the environment (every ``LLAMACACHE_*``
+and ``CACHE_*`` variable set now, so cron's ``clean`` keeps a model cache of the size the
+user chose) or a refusal naming what it would have to drop, and output appended to a log
+file. Installed lines carry a marker
 comment so ``--uninstall`` removes exactly what ``--install`` added, and installing
 twice leaves one line.
 """
@@ -19,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from llamacache import _config_schema as schema
 from llamacache.errors import LlamacacheError, UsageError
 from llamacache.ops import output
 from llamacache.ops._report import Report
@@ -43,6 +47,44 @@ class ScheduleReport(Report):
     action: str = "print"  # "print" | "install" | "uninstall"
     target: str | None = None  # the crontab (file) or units directory changed
     changed: bool = False  # False when install/uninstall found nothing to do
+    environment: Mapping[str, str] | None = None  # variables the scheduled run is given
+
+
+CARRIED_PREFIXES = (schema.ENV_PREFIX, "CACHE_")
+# Not configuration: the config file is pinned by --config; the others steer test servers.
+NOT_CARRIED = frozenset(schema.NON_SETTING_ENV)
+
+
+def _is_secret(name: str, value: str) -> bool:
+    """A value ``config show`` would mask (a signing key, a URL's password)."""
+    for st in schema.SETTINGS:
+        if name in st.env:
+            return "***" in str(st.show(value))
+    return False
+
+
+def carried_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables a scheduled run must be given to see the configuration in force now.
+
+    Raises UsageError listing every variable it cannot carry: a secret (it would be written
+    into a crontab or unit file, and printed) or a value with a line break (cron cannot).
+    """
+    carried = {
+        k: v
+        for k, v in sorted(env.items())
+        if k.startswith(CARRIED_PREFIXES) and k not in NOT_CARRIED
+    }
+    dropped = [
+        f"{k} (a secret)" if _is_secret(k, v) else f"{k} (its value has a line break)"
+        for k, v in carried.items()
+        if _is_secret(k, v) or any(c in v for c in "\n\r\0")
+    ]
+    if dropped:
+        raise UsageError(
+            "the scheduled run would not see " + ", ".join(dropped) + "; move these into the "
+            "config file (readable only by you) and unset them, then run schedule again"
+        )
+    return carried
 
 
 def cron_fields(every: float) -> str:
@@ -123,9 +165,17 @@ def marker(cache: str | None) -> str:
     return f"{MARKER}:{cache or 'all'}"
 
 
-def cron_line(every: float, command: Sequence[str], log: Path, cache: str | None) -> str:
-    """One crontab line; ``%`` is escaped because cron turns it into a newline."""
-    cmd = " ".join(shlex.quote(a) for a in command).replace("%", "\\%")
+def cron_line(
+    every: float,
+    command: Sequence[str],
+    log: Path,
+    cache: str | None,
+    environment: Mapping[str, str] | None = None,
+) -> str:
+    """One crontab line, the environment as ``VAR=value`` before the command (cron runs it
+    with ``sh``); ``%`` is escaped because cron turns it into a newline."""
+    assigns = [f"{k}={shlex.quote(v)}" for k, v in (environment or {}).items()]
+    cmd = " ".join([*assigns, *(shlex.quote(a) for a in command)]).replace("%", "\\%")
     target = shlex.quote(str(log)).replace("%", "\\%")
     return f"{cron_fields(every)} {cmd} >> {target} 2>&1 {marker(cache)}"
 
@@ -135,7 +185,11 @@ def unit_name(cache: str | None) -> str:
 
 
 def systemd_units(
-    every: float, command: Sequence[str], log: Path | None, cache: str | None
+    every: float,
+    command: Sequence[str],
+    log: Path | None,
+    cache: str | None,
+    environment: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """``{"<name>.service": text, "<name>.timer": text}`` for a user timer."""
     name = unit_name(cache)
@@ -148,6 +202,7 @@ def systemd_units(
         "",
         "[Service]",
         "Type=oneshot",
+        *(f"Environment={_systemd_quote(f'{k}={v}')}" for k, v in (environment or {}).items()),
         f"ExecStart={exec_start}",
     ]
     if log is not None:
@@ -221,6 +276,7 @@ def cron(
     log: Path | None = None,
     action: str = "print",
     crontab_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ScheduleReport:
     """Print, install or uninstall the crontab line for ``clean`` (one line per cache marker).
 
@@ -229,7 +285,8 @@ def cron(
     """
     log = log or default_log()
     command = tuple(clean_command(cache, config_file, cache_dir, lock_wait(every)))
-    line = cron_line(every, command, log, cache)
+    environment = carried_environment(env or {})
+    line = cron_line(every, command, log, cache, environment)
     changed = False
     target = str(crontab_file) if crontab_file is not None else "crontab -l"
     if action in ("install", "uninstall"):
@@ -253,6 +310,7 @@ def cron(
         action=action,
         target=target if action != "print" else None,
         changed=changed,
+        environment=environment,
     )
 
 
@@ -265,6 +323,7 @@ def systemd(
     log: Path | None = None,
     action: str = "print",
     units_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ScheduleReport:
     """Print, install or uninstall ``llamacache-clean[-CACHE].{service,timer}`` user units.
 
@@ -274,7 +333,8 @@ def systemd(
     if every < 1:
         raise UsageError(f"--every {every:g}s: systemd timers need at least 1s")
     command = tuple(clean_command(cache, config_file, cache_dir, lock_wait(every)))
-    units = systemd_units(every, command, log, cache)
+    environment = carried_environment(env or {})
+    units = systemd_units(every, command, log, cache, environment)
     directory = units_dir or default_units_dir()
     changed = False
     if action == "install":
@@ -302,4 +362,5 @@ def systemd(
         action=action,
         target=str(directory) if action != "print" else None,
         changed=changed,
+        environment=environment,
     )

@@ -1,7 +1,8 @@
 """`llamacache stats`: the counters every process has flushed into each cache, and exports.
 
-Reads each cache's ``LlcMetrics`` table (``metrics_store``) and its diskcache settings
-row, read-only: a cache in use by a training job can be watched without disturbing it.
+Reads each cache's ``LlcMetrics`` table (``metrics_store``) and an engine snapshot of its
+index (entries and used bytes, as ``inspect`` computes them), read-only: a cache in use
+by a training job can be watched without disturbing it.
 ``prometheus_text`` renders the same report in Prometheus' text exposition format for
 node_exporter's textfile collector.
 """
@@ -9,14 +10,14 @@ node_exporter's textfile collector.
 from __future__ import annotations
 
 import os
-import sqlite3
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache import metrics, metrics_store
-from llamacache.errors import CacheIOError
+from llamacache.engine import index
+from llamacache.errors import CacheIOError, LlamacacheError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
 from llamacache.settings import CacheSettings
@@ -81,35 +82,29 @@ def ghost_advice(counters: Counters) -> str | None:
     )
 
 
-def _disk_usage(path: Path) -> tuple[int | None, int | None]:
-    """(entries, bytes) from diskcache's own settings rows plus the index file; read-only."""
-    db = path / metrics_store.DB_NAME
-    if not db.exists():
+def _disk_usage(settings: CacheSettings) -> tuple[int | None, int | None]:
+    """(entries, used bytes) from one read-only index snapshot; the figures inspect shows."""
+    if not index.exists(settings.path):
         return None, None
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-        try:
-            rows = dict(
-                con.execute("SELECT key, value FROM Settings WHERE key IN ('count', 'size')")
-            )
-        finally:
-            con.close()
-    except sqlite3.Error:
+        with index.Snapshot(settings.path, cache=settings.name) as snap:
+            return snap.count(), snap.used_bytes(skip=settings.temp_dir)
+    except index.READ_ERRORS:
         return None, None
-    index = sum(p.stat().st_size for p in path.glob(metrics_store.DB_NAME + "*") if p.is_file())
-    return int(rows.get("count", 0)), int(rows.get("size", 0)) + index
+    except LlamacacheError:
+        return None, None
 
 
 def cache_stats(settings: CacheSettings) -> CacheStats:
     """The stored counters of one cache and what they add up to."""
     try:
         counters = metrics_store.read(settings.path)
-    except sqlite3.Error as exc:
+    except index.ERRORS as exc:
         raise CacheIOError(f"cache {settings.name!r}: cannot read its counters: {exc}") from exc
     mem, disk = counters.get("memory", {}), counters.get("disk", {})
     gets = mem.get("hits", 0) + mem.get("misses", 0)
     hits = sum(counters.get(t, {}).get("hits", 0) for t in metrics.TIERS)
-    entries, used = _disk_usage(settings.path)
+    entries, used = _disk_usage(settings)
     get_b = metrics.histogram_of(counters, "get")
     put_b = metrics.histogram_of(counters, "put")
     return CacheStats(

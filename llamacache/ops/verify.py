@@ -2,11 +2,14 @@
 
 Checks, per cache: SQLite integrity, every indexed file present with its recorded size,
 every entry's bytes against its digest (full mode), structural validators for caches with
-a ``format``, and no unknown files or half-written temporaries in the directory.
+a ``format``, and no unknown files or half-written temporaries in the directory older
+than ``temp_grace`` (younger ones may be a live put's).
 
-Never writes: the index is opened read-only (``immutable=1`` when no WAL exists) and files
-are opened for reading only. Hashing reads 4 MiB blocks with ``readinto`` into one reused
-buffer, so the cost per byte is the hash's and the disk's, not Python's.
+Never writes: the index is read through one read-only engine snapshot and files are opened
+for reading only. Beside live writers, a problem is re-checked against the index as it is
+now, and a row removed or rewritten since the snapshot is skipped, not called corrupt.
+Hashing reads 4 MiB blocks with ``readinto`` into one reused buffer, so the cost per byte
+is the hash's and the disk's, not Python's.
 """
 
 from __future__ import annotations
@@ -15,24 +18,24 @@ import dataclasses
 import mmap
 import os
 import random
-import sqlite3
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llamacache.engine import checksums, framing
+from llamacache.engine import EntryMeta, check_key, checksums, index
+from llamacache.engine.index import Problem
 from llamacache.engine.safety import leads_outside
-from llamacache.errors import CorruptEntryError
+from llamacache.errors import CorruptEntryError, LockBusyError, UsageError
 from llamacache.formats import VALIDATORS
+from llamacache.locking import lock_holder
 from llamacache.manager import CacheManager
-from llamacache.ops import _index
 from llamacache.ops._common import network_warning, targets
 from llamacache.ops._report import Report
-from llamacache.ops._strays import STALE_TMP_SECONDS, Problem, find_strays
-
-__all__ = ["STALE_TMP_SECONDS", "CacheVerify", "Problem", "VerifyReport", "find_strays", "verify"]
 from llamacache.settings import CacheSettings
+
+__all__ = ["CacheVerify", "Problem", "VerifyReport", "verify"]
 
 BLOCK = 4 * 1024 * 1024
 MMAP_MIN = 16 * 1024 * 1024  # files at least this large are hashed from a mapping
@@ -59,6 +62,7 @@ class CacheVerify:
     problems: tuple[Problem, ...]
     warnings: tuple[str, ...] = ()
     immutable: bool = False  # the index was read as an immutable snapshot
+    skipped: int = 0  # rows changed or removed by a live writer after the snapshot
 
 
 @dataclass(frozen=True)
@@ -135,36 +139,42 @@ def _hash_file(path: Path, algo: str, st: _State) -> tuple[bytes | None, int]:
 
 
 def _check_file(
-    row: _index.Row, meta: framing.EntryMeta, s: CacheSettings, quick: bool, st: _State
+    row: index.Row, meta: EntryMeta, s: CacheSettings, quick: bool, st: _State
 ) -> tuple[str, str] | None | bool:
-    """(kind, detail), None when sound, or False when the deadline stopped it mid-file."""
+    """(kind, detail), None when sound, or False when the deadline stopped it mid-file.
+
+    A file that vanishes at any point (a concurrent remove or overwrite) is "missing";
+    the caller re-reads the row to tell a change from damage.
+    """
     path = s.path / (row.filename or "")
-    if leads_outside(s.path, path) and os.path.lexists(path):
-        return ("corrupt", "value file is a symbolic link (not followed)")
     try:
-        size = os.stat(path).st_size
+        if leads_outside(s.path, path) and os.path.lexists(path):
+            return ("corrupt", "value file is a symbolic link (not followed)")
+        stt = os.lstat(path)
+        if not stat.S_ISREG(stt.st_mode):
+            return ("corrupt", "value file is not a regular file")
+        if stt.st_size != row.size:
+            return ("corrupt", f"value file is {stt.st_size} bytes, index records {row.size}")
+        if not quick:
+            digest, _n = _hash_file(path, meta.checksum, st)
+            if digest is None:
+                return False
+            if digest != meta.digest:
+                return ("corrupt", "checksum mismatch")
+        validator = VALIDATORS.get(s.format or "")
+        # Only files that claim the format by name: a model's config.json is not safetensors.
+        claims = isinstance(row.key, str) and row.key.endswith(f".{s.format}")
+        if validator is not None and meta.kind == "rawfile" and claims:
+            problem = validator(path)
+            if problem is not None:
+                return ("corrupt", f"not a valid {s.format} file: {problem}")
     except FileNotFoundError:
         return ("missing", "value file is missing")
-    if size != row.size:
-        return ("corrupt", f"value file is {size} bytes, index records {row.size}")
-    if not quick:
-        digest, _n = _hash_file(path, meta.checksum, st)
-        if digest is None:
-            return False
-        if digest != meta.digest:
-            return ("corrupt", "checksum mismatch")
-    validator = VALIDATORS.get(s.format or "")
-    # Only files that claim the format by name: a model's config.json is not safetensors.
-    claims = isinstance(row.key, str) and row.key.endswith(f".{s.format}")
-    if validator is not None and meta.kind == "rawfile" and claims:
-        problem = validator(path)
-        if problem is not None:
-            return ("corrupt", f"not a valid {s.format} file: {problem}")
     return None
 
 
 def _check_row(
-    row: _index.Row, s: CacheSettings, con: sqlite3.Connection, quick: bool, st: _State
+    row: index.Row, s: CacheSettings, snap: index.Snapshot, quick: bool, st: _State
 ) -> Problem | None | bool:
     """A Problem, None when sound, or False when the deadline stopped it mid-entry."""
     meta = row.meta
@@ -173,12 +183,12 @@ def _check_row(
         found = ("corrupt", "damaged entry header")
     elif meta.stored_len != row.size:
         found = ("corrupt", f"payload is {row.size} bytes, header records {meta.stored_len}")
-    elif not framing.check_key(meta, row.key):
+    elif not check_key(meta, row.key):
         found = ("corrupt", "entry belongs to another key (or predates key binding)")
     elif row.filename is not None:
         found = _check_file(row, meta, s, quick, st)
     elif not quick:
-        payload = _index.value_of(con, row.rowid) or b""
+        payload = snap.value_of(row.rowid) or b""
         st.done += len(payload)
         if checksums.digest(meta.checksum, payload) != meta.digest:
             found = ("corrupt", "checksum mismatch")
@@ -189,6 +199,36 @@ def _check_row(
     return Problem(kind, row.key_text, row.filename, detail, row.rowid, row.store_time, row.size)
 
 
+def _same(a: index.Row, b: index.Row | None) -> bool:
+    """The row is still the one the snapshot saw (not removed or rewritten since)."""
+    return b is not None and (a.store_time, a.size, a.filename, a.tag, a.db_key) == (
+        b.store_time,
+        b.size,
+        b.filename,
+        b.tag,
+        b.db_key,
+    )
+
+
+def _confirm(
+    row: index.Row, problem: Problem, s: CacheSettings, quick: bool, st: _State
+) -> Problem | None:
+    """Re-check a problem against the index as it is now: a row that changed or went away
+    after the snapshot (a live writer) is skipped, not called damaged (returns None)."""
+    now = index.current(s.path, row.rowid)
+    if not _same(row, now):
+        return None
+    assert now is not None
+    try:
+        with index.Snapshot(s.path, cache=s.name) as snap:
+            again = _check_row(now, s, snap, quick, st)
+            if again is not None and again is not False and not _same(row, snap.row(row.rowid)):
+                return None
+    except index.READ_ERRORS:
+        return problem
+    return again if isinstance(again, Problem) else None
+
+
 def _one(
     s: CacheSettings, quick: bool, fraction: float, st: _State, rng: random.Random
 ) -> CacheVerify:
@@ -197,10 +237,49 @@ def _one(
     again through SQLite's locks before being called damaged: a writer's checkpoint
     can move pages under an immutable reader."""
     done = _verify_one(s, quick, fraction, st, rng, prefer_ro=False)
-    wal = s.path / (_index.DB_NAME + "-wal")
+    wal = s.path / (index.DB_NAME + "-wal")
     if not done.index_ok and done.immutable and wal.exists() and not st.stopped:
         done = _verify_one(s, quick, fraction, st, rng, prefer_ro=True)
     return done
+
+
+def _scan(
+    snap: index.Snapshot,
+    s: CacheSettings,
+    quick: bool,
+    fraction: float,
+    st: _State,
+    rng: random.Random,
+    counts: dict[str, int],
+    problems: list[Problem],
+) -> None:
+    """Check every (sampled) row of the snapshot until done or out of time."""
+    for row in snap.rows():
+        if fraction < 1.0 and rng.random() >= fraction:
+            continue
+        if st.out_of_time():
+            break
+        before = st.done
+        found = _check_row(row, s, snap, quick, st)
+        if found is False:
+            break
+        assert found is None or isinstance(found, Problem)
+        if isinstance(found, Problem):
+            found = _confirm(row, found, s, quick, st)
+            if found is None:
+                counts["skipped"] += 1
+                continue
+        counts["checked"] += 1
+        counts["bytes"] += row.size if not quick else 0
+        if found is None:
+            counts["verified"] += 1
+        else:
+            problems.append(found)
+        if quick:
+            st.done += 1
+        elif st.done == before:
+            st.done += row.size
+        st.progress(st.done, st.total)
 
 
 def _verify_one(
@@ -213,57 +292,37 @@ def _verify_one(
     prefer_ro: bool,
 ) -> CacheVerify:
     warnings = tuple(w for w in (network_warning(s),) if w)
-    if not (s.path / _index.DB_NAME).exists():
+    if not index.exists(s.path):
         return CacheVerify(
             s.name, s.path, False, True, 0, 0, 0, 0, 0, 0, 0, 0, 0, True, (), warnings
         )
     problems: list[Problem] = []
-    counts = {"verified": 0, "checked": 0, "bytes": 0}
+    counts = {"verified": 0, "checked": 0, "bytes": 0, "skipped": 0}
     index_ok = True
     entries = 0
     try:
-        con, immutable = _index.connect(s.path, cache=s.name, prefer_ro=prefer_ro)
+        snap = index.Snapshot(s.path, cache=s.name, prefer_ro=prefer_ro)
     except CorruptEntryError as exc:
-        problems.append(Problem("index", None, _index.DB_NAME, exc.reason))
+        problems.append(Problem("index", None, index.DB_NAME, exc.reason))
         return _result(s, False, 0, counts, problems, True, warnings)
     try:
         try:
-            check = con.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check")
-            lines = [r[0] for r in check.fetchall()]
+            lines = snap.integrity(quick)
             if lines != ["ok"]:
                 index_ok = False
-                problems.append(Problem("index", None, _index.DB_NAME, "; ".join(lines[:5])))
-            entries = int(con.execute("SELECT count(*) FROM Cache").fetchone()[0])
-            orphans, stale = find_strays(con, s.path, time.time(), skip=s.temp_dir)
+                problems.append(Problem("index", None, index.DB_NAME, "; ".join(lines[:5])))
+            entries = snap.count()
+            orphans, stale = snap.strays(time.time(), grace=s.temp_grace, skip=s.temp_dir)
             problems += orphans + stale
-            for row in _index.rows(con):
-                if fraction < 1.0 and rng.random() >= fraction:
-                    continue
-                if st.out_of_time():
-                    break
-                before = st.done
-                found = _check_row(row, s, con, quick, st)
-                if found is False:
-                    break
-                counts["checked"] += 1
-                counts["bytes"] += row.size if not quick else 0
-                if found is None:
-                    counts["verified"] += 1
-                else:
-                    assert isinstance(found, Problem)
-                    problems.append(found)
-                if quick:
-                    st.done += 1
-                elif st.done == before:
-                    st.done += row.size
-                st.progress(st.done, st.total)
-        except sqlite3.DatabaseError as exc:
+            _scan(snap, s, quick, fraction, st, rng, counts, problems)
+        except index.ERRORS as exc:
             index_ok = False
             problems.append(
-                Problem("index", None, _index.DB_NAME, f"SQLite index is damaged: {exc}")
+                Problem("index", None, index.DB_NAME, f"SQLite index is damaged: {exc}")
             )
     finally:
-        con.close()
+        immutable = snap.immutable
+        snap.close()
     done = _result(s, index_ok, entries, counts, problems, not st.stopped, warnings)
     return dataclasses.replace(done, immutable=immutable)
 
@@ -297,25 +356,27 @@ def _result(
         complete=complete,
         problems=tuple(problems),
         warnings=warnings,
+        skipped=counts.get("skipped", 0),
     )
+
+
+def verify_one(s: CacheSettings) -> CacheVerify:
+    """A full verify of one cache, for ``repair`` (which holds the admin lock itself)."""
+    st = _State(deadline=None, progress=lambda done, total: None, total=None)
+    return _one(s, False, 1.0, st, random.Random())
 
 
 def _planned_total(settings: list[CacheSettings], quick: bool, fraction: float) -> int | None:
     total = 0
     for s in settings:
-        if not (s.path / _index.DB_NAME).exists():
+        if not index.exists(s.path):
             continue
         try:
-            con, _ = _index.connect(s.path, cache=s.name)
-        except CorruptEntryError:
+            with index.Snapshot(s.path, cache=s.name) as snap:
+                n, b = snap.totals()
+        except index.READ_ERRORS:
             continue
-        try:
-            (n, b) = con.execute(f"SELECT count(*), total({_index.SIZE_SQL}) FROM Cache").fetchone()
-        except sqlite3.DatabaseError:
-            continue
-        finally:
-            con.close()
-        total += int(n if quick else b)
+        total += n if quick else b
     return int(total * fraction)
 
 
@@ -328,13 +389,28 @@ def verify(
     max_time: float | None = None,
     progress: Progress | None = None,
     seed: int | None = None,
+    check_lock: bool = True,
 ) -> VerifyReport:
     """Check one cache or every existing one; never writes. ``sample`` is a percentage.
 
     Full mode reads every (sampled) entry's bytes once; ``quick`` reads only the index
     and file sizes. ``max_time`` stops between blocks and reports what was covered.
+    Rows a live writer changes after the snapshot are skipped (counted, not reported).
+    Raises UsageError (exit 2) when no chosen cache exists on disk, LockBusyError (exit 3)
+    when ``check_lock`` and another process holds a cache's admin lock.
     """
     chosen = targets(manager, cache)
+    if not any(index.exists(c.path) for c in chosen):
+        where = chosen[0].path if cache is not None and chosen else manager.settings.root
+        raise UsageError(f"no cache at {where}: nothing to verify")
+    if check_lock:
+        for c in chosen:
+            holder = lock_holder(c.path)
+            if holder is not None and holder != os.getpid():
+                raise LockBusyError(
+                    f"cache {c.name!r} is locked by another clean/evict/repair (pid {holder}); "
+                    "retry later"
+                )
     fraction = max(0.0, min(sample, 100.0)) / 100.0
     started = time.monotonic()
     progress = progress or (lambda done, total: None)

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llamacache.engine import checksums, framing
+from llamacache._config_schema import cache_env
+from llamacache.engine import EntryMeta, checksums, index
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CacheIOError, UsageError
 from llamacache.formats import VALIDATORS
 from llamacache.manager import CacheManager
 from llamacache.ml import model as M
-from llamacache.ops import _index, _pagecache
+from llamacache.ops import _pagecache
 from llamacache.ops._report import Report
 from llamacache.ops.warm_plan import Planner, WarmItem, expand, read_manifest
 from llamacache.settings import CacheSettings
@@ -68,6 +69,12 @@ class WarmReport(Report):
     models: tuple[str, ...]  # model@revision made complete (model caches)
     items: tuple[WarmedFile, ...]
     page_cache: PageCacheReport | None = None
+    # why it stopped: the bytes the run had to store and the room it had under ``budget``
+    needed_bytes: int = 0
+    room_bytes: int = 0
+    limit_setting: str = ""  # the setting that sizes the cache, e.g. "caches.model.size"
+    limit_env: str = ""  # and its environment variable, e.g. "LLAMACACHE_MODEL_SIZE"
+    budget_given: bool = False  # True: --budget (lower than the cache's limit) bound the run
 
 
 class _Counting:
@@ -92,18 +99,7 @@ class _Counting:
         self._f.close()
 
 
-def _stored_meta(tag: bytes | None, path: Path | None) -> framing.EntryMeta | None:
-    """The header of a cached raw file whose value file exists, else None."""
-    if not tag or path is None or not path.exists():
-        return None
-    try:
-        meta = framing.parse_meta(tag)
-    except ValueError:
-        return None
-    return meta if meta.kind == "rawfile" else None
-
-
-def _matches(meta: framing.EntryMeta | None, item: WarmItem, src: _Counting) -> bool:
+def _matches(meta: EntryMeta | None, item: WarmItem, src: _Counting) -> bool:
     """Same size and same checksum as the cached raw file (reads the source once)."""
     if meta is None or meta.raw_len != item.size:
         return False
@@ -115,15 +111,14 @@ def _matches(meta: framing.EntryMeta | None, item: WarmItem, src: _Counting) -> 
 
 
 class _Run:
-    """State shared by reader threads: budget reservations, progress, results."""
+    """State shared by reader threads: progress, checksums of stored files, results."""
 
-    def __init__(self, cache: TieredCache, budget: int, total: int, progress: Progress) -> None:
-        self.cache, self.budget, self.total, self.progress = cache, budget, total, progress
+    def __init__(self, cache: TieredCache, total: int, progress: Progress) -> None:
+        self.cache, self.total, self.progress = cache, total, progress
         self.lock = threading.Lock()
         self.used = cache.disk.used_bytes()
         self.done = 0
-        self.stopped = False
-        self.metas: dict[str, framing.EntryMeta] = {}
+        self.metas: dict[str, EntryMeta] = {}
         self.unmarked: set[tuple[str, str]] = set()
 
     def tick(self, n: int) -> None:
@@ -131,14 +126,6 @@ class _Run:
             self.done += n
             done = self.done
         self.progress(done, self.total)
-
-    def reserve(self, size: int) -> bool:
-        with self.lock:
-            if self.stopped or self.used + size > self.budget:
-                self.stopped = True
-                return False
-            self.used += size
-            return True
 
     def unmark(self, model: str, revision: str) -> None:
         """Before a revision's first changed file: drop its manifest (it is incomplete now).
@@ -152,22 +139,24 @@ class _Run:
             self.unmarked.add((model, revision))
         self.cache.remove(M.manifest_key(model, revision))
 
-    def one(self, item: WarmItem) -> WarmedFile:
-        if self.stopped:
-            return WarmedFile(item.source, item.key, item.size, "over-budget")
+    def check(self, item: WarmItem) -> WarmedFile | None:
+        """A "skipped" result when the cache already holds these bytes under the key."""
         # the index row only (describe): comparing is not a read, so no hit and no recency
         found = self.cache.disk.describe(item.key)
-        meta = None if found is None else _stored_meta(found.meta, found.path)
+        meta = None if found is None else index.rawfile_meta(found.meta, found.path)
+        if meta is None or meta.raw_len != item.size:
+            return None
         src = _Counting(item.source, self.tick)
         try:
-            if meta is not None and _matches(meta, item, src):
+            if _matches(meta, item, src):
                 with self.lock:
                     self.metas[item.key] = meta
                 return WarmedFile(item.source, item.key, item.size, "skipped")
         finally:
             src.close()
-        if not self.reserve(item.size):
-            return WarmedFile(item.source, item.key, item.size, "over-budget")
+        return None
+
+    def store(self, item: WarmItem) -> WarmedFile:
         if item.model is not None and item.revision is not None:
             self.unmark(item.model, item.revision)
         src = _Counting(item.source, self.tick)
@@ -224,27 +213,19 @@ def _check_format(fmt: str | None, items: list[WarmItem]) -> None:
 
 def _dry_run(
     settings: CacheSettings, items: list[WarmItem], limit: int, progress: Progress
-) -> dict[str, WarmedFile]:
+) -> tuple[dict[str, WarmedFile], int]:
     """What a real run would do, decided as it decides (size + checksum, budget), writing
     nothing: the index is read read-only and a cache that does not exist stays absent."""
     path = settings.path
-    metas: dict[str, framing.EntryMeta | None] = {}
+    metas: dict[str, EntryMeta | None] = {}
     used = 0
-    if (path / _index.DB_NAME).exists():
-        con, _ = _index.connect(path, cache=settings.name)
-        try:
-            used = _index.used_bytes(con)
+    if index.exists(path):
+        with index.Snapshot(path, cache=settings.name) as snap:
+            used = snap.index_bytes()
             now = time.time()
             for item in items:
-                row = con.execute(
-                    "SELECT tag, filename FROM Cache WHERE key = ? AND raw = 1"
-                    " AND (expire_time IS NULL OR expire_time > ?)",
-                    (item.key, now),
-                ).fetchone()
-                tag, filename = row if row is not None else (None, None)
-                metas[item.key] = _stored_meta(tag, path / filename if filename else None)
-        finally:
-            con.close()
+                found = snap.lookup(item.key, now)
+                metas[item.key] = None if found is None else index.rawfile_meta(*found)
     total, done = sum(i.size for i in items), 0
 
     def tick(n: int) -> None:
@@ -253,7 +234,7 @@ def _dry_run(
         progress(done, total)
 
     results: dict[str, WarmedFile] = {}
-    stopped = False
+    todo: list[WarmItem] = []
     for item in items:
         meta = metas.get(item.key)
         if meta is not None and meta.raw_len == item.size:
@@ -264,13 +245,20 @@ def _dry_run(
                     continue
             finally:
                 src.close()
-        if stopped or used + item.size > limit:
-            stopped = True
-            results[item.key] = WarmedFile(item.source, item.key, item.size, "over-budget")
-        else:
-            used += item.size
-            results[item.key] = WarmedFile(item.source, item.key, item.size, "planned")
-    return results
+        todo.append(item)
+    results.update(_decide(todo, used, limit, "planned"))
+    return results, used
+
+
+def _decide(todo: list[WarmItem], used: int, limit: int, action: str) -> dict[str, WarmedFile]:
+    """All of ``todo`` as ``action`` when it fits under ``limit``, else all "over-budget".
+
+    All or nothing: storing part of a run that does not fit would either stop halfway or,
+    past the cache's limit, evict files this very run (or an earlier warm) was asked to keep.
+    """
+    fits = used + sum(i.size for i in todo) <= limit
+    verdict = action if fits else "over-budget"
+    return {i.key: WarmedFile(i.source, i.key, i.size, verdict) for i in todo}
 
 
 def _complete_models(
@@ -308,31 +296,38 @@ def warm(
     dry_run: bool = False,
     progress: Progress | None = None,
 ) -> WarmReport:
-    """Store every planned file (``jobs`` parallel readers) up to ``budget`` bytes of cache use.
+    """Store every planned file (``jobs`` parallel readers) if they all fit, else none.
 
-    ``budget`` defaults to the cache's own limit (eviction_threshold x size) so warming never
-    evicts what it just stored. Costs one sequential read of each source (+ one write for
-    files not already cached) and, with ``page_cache``, one more read of the cached files.
+    The room is the cache's own limit (eviction_threshold x size), lowered by ``budget``
+    (a budget can never raise it): a warm never evicts, so it never destroys a model it was
+    asked to keep. When the files not already cached do not fit, nothing is stored and the
+    report says how much was needed and which setting sizes the cache. Costs one read of
+    each source already cached at the same size, one read + one write of every other file
+    and, with ``page_cache``, one more read of the cached files.
     """
     if jobs < 1:
         raise UsageError(f"--jobs {jobs}: expected 1 or more")
     items = plan(manager, cache, sources, manifests, revision=revision, name=name)
     s = manager.settings.cache(cache)
-    limit = budget if budget is not None else int(s.eviction_threshold * s.disk_size)
+    cache_limit = index.disk_limit(s)
+    limit = cache_limit if budget is None else min(budget, cache_limit)
     total = sum(i.size for i in items)
     report = progress or (lambda done, total: None)
     started = time.perf_counter()
     models: list[str] = []
     if dry_run:
-        results = _dry_run(s, items, limit, report)
+        results, used = _dry_run(s, items, limit, report)
     else:
         tiered = manager.cache(cache)
-        run = _Run(tiered, limit, total, report)
-        if jobs == 1:
-            results = {i.key: run.one(i) for i in items}
-        else:
-            with ThreadPoolExecutor(jobs, thread_name_prefix="llamacache-warm") as pool:
-                results = {r.key: r for r in pool.map(run.one, items)}
+        run = _Run(tiered, total, report)
+        used = run.used
+        with ThreadPoolExecutor(jobs, thread_name_prefix="llamacache-warm") as pool:
+            checked = list(pool.map(run.check, items))
+            results = {c.key: c for c in checked if c is not None}
+            todo = [i for i, c in zip(items, checked, strict=True) if c is None]
+            results.update(_decide(todo, used, limit, "stored"))
+            to_store = [i for i in todo if results[i.key].action == "stored"]
+            results.update({r.key: r for r in pool.map(run.store, to_store)})
         models = _complete_models(tiered, items, results, run)
     seconds = time.perf_counter() - started
     out = [results[i.key] for i in items]
@@ -361,6 +356,11 @@ def warm(
         models=tuple(models),
         items=tuple(out),
         page_cache=pc,
+        needed_bytes=sum(r.bytes for r in out if r.action != "skipped"),
+        room_bytes=max(0, limit - used),
+        limit_setting=f"caches.{cache}.size",
+        limit_env=cache_env(cache, "size"),
+        budget_given=budget is not None and budget < cache_limit,
     )
 
 

@@ -354,3 +354,21 @@ def test_to_size_percentage_is_of_the_cache_disk_size(tmp_path: Path) -> None:
     for bad in ("150%", "x%", "lots"):
         with pytest.raises(UsageError, match="to-size"):
             parse_target(bad, s)
+
+
+def test_clean_that_cannot_get_under_the_limit_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Over budget after a clean (policy "none" never evicts): say which setting to raise."""
+    from tests.cli.helpers import cli
+
+    monkeypatch.setenv("LLAMACACHE_DEFAULT_SIZE", "1MB")
+    monkeypatch.setenv("LLAMACACHE_DEFAULT_POLICY", "none")
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(os.urandom(400_000))  # incompressible
+    for i in range(3):
+        assert cli("put", f"k{i}", "--file", str(blob)).exit_code == 0
+    result = cli("clean")
+    assert result.exit_code == 0
+    assert "over its limit" in result.stderr
+    assert "caches.default.size" in result.stderr and "LLAMACACHE_DEFAULT_SIZE" in result.stderr

@@ -61,3 +61,27 @@ def test_a_planted_snapshots_link_is_still_a_stray(tmp_path: Path) -> None:
     assert cli("repair", "-c", "model").exit_code == 0
     assert not os.path.lexists(root / "snapshots")
     assert (outside / "precious").read_bytes() == b"keep me"
+
+
+def test_inspect_page_cache_reports_residency_of_file_entries(tmp_path: Path) -> None:
+    """One view: how much of the cached files is in the page cache, measured (mincore), not read."""
+    import json
+    import os
+
+    from tests.cli.helpers import cli
+
+    src = tmp_path / "shards"
+    src.mkdir()
+    for i in range(3):
+        (src / f"s{i}.bin").write_bytes(os.urandom(200_000))
+    assert cli("warm", str(src), "--page-cache").exit_code == 0  # reads them in
+    body = json.loads(cli("--json", "inspect", "-c", "model", "--page-cache").stdout)
+    pc = body["page_cache"]
+    (model,) = pc["caches"]
+    assert model["files"] == 3 and model["file_bytes"] == 600_000 and not model["sampled"]
+    if pc["available"]:
+        assert model["resident_bytes"] == 600_000
+    else:
+        assert pc["reason"]
+    human = cli("inspect", "-c", "model", "--page-cache").stdout
+    assert "page cache, model:" in human and "in 3 files" in human

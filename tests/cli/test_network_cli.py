@@ -119,3 +119,26 @@ def test_no_network_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     res = cli("verify", "--tier", "network")
     assert res.exit_code == 2 and "no network tier" in res.stderr
     assert json.loads(cli("--json", "config", "show").stdout or "{}") is not None
+
+
+def test_plain_inspect_fills_the_network_row(shared: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One view: no --tier network needed to see what the shared tier holds."""
+    assert cli("put", "-c", "model", "a", "1").exit_code == 0
+    assert cli("put", "-c", "model", "b", "2").exit_code == 0
+    out = cli("inspect", "-c", "model")
+    assert out.exit_code == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("network"))
+    assert row.split()[1] == "2" and "unreachable" not in row
+    body = json.loads(cli("--json", "inspect", "-c", "model").stdout)
+    assert body["network"]["caches"][0]["entries"] == 2
+    assert body["caches"][0]["name"] == "model"
+
+
+def test_plain_inspect_says_when_the_server_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.redis_server import free_port
+
+    monkeypatch.setenv("LLAMACACHE_NETWORK_URL", f"redis://127.0.0.1:{free_port()}/0")
+    out = cli("inspect", "-c", "model")
+    assert out.exit_code == 0, out.stderr  # the local view is still whole
+    row = next(line for line in out.stdout.splitlines() if line.startswith("network"))
+    assert "unreachable" in row

@@ -1,7 +1,7 @@
 """A cache root on NFS/CIFS/Lustre/GPFS: admin commands warn, writes are refused unless allowed.
 
-No network filesystem can be mounted here, so psutil's view of the mounts (what
-llamacache asks) is made to report the cache root as an nfs4 mount.
+No network filesystem can be mounted here, so the mount table llamacache reads
+(``engine.safety._mounts``) is made to report the cache root as an nfs4 mount.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
+from llamacache.engine import safety
 from tests.cli.helpers import cli
 
 
@@ -19,14 +19,12 @@ from tests.cli.helpers import cli
 def nfs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "root"
     assert cli("--cache-dir", str(root), "put", "k", "v").exit_code == 0  # made on local disk
-    real = psutil.disk_partitions
+    real = safety._mounts
 
-    def partitions(all: bool = False) -> list[Any]:
-        mounts = real(all)
-        fake = mounts[0]._replace(device="server:/export", mountpoint=str(root), fstype="nfs4")
-        return [*mounts, fake]
+    def mounts() -> list[Any]:
+        return [*real(), (str(root), "nfs4")]
 
-    monkeypatch.setattr(psutil, "disk_partitions", partitions)
+    monkeypatch.setattr(safety, "_mounts", mounts)
     return root
 
 

@@ -174,3 +174,73 @@ def test_install_goes_through_crontab_l_and_crontab_dash(
     assert table.read_text().count(schedule.MARKER) == 1
     assert cli("schedule", "cron", "--uninstall").exit_code == 0
     assert table.read_text() == "0 1 * * * other-job\n"
+
+
+def _assignments(line: str) -> list[str]:
+    """The ``VAR=value`` words before the executable in a crontab line's command."""
+    words = shlex.split(line.split(" >> ")[0].replace("\\%", "%"))[5:]
+    return words[: next(i for i, w in enumerate(words) if "=" not in w)]
+
+
+def test_cron_carries_the_environment_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reported case: LLAMACACHE_MODEL_SIZE=50GB in the shell, cron's clean used 1024 MB."""
+    monkeypatch.setenv("LLAMACACHE_MODEL_SIZE", "50GB")
+    monkeypatch.setenv("CACHE_POLICY", "fifo")
+    monkeypatch.setenv("LLAMACACHE_NETWORK_KEY_PREFIX", "team's 100%:")  # quoting survives sh
+    result = cli("schedule", "cron")
+    assert result.exit_code == 0, result.stderr
+    line = result.stdout.strip()
+    assigns = _assignments(line)
+    assert assigns == [
+        "CACHE_POLICY=fifo",
+        "LLAMACACHE_MODEL_SIZE=50GB",
+        "LLAMACACHE_NETWORK_KEY_PREFIX=team's 100%:",
+    ]
+    # what cron does: sh runs the command in a bare environment; the values arrive intact
+    command = line.split(" >> ")[0].split(" ", 5)[5].replace("\\%", "%")  # as cron runs it
+    probe = command.split(" clean --quiet")[0] + " --json config show"
+    bare = {"HOME": os.environ["HOME"], "PATH": "/usr/bin:/bin"}
+    import subprocess
+
+    shown = subprocess.run(["sh", "-c", probe], env=bare, capture_output=True, text=True)
+    rows = {r["key"]: r for r in json.loads(shown.stdout)["settings"]}
+    assert rows["caches.model.size"]["source"] == "env:LLAMACACHE_MODEL_SIZE"
+    assert rows["caches.model.size"]["value"] == "50GB"
+    assert rows["cache.network.key_prefix"]["value"] == "team's 100%:"
+
+
+def test_systemd_service_carries_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLAMACACHE_MODEL_SIZE", "50GB")
+    out = cli("schedule", "systemd").stdout
+    assert "Environment=LLAMACACHE_MODEL_SIZE=50GB\n" in out
+    body = cli_json_schedule("systemd")
+    assert body["environment"] == {"LLAMACACHE_MODEL_SIZE": "50GB"}
+
+
+def cli_json_schedule(kind: str) -> dict[str, object]:
+    result = cli("--json", "schedule", kind)
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert isinstance(body, dict)
+    return body
+
+
+@pytest.mark.parametrize("kind", ["cron", "systemd"])
+def test_schedule_refuses_to_drop_or_write_a_secret(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLAMACACHE_SIGNING_KEY", "hunter2-very-secret")
+    monkeypatch.setenv("LLAMACACHE_NETWORK_URL", "redis://app:pw@127.0.0.1:6379/0")
+    crontab = tmp_path / "crontab"
+    extra = ("--crontab-file", str(crontab)) if kind == "cron" else ()
+    result = cli("schedule", kind, "--install", *extra, "--units-dir", str(tmp_path))
+    if kind == "cron":
+        result = cli("schedule", kind, "--install", *extra)
+    assert result.exit_code == 2
+    assert "LLAMACACHE_SIGNING_KEY" in result.stderr and "LLAMACACHE_NETWORK_URL" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert not crontab.exists() and not list(tmp_path.glob("*.service"))

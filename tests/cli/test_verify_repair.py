@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from llamacache.engine import quarantine
@@ -43,6 +44,9 @@ def _faulty_cache(root: Path) -> Path:
     (d / "notes.txt").write_bytes(b"not a name llamacache makes: never an orphan")
     (d / "tmp").mkdir(exist_ok=True)
     (d / "tmp" / "abc.tmp").write_bytes(b"half written")
+    old = time.time() - 3600  # older than temp_grace (15 min): no live put's
+    for stray in (d / "ab" / "cd" / ("e" * 28 + ".val"), d / "tmp" / "abc.tmp"):
+        os.utime(stray, (old, old))
     return d
 
 

@@ -252,3 +252,52 @@ def test_a_file_given_by_itself_is_a_model_named_after_it(tmp_path: Path) -> Non
     assert [i["key"] for i in named["items"]] == ["llama@main/config.json"]
     globbed = cli_json("warm", str(src / "*.json"))  # a glob's matches: their folder's model
     assert [i["key"] for i in globbed["items"]] == ["llama@main/config.json"]
+
+
+def _blob(path: Path, n: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(n))
+    return path
+
+
+def test_budget_above_the_cache_size_never_wipes_the_cache(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The reported case: a 1 MB model cache, one model warmed, then `warm --budget 1GB`
+    of a file that fits the budget but not the cache: it used to evict everything and exit 0."""
+    monkeypatch.setenv("LLAMACACHE_MODEL_SIZE", "1MB")
+    first = _blob(tmp_path / "small.bin", 400_000)
+    assert cli_json("warm", str(first))["models"] == ["small@main"]
+    mid = _blob(tmp_path / "mid.bin", 800_000)
+    result = cli("--json", "warm", "--budget", "1GB", str(mid))
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["files"] == 0 and body["budget"] <= 1_000_000 and body["models"] == []
+    assert "caches.model.size" in result.stderr and "LLAMACACHE_MODEL_SIZE" in result.stderr
+    with CacheManager() as m:  # the model warmed before is still served
+        assert ModelCache(m).revisions("small") == ["main"]
+    keys = _keys()
+    assert "small@main/small.bin" in keys and not any(k.startswith("mid@") for k in keys)
+
+
+def test_a_warm_that_does_not_fit_stores_nothing(tmp_path: Path, monkeypatch: Any) -> None:
+    """Two models in one run that together exceed the cache: neither evicts the other; the
+    run stops before storing and says which setting to raise."""
+    monkeypatch.setenv("LLAMACACHE_MODEL_SIZE", "1MB")
+    a = _blob(tmp_path / "a.bin", 500_000)
+    b = _blob(tmp_path / "b.bin", 500_000)
+    result = cli("warm", str(a), str(b))
+    assert result.exit_code == 1
+    assert "caches.model.size" in result.stderr and "LLAMACACHE_MODEL_SIZE" in result.stderr
+    assert _keys() == set()
+
+
+def test_one_file_larger_than_the_cache_names_the_setting(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("LLAMACACHE_MODEL_SIZE", "1MB")
+    big = _blob(tmp_path / "big.bin", 2_000_000)
+    result = cli("warm", str(big))
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert "caches.model.size" in result.stderr and "LLAMACACHE_MODEL_SIZE" in result.stderr
+    dry = cli("warm", "--dry-run", str(big))
+    assert dry.exit_code == 1 and "LLAMACACHE_MODEL_SIZE" in dry.stderr

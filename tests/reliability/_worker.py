@@ -114,6 +114,8 @@ def writer(args: argparse.Namespace) -> None:
             digest = hashlib.sha256(value).hexdigest()
         out.write(f"ACK {key} {digest}\n")
         out.flush()
+        if args.pause:
+            time.sleep(args.pause)
 
 
 def main() -> None:
@@ -126,6 +128,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=200)
     parser.add_argument("--seed", default="0")
     parser.add_argument("--large", type=int, default=0)
+    parser.add_argument("--pause", type=float, default=0.0)  # seconds between a writer's puts
     args = parser.parse_args()
     stress(args) if args.mode == "stress" else writer(args)
 

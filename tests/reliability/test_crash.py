@@ -36,6 +36,7 @@ compression = "none"
 
 [cache.disk]
 file_threshold = "4KiB"
+temp_grace = "0s"  # the repair below runs once every writer is dead
 """
 
 

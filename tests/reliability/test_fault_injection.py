@@ -220,6 +220,7 @@ def test_fault_at_write_n(
                     "cache.disk.path": str(root),
                     "cache.disk.file_threshold": "4KiB",
                     "cache.compression": "none",
+                    "cache.disk.temp_grace": "0s",  # repair sweeps after the fault
                 },
             )
         )

@@ -9,6 +9,7 @@ A crafted pickle planted in a cache that others can write is never loaded.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -243,3 +244,43 @@ def test_network_tier_never_unpickles(figure: Figure) -> None:
             imports += sum(1 for n in names if n.split(".")[0] in ("pickle", "cPickle", "dill"))
     figure("escapes_network_pickle_imports", imports)
     assert imports == 0
+
+
+def test_read_only_cache_serves_admin_reads_as_an_unprivileged_user(
+    nobody_base: tuple[Path, list[str]], figure: Figure
+) -> None:
+    """Issue 12: ls, inspect, stats and verify work on a cache the user can read but not
+    write (a system-wide cache), and change nothing in it."""
+    base, cmd = nobody_base
+    (base / "home").mkdir()
+    os.chown(base / "home", NOBODY, NOBODY)
+    root = base / "root"
+    assert as_nobody(cmd, base, root, "put", "k", "v").returncode == 0
+    assert as_nobody(cmd, base, root, "put", "big", "x" * 100_000).returncode == 0
+    cache_dir = root / "default"
+    chmod_tree(cache_dir, 0o500, 0o400)  # readable, not writable
+    before = tree(base, base / "home")
+    failed = []
+    for args in (
+        ("ls",),
+        ("--json", "ls", "--sort", "size"),
+        ("inspect", "--top", "5"),
+        ("--json", "inspect"),
+        ("stats",),
+        ("--json", "stats"),
+        ("verify",),
+        ("--json", "verify", "--quick"),
+        ("verify", "--sample", "50%"),
+    ):
+        done = as_nobody(cmd, base, root, *args)
+        if done.returncode != 0 or "Traceback" in done.stderr:
+            failed.append(f"{args}: {done.returncode} {done.stderr.strip()}")
+    body = json.loads(as_nobody(cmd, base, root, "--json", "verify").stdout)
+    after = tree(base, base / "home")
+    chmod_tree(cache_dir, 0o700, 0o600)
+    changed = sum(1 for p in set(before) | set(after) if before.get(p) != after.get(p))
+    figure("anomalies_read_only_admin_failures", len(failed))
+    figure("anomalies_read_only_writes", changed)
+    assert not failed, failed
+    assert body["ok"] and body["caches"][0]["verified"] == 2
+    assert changed == 0

@@ -71,7 +71,7 @@ def _record(draw: Any, marker: Path, rkey: str) -> bytes:
     key = b"not our key" if shape == "evil-elsewhere" else None
     rtype = nf.T_INLINE
     if shape == "valid":
-        meta, payload = framing.encode(draw(_VALUES), _SETTINGS)
+        meta, payload = framing.encode(draw(_VALUES), _SETTINGS, "k")
         payload = bytes(payload)
         key = draw(st.sampled_from([None, b"team key"]))
     else:
@@ -88,7 +88,7 @@ def _record(draw: Any, marker: Path, rkey: str) -> bytes:
             n = (raw_len // 4).to_bytes(8, "little")
             extras = bytes((len(dtype),)) + dtype + b"\x01" + n
         digest = algo.digest(payload)
-        meta = framing.make_meta(kind, codec, algo.id, digest, raw_len, len(payload), extras)
+        meta = framing.make_meta(kind, codec, algo.id, digest, raw_len, len(payload), "k", extras)
         rtype = draw(st.sampled_from([nf.T_INLINE, nf.T_INLINE, nf.T_MANIFEST]))
     data = b"".join(nf.pack_record(rkey.encode(), rtype, meta, payload, key))
     if draw(st.integers(0, 2)) == 0:  # flip one byte somewhere

@@ -23,12 +23,13 @@ def evil_pickle(marker: Path) -> bytes:
     return pickle.dumps(Plant(marker), protocol=5)
 
 
-def framed_pickle(marker: Path) -> tuple[bytes, bytes]:
-    """A framed entry of kind pickle whose digest and CRC are right (the attacker computes them)."""
+def framed_pickle(marker: Path, key: str) -> tuple[bytes, bytes]:
+    """A framed entry of kind pickle for ``key`` whose digest, key hash and CRC are right
+    (the attacker computes them all)."""
     payload = evil_pickle(marker)
     algo = checksums.BY_NAME["xxh3"]
     meta = framing.make_meta(
-        framing.K_PICKLE, 0, algo.id, algo.digest(payload), len(payload), len(payload)
+        framing.K_PICKLE, 0, algo.id, algo.digest(payload), len(payload), len(payload), key
     )
     return meta, payload
 

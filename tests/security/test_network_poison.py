@@ -25,7 +25,7 @@ def test_planted_pickle_record_does_not_run_on_get(
     prefix = f"poison{os.getpid()}:"
     marker = tmp_path / "pwned"
     rkey = f"{prefix}default:e:s:KEY"
-    redis.Redis.from_url(redis_server.url).set(rkey, record(rkey, *framed_pickle(marker)))
+    redis.Redis.from_url(redis_server.url).set(rkey, record(rkey, *framed_pickle(marker, "KEY")))
     monkeypatch.setenv("LLAMACACHE_NETWORK_URL", redis_server.url)
     monkeypatch.setenv("LLAMACACHE_NETWORK_KEY_PREFIX", prefix)
     out = run("get", "KEY")
@@ -85,7 +85,7 @@ def test_planted_record_never_destroys_a_verified_local_copy(
     mine.put("weights", b"good bytes")
     client = redis.Redis.from_url(redis_server.url)
     rkey = f"{prefix}default:e:s:weights"
-    meta, payload = framing.encode(b"evil bytes", mine.settings)
+    meta, payload = framing.encode(b"evil bytes", mine.settings, "weights")
     # The invalidation marks our copy stale, so the next get asks the network first.
     mine._invalidated("weights")
     client.set(rkey, record(rkey, meta, bytes(payload), b"not the team key"))
@@ -124,7 +124,7 @@ def test_rejected_records_are_listed_by_verify_and_unsigned_tiers_are_named(
     prefix = f"list{os.getpid()}:"
     rkey = f"{prefix}default:e:s:planted"
     redis.Redis.from_url(redis_server.url).set(
-        rkey, record(rkey, *framed_pickle(tmp_path / "pwned"))
+        rkey, record(rkey, *framed_pickle(tmp_path / "pwned", "planted"))
     )
     monkeypatch.setenv("LLAMACACHE_NETWORK_URL", redis_server.url)
     monkeypatch.setenv("LLAMACACHE_NETWORK_KEY_PREFIX", prefix)
