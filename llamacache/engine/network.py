@@ -51,6 +51,20 @@ BATCH_BYTES = 16 * 1024 * 1024  # bytes per pipelined batch of chunks (bounds me
 RETRY_INTERVAL = 5.0  # seconds the breaker stays open after a failure
 
 
+def stored_len(meta: bytes) -> int:
+    """Bytes an entry with this header occupies (its stored payload)."""
+    return framing.parse_meta(meta).stored_len
+
+
+def same_version(theirs: bytes, ours: bytes) -> bool:
+    """True when two entry headers describe the same stored value (digest and length)."""
+    try:
+        a, b = framing.parse_meta(theirs), framing.parse_meta(ours)
+    except ValueError:
+        return False
+    return (a.digest, a.stored_len) == (b.digest, b.stored_len)
+
+
 class NetworkTier:
     """One named cache's shared tier. Thread-safe; many processes and machines may share it.
 
@@ -284,6 +298,24 @@ class NetworkTier:
             return DELETED if marked else ABSENT
         return nf.peek_meta(as_bytes(head)) or UNKNOWN
 
+    def compare(self, key: Hashable, meta: bytes) -> str:
+        """How the shared record stands against a local copy with ``meta``: "same",
+        "differs", or probe's DELETED / ABSENT / UNKNOWN (``push`` decides with this)."""
+        theirs = self.probe(key)
+        if not isinstance(theirs, bytes):
+            return theirs
+        return "same" if same_version(theirs, meta) else "differs"
+
+    def shared_digest(self, key: Hashable) -> str | None:
+        """Hex digest of the shared record's value, or None when there is none to read."""
+        theirs = self.probe(key)
+        if not isinstance(theirs, bytes):
+            return None
+        try:
+            return framing.parse_meta(theirs).digest.hex()
+        except ValueError:
+            return None
+
     def get(self, key: Hashable) -> tuple[bytes, bytes] | None:
         """``(meta, payload)``; a chunked value is assembled whole (``open_stream`` streams)."""
         got = self.open_stream(key)
@@ -415,6 +447,10 @@ class NetworkTier:
             return True
         self.puts += 1
         return True
+
+    def too_large(self, meta: bytes) -> bool:
+        """True for a value over ``max_value_size``: it cannot be shared."""
+        return stored_len(meta) > self.settings.max_value_size
 
     def shareable(self, meta: bytes) -> bool:
         """False for values kept local on purpose: too large, or pickled without a key."""

@@ -19,7 +19,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from llamacache.engine import framing, unshared
+from llamacache.engine import unshared
+from llamacache.engine.network import stored_len
 from llamacache.engine.protocol import ABSENT, DELETED, SharedTier
 from llamacache.errors import UsageError
 from llamacache.manager import CacheManager
@@ -101,20 +102,18 @@ def _push_one(
     net: Any = next((t for t in tiered.lower if isinstance(t, SharedTier)), None)
     if net is None:
         raise UsageError(f"push: cache {name!r} has no shared tier")
-    assert manager.settings.network is not None
-    limit = manager.settings.network.max_value_size
     chosen: list[Hashable] = list(keys) if keys else list(tiered.keys())
     files = [k for k in chosen if not _is_manifest(k)]
     manifests = [k for k in chosen if _is_manifest(k)]
     t = _Tally()
     total = len(chosen)
     for i, key in enumerate(files, 1):
-        _push_entry(tiered, net, key, t, limit)
+        _push_entry(tiered, net, key, t)
         if progress is not None:
             progress(i, total)
     for i, key in enumerate(manifests, len(files) + 1):
         if _files_shared(tiered, net, str(key)):
-            _push_entry(tiered, net, key, t, limit)
+            _push_entry(tiered, net, key, t)
         else:
             t.held.append(str(key))
         if progress is not None:
@@ -148,28 +147,27 @@ def _is_manifest(key: Hashable) -> bool:
     return isinstance(key, str) and key.endswith(_MANIFEST_SUFFIX)
 
 
-def _push_entry(tiered: Any, net: Any, key: Hashable, t: _Tally, limit: int) -> None:
+def _push_entry(tiered: Any, net: Any, key: Hashable, t: _Tally) -> None:
     found = tiered.disk.locate(key)
     if found is None:
         return
     meta, path, inline = found
     t.checked += 1
-    theirs = net.probe(key)
-    if isinstance(theirs, bytes):
-        same = _same(theirs, meta)
-        t.present += same
-        t.differs += not same
-        if same:
+    verdict = net.compare(key, meta)
+    if verdict in ("same", "differs"):
+        t.present += verdict == "same"
+        t.differs += verdict == "differs"
+        if verdict == "same":
             unshared.forget(tiered.disk.directory, key)
         return
-    if theirs != ABSENT:
-        if theirs == DELETED:
+    if verdict != ABSENT:
+        if verdict == DELETED:
             t.deleted += 1
         else:
             t.failed.append(str(key))
         return
     if not net.shareable(meta):
-        if framing.parse_meta(meta).stored_len > limit:
+        if net.too_large(meta):
             t.too_large.append(str(key))
         else:
             t.kept_local += 1
@@ -181,21 +179,13 @@ def _push_entry(tiered: Any, net: Any, key: Hashable, t: _Tally, limit: int) -> 
         ok = net.put(key, meta, inline or b"", None, only_if_absent=True)
     if ok:
         t.pushed += 1
-        t.pushed_bytes += framing.parse_meta(meta).stored_len
+        t.pushed_bytes += stored_len(meta)
         unshared.forget(tiered.disk.directory, key)
     else:
         t.failed.append(str(key))
 
 
-def _same(theirs: bytes, ours: bytes) -> bool:
-    try:
-        a, b = framing.parse_meta(theirs), framing.parse_meta(ours)
-    except ValueError:
-        return False
-    return (a.digest, a.stored_len) == (b.digest, b.stored_len)
-
-
-def _files_shared(tiered: Any, net: SharedTier, manifest: str) -> bool:
+def _files_shared(tiered: Any, net: Any, manifest: str) -> bool:
     """Every file the manifest lists is on the shared tier with the listed digest."""
     from llamacache.ml.model import file_key, read_manifest
 
@@ -207,13 +197,4 @@ def _files_shared(tiered: Any, net: SharedTier, manifest: str) -> bool:
         return False
     if info is None:
         return False
-    for f in info.files:
-        theirs = net.probe(file_key(name, revision, f.path))
-        if not isinstance(theirs, bytes):
-            return False
-        try:
-            if framing.parse_meta(theirs).digest.hex() != f.digest:
-                return False
-        except ValueError:
-            return False
-    return True
+    return all(net.shared_digest(file_key(name, revision, f.path)) == f.digest for f in info.files)
