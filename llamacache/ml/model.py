@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from llamacache.engine.framing import EntryMeta
+from llamacache.engine import EntryMeta
 from llamacache.engine.safety import leads_outside
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CorruptEntryError, ExitCode, LlamacacheError, UsageError
