@@ -62,3 +62,28 @@ def test_push_needs_keys_or_all() -> None:
     done = run("push")
     assert done.returncode == 2
     assert len(done.stderr.decode().strip().splitlines()) == 1
+
+
+def test_inspect_counts_unshared_writes(
+    private_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llamacache.manager import CacheManager
+
+    private_redis.start()
+    monkeypatch.setenv("LLAMACACHE_NETWORK_URL", private_redis.url)
+    private_redis.stop()  # down: the puts stay local and are remembered
+    with CacheManager() as m:
+        m.cache("default").put("a", "1")
+        m.cache("default").put("b", "2")
+    done = run("inspect", "-c", "default", "--json")
+    assert done.returncode in (0, 1), done.stderr
+    (info,) = json.loads(done.stdout)["caches"]
+    assert info["unshared"] == 2
+    human = run("inspect", "-c", "default")
+    assert b"unshared: 2" in human.stdout
+    private_redis.start()
+    pushed = run("push", "-c", "default", "--all", "--json")
+    assert pushed.returncode == 0, pushed.stderr
+    assert (
+        json.loads(run("inspect", "-c", "default", "--json").stdout)["caches"][0]["unshared"] == 0
+    )
