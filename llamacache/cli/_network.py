@@ -203,9 +203,17 @@ def _escape(key: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in key)
 
 
-def clean(s: State, cache: str | None, dry_run: bool, json_out: bool, quiet: bool) -> None:
+def clean(
+    s: State,
+    cache: str | None,
+    dry_run: bool,
+    json_out: bool,
+    quiet: bool,
+    grace: float | None = None,
+) -> None:
     _need_redis(s)
     from llamacache.ops import network_admin as na
 
-    report = na.clean_network(s.manager(), cache, dry_run=dry_run)
+    kw = {} if grace is None else {"grace": grace}
+    report = na.clean_network(s.manager(), cache, dry_run=dry_run, **kw)
     s.renderer(json_out=json_out, quiet=quiet).emit(report, _removal_human)

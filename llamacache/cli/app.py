@@ -128,6 +128,7 @@ COMMANDS = {
     "daemon": "daemon_cmd",
     "backup": "backup_cmd",
     "restore": "backup_cmd",
+    "push": "push_cmd",
     "put": "entries_cmd",
     "get": "entries_cmd",
     "rm": "entries_cmd",

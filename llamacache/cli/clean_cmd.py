@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,8 +10,17 @@ from llamacache.cli import _network
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, WideOpt
+from llamacache.cli.options import (
+    CacheOpt,
+    DryRunOpt,
+    JsonOpt,
+    QuietOpt,
+    WaitOpt,
+    WideOpt,
+    _duration,
+)
 from llamacache.cli.render import Renderer, size
+from llamacache.errors import UsageError
 
 if TYPE_CHECKING:
     from llamacache.ops import clean as clean_ops
@@ -75,6 +84,16 @@ def clean(
     dry_run: DryRunOpt = False,
     wait: WaitOpt = 0.0,
     tier: TierOpt = "local",
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            "--grace",
+            parser=_duration,
+            metavar="DURATION",
+            help="With --tier network: keep orphan chunks younger than this "
+            '(an upload in flight), default "5m".',
+        ),
+    ] = None,
     wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -82,7 +101,9 @@ def clean(
     """Apply each cache's policy: expire, age out, evict to threshold, sweep strays (cron)."""
     s = state(ctx)
     if wants_network(tier, {"--wait": bool(wait)}):
-        return _network.clean(s, cache, dry_run, json_out, quiet)
+        return _network.clean(s, cache, dry_run, json_out, quiet, grace)
+    if grace is not None:
+        raise UsageError("--grace: only with --tier network (orphan chunks on the server)")
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
     r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     r.emit_caches(report, _human)
