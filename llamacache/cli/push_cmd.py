@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
 from llamacache.cli.render import Renderer, size
-from llamacache.ops import push as push_ops
+
+if TYPE_CHECKING:
+    from llamacache.ops import push as push_ops
+else:
+    push_ops = lazy("llamacache.ops.push")
 
 
 def _human(r: Renderer, rep: push_ops.PushReport) -> None:
