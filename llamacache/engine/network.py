@@ -472,6 +472,10 @@ class NetworkTier:
         """True for a value over ``max_value_size``: it cannot be shared."""
         return stored_len(meta) > self.settings.max_value_size
 
+    def takes_size(self, nbytes: int) -> bool:
+        """True when a value of ``nbytes`` is within ``max_value_size`` (and we may write)."""
+        return not self.read_only and nbytes <= self.settings.max_value_size
+
     def shareable(self, meta: bytes) -> bool:
         """False for values kept local on purpose: too large, or pickled without a key."""
         if self.read_only:
