@@ -82,6 +82,24 @@ def _sentinel_pool(url: str, opts: dict[str, Any]) -> redis.ConnectionPool:
     )
 
 
+def master_moved(pool: redis.ConnectionPool, conn: Any) -> bool:
+    """Behind Sentinel: ask where the master is now; True when ``conn`` points elsewhere.
+
+    A manual or graceful failover leaves the old master accepting writes for seconds
+    (Sentinel converts it to a replica later), so waiting for an error is not enough.
+    Asking also makes redis-py drop the pool's idle connections to the old master.
+    Always False for a plain server.
+    """
+    ask = getattr(pool, "get_master_address", None)
+    if ask is None:
+        return False
+    try:
+        host, port = ask()
+    except redis.RedisError:  # no Sentinel answered: the heartbeat decides
+        return False
+    return (getattr(conn, "host", host), getattr(conn, "port", port)) != (host, port)
+
+
 class EchoCounter:
     """Counts our own pending writes per key so their invalidation echo can be skipped.
 
