@@ -114,8 +114,12 @@ def test_put_get_through_sentinel_and_after_failover(
         assert c.get("before") == "v1"  # held in this process's memory front
 
         s = redis.Redis(port=int(url.split(":")[2].split("/")[0]), socket_timeout=2)
+        # NOGOODSLAVE until the Sentinel has fresh INFO from the replica: retry, bounded
+        _wait(
+            "the Sentinel to accept FAILOVER",
+            lambda: s.execute_command("SENTINEL", "FAILOVER", SERVICE),
+        )
         t0 = time.monotonic()
-        s.execute_command("SENTINEL", "FAILOVER", SERVICE)
         new_master = redis.Redis(port=replica.port, socket_timeout=2)
         deadline = t0 + FAILOVER_BOUND
         _wait("the replica to be promoted", lambda: _master_port(url) == replica.port, 30)
