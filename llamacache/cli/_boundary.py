@@ -7,13 +7,13 @@ exits quietly; Ctrl-C exits 130 (Typer maps KeyboardInterrupt to that).
 from __future__ import annotations
 
 import errno
-import os
 import sys
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
+from llamacache.cli import render
 from llamacache.errors import ExitCode, LlamacacheError
 from llamacache.redaction import redact_text
 
@@ -24,9 +24,7 @@ def _debug_requested(ctx: typer.Context) -> bool:
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    message = redact_text(message)  # an error may quote a URL holding a password
-    sys.stderr.write(f"llamacache: error: {message}\n")
-    sys.stderr.flush()
+    render.error(redact_text(message))  # an error may quote a URL holding a password
     return typer.Exit(code)
 
 
@@ -43,8 +41,7 @@ def _usage_failure(exc: Any) -> typer.Exit:
     """A flag error as one line plus a hint, not typer's boxed panel (errors are one line)."""
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "llamacache"
-    sys.stderr.write(f"llamacache: error: {exc.format_message()}\nTry '{path} --help'.\n")
-    sys.stderr.flush()
+    render.error(exc.format_message(), hint=f"Try '{path} --help'.")
     return typer.Exit(int(ExitCode.USAGE))
 
 
@@ -61,7 +58,7 @@ class ErrorBoundaryGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
@@ -69,12 +66,24 @@ class ErrorBoundaryGroup(TyperGroup):
             if failure is None:
                 raise
             raise failure from None
+        code = exit_code(result)
+        if code:
+            raise typer.Exit(code)
+        return result
+
+
+def exit_code(result: object) -> int:
+    """The exit status of a command's result: its report's ``exit_code`` (0 for None).
+
+    The one place a successful run's status is decided: commands return their report
+    and never raise typer.Exit themselves."""
+    return int(getattr(result, "exit_code", ExitCode.OK))
 
 
 def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
     """What an exception out of a command becomes; None re-raises it (--debug, typer's own)."""
     if isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE):
-        _silence_stdout()
+        render.silence_stdout()
         return typer.Exit(int(ExitCode.OK))
     if _is_usage_error(exc):
         return _usage_failure(exc)
@@ -103,8 +112,7 @@ def _traceback(exc: Exception) -> typer.Exit | None:
     import traceback
 
     text = "".join(traceback.format_exception(exc))
-    sys.stderr.write(redact_text(text))
-    sys.stderr.flush()
+    render.traceback_text(redact_text(text))
     code = exc.exit_code if isinstance(exc, LlamacacheError) else ExitCode.PROBLEM
     return typer.Exit(int(code))
 
@@ -136,9 +144,3 @@ def _os_message(exc: OSError) -> str:
     """An OSError nothing below mapped: ``<path>: <reason>`` (no cache to name here)."""
     reason = exc.strerror or str(exc)
     return f"{exc.filename}: {reason}" if exc.filename else reason
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())

@@ -6,7 +6,6 @@ asked for the shared tier, so the commands themselves change by two lines each.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,7 +13,7 @@ import typer
 
 from llamacache.cli.app import State
 from llamacache.cli.render import Renderer, size
-from llamacache.errors import ExitCode, UsageError
+from llamacache.errors import UsageError
 
 if TYPE_CHECKING:  # redis is imported only when --tier network is asked for (~0.2 s)
     from llamacache.ops import network_admin as na
@@ -79,7 +78,9 @@ def _inspect_human(r: Renderer, rep: na.NetworkInspectReport) -> None:
         _ls_human(r, na.NetworkListing(rep.top))
 
 
-def inspect(s: State, cache: str | None, json_out: bool, quiet: bool, top: int) -> None:
+def inspect(
+    s: State, cache: str | None, json_out: bool, quiet: bool, top: int
+) -> na.NetworkInspectReport:
     _need_redis(s)
     from llamacache.ops import network_admin as na
 
@@ -89,8 +90,9 @@ def inspect(s: State, cache: str | None, json_out: bool, quiet: bool, top: int) 
     r.emit(report, _inspect_human)
     for c in report.caches:
         if not c.reachable:
-            typer.echo(f"llamacache: network tier {c.url} unreachable: {c.error}", err=True)
-            raise typer.Exit(int(ExitCode.PROBLEM))
+            r.status(f"network tier {c.url} unreachable: {c.error}")
+            break
+    return report
 
 
 def _ls_human(r: Renderer, rep: na.NetworkListing) -> None:
@@ -119,17 +121,17 @@ def ls(
     keys_only: bool = False,
     top: int | None = None,
     match: str | None = None,
-) -> None:
+) -> na.NetworkListing:
     _need_redis(s)
     from llamacache.ops import network_admin as na
 
     report = na.list_network(s.manager(), cache, match=match, top=top)
     r = s.renderer(json_out=json_out, quiet=quiet)
     if keys_only and not r.json_mode:
-        for e in report.entries:
-            typer.echo(e.key)
-        return
-    r.emit(report, _ls_human)
+        r.keys(e.key for e in report.entries)
+    else:
+        r.emit(report, _ls_human)
+    return report
 
 
 def _verify_human(r: Renderer, rep: nv.NetworkVerifyReport) -> None:
@@ -142,7 +144,7 @@ def _verify_human(r: Renderer, rep: nv.NetworkVerifyReport) -> None:
         r.table(None, ("cache", "key", "problem"), rows)
 
 
-def verify(s: State, cache: str | None, json_out: bool, quiet: bool) -> None:
+def verify(s: State, cache: str | None, json_out: bool, quiet: bool) -> nv.NetworkVerifyReport:
     _need_redis(s)
     from llamacache.ops import network_verify as nv
 
@@ -150,10 +152,8 @@ def verify(s: State, cache: str | None, json_out: bool, quiet: bool) -> None:
     with r.progress("verifying network tier") as progress:
         report = nv.verify_network(s.manager(), cache, progress=progress)
     r.emit(report, _verify_human)
-    if not report.ok:
-        if r.quiet and not r.json_mode:
-            typer.echo(f"llamacache: verify found {len(report.problems)} problem(s)", err=True)
-        raise typer.Exit(int(ExitCode.PROBLEM))
+    r.verdict(report)
+    return report
 
 
 def _removal_human(r: Renderer, rep: na.NetworkRemoval) -> None:
@@ -174,7 +174,7 @@ def evict(
     yes: bool,
     json_out: bool,
     quiet: bool,
-) -> None:
+) -> na.NetworkRemoval | None:
     _need_redis(s)
     from llamacache.ops import network_admin as na
 
@@ -182,30 +182,25 @@ def evict(
         raise UsageError("--tier network takes only --key and --match as selectors")
     if not keys and match is None:
         raise UsageError("--tier network needs --key KEY or --match GLOB")
-    globs = [match] if match is not None else [_escape(k) for k in keys]
     r = s.renderer(json_out=json_out, quiet=quiet)
     manager = s.manager()
     if not dry_run and not yes:
-        plan = [na.evict_network(manager, cache, g, dry_run=True) for g in globs]
-        n = sum(p.entries for p in plan)
-        if n and not (sys.stdin.isatty() and sys.stderr.isatty()):
-            raise UsageError("evict needs confirmation and no terminal is attached; pass --yes")
-        if n and not typer.confirm(f"remove {n} shared entries?", default=False, err=True):
+        plan = na.evict_network_keys(manager, cache, keys=keys, match=match, dry_run=True)
+        n = plan.entries
+        if n and not r.confirm(f"remove {n} shared entries?", yes=yes, action="evict"):
             r.info("cancelled; nothing removed")
-            return
-    done = [na.evict_network(manager, cache, g, dry_run=dry_run) for g in globs]
-    keys_out = tuple(k for d in done for k in d.keys)
-    report = na.NetworkRemoval(done[0].caches, dry_run, len(keys_out), 0, keys_out)
+            return None
+    report = na.evict_network_keys(manager, cache, keys=keys, match=match, dry_run=dry_run)
     r.emit(report, _removal_human)
+    return report
 
 
-def _escape(key: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in key)
-
-
-def clean(s: State, cache: str | None, dry_run: bool, json_out: bool, quiet: bool) -> None:
+def clean(
+    s: State, cache: str | None, dry_run: bool, json_out: bool, quiet: bool
+) -> na.NetworkRemoval:
     _need_redis(s)
     from llamacache.ops import network_admin as na
 
     report = na.clean_network(s.manager(), cache, dry_run=dry_run)
     s.renderer(json_out=json_out, quiet=quiet).emit(report, _removal_human)
+    return report

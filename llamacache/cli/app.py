@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli import render
 from llamacache.cli._boundary import ErrorBoundaryGroup
 from llamacache.cli.render import Renderer
 
@@ -73,7 +74,7 @@ def _show_version(value: bool) -> None:
     if value:
         from llamacache import __version__
 
-        typer.echo(f"llamacache {__version__}")
+        render.version(f"llamacache {__version__}")
         raise typer.Exit(0)
 
 

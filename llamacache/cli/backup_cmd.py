@@ -11,7 +11,8 @@ from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WaitOpt, complete_cache_names
 from llamacache.cli.render import Renderer, size
-from llamacache.errors import ExitCode, UsageError
+from llamacache.errors import UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import backup as backup_ops
@@ -45,7 +46,7 @@ def backup(
     cache: CacheOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Write a consistent, checksummed snapshot of caches to FILE.tar.zst (every cache by default).
 
     Safe while other processes use the caches; exit 1 when a corrupt entry had to be left out.
@@ -55,8 +56,7 @@ def backup(
     with r.progress("backup") as bar:
         report = backup_ops.backup(s.manager(), to, cache=cache, progress=bar)
     r.emit(report, _backup_human)
-    if report.corrupt:
-        raise typer.Exit(int(ExitCode.PROBLEM))
+    return report
 
 
 def _restore_human(r: Renderer, rep: restore_ops.RestoreReport) -> None:
@@ -117,7 +117,7 @@ def restore(
     wait: WaitOpt = 0.0,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Verify every checksum in FILE, then restore it; nothing is written if any check fails."""
     if merge and replace:
         raise UsageError("--merge and --replace exclude each other")
@@ -136,6 +136,7 @@ def restore(
             max_entries=max_entries,
         )
     r.emit(report, _restore_human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

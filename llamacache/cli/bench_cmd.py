@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,6 +12,7 @@ from llamacache.cli.app import state
 from llamacache.cli.options import DurationOpt, JsonOpt, QuietOpt, SizeOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import ConfigError, UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import bench as bench_op
@@ -112,7 +111,7 @@ def bench(
         bool, typer.Option("--csv", help="CSV on stdout, one row per target.")
     ] = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Measure ops/s, p50/p95/p99/max latency, hit ratio and bytes/s under a workload."""
     s = state(ctx)
     if json_out and csv_out:
@@ -130,9 +129,10 @@ def bench(
             disk_size=disk_size, progress=progress,
         )  # fmt: skip
     if csv_out:
-        csv.writer(sys.stdout, lineterminator="\n").writerows(bench_op.csv_rows(report))
-        return
-    r.emit(report, _human)
+        r.csv(bench_op.csv_rows(report))
+    else:
+        r.emit(report, _human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

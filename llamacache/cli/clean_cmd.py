@@ -12,6 +12,7 @@ from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, WideOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import clean as clean_ops
@@ -78,7 +79,7 @@ def clean(
     wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Apply each cache's policy: expire, age out, evict to threshold, sweep strays (cron)."""
     s = state(ctx)
     if wants_network(tier, {"--wait": bool(wait)}):
@@ -86,6 +87,7 @@ def clean(
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
     r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     r.emit_caches(report, _human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

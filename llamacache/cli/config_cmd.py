@@ -11,6 +11,7 @@ from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import JsonOpt, WideOpt
 from llamacache.cli.render import Renderer
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import config_ops
@@ -48,15 +49,16 @@ def show(
     prefix: Annotated[str | None, typer.Argument(help="Only settings starting with this.")] = None,
     wide: WideOpt = False,
     json_out: JsonOpt = False,
-) -> None:
+) -> Report:
     """Every resolved setting, its value, where it came from and its environment variable."""
     s = state(ctx)
     report = config_ops.show(s.manager().settings, prefix)
     s.renderer(json_out=json_out, wide=wide).emit(report, _show)
+    return report
 
 
 @config_app.command("validate")
-def validate(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def validate(ctx: typer.Context, json_out: JsonOpt = False) -> Report:
     """Load the configuration and report errors (exit 2) or what is ignored."""
     s = state(ctx)
     report = config_ops.validate(s.manager().settings)
@@ -69,10 +71,11 @@ def validate(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             f"config OK: {rep.config_file or 'built-in defaults'}; caches: {', '.join(rep.caches)}"
         ),
     )
+    return report
 
 
 @config_app.command("path")
-def path(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def path(ctx: typer.Context, json_out: JsonOpt = False) -> Report:
     """Which config file is used, and where llamacache looks for one."""
     s = state(ctx)
     report = config_ops.search_path(s.config_file)
@@ -84,6 +87,7 @@ def path(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             r.info(f"  searched: {p}")
 
     r.emit(report, human)
+    return report
 
 
 @config_app.command("init")
@@ -95,11 +99,12 @@ def init(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     json_out: JsonOpt = False,
-) -> None:
+) -> Report:
     """Write a commented starter config file with every setting at its default."""
     s = state(ctx)
     report = config_ops.init(path or config_ops.default_init_path(), force)
     s.renderer(json_out=json_out).emit(report, lambda r, rep: r.line(f"wrote {rep.path}"))
+    return report
 
 
 def register(app: typer.Typer) -> None:

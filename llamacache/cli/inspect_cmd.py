@@ -12,6 +12,7 @@ from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.manager import CacheManager
@@ -144,7 +145,7 @@ def inspect(
     wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Entries, size vs limit, ages, counters and free space per cache and tier (index only)."""
     s = state(ctx)
     if wants_network(tier, {"--reset-stats": reset_stats}):
@@ -171,6 +172,7 @@ def inspect(
     for c in report.caches:
         if c.advice:
             r.info(f"{c.name}: {c.advice}")
+    return report
 
 
 def _page_cache_human(r: Renderer, rep: page_cache_ops.PageCacheReport) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,6 +13,7 @@ from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, WideOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import ls as ls_ops
@@ -93,7 +93,7 @@ def ls(
     tier: TierOpt = "local",
     wide: WideOpt = False,
     json_out: JsonOpt = False,
-) -> None:
+) -> Report:
     """List entries (index only): key, size, times, hits, expiry, codec, checksum."""
     s = state(ctx)
     other_filters = [f for f in filters or () if not f.startswith("key~")]
@@ -107,17 +107,11 @@ def ls(
     r = s.renderer(json_out=json_out, wide=wide)
     for w in report.warnings:
         r.warn(w)
-    if null and not r.json_mode:  # any key survives the pipe, newlines included
-        out = sys.stdout.buffer
-        for e in report.entries:
-            out.write(e.key.encode("utf-8", "surrogateescape") + b"\0")
-        out.flush()
-        return
-    if keys_only and not r.json_mode:
-        for e in report.entries:
-            typer.echo(e.key)
-        return
-    r.emit(report, _human)
+    if (null or keys_only) and not r.json_mode:  # -0: any key survives the pipe
+        r.keys((e.key for e in report.entries), null=null)
+    else:
+        r.emit(report, _human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt
 from llamacache.cli.render import Renderer
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import repair as repair_ops
@@ -45,12 +46,13 @@ def repair(
     wait: WaitOpt = 0.0,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Fix what verify finds: quarantine corrupt entries, remove strays, rebuild counts."""
     s = state(ctx)
     report = repair_ops.repair(s.manager(), cache, dry_run=dry_run, wait=wait)
     r = s.renderer(json_out=json_out, quiet=quiet)
     r.emit_caches(report, _human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

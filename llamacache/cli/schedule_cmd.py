@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +13,7 @@ from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, _duration
 from llamacache.cli.render import Renderer
 from llamacache.errors import UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import schedule as ops
@@ -63,8 +63,7 @@ def _check_cache(ctx: typer.Context, cache: str | None) -> None:
 def _human(r: Renderer, rep: ops.ScheduleReport) -> None:
     if rep.action == "print":  # file text verbatim: a console would fold long lines
         for name, text in rep.files.items():
-            sys.stdout.write(f"# {name}\n{text}\n" if rep.kind == "systemd" else text)
-        sys.stdout.flush()
+            r.text(f"# {name}\n{text}\n" if rep.kind == "systemd" else text)
         return
     verb = "installed" if rep.action == "install" else "removed"
     if not rep.changed:
@@ -97,7 +96,7 @@ def cron(
         ),
     ] = None,
     json_out: JsonOpt = False,
-) -> None:
+) -> Report:
     """Print the crontab line that runs `llamacache clean --quiet`; --install adds it.
 
     The line carries the configuration in force: the config file by absolute path and every
@@ -118,6 +117,7 @@ def cron(
         env=os.environ,
     )
     s.renderer(json_out=json_out).emit(report, _human)
+    return report
 
 
 @schedule_app.command("systemd")
@@ -137,7 +137,7 @@ def systemd(
         ),
     ] = None,
     json_out: JsonOpt = False,
-) -> None:
+) -> Report:
     """Print a systemd user .service + .timer running `llamacache clean`; --install writes them.
 
     The service carries the config file and every LLAMACACHE_* / CACHE_* variable set now
@@ -157,6 +157,7 @@ def systemd(
         env=os.environ,
     )
     s.renderer(json_out=json_out).emit(report, _human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

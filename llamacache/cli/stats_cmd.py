@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +12,7 @@ from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.errors import UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import stats as stats_op
@@ -101,17 +101,19 @@ def stats(
     wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Hit rate, evictions, ghost hits and latency of each cache, summed over every process."""
     s = state(ctx)
     if prometheus == "-" and (s.json or json_out):
         raise UsageError("--json and --prometheus -: both print on stdout; choose one")
     target = None if prometheus is None or prometheus == "-" else Path(prometheus)
     report = stats_op.stats(s.manager(), cache, reset=reset, prometheus_file=target)
+    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
     if prometheus == "-":
-        sys.stdout.write(stats_op.prometheus_text(report))
-        return
-    s.renderer(json_out=json_out, quiet=quiet, wide=wide).emit(report, _human)
+        r.text(stats_op.prometheus_text(report))
+    else:
+        r.emit(report, _human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
 from llamacache.cli.render import Renderer, duration, size
-from llamacache.errors import ExitCode
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import verify as verify_ops
@@ -104,7 +104,7 @@ def verify(
     wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Check SQLite integrity, files, checksums and strays; never writes. Exit 1 on a problem."""
     s = state(ctx)
     others = {"--quick": quick, "--sample": sample != 100.0, "--max-time": max_time is not None}
@@ -116,11 +116,8 @@ def verify(
             s.manager(), cache, quick=quick, sample=sample, max_time=max_time, progress=progress
         )
     r.emit_caches(report, _human)
-    if not report.ok:
-        if r.quiet and not r.json_mode:
-            bad = sum(len(c.problems) for c in report.caches)
-            typer.echo(f"llamacache: verify found {bad} problem(s)", err=True)
-        raise typer.Exit(int(ExitCode.PROBLEM))
+    r.verdict(report)
+    return report
 
 
 def register(app: typer.Typer) -> None:

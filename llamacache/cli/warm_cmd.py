@@ -11,7 +11,7 @@ from llamacache.cli._lazy import lazy
 from llamacache.cli.app import state
 from llamacache.cli.options import DryRunOpt, JsonOpt, QuietOpt, WideOpt, _size
 from llamacache.cli.render import Renderer, size
-from llamacache.errors import ExitCode
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import warm as ops_warm
@@ -67,7 +67,7 @@ def warm(
     wide: WideOpt = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Copy files into a cache before a job; skip what is already cached.
 
     In a safetensors cache, an invalid *.safetensors file is refused (exit 2, nothing stored).
@@ -94,7 +94,7 @@ def warm(
     r.emit(report, _human)
     if report.stopped_at_budget:
         r.warn(over_budget_message(report))
-        raise typer.Exit(int(ExitCode.PROBLEM))
+    return report
 
 
 def over_budget_message(rep: ops_warm.WarmReport) -> str:

@@ -35,7 +35,7 @@ import zstandard
 
 from llamacache import __version__
 from llamacache.engine import checksums, framing
-from llamacache.errors import DiskFullError, UsageError
+from llamacache.errors import DiskFullError, ExitCode, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
 
@@ -68,6 +68,10 @@ class BackupReport(Report):
     vanished: int  # removed by another process while the backup ran
     corrupt: tuple[str, ...]  # "cache: key" of entries whose payload failed its checksum
     seconds: float
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PROBLEM if self.corrupt else ExitCode.OK
 
 
 # -- keys --------------------------------------------------------------------------------------

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from llamacache.errors import UsageError
+from llamacache.errors import ExitCode, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
 
@@ -44,6 +44,10 @@ class GetResult(Report):
         out["value"] = _json_value(self.value) if self.found else None
         return out
 
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.found else ExitCode.PROBLEM
+
     def close(self) -> None:
         """Close the value file, if one was opened (``copy_entry_to`` does it too)."""
         if self.stream is not None:
@@ -56,6 +60,11 @@ class RemoveReport(Report):
     cache: str
     removed: tuple[str, ...]
     missing: tuple[str, ...]
+    missing_ok: bool = field(default=False, metadata={"json": False})  # absent keys exit 0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PROBLEM if self.missing and not self.missing_ok else ExitCode.OK
 
 
 def _json_value(value: Any) -> Any:
@@ -130,6 +139,24 @@ def copy_entry_to(result: GetResult, out: BinaryIO) -> int:
     return len(data)
 
 
+def save_value(result: GetResult, target: Path) -> int:
+    """Write a found value to the file ``target`` (owner-only, complete or not at all)."""
+    from llamacache.ops import output
+
+    written: int = output.write_file(target, lambda handle: copy_entry_to(result, handle))
+    return written
+
+
+def write_value(result: GetResult, out: BinaryIO, *, terminal: bool) -> int:
+    """Copy a found value to ``out``, byte-exact; to a ``terminal`` a string or bytes value
+    without a final newline gets one, so the shell prompt stays off its last line."""
+    written = copy_entry_to(result, out)
+    value = result.value
+    if terminal and isinstance(value, str | bytes) and value[-1:] not in ("\n", b"\n"):
+        out.write(b"\n")
+    return written
+
+
 def looks_binary(result: GetResult) -> bool:
     """True when a found value would garble a terminal: a NUL or invalid UTF-8 near its start.
 
@@ -162,11 +189,16 @@ def encode_for_output(value: Any) -> bytes:
     return (json.dumps(_json_value(value), default=repr) + "\n").encode("utf-8")
 
 
-def remove_keys(manager: CacheManager, cache: str, keys: list[str]) -> RemoveReport:
-    """Remove keys from every tier of a cache; reports which were not there."""
+def remove_keys(
+    manager: CacheManager, cache: str, keys: list[str], *, missing_ok: bool = False
+) -> RemoveReport:
+    """Remove keys from every tier of a cache; reports which were not there (a problem
+    unless ``missing_ok``)."""
     tiered = manager.cache(cache)
     removed: list[str] = []
     missing: list[str] = []
     for key in keys:
         (removed if tiered.remove(key) else missing).append(key)
-    return RemoveReport(cache=cache, removed=tuple(removed), missing=tuple(missing))
+    return RemoveReport(
+        cache=cache, removed=tuple(removed), missing=tuple(missing), missing_ok=missing_ok
+    )

@@ -75,7 +75,8 @@ class EvictPlan(Report):
     entries: tuple[PlannedEntry, ...]
     bytes: int
     created: float
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # for information (a policy-order fallback, no memory front)
+    warnings: tuple[str, ...] = ()  # worth a warning (a cache on a network filesystem)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,11 @@ class EvictReport(Report):
     freed_bytes: int
     skipped: tuple[str, ...]  # keys changed or gone since the plan was made
     by_cache: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def nothing(cls) -> EvictReport:
+        """The result of an empty plan: nothing planned, nothing removed."""
+        return cls(planned=0, planned_bytes=0, removed=0, freed_bytes=0, skipped=())
 
 
 def parse_target(text: str, s: CacheSettings) -> int:
@@ -210,10 +216,11 @@ def plan_evict(
         raise UsageError(f"--keep-last: {sel.keep_last} is not a count; expected 0 or more")
     now = time.time()
     notes: list[str] = []
+    warnings: list[str] = []
     entries: list[PlannedEntry] = []
     for s in targets(manager, cache):
         if (warning := network_warning(s)) is not None:
-            notes.append(warning)
+            warnings.append(warning)
         if tier in ("disk", "all"):
             entries += _disk_entries(s, sel, now, notes)
         if tier == "memory":
@@ -227,7 +234,25 @@ def plan_evict(
         bytes=sum(e.bytes for e in entries),
         created=now,
         notes=tuple(notes),
+        warnings=tuple(warnings),
     )
+
+
+def prepare_evict(
+    manager: CacheManager,
+    cache: str | None,
+    sel: Selectors,
+    *,
+    tier: str = "disk",
+    saved: Path | None = None,
+    save_to: Path | None = None,
+) -> EvictPlan:
+    """The plan an evict works from: read from ``saved`` (a plan saved earlier) or made
+    from ``sel``; written to ``save_to`` as well when given."""
+    plan = load_plan(saved) if saved is not None else plan_evict(manager, cache, sel, tier=tier)
+    if save_to is not None:
+        save_plan(plan, save_to)
+    return plan
 
 
 def apply_evict(manager: CacheManager, plan: EvictPlan, *, wait: float = 0.0) -> EvictReport:
@@ -292,6 +317,7 @@ def load_plan(path: Path) -> EvictPlan:
             bytes=int(body["bytes"]),
             created=float(body["created"]),
             notes=tuple(body.get("notes", ())),
+            warnings=tuple(body.get("warnings", ())),
         )
     except FileNotFoundError:
         raise UsageError(f"--apply: {path}: no such file") from None

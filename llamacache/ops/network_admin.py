@@ -9,7 +9,7 @@ The tier's layout lives in ``engine/netformat.py``; nothing here unpickles.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from llamacache.engine import framing
 from llamacache.engine import netformat as nf
 from llamacache.engine.netclient import redact
 from llamacache.engine.network import NetworkTier
-from llamacache.errors import NetworkTierError, UsageError
+from llamacache.errors import ExitCode, NetworkTierError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
 
@@ -108,6 +108,10 @@ class NetworkInspectReport(Report):
     @property
     def reachable(self) -> bool:
         return all(c.reachable for c in self.caches)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.reachable else ExitCode.PROBLEM
 
 
 def inspect_network(
@@ -253,6 +257,30 @@ def evict_network(
     parts = [_evict_one(manager, n, match, dry_run) for n in names]
     keys = tuple(k for p in parts for k in p)
     return NetworkRemoval(tuple(names), dry_run, len(keys), 0, keys)
+
+
+def evict_network_keys(
+    manager: CacheManager,
+    cache: str | None,
+    *,
+    keys: Sequence[str] = (),
+    match: str | None = None,
+    dry_run: bool = False,
+) -> NetworkRemoval:
+    """Remove the entries named exactly by ``keys``, or those matching the glob ``match``."""
+    if not keys and match is None:
+        raise UsageError("evicting from the network tier needs keys or a glob to match")
+    globs = [match] if match is not None else [glob_literal(k) for k in keys]
+    done = [evict_network(manager, cache, g, dry_run=dry_run) for g in globs]
+    removed = tuple(k for d in done for k in d.keys)
+    return NetworkRemoval(
+        caches=done[0].caches, dry_run=dry_run, entries=len(removed), chunks=0, keys=removed
+    )
+
+
+def glob_literal(text: str) -> str:
+    """``text`` matched literally by a glob (``*``, ``?`` and ``[`` bracketed)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _evict_one(manager: CacheManager, cache: str, match: str, dry_run: bool) -> list[str]:

@@ -13,6 +13,7 @@ import redis
 from llamacache.engine import checksums
 from llamacache.engine import netformat as nf
 from llamacache.engine.network import NetworkTier
+from llamacache.errors import ExitCode
 from llamacache.manager import CacheManager
 from llamacache.ops import network_admin as na
 from llamacache.ops._report import Report
@@ -36,6 +37,14 @@ class NetworkVerifyReport(Report):
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.ok else ExitCode.PROBLEM
+
+    @property
+    def problem_count(self) -> int:
+        return len(self.problems)
 
 
 def verify_network(

@@ -27,7 +27,7 @@ from pathlib import Path
 from llamacache.engine import EntryMeta, check_key, checksums, index
 from llamacache.engine.index import Problem
 from llamacache.engine.safety import leads_outside
-from llamacache.errors import CorruptEntryError, LockBusyError, UsageError
+from llamacache.errors import CorruptEntryError, ExitCode, LockBusyError, UsageError
 from llamacache.formats import VALIDATORS
 from llamacache.locking import lock_holder
 from llamacache.manager import CacheManager
@@ -77,6 +77,14 @@ class VerifyReport(Report):
     bytes_per_second: float
     complete: bool  # every selected entry was examined (no --max-time stop)
     ok: bool
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.ok else ExitCode.PROBLEM
+
+    @property
+    def problem_count(self) -> int:
+        return sum(len(c.problems) for c in self.caches)
 
 
 @dataclass

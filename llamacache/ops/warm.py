@@ -21,7 +21,7 @@ from typing import Any
 from llamacache._config_schema import cache_env
 from llamacache.engine import EntryMeta, checksums, index
 from llamacache.engine.tiered import TieredCache
-from llamacache.errors import CacheIOError, UsageError
+from llamacache.errors import CacheIOError, ExitCode, UsageError
 from llamacache.formats import VALIDATORS
 from llamacache.manager import CacheManager
 from llamacache.ml import model as M
@@ -75,6 +75,10 @@ class WarmReport(Report):
     limit_setting: str = ""  # the setting that sizes the cache, e.g. "caches.model.size"
     limit_env: str = ""  # and its environment variable, e.g. "LLAMACACHE_MODEL_SIZE"
     budget_given: bool = False  # True: --budget (lower than the cache's limit) bound the run
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PROBLEM if self.stopped_at_budget else ExitCode.OK
 
 
 class _Counting:
