@@ -1,7 +1,7 @@
 """One exception family for the whole package, and the exit code each maps to.
 
-Library code raises these; only ``cli/main.py`` turns them into one line on
-stderr and an exit code. Each message names the thing at fault (field, value,
+Library code raises these; only the CLI's error boundary (``cli/_boundary.py``) turns
+them into one line on stderr and an exit code. Each message names the thing at fault (field, value,
 cache, key or path) and what was expected.
 """
 
@@ -12,7 +12,8 @@ from typing import Any
 
 
 class ExitCode(IntEnum):
-    """Exit codes shared by every command (documented in the README)."""
+    """Exit codes shared by every command; their meanings, as documented, are
+    ``cli/_manual.py``'s EXIT_STATUS (the man pages and the command reference)."""
 
     OK = 0
     PROBLEM = 1  # the command ran and found a problem: corruption, a miss, server down
