@@ -7,6 +7,8 @@ cache, key or path) and what was expected.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
@@ -38,6 +40,40 @@ class UsageError(LlamacacheError, ValueError):
     """A command or API was called with arguments that cannot work."""
 
     exit_code = ExitCode.USAGE
+
+
+class OptionError(UsageError):
+    """A bad value for one argument of an operation, named the way the caller passed it.
+
+    ``str()`` names the Python argument (``to_size: '4XB' is not a size``); the command
+    line's error boundary names the flag that set it instead (``--to-size: ...``), so
+    library code never spells command-line syntax. ``value`` follows the name
+    (``every 90s: ...``); ``also`` lists other argument names the detail mentions.
+    """
+
+    def __init__(
+        self,
+        option: str | None,
+        detail: str,
+        *,
+        value: str | None = None,
+        also: tuple[str, ...] = (),
+    ) -> None:
+        self.option = option
+        self.detail = detail
+        self.value = value
+        self.also = also
+        super().__init__(self.render(lambda name: name))
+
+    def render(self, flag: Callable[[str], str]) -> str:
+        """The message with each argument name spelled by ``flag`` (e.g. as a CLI flag)."""
+        detail = self.detail
+        for name in self.also:
+            detail = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flag(name), detail)
+        if self.option is None:
+            return detail
+        head = flag(self.option) + (f" {self.value}" if self.value is not None else "")
+        return f"{head}: {detail}"
 
 
 class CacheNotFoundError(LlamacacheError, KeyError):

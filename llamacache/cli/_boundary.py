@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from llamacache.cli import render
-from llamacache.errors import ExitCode, LlamacacheError
+from llamacache.errors import ExitCode, LlamacacheError, OptionError
 from llamacache.redaction import redact_text
 
 
@@ -89,6 +89,8 @@ def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
         return _usage_failure(exc)
     if debug:
         return _traceback(exc)
+    if isinstance(exc, OptionError):
+        return _fail(exc.render(flag_for), int(exc.exit_code))
     if isinstance(exc, LlamacacheError):
         return _fail(str(exc), int(exc.exit_code))
     if isinstance(exc, OSError):
@@ -103,6 +105,15 @@ def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
     return _fail(
         f"unexpected {name}: {exc} (run with --debug for a traceback)", int(ExitCode.PROBLEM)
     )
+
+
+# An op's argument -> the flag that sets it, where it is not "--" + the name with dashes.
+FLAGS_FOR_ARGUMENTS = {"source": "--file", "saved": "--apply"}
+
+
+def flag_for(argument: str) -> str:
+    """The command-line flag that sets an op's ``argument`` (``to_size`` -> ``--to-size``)."""
+    return FLAGS_FOR_ARGUMENTS.get(argument, "--" + argument.replace("_", "-"))
 
 
 def _traceback(exc: Exception) -> typer.Exit | None:

@@ -22,7 +22,7 @@ from llamacache.engine.disk import DiskTier
 from llamacache.engine.memory import MemoryFront
 from llamacache.engine.protocol import CacheTier
 from llamacache.engine.tiered import TieredCache
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError, UsageError
 from llamacache.settings import CacheSettings, NetworkSettings
 
 WORKLOADS = ("uniform", "zipf", "scan", "mixed")
@@ -187,15 +187,17 @@ class CachetoolsTarget:
 def network_tier(network: NetworkSettings | None, name: str) -> CacheTier:
     """The shared tier for ``--tier network``; UsageError when none is configured."""
     if network is None:
-        raise UsageError(
-            "bench --tier network needs a shared tier: set [cache.network] url "
-            '(e.g. "redis://localhost:6379/0") or LLAMACACHE_NETWORK_URL'
+        raise OptionError(
+            "tier",
+            'needs a shared tier: set [cache.network] url (e.g. "redis://localhost:6379/0") '
+            "or LLAMACACHE_NETWORK_URL",
+            value="network",
         )
     try:  # imported by name: the network tier and its redis client are optional
         module = importlib.import_module("llamacache.engine.network")
     except ImportError as exc:
-        raise UsageError(
-            f"bench --tier network: the network tier is not available ({exc})"
+        raise OptionError(
+            "tier", f"the network tier is not available ({exc})", value="network"
         ) from None
     tier: CacheTier = module.NetworkTier(network, name, listen=False)
     return tier

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops import _bench_targets as bt
 from llamacache.ops._report import Report
@@ -46,23 +46,23 @@ class BenchSpec:
     def check(self) -> None:
         """UsageError naming the first bad value."""
         if self.tier not in bt.TIERS:
-            raise UsageError(f"--tier: {self.tier!r} is not one of {', '.join(bt.TIERS)}")
+            raise OptionError("tier", f"{self.tier!r} is not one of {', '.join(bt.TIERS)}")
         if self.workload not in bt.WORKLOADS:
-            raise UsageError(
-                f"--workload: {self.workload!r} is not one of {', '.join(bt.WORKLOADS)}"
+            raise OptionError(
+                "workload", f"{self.workload!r} is not one of {', '.join(bt.WORKLOADS)}"
             )
         if not 0.0 <= self.read_ratio <= 1.0:
-            raise UsageError(f"--read-ratio: {self.read_ratio} is not between 0 and 1")
+            raise OptionError("read_ratio", f"{self.read_ratio} is not between 0 and 1")
         if self.keys < 1:
-            raise UsageError(f"--keys: {self.keys} must be at least 1")
+            raise OptionError("keys", f"{self.keys} must be at least 1")
         if not 0 < self.value_min <= self.value_max:
-            raise UsageError("--value-size: must be above 0 (a range is written LOW-HIGH)")
+            raise OptionError("value_size", "must be above 0 (a range is written LOW-HIGH)")
         if self.duration is None and (self.ops is None or self.ops < 1):
-            raise UsageError("--ops: must be at least 1 (or give --duration)")
+            raise OptionError("ops", "must be at least 1 (or give duration)", also=("duration",))
         if self.duration is not None and self.duration <= 0:
-            raise UsageError("--duration: must be above 0")
+            raise OptionError("duration", "must be above 0")
         if self.processes < 1:
-            raise UsageError(f"--processes: {self.processes} must be at least 1")
+            raise OptionError("processes", f"{self.processes} must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -284,7 +284,7 @@ def bench(
     """
     spec.check()
     if policy is not None and policy not in POLICIES:
-        raise UsageError(f"--policy: {policy!r} is not one of {', '.join(POLICIES)}")
+        raise OptionError("policy", f"{policy!r} is not one of {', '.join(POLICIES)}")
     base = manager.settings.cache(cache or "default")
     network = manager.settings.network
     if spec.tier == "network":

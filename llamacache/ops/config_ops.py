@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache import config
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError, UsageError
 from llamacache.ops import output
 from llamacache.ops._report import Report
 from llamacache.settings import Settings
@@ -99,7 +99,9 @@ def init(path: Path, force: bool) -> ConfigInitReport:
     """Write the commented starter file; refuse to overwrite an existing file unless forced."""
     existed = path.exists()
     if existed and not force:
-        raise UsageError(f"{path} already exists; pass --force to overwrite it")
+        raise OptionError(
+            None, f"{path} already exists; pass force to overwrite it", also=("force",)
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(path, config.render_starter_config())  # random temp name, then rename
     return ConfigInitReport(path=path, overwritten=existed)

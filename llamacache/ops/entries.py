@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from llamacache.errors import ExitCode, UsageError
+from llamacache.errors import ExitCode, OptionError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
 
@@ -91,9 +91,9 @@ def put_stream(
 ) -> PutReport:
     """Store a file or stream byte-for-byte, streamed (never read whole into memory)."""
     if isinstance(source, Path) and source.is_dir():
-        raise UsageError(f"--file {source}: is a directory; expected a file")
+        raise OptionError("source", "is a directory; expected a file", value=str(source))
     if isinstance(source, Path) and not source.is_file():
-        raise UsageError(f"--file {source}: no such file")
+        raise OptionError("source", "no such file", value=str(source))
     meta = manager.cache(cache).put_file(key, source, ttl=ttl)
     return PutReport(
         cache=cache, key=key, kind="file", bytes=meta.raw_len, digest=meta.digest.hex()

@@ -22,7 +22,7 @@ from typing import Any
 from llamacache import units
 from llamacache.engine import index
 from llamacache.engine.eviction import POLICIES
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._common import check_writable, network_warning, targets
@@ -95,6 +95,10 @@ class EvictReport(Report):
         return cls(planned=0, planned_bytes=0, removed=0, freed_bytes=0, skipped=())
 
 
+# The selectors, as Selectors names them (the CLI spells each as its flag: --key, --match ...).
+SELECTORS = ("key", "match", "older_than", "larger_than", "to_size", "keep_last")
+
+
 def parse_target(text: str, s: CacheSettings) -> int:
     """``--to-size``: a size ("4GB") or a percentage of the cache's ``disk_size`` ("50%")."""
     value = text.strip()
@@ -104,14 +108,14 @@ def parse_target(text: str, s: CacheSettings) -> int:
         except ValueError:
             pct = -1.0
         if not 0 <= pct <= 100:
-            raise UsageError(
-                f'--to-size: {text!r} is not a size; expected e.g. "4GB" or "50%" (0-100%)'
+            raise OptionError(
+                "to_size", f'{text!r} is not a size; expected e.g. "4GB" or "50%" (0-100%)'
             )
         return int(s.disk_size * pct / 100)
     try:
-        return units.parse_size(value, field="--to-size", base_path=s.path)
+        return units.parse_size(value, field="to_size", base_path=s.path)
     except Exception as exc:
-        raise UsageError(str(exc)) from None
+        raise OptionError("to_size", str(exc).removeprefix("to_size: ")) from None
 
 
 def _conds(sel: Selectors, now: float) -> list[index.Cond]:
@@ -206,14 +210,14 @@ def plan_evict(
 ) -> EvictPlan:
     """What ``evict`` would remove; reads the index only (UsageError for bad selectors)."""
     if tier not in TIERS:
-        raise UsageError(f"--tier: {tier!r} is not a tier; expected one of {', '.join(TIERS)}")
+        raise OptionError("tier", f"{tier!r} is not a tier; expected one of {', '.join(TIERS)}")
     if not sel.given():
-        raise UsageError(
-            "evict needs a selector: --key, --match, --older-than, --larger-than, "
-            "--to-size or --keep-last"
-        )
+        raise OptionError(
+            None, f"evict needs a selector: {', '.join(SELECTORS[:-1])} or {SELECTORS[-1]}",
+            also=SELECTORS,
+        )  # fmt: skip
     if sel.keep_last is not None and sel.keep_last < 0:
-        raise UsageError(f"--keep-last: {sel.keep_last} is not a count; expected 0 or more")
+        raise OptionError("keep_last", f"{sel.keep_last} is not a count; expected 0 or more")
     now = time.time()
     notes: list[str] = []
     warnings: list[str] = []
@@ -320,6 +324,6 @@ def load_plan(path: Path) -> EvictPlan:
             warnings=tuple(body.get("warnings", ())),
         )
     except FileNotFoundError:
-        raise UsageError(f"--apply: {path}: no such file") from None
+        raise OptionError("saved", f"{path}: no such file") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--apply: {path} is not a saved evict plan ({exc})") from None
+        raise OptionError("saved", f"{path} is not a saved evict plan ({exc})") from None

@@ -15,7 +15,7 @@ from typing import Any
 
 from llamacache import units
 from llamacache.engine import index
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._common import network_warning, targets
 from llamacache.ops._report import Report
@@ -53,7 +53,7 @@ def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise UsageError(f"--filter: {text!r} is not a whole number") from None
+        raise OptionError("filter", f"{text!r} is not a whole number") from None
 
 
 FIELDS: dict[str, FilterField] = {
@@ -96,9 +96,9 @@ def compile_filter(text: str, now: float) -> index.Cond:
     """One ``--filter`` to an index condition; UsageError naming the filter when not valid."""
     m = _FILTER.match(text)
     if m is None:
-        raise UsageError(
-            f'--filter: {text!r} is not a filter; expected e.g. "size>1GB", "accessed>30d", '
-            '"key~tok*"'
+        raise OptionError(
+            "filter",
+            f'{text!r} is not a filter; expected e.g. "size>1GB", "accessed>30d", "key~tok*"',
         )
     name, op, value = m.groups()
     if name == "key":
@@ -106,11 +106,11 @@ def compile_filter(text: str, now: float) -> index.Cond:
             return index.Cond("key", "glob", value)
         if op in ("=", "!="):
             return index.Cond("key", op, value)
-        raise UsageError(f"--filter: key takes ~ (glob), = or !=, not {op!r}")
+        raise OptionError("filter", f"key takes ~ (glob), = or !=, not {op!r}")
     field = FIELDS.get(name)
     if field is None or op == "~":
         known = ", ".join(["key", *FIELDS])
-        raise UsageError(f"--filter: {text!r}: unknown field or operator; fields: {known}")
+        raise OptionError("filter", f"{text!r}: unknown field or operator; fields: {known}")
     try:
         parsed = field.parse(value)
     except UsageError:
@@ -130,9 +130,10 @@ def parse_sort(text: str) -> tuple[str, bool]:
     default except for key."""
     name, _, direction = text.partition(":")
     if name not in SORTS or direction not in ("", "asc", "desc"):
-        raise UsageError(
-            f"--sort: {text!r} is not a sort; expected one of {', '.join(SORTS)} "
-            "optionally followed by :asc or :desc"
+        raise OptionError(
+            "sort",
+            f"{text!r} is not a sort; expected one of {', '.join(SORTS)} "
+            "optionally followed by :asc or :desc",
         )
     direction = direction or ("asc" if name == "key" else "desc")
     return SORTS[name], direction == "desc"

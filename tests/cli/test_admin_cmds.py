@@ -352,7 +352,7 @@ def test_to_size_percentage_is_of_the_cache_disk_size(tmp_path: Path) -> None:
     s = manager(tmp_path / "root", **{"cache.disk.size": "1MB"}).settings.caches["default"]
     assert parse_target("35%", s) == 350_000 and parse_target("2KB", s) == 2000
     for bad in ("150%", "x%", "lots"):
-        with pytest.raises(UsageError, match="to-size"):
+        with pytest.raises(UsageError, match="to_size"):
             parse_target(bad, s)
 
 
