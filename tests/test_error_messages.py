@@ -36,9 +36,9 @@ def flags_in_raises(source: str) -> list[tuple[int, str]]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Raise) and node.exc is not None:
             for part in ast.walk(node.exc):
-                if isinstance(part, ast.Constant) and isinstance(part.value, str):
-                    if FLAG.search(part.value):
-                        found.append((node.lineno, part.value))
+                text = part.value if isinstance(part, ast.Constant) else None
+                if isinstance(text, str) and FLAG.search(text):
+                    found.append((node.lineno, text))
     return found
 
 
