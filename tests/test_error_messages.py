@@ -20,13 +20,14 @@ from llamacache.errors import OptionError
 PACKAGE = Path(llamacache.__file__).parent
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")
 
-# Modules whose messages still name flags; the list only shrinks.
-NOT_YET: set[str] = {
-    "ops/backup.py",
-    "ops/restore.py",
-    "ops/_archive.py",
-    "ops/warm.py",
-    "ops/warm_plan.py",
+# Messages that name an argument and its flag on purpose, in errors that are not
+# OptionError (a refused pickle is a ValueError inside the archive reader, a manifest
+# too long an ArchiveError): they move to OptionError's naming with the archive work on
+# another branch. The list only shrinks.
+NOT_YET = {
+    ("ops/backup.py", "--allow-pickle"),
+    ("ops/restore.py", "--allow-pickle"),
+    ("ops/_archive.py", "--max-entries"),
 }
 
 
@@ -48,7 +49,9 @@ def test_no_library_error_names_a_cli_flag(area: str) -> None:
         f"{path.relative_to(PACKAGE)}:{line}: {text!r}"
         for path in sorted((PACKAGE / area).rglob("*.py"))
         for line, text in flags_in_raises(path.read_text(encoding="utf-8"))
-        if path.relative_to(PACKAGE).as_posix() not in NOT_YET
+        if not any(
+            (path.relative_to(PACKAGE).as_posix(), flag) in NOT_YET for flag in FLAG.findall(text)
+        )
     ]
     assert bad == [], "raise OptionError(argument, detail) instead:\n" + "\n".join(bad)
 

@@ -21,7 +21,7 @@ from typing import Any
 from llamacache._config_schema import cache_env
 from llamacache.engine import EntryMeta, checksums, index
 from llamacache.engine.tiered import TieredCache
-from llamacache.errors import CacheIOError, ExitCode, UsageError
+from llamacache.errors import CacheIOError, ExitCode, OptionError, UsageError
 from llamacache.formats import VALIDATORS
 from llamacache.manager import CacheManager
 from llamacache.ml import model as M
@@ -185,7 +185,9 @@ def plan(
     """The items a warm would store, in order; UsageError for a bad or unsafe source."""
     settings = manager.settings.cache(cache)
     if not sources and not manifests:
-        raise UsageError("warm needs at least one SOURCE or --manifest PATH")
+        raise OptionError(
+            None, "warm needs at least one SOURCE or manifest PATH", also=("manifest",)
+        )
     planner = Planner(settings.format == "safetensors", revision, name)
     for arg in sources:
         for path in expand(arg):
@@ -310,7 +312,7 @@ def warm(
     and, with ``page_cache``, one more read of the cached files.
     """
     if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: expected 1 or more")
+        raise OptionError("jobs", "expected 1 or more", value=str(jobs))
     items = plan(manager, cache, sources, manifests, revision=revision, name=name)
     s = manager.settings.cache(cache)
     cache_limit = index.disk_limit(s)
