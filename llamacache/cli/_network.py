@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli.app import State
 from llamacache.cli.render import Renderer, size
+from llamacache.cli.state import State
 from llamacache.errors import UsageError
 
 if TYPE_CHECKING:  # redis is imported only when --tier network is asked for (~0.2 s)
-    from llamacache.ops import network_admin as na
-    from llamacache.ops import network_verify as nv
+    from llamacache.ops import network_admin, network_verify
 
 TierOpt = Annotated[
     str,
@@ -52,8 +51,8 @@ def _need_redis(s: State) -> None:
         raise missing_redis(exc) from None
 
 
-def _inspect_human(r: Renderer, rep: na.NetworkInspectReport) -> None:
-    from llamacache.ops import network_admin as na
+def _inspect_human(r: Renderer, rep: network_admin.NetworkInspectReport) -> None:
+    from llamacache.ops import network_admin
 
     rows = [
         (
@@ -75,18 +74,18 @@ def _inspect_human(r: Renderer, rep: na.NetworkInspectReport) -> None:
     cols += ("maxmemory", "policy", "server hits/misses", "mode")
     r.table("network tier", cols, rows, right=("entries", "chunks", "used"))
     if rep.top:
-        _ls_human(r, na.NetworkListing(rep.top))
+        _ls_human(r, network_admin.NetworkListing(rep.top))
 
 
 def inspect(
     s: State, cache: str | None, json_out: bool, quiet: bool, top: int
-) -> na.NetworkInspectReport:
+) -> network_admin.NetworkInspectReport:
     _need_redis(s)
-    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_admin
 
     r = s.renderer(json_out=json_out, quiet=quiet)
     manager = s.manager()
-    report = na.inspect_network(manager, cache, top=top)
+    report = network_admin.inspect_network(manager, cache, top=top)
     r.emit(report, _inspect_human)
     for c in report.caches:
         if not c.reachable:
@@ -95,7 +94,7 @@ def inspect(
     return report
 
 
-def _ls_human(r: Renderer, rep: na.NetworkListing) -> None:
+def _ls_human(r: Renderer, rep: network_admin.NetworkListing) -> None:
     rows = [
         (
             e.cache,
@@ -121,11 +120,11 @@ def ls(
     keys_only: bool = False,
     top: int | None = None,
     match: str | None = None,
-) -> na.NetworkListing:
+) -> network_admin.NetworkListing:
     _need_redis(s)
-    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_admin
 
-    report = na.list_network(s.manager(), cache, match=match, top=top)
+    report = network_admin.list_network(s.manager(), cache, match=match, top=top)
     r = s.renderer(json_out=json_out, quiet=quiet)
     if keys_only and not r.json_mode:
         r.keys(e.key for e in report.entries)
@@ -134,7 +133,7 @@ def ls(
     return report
 
 
-def _verify_human(r: Renderer, rep: nv.NetworkVerifyReport) -> None:
+def _verify_human(r: Renderer, rep: network_verify.NetworkVerifyReport) -> None:
     r.line(
         f"network tier: checked {rep.checked:,} entries ({size(rep.bytes_checked)}) "
         f"in {', '.join(rep.caches) or 'no caches'}"
@@ -144,19 +143,21 @@ def _verify_human(r: Renderer, rep: nv.NetworkVerifyReport) -> None:
         r.table(None, ("cache", "key", "problem"), rows)
 
 
-def verify(s: State, cache: str | None, json_out: bool, quiet: bool) -> nv.NetworkVerifyReport:
+def verify(
+    s: State, cache: str | None, json_out: bool, quiet: bool
+) -> network_verify.NetworkVerifyReport:
     _need_redis(s)
-    from llamacache.ops import network_verify as nv
+    from llamacache.ops import network_verify
 
     r = s.renderer(json_out=json_out, quiet=quiet)
     with r.progress("verifying network tier") as progress:
-        report = nv.verify_network(s.manager(), cache, progress=progress)
+        report = network_verify.verify_network(s.manager(), cache, progress=progress)
     r.emit(report, _verify_human)
     r.verdict(report)
     return report
 
 
-def _removal_human(r: Renderer, rep: na.NetworkRemoval) -> None:
+def _removal_human(r: Renderer, rep: network_admin.NetworkRemoval) -> None:
     verb = "would remove" if rep.dry_run else "removed"
     for key in rep.keys:
         r.line(key)
@@ -174,9 +175,9 @@ def evict(
     yes: bool,
     json_out: bool,
     quiet: bool,
-) -> na.NetworkRemoval | None:
+) -> network_admin.NetworkRemoval | None:
     _need_redis(s)
-    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_admin
 
     if others_given:
         raise UsageError("--tier network takes only --key and --match as selectors")
@@ -185,22 +186,26 @@ def evict(
     r = s.renderer(json_out=json_out, quiet=quiet)
     manager = s.manager()
     if not dry_run and not yes:
-        plan = na.evict_network_keys(manager, cache, keys=keys, match=match, dry_run=True)
+        plan = network_admin.evict_network_keys(
+            manager, cache, keys=keys, match=match, dry_run=True
+        )
         n = plan.entries
         if n and not r.confirm(f"remove {n} shared entries?", yes=yes, action="evict"):
             r.info("cancelled; nothing removed")
             return None
-    report = na.evict_network_keys(manager, cache, keys=keys, match=match, dry_run=dry_run)
+    report = network_admin.evict_network_keys(
+        manager, cache, keys=keys, match=match, dry_run=dry_run
+    )
     r.emit(report, _removal_human)
     return report
 
 
 def clean(
     s: State, cache: str | None, dry_run: bool, json_out: bool, quiet: bool
-) -> na.NetworkRemoval:
+) -> network_admin.NetworkRemoval:
     _need_redis(s)
-    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_admin
 
-    report = na.clean_network(s.manager(), cache, dry_run=dry_run)
+    report = network_admin.clean_network(s.manager(), cache, dry_run=dry_run)
     s.renderer(json_out=json_out, quiet=quiet).emit(report, _removal_human)
     return report

@@ -8,16 +8,16 @@ import typer
 
 from llamacache import units
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
 from llamacache.cli.options import DurationOpt, JsonOpt, QuietOpt, SizeOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.cli.state import state
 from llamacache.errors import ConfigError, UsageError
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
-    from llamacache.ops import bench as bench_op
+    from llamacache.ops import bench as bench_ops
 else:
-    bench_op = lazy("llamacache.ops.bench")
+    bench_ops = lazy("llamacache.ops.bench")
 
 
 def _value_sizes(text: str) -> tuple[int, int]:
@@ -37,7 +37,7 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:,.1f}"
 
 
-def _human(r: Renderer, rep: bench_op.BenchReport) -> None:
+def _human(r: Renderer, rep: bench_ops.BenchReport) -> None:
     spec = rep.spec
     vs = size(spec.value_min) if spec.value_min == spec.value_max else (
         f"{size(spec.value_min)}-{size(spec.value_max)}"
@@ -117,19 +117,19 @@ def bench(
     if json_out and csv_out:
         raise UsageError("give --json or --csv, not both")
     low, high = _value_sizes(value_size)
-    spec = bench_op.BenchSpec(
+    spec = bench_ops.BenchSpec(
         tier=tier, workload=workload, read_ratio=read_ratio, keys=keys, value_min=low,
         value_max=high, ops=None if duration is not None else ops, duration=duration,
         processes=processes, compare=compare, seed=seed,
     )  # fmt: skip
     r = s.renderer(json_out=json_out, quiet=quiet or csv_out)
     with r.progress("bench") as progress:
-        report = bench_op.bench(
+        report = bench_ops.bench(
             s.manager(), spec, cache=cache, policy=policy, memory_size=memory_size,
             disk_size=disk_size, progress=progress,
         )  # fmt: skip
     if csv_out:
-        r.csv(bench_op.csv_rows(report))
+        r.csv(bench_ops.csv_rows(report))
     else:
         r.emit(report, _human)
     return report

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
 from llamacache.cli.options import JsonOpt, WideOpt
 from llamacache.cli.render import Renderer
+from llamacache.cli.state import state
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:

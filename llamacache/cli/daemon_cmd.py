@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
+from llamacache.cli.state import state
 from llamacache.ops._report import Report
 from llamacache.units import format_size
 

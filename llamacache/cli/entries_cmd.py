@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
 from llamacache.cli.options import (
     ExistingKeyArg,
     JsonOpt,
@@ -19,13 +18,14 @@ from llamacache.cli.options import (
     complete_keys,
 )
 from llamacache.cli.render import Renderer
+from llamacache.cli.state import state
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
-    from llamacache.ops import entries
+    from llamacache.ops import entries as entries_ops
 else:
-    entries = lazy("llamacache.ops.entries")
+    entries_ops = lazy("llamacache.ops.entries")
 
 
 KeyArg = Annotated[str, typer.Argument(help="The entry's key (any string; never a path).")]
@@ -54,17 +54,17 @@ def put(
         raise UsageError('put needs exactly one of VALUE, "-" (stdin) or --file PATH')
     manager = s.manager()
     if file is not None:
-        report = entries.put_stream(manager, cache, key, file, ttl)
+        report = entries_ops.put_stream(manager, cache, key, file, ttl)
     elif value == "-":
-        report = entries.put_stream(manager, cache, key, sys.stdin.buffer, ttl)
+        report = entries_ops.put_stream(manager, cache, key, sys.stdin.buffer, ttl)
     else:
         assert value is not None
-        report = entries.put_string(manager, cache, key, value, ttl)
+        report = entries_ops.put_string(manager, cache, key, value, ttl)
     s.renderer(json_out=json_out, quiet=quiet).emit(report, _put_human)
     return report
 
 
-def _put_human(r: Renderer, rep: entries.PutReport) -> None:
+def _put_human(r: Renderer, rep: entries_ops.PutReport) -> None:
     from llamacache.units import format_size
 
     r.info(f"stored {rep.key!r} in cache {rep.cache!r} ({format_size(rep.bytes)})")
@@ -96,7 +96,7 @@ def get(
     if out is not None:
         _check_out(out)
     r = s.renderer(json_out=json_out, quiet=quiet)
-    result = entries.get_entry(s.manager(), cache, key)
+    result = entries_ops.get_entry(s.manager(), cache, key)
     try:
         if r.json_mode:
             r.json(result)
@@ -104,15 +104,15 @@ def get(
             if not r.quiet:
                 r.status(f"miss: {key!r} is not in cache {cache!r}")
         elif out is not None:
-            entries.save_value(result, out)
+            entries_ops.save_value(result, out)
         else:
             with r.binary() as (stream, terminal):
-                if terminal and not force and entries.looks_binary(result):
+                if terminal and not force and entries_ops.looks_binary(result):
                     raise UsageError(
                         f"{key!r} holds binary data; not writing it to the terminal "
                         "(use --out PATH or a pipe, or --force)"
                     )
-                entries.write_value(result, stream, terminal=terminal)
+                entries_ops.write_value(result, stream, terminal=terminal)
     finally:
         result.close()
     return result
@@ -154,12 +154,12 @@ def rm(
     llamacache ls -c training -0 | llamacache rm -c training -0 -
     """
     s = state(ctx)
-    report = entries.remove_keys(
+    report = entries_ops.remove_keys(
         s.manager(), cache, _keys_to_remove(keys or [], null), missing_ok=missing_ok
     )
     r = s.renderer(json_out=json_out, quiet=quiet)
 
-    def human(r: Renderer, rep: entries.RemoveReport) -> None:
+    def human(r: Renderer, rep: entries_ops.RemoveReport) -> None:
         r.info(
             f"removed {len(rep.removed)} of {len(rep.removed) + len(rep.missing)} "
             f"from cache {rep.cache!r}"

@@ -9,15 +9,15 @@ import typer
 from llamacache.cli import _network
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
-from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.cli.state import state
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.manager import CacheManager
     from llamacache.ops import inspect as inspect_ops
-    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_admin
     from llamacache.ops import page_cache as page_cache_ops
 else:
     inspect_ops = lazy("llamacache.ops.inspect")
@@ -47,7 +47,7 @@ TIER_NUMBERS = TIER_COLUMNS[1:6] + TIER_COLUMNS[8:]
 TIER_WIDE_ONLY = ("ratio", "oldest", "expired", "hits", "misses")
 
 
-def _network_row(row: tuple[str, ...], info: na.NetworkInfo | None) -> tuple[str, ...]:
+def _network_row(row: tuple[str, ...], info: network_admin.NetworkInfo | None) -> tuple[str, ...]:
     """The network row with what the server said: this cache's entries, and the server's
     memory use and limit (Redis does not account memory per key prefix)."""
     if info is None:
@@ -65,7 +65,9 @@ def _network_row(row: tuple[str, ...], info: na.NetworkInfo | None) -> tuple[str
 
 
 def _human(
-    r: Renderer, rep: inspect_ops.InspectReport, network: dict[str, na.NetworkInfo] | None = None
+    r: Renderer,
+    rep: inspect_ops.InspectReport,
+    network: dict[str, network_admin.NetworkInfo] | None = None,
 ) -> None:
     if not rep.caches:
         r.line("no caches on disk yet")
@@ -191,7 +193,9 @@ def _page_cache_human(r: Renderer, rep: page_cache_ops.PageCacheReport) -> None:
         )
 
 
-def _network_figures(manager: CacheManager, cache: str | None) -> na.NetworkInspectReport | None:
+def _network_figures(
+    manager: CacheManager, cache: str | None
+) -> network_admin.NetworkInspectReport | None:
     """The shared tier's figures when one is configured and the redis client is installed
     (an unreachable server answers within its 1 s connect timeout: the row says so)."""
     settings = manager.settings

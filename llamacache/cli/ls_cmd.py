@@ -9,9 +9,9 @@ import typer
 from llamacache.cli import _network
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
-from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, WideOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.cli.state import state
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 

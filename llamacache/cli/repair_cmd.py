@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt
 from llamacache.cli.render import Renderer
+from llamacache.cli.state import state
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:

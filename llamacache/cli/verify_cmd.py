@@ -9,9 +9,9 @@ import typer
 from llamacache.cli import _network, options
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
-from llamacache.cli.app import state
 from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
 from llamacache.cli.render import Renderer, duration, size
+from llamacache.cli.state import state
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:

@@ -34,8 +34,7 @@ from llamacache.engine import framing
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CorruptEntryError, UsageError
 from llamacache.manager import CacheManager
-from llamacache.ml import batches as B
-from llamacache.ml import shards as S
+from llamacache.ml import batches, shards
 from llamacache.ml.epoch import DatasetTooLargeWarning, EpochWriter, batch_key, shard_key
 from llamacache.ml.identity import dataset_identity, function_identity
 from llamacache.ml.model import NotCachedError
@@ -52,7 +51,7 @@ class CachedDataset:
 
     def __init__(self, owner: DatasetCache, key: str, info: dict[str, Any]) -> None:
         self._owner, self.key, self.info = owner, key, info
-        self._open: dict[int, S.Shard] = {}  # shards mapped by __getitem__/batch()
+        self._open: dict[int, shards.Shard] = {}  # shards mapped by __getitem__/batch()
 
     def __len__(self) -> int:
         return int(self.info["records"])
@@ -73,7 +72,7 @@ class CachedDataset:
 
     def __iter__(self) -> Iterator[Any]:
         for batch in self.batches():
-            yield from B.uncollate(batch)
+            yield from batches.uncollate(batch)
 
     def __getitem__(self, i: int) -> Any:
         n = len(self)
@@ -81,7 +80,7 @@ class CachedDataset:
             raise IndexError(i)
         i %= n
         size = int(self.info["batch_size"])
-        return B.uncollate(self.batch(i // size))[i % size]
+        return batches.uncollate(self.batch(i // size))[i % size]
 
 
 class DatasetCache:
@@ -97,7 +96,7 @@ class DatasetCache:
         *,
         cache: str = "training",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        shard_bytes: int = S.SHARD_BYTES,
+        shard_bytes: int = shards.SHARD_BYTES,
     ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size {batch_size} must be at least 1")
@@ -195,7 +194,7 @@ class DatasetCache:
         except ValueError:
             return None
 
-    def _shard(self, key: str, info: dict[str, Any], s: int) -> S.Shard:
+    def _shard(self, key: str, info: dict[str, Any], s: int) -> shards.Shard:
         """Map shard ``s`` of an epoch, checking it against the digest in the marker.
 
         A shard entry replaced since the marker was read (another process refilled the
@@ -208,10 +207,12 @@ class DatasetCache:
         if path is None or self._entry_digest(skey) != spec["digest"]:
             raise gone
         try:
-            return S.Shard(path, spec["checksum"], bytes.fromhex(spec["digest"]), info["layout"])
+            return shards.Shard(
+                path, spec["checksum"], bytes.fromhex(spec["digest"]), info["layout"]
+            )
         except FileNotFoundError:
             raise gone from None
-        except S.ShardCorrupt as exc:
+        except shards.ShardCorrupt as exc:
             if self._entry_digest(skey) != spec["digest"]:
                 raise gone from None  # replaced while we mapped it
             if self.cache.settings.on_corrupt == "raise":
@@ -220,7 +221,7 @@ class DatasetCache:
             raise NotCachedError(f"dataset {key!r}: shard {s} was corrupt") from None
 
     def _read_batch(
-        self, key: str, info: dict[str, Any], i: int, shards: dict[int, S.Shard]
+        self, key: str, info: dict[str, Any], i: int, shards: dict[int, shards.Shard]
     ) -> Any:
         for s, spec in enumerate(info.get("shards", ())):
             if spec["first"] <= i < spec["first"] + spec["count"]:
@@ -233,7 +234,7 @@ class DatasetCache:
             raise NotCachedError(f"dataset {key!r}: batch {i} is no longer cached")
         if isinstance(value, bytes):
             try:
-                return B.unpack(value)
+                return batches.unpack(value)
             except (ValueError, KeyError) as exc:
                 raise CorruptEntryError(self.cache.name, bkey, f"bad batch: {exc}") from None
         return value
@@ -297,10 +298,10 @@ class DatasetCache:
         for record in dataset:
             records.append(fn(record) if fn is not None else record)
             if len(records) == self.batch_size:
-                yield B.collate(records)
+                yield batches.collate(records)
                 records = []
         if records:
-            yield B.collate(records)
+            yield batches.collate(records)
 
     def _fill(
         self,
@@ -316,7 +317,7 @@ class DatasetCache:
         try:
             for batch in self._source_batches(dataset, fn):
                 writer.put((n, batch))
-                records += B.batch_len(batch)
+                records += batches.batch_len(batch)
                 if n >= skip:
                     yield batch
                 n += 1

@@ -372,3 +372,29 @@ def systemd(
         changed=changed,
         environment=environment,
     )
+
+
+def schedule(
+    kind: str,
+    *,
+    every: float = DEFAULT_EVERY,
+    cache: str | None = None,
+    config_file: Path | None = None,
+    cache_dir: Path | None = None,
+    log: Path | None = None,
+    action: str = "print",
+    target: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ScheduleReport:
+    """``cron`` or ``systemd`` by name; ``target`` is the crontab file or the units folder."""
+    if kind == "cron":
+        return cron(
+            every=every, cache=cache, config_file=config_file, cache_dir=cache_dir, log=log,
+            action=action, crontab_file=target, env=env,
+        )  # fmt: skip
+    if kind == "systemd":
+        return systemd(
+            every=every, cache=cache, config_file=config_file, cache_dir=cache_dir, log=log,
+            action=action, units_dir=target, env=env,
+        )  # fmt: skip
+    raise UsageError(f"{kind!r} is not a scheduler; expected cron or systemd")
