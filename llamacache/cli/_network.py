@@ -74,7 +74,7 @@ def _inspect_human(r: Renderer, rep: network_admin.NetworkInspectReport) -> None
     cols += ("maxmemory", "policy", "server hits/misses", "mode")
     r.table("network tier", cols, rows, right=("entries", "chunks", "used"))
     if rep.top:
-        _ls_human(r, network_admin.NetworkListing(rep.top))
+        _ls_human(r, network_admin.NetworkListReport(rep.top))
 
 
 def inspect(
@@ -94,7 +94,7 @@ def inspect(
     return report
 
 
-def _ls_human(r: Renderer, rep: network_admin.NetworkListing) -> None:
+def _ls_human(r: Renderer, rep: network_admin.NetworkListReport) -> None:
     rows = [
         (
             e.cache,
@@ -120,7 +120,7 @@ def ls(
     keys_only: bool = False,
     top: int | None = None,
     match: str | None = None,
-) -> network_admin.NetworkListing:
+) -> network_admin.NetworkListReport:
     _need_redis(s)
     from llamacache.ops import network_admin
 
@@ -157,7 +157,7 @@ def verify(
     return report
 
 
-def _removal_human(r: Renderer, rep: network_admin.NetworkRemoval) -> None:
+def _removal_human(r: Renderer, rep: network_admin.NetworkRemovalReport) -> None:
     verb = "would remove" if rep.dry_run else "removed"
     for key in rep.keys:
         r.line(key)
@@ -175,7 +175,7 @@ def evict(
     yes: bool,
     json_out: bool,
     quiet: bool,
-) -> network_admin.NetworkRemoval | None:
+) -> network_admin.NetworkRemovalReport | None:
     _need_redis(s)
     from llamacache.ops import network_admin
 
@@ -202,7 +202,7 @@ def evict(
 
 def clean(
     s: State, cache: str | None, dry_run: bool, json_out: bool, quiet: bool
-) -> network_admin.NetworkRemoval:
+) -> network_admin.NetworkRemovalReport:
     _need_redis(s)
     from llamacache.ops import network_admin
 

@@ -25,7 +25,7 @@ class PutReport(Report):
 
 
 @dataclass(frozen=True)
-class GetResult(Report):
+class GetReport(Report):
     """A looked-up entry; ``value`` is None on a miss and is left out of the JSON form."""
 
     schema = "get"
@@ -100,7 +100,7 @@ def put_stream(
     )
 
 
-def get_entry(manager: CacheManager, cache: str, key: str) -> GetResult:
+def get_entry(manager: CacheManager, cache: str, key: str) -> GetReport:
     """Look an entry up, verified before anything is returned; one access recorded.
 
     A raw file-backed entry comes back open (``stream``), its digest already checked, and
@@ -109,7 +109,7 @@ def get_entry(manager: CacheManager, cache: str, key: str) -> GetResult:
     tiered = manager.cache(cache)
     found = tiered.open_verified(key, files_only=True)
     if found is not None and found.handle is not None:
-        return GetResult(
+        return GetReport(
             cache=cache,
             key=key,
             found=True,
@@ -120,14 +120,14 @@ def get_entry(manager: CacheManager, cache: str, key: str) -> GetResult:
         )
     value = tiered.get(key, _MISS)
     if value is _MISS:
-        return GetResult(cache=cache, key=key, found=False)
+        return GetReport(cache=cache, key=key, found=False)
     size = len(value) if isinstance(value, (bytes, str)) else None
-    return GetResult(
+    return GetReport(
         cache=cache, key=key, found=True, type=type(value).__name__, bytes=size, value=value
     )
 
 
-def copy_entry_to(result: GetResult, out: BinaryIO) -> int:
+def copy_entry_to(result: GetReport, out: BinaryIO) -> int:
     """Write a found entry's (already verified) bytes to ``out``; returns bytes written."""
     if result.stream is not None:
         with result.stream as src:
@@ -139,7 +139,7 @@ def copy_entry_to(result: GetResult, out: BinaryIO) -> int:
     return len(data)
 
 
-def save_value(result: GetResult, target: Path) -> int:
+def save_value(result: GetReport, target: Path) -> int:
     """Write a found value to the file ``target`` (owner-only, complete or not at all)."""
     from llamacache.ops import output
 
@@ -147,7 +147,7 @@ def save_value(result: GetResult, target: Path) -> int:
     return written
 
 
-def write_value(result: GetResult, out: BinaryIO, *, terminal: bool) -> int:
+def write_value(result: GetReport, out: BinaryIO, *, terminal: bool) -> int:
     """Copy a found value to ``out``, byte-exact; to a ``terminal`` a string or bytes value
     without a final newline gets one, so the shell prompt stays off its last line."""
     written = copy_entry_to(result, out)
@@ -157,7 +157,7 @@ def write_value(result: GetResult, out: BinaryIO, *, terminal: bool) -> int:
     return written
 
 
-def looks_binary(result: GetResult) -> bool:
+def looks_binary(result: GetReport) -> bool:
     """True when a found value would garble a terminal: a NUL or invalid UTF-8 near its start.
 
     Reads at most 8 KiB of a file entry (and seeks back); strings are never binary.

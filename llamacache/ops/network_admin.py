@@ -168,7 +168,7 @@ def _inspect_one(manager: CacheManager, cache: str) -> NetworkInfo:
 
 
 @dataclass(frozen=True)
-class NetworkListing(Report):
+class NetworkListReport(Report):
     schema = "network.ls"
     entries: tuple[NetworkEntry, ...]
 
@@ -185,7 +185,7 @@ def list_network(
     cache: str | None = None,
     match: str | None = None,
     top: int | None = None,
-) -> NetworkListing:
+) -> NetworkListReport:
     """Entries under each cache's prefix; ``top`` = the N largest with MEMORY USAGE.
 
     Costs one SCAN plus one MGET per 1000 entries (records are small; chunks are not read).
@@ -195,7 +195,7 @@ def list_network(
         found += _list_one(manager, name, match, top)
     if top is not None:
         found = sorted(found, key=lambda e: e.bytes, reverse=True)[:top]
-    return NetworkListing(tuple(found))
+    return NetworkListReport(tuple(found))
 
 
 def _list_one(
@@ -240,7 +240,7 @@ def _with_usage(tier: NetworkTier, rkey: str, e: NetworkEntry) -> NetworkEntry:
 
 
 @dataclass(frozen=True)
-class NetworkRemoval(Report):
+class NetworkRemovalReport(Report):
     schema = "network.remove"
     caches: tuple[str, ...]
     dry_run: bool
@@ -251,12 +251,12 @@ class NetworkRemoval(Report):
 
 def evict_network(
     manager: CacheManager, cache: str | None, match: str, dry_run: bool = False
-) -> NetworkRemoval:
+) -> NetworkRemovalReport:
     """UNLINK the entries whose key matches the glob ``match``; their chunks become orphans."""
     names = network_caches(manager, cache)
     parts = [_evict_one(manager, n, match, dry_run) for n in names]
     keys = tuple(k for p in parts for k in p)
-    return NetworkRemoval(tuple(names), dry_run, len(keys), 0, keys)
+    return NetworkRemovalReport(tuple(names), dry_run, len(keys), 0, keys)
 
 
 def evict_network_keys(
@@ -266,14 +266,14 @@ def evict_network_keys(
     keys: Sequence[str] = (),
     match: str | None = None,
     dry_run: bool = False,
-) -> NetworkRemoval:
+) -> NetworkRemovalReport:
     """Remove the entries named exactly by ``keys``, or those matching the glob ``match``."""
     if not keys and match is None:
         raise UsageError("evicting from the network tier needs keys or a glob to match")
     globs = [match] if match is not None else [glob_literal(k) for k in keys]
     done = [evict_network(manager, cache, g, dry_run=dry_run) for g in globs]
     removed = tuple(k for d in done for k in d.keys)
-    return NetworkRemoval(
+    return NetworkRemovalReport(
         caches=done[0].caches, dry_run=dry_run, entries=len(removed), chunks=0, keys=removed
     )
 
@@ -305,14 +305,14 @@ def clean_network(
     cache: str | None = None,
     dry_run: bool = False,
     grace: float = CLEAN_GRACE,
-) -> NetworkRemoval:
+) -> NetworkRemovalReport:
     """Sweep orphan chunks: no manifest refers to them and they sat idle for ``grace`` s.
 
     The grace keeps an upload in flight (chunks written, manifest not yet) safe.
     """
     names = network_caches(manager, cache)
     swept = sum(_clean_one(manager, n, dry_run, grace) for n in names)
-    return NetworkRemoval(tuple(names), dry_run, 0, swept, ())
+    return NetworkRemovalReport(tuple(names), dry_run, 0, swept, ())
 
 
 def _clean_one(manager: CacheManager, cache: str, dry_run: bool, grace: float) -> int:

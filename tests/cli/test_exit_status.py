@@ -92,10 +92,10 @@ def test_each_documented_exit_code_happens(code: int, tmp_path: Path) -> None:
 def test_the_boundary_exits_with_the_reports_status() -> None:
     """A command decides no exit code itself: the report's ``exit_code`` is the status."""
     from llamacache.cli._boundary import exit_code
-    from llamacache.ops.entries import GetResult, RemoveReport
+    from llamacache.ops.entries import GetReport, RemoveReport
 
     assert exit_code(None) == 0
-    assert exit_code(GetResult(cache="c", key="k", found=False)) == ExitCode.PROBLEM
+    assert exit_code(GetReport(cache="c", key="k", found=False)) == ExitCode.PROBLEM
     assert exit_code(RemoveReport(cache="c", removed=(), missing=("k",))) == ExitCode.PROBLEM
     missing_ok = RemoveReport(cache="c", removed=(), missing=("k",), missing_ok=True)
     assert exit_code(missing_ok) == ExitCode.OK
