@@ -95,6 +95,27 @@ class CorruptEntryError(LlamacacheError):
         self.reason = reason
 
 
+class StaleEntryError(CorruptEntryError):
+    """An entry in an older header format (no key hash): read as a miss, not as damage."""
+
+
+class NotCachedError(LlamacacheError, KeyError):
+    """The model revision or dataset is not (or no longer completely) in the cache."""
+
+    exit_code = ExitCode.PROBLEM
+
+    def __str__(self) -> str:  # KeyError quotes its message; we do not want that
+        return str(self.args[0]) if self.args else ""
+
+
+class ArchiveError(LlamacacheError):
+    """The archive is damaged, tampered with, or not a llamacache backup (exit 1)."""
+
+
+class SafetensorsError(LlamacacheError, ValueError):
+    """The file is not a structurally valid safetensors file (the message says why)."""
+
+
 class UnsafeCacheDirError(LlamacacheError):
     """The cache directory could let another user plant code (pickles) in it."""
 

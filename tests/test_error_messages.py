@@ -70,3 +70,30 @@ def test_option_error_reads_as_python_and_as_a_flag() -> None:
     every = OptionError("every", "systemd timers need at least 1s", value="0.5s")
     assert every.render(flag_for) == "--every 0.5s: systemd timers need at least 1s"
     assert OptionError("source", "no such file", value="/x").render(flag_for).startswith("--file")
+
+
+def test_every_exception_is_defined_in_errors_py_and_exported() -> None:
+    """One hierarchy in one file: a newcomer finds every error llamacache raises there.
+
+    (Signals a module raises and catches itself, such as the engine's ``BadRecord``, are
+    not errors a caller sees; they stay beside their code.)"""
+    from llamacache import errors
+
+    family = {name for name, value in vars(errors).items() if isinstance(value, type)}
+    family -= {"Any", "IntEnum", "ExitCode", "Callable"}
+    elsewhere = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno}: {node.name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name != "errors.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+        and any(ast.unparse(b).split(".")[-1] in family for b in node.bases)
+    ]
+    assert elsewhere == [], elsewhere
+
+    raised = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.LlamacacheError)
+    }
+    assert raised - set(llamacache.__all__) <= {"StaleEntryError", "SafetensorsError"}

@@ -21,7 +21,8 @@ from typing import Any
 from llamacache.engine.framing import EntryMeta
 from llamacache.engine.safety import leads_outside
 from llamacache.engine.tiered import TieredCache
-from llamacache.errors import CorruptEntryError, ExitCode, LlamacacheError, UsageError
+from llamacache.errors import CorruptEntryError, UsageError
+from llamacache.errors import NotCachedError as NotCachedError  # its old home
 from llamacache.formats import VALIDATORS
 from llamacache.formats import safetensors as st
 from llamacache.manager import CacheManager
@@ -30,15 +31,6 @@ DEFAULT_REVISION = "main"
 MANIFEST = ".manifest.json"
 WEIGHTS = "model.safetensors"  # the file name put_model gives a dict of arrays
 SNAPSHOTS_DIR = "snapshots"  # model_path views, in the cache's own directory
-
-
-class NotCachedError(LlamacacheError, KeyError):
-    """The model revision or dataset is not (or no longer completely) in the cache."""
-
-    exit_code = ExitCode.PROBLEM
-
-    def __str__(self) -> str:  # KeyError quotes its message; we do not want that
-        return str(self.args[0]) if self.args else ""
 
 
 def check_name(name: str) -> str:
