@@ -45,8 +45,25 @@ def _usage_failure(exc: Any) -> typer.Exit:
     return typer.Exit(int(ExitCode.USAGE))
 
 
+# Root flags that may also be written after the command word (``llamacache verify --json``):
+# declared once, on the root, and moved in front of the command before parsing.
+ANYWHERE_FLAGS = ("--json", "--quiet")
+
+
+def hoist_root_flags(args: list[str]) -> list[str]:
+    """``args`` with each of ANYWHERE_FLAGS moved to the front (none after ``--``, where
+    every word is an argument: ``llamacache rm -- --json`` removes the key "--json")."""
+    end = args.index("--") if "--" in args else len(args)
+    head = args[:end]
+    flags = [a for a in head if a in ANYWHERE_FLAGS]
+    return flags + [a for a in head if a not in ANYWHERE_FLAGS] + args[end:]
+
+
 class ErrorBoundaryGroup(TyperGroup):
     """The root command group; catches our errors around every subcommand."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        return super().parse_args(ctx, hoist_root_flags(list(args)))
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:

@@ -77,13 +77,11 @@ def _inspect_human(r: Renderer, rep: network_admin.NetworkInspectReport) -> None
         _ls_human(r, network_admin.NetworkListReport(rep.top))
 
 
-def inspect(
-    s: State, cache: str | None, json_out: bool, quiet: bool, top: int
-) -> network_admin.NetworkInspectReport:
+def inspect(s: State, cache: str | None, top: int) -> network_admin.NetworkInspectReport:
     _need_redis(s)
     from llamacache.ops import network_admin
 
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     manager = s.manager()
     report = network_admin.inspect_network(manager, cache, top=top)
     r.emit(report, _inspect_human)
@@ -115,8 +113,6 @@ def ls(
     s: State,
     cache: str | None,
     *,
-    json_out: bool,
-    quiet: bool = False,
     keys_only: bool = False,
     top: int | None = None,
     match: str | None = None,
@@ -125,7 +121,7 @@ def ls(
     from llamacache.ops import network_admin
 
     report = network_admin.list_network(s.manager(), cache, match=match, top=top)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     if keys_only and not r.json_mode:
         r.keys(e.key for e in report.entries)
     else:
@@ -143,13 +139,11 @@ def _verify_human(r: Renderer, rep: network_verify.NetworkVerifyReport) -> None:
         r.table(None, ("cache", "key", "problem"), rows)
 
 
-def verify(
-    s: State, cache: str | None, json_out: bool, quiet: bool
-) -> network_verify.NetworkVerifyReport:
+def verify(s: State, cache: str | None) -> network_verify.NetworkVerifyReport:
     _need_redis(s)
     from llamacache.ops import network_verify
 
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     with r.progress("verifying network tier") as progress:
         report = network_verify.verify_network(s.manager(), cache, progress=progress)
     r.emit(report, _verify_human)
@@ -173,8 +167,6 @@ def evict(
     others_given: bool,
     dry_run: bool,
     yes: bool,
-    json_out: bool,
-    quiet: bool,
 ) -> network_admin.NetworkRemovalReport | None:
     _need_redis(s)
     from llamacache.ops import network_admin
@@ -183,7 +175,7 @@ def evict(
         raise UsageError("--tier network takes only --key and --match as selectors")
     if not keys and match is None:
         raise UsageError("--tier network needs --key KEY or --match GLOB")
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     manager = s.manager()
     if not dry_run and not yes:
         plan = network_admin.evict_network_keys(
@@ -200,12 +192,10 @@ def evict(
     return report
 
 
-def clean(
-    s: State, cache: str | None, dry_run: bool, json_out: bool, quiet: bool
-) -> network_admin.NetworkRemovalReport:
+def clean(s: State, cache: str | None, dry_run: bool) -> network_admin.NetworkRemovalReport:
     _need_redis(s)
     from llamacache.ops import network_admin
 
     report = network_admin.clean_network(s.manager(), cache, dry_run=dry_run)
-    s.renderer(json_out=json_out, quiet=quiet).emit(report, _removal_human)
+    s.renderer().emit(report, _removal_human)
     return report

@@ -67,8 +67,17 @@ def root(
             help="Cache root directory (overrides the config's cache.disk.path).",
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="Only errors on stderr.")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON document on stdout instead of tables (also after the command).",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", help="Print nothing but errors (also after the command)."),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     version: Annotated[
         bool,

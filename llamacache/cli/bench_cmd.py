@@ -8,7 +8,7 @@ import typer
 
 from llamacache import units
 from llamacache.cli._lazy import lazy
-from llamacache.cli.options import DurationOpt, JsonOpt, QuietOpt, SizeOpt
+from llamacache.cli.options import DurationOpt, SizeOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.cli.state import state
 from llamacache.errors import ConfigError, UsageError
@@ -106,15 +106,13 @@ def bench(
         ),
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Workload random seed.")] = 1,
-    json_out: JsonOpt = False,
     csv_out: Annotated[
         bool, typer.Option("--csv", help="CSV on stdout, one row per target.")
     ] = False,
-    quiet: QuietOpt = False,
 ) -> Report:
     """Measure ops/s, p50/p95/p99/max latency, hit ratio and bytes/s under a workload."""
     s = state(ctx)
-    if json_out and csv_out:
+    if s.json and csv_out:
         raise UsageError("give --json or --csv, not both")
     low, high = _value_sizes(value_size)
     spec = bench_ops.BenchSpec(
@@ -122,7 +120,7 @@ def bench(
         value_max=high, ops=None if duration is not None else ops, duration=duration,
         processes=processes, compare=compare, seed=seed,
     )  # fmt: skip
-    r = s.renderer(json_out=json_out, quiet=quiet or csv_out)
+    r = s.renderer(quiet=csv_out)
     with r.progress("bench") as progress:
         report = bench_ops.bench(
             s.manager(), spec, cache=cache, policy=policy, memory_size=memory_size,

@@ -9,7 +9,7 @@ import typer
 from llamacache.cli import _network
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
-from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, WideOpt
+from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt, WideOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.cli.state import state
 from llamacache.ops._report import Report
@@ -77,15 +77,13 @@ def clean(
     wait: WaitOpt = 0.0,
     tier: TierOpt = "local",
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ) -> Report:
     """Apply each cache's policy: expire, age out, evict to threshold, sweep strays (cron)."""
     s = state(ctx)
     if wants_network(tier, {"--wait": bool(wait)}):
-        return _network.clean(s, cache, dry_run, json_out, quiet)
+        return _network.clean(s, cache, dry_run)
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
-    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
+    r = s.renderer(wide=wide)
     r.emit_caches(report, _human)
     return report
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
+from llamacache.cli.options import CacheOpt
 from llamacache.cli.state import state
 from llamacache.ops._report import Report
 from llamacache.units import format_size
@@ -39,8 +39,6 @@ def _line(run: daemon_ops.DaemonRunReport, as_json: bool) -> str:
 def daemon(
     ctx: typer.Context,
     cache: CacheOpt = None,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ) -> Report:
     """Run scheduled cleanup in the foreground (for containers) until SIGTERM or Ctrl-C.
 
@@ -50,7 +48,7 @@ def daemon(
     s = state(ctx)
     manager = s.manager()
     caches = [manager.settings.cache(cache).name] if cache else None
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
 
     def on_run(run: daemon_ops.DaemonRunReport) -> None:
         if run.message == daemon_ops.NO_DIRECTORY:

@@ -11,9 +11,7 @@ import typer
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import (
     ExistingKeyArg,
-    JsonOpt,
     OneCacheOpt,
-    QuietOpt,
     TtlOpt,
     complete_keys,
 )
@@ -43,8 +41,6 @@ def put(
     ] = None,
     cache: OneCacheOpt = "default",
     ttl: TtlOpt = None,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ) -> Report:
     """Store a string, a file (--file) or stdin ("-") under KEY."""
     s = state(ctx)
@@ -60,7 +56,7 @@ def put(
     else:
         assert value is not None
         report = entries_ops.put_string(manager, cache, key, value, ttl)
-    s.renderer(json_out=json_out, quiet=quiet).emit(report, _put_human)
+    s.renderer().emit(report, _put_human)
     return report
 
 
@@ -82,8 +78,6 @@ def get(
         bool,
         typer.Option("--force", help="Write a binary value to the terminal anyway."),
     ] = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ) -> Report:
     """Write the value of KEY to stdout (or --out); exit 1 on a miss or a damaged entry.
 
@@ -95,7 +89,7 @@ def get(
     s = state(ctx)
     if out is not None:
         _check_out(out)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     result = entries_ops.get_entry(s.manager(), cache, key)
     try:
         if r.json_mode:
@@ -144,8 +138,6 @@ def rm(
         bool,
         typer.Option("-0", "--null", help='With "-": keys on stdin end with NUL, not newline.'),
     ] = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ) -> Report:
     """Remove KEYS from every tier of a cache; exit 1 if one was not there.
 
@@ -157,7 +149,7 @@ def rm(
     report = entries_ops.remove_keys(
         s.manager(), cache, _keys_to_remove(keys or [], null), missing_ok=missing_ok
     )
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
 
     def human(r: Renderer, rep: entries_ops.RemoveReport) -> None:
         r.info(

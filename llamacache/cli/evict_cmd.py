@@ -9,7 +9,7 @@ import typer
 
 from llamacache.cli import _network, options
 from llamacache.cli._lazy import lazy
-from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, WideOpt, YesOpt
+from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt, WideOpt, YesOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.cli.state import state
 from llamacache.errors import UsageError
@@ -113,8 +113,6 @@ def evict(
     yes: YesOpt = False,
     wait: WaitOpt = 0.0,
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ) -> Report | None:
     """Remove entries by selector (AND-combined); shows the plan and asks first unless -y."""
     s = state(ctx)
@@ -123,9 +121,8 @@ def evict(
         return _network.evict(
             s, cache, keys=list(key or ()), match=match,
             others_given=any(o is not None for o in others), dry_run=dry_run, yes=yes,
-            json_out=json_out, quiet=quiet,
         )  # fmt: skip
-    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
+    r = s.renderer(wide=wide)
     manager = s.manager()
     sel = evict_ops.Selectors(
         keys=tuple(key or ()),

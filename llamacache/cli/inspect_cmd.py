@@ -9,7 +9,7 @@ import typer
 from llamacache.cli import _network
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
+from llamacache.cli.options import CacheOpt, WideOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.cli.state import state
 from llamacache.ops._report import Report
@@ -145,15 +145,13 @@ def inspect(
         ),
     ] = False,
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ) -> Report:
     """Entries, size vs limit, ages, counters and free space per cache and tier (index only)."""
     s = state(ctx)
     if wants_network(tier, {"--reset-stats": reset_stats}):
-        return _network.inspect(s, cache, json_out, quiet, top)
+        return _network.inspect(s, cache, top)
     report = inspect_ops.inspect(s.manager(), cache, top=top, reset_stats=reset_stats)
-    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
+    r = s.renderer(wide=wide)
     net = _network_figures(s.manager(), cache)
     resident = page_cache_ops.residency(s.manager(), cache) if page_cache else None
     if (net is not None or resident is not None) and r.json_mode:

@@ -9,7 +9,7 @@ import typer
 from llamacache.cli import _network
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
-from llamacache.cli.options import CacheOpt, JsonOpt, WideOpt
+from llamacache.cli.options import CacheOpt, WideOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.cli.state import state
 from llamacache.errors import UsageError
@@ -92,7 +92,6 @@ def ls(
     ] = False,
     tier: TierOpt = "local",
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
 ) -> Report:
     """List entries (index only): key, size, times, hits, expiry, codec, checksum."""
     s = state(ctx)
@@ -102,9 +101,9 @@ def ls(
         raise UsageError("-0 lists keys of the local tiers; drop --tier or -0")
     if wants_network(tier, {**others, "--filter (other than key~GLOB)": bool(other_filters)}):
         match = next((f[4:] for f in filters or () if f.startswith("key~")), None)
-        return _network.ls(s, cache, json_out=json_out, keys_only=keys_only, match=match)
+        return _network.ls(s, cache, keys_only=keys_only, match=match)
     report = ls_ops.ls(s.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))
-    r = s.renderer(json_out=json_out, wide=wide)
+    r = s.renderer(wide=wide)
     for w in report.warnings:
         r.warn(w)
     if (null or keys_only) and not r.json_mode:  # -0: any key survives the pipe

@@ -119,10 +119,6 @@ OneCacheOpt = Annotated[
     str,
     typer.Option("--cache", "-c", help="Named cache to use.", autocompletion=complete_cache_names),
 ]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", help="Print nothing but errors.")]
 WideOpt = Annotated[
     bool,
     typer.Option(

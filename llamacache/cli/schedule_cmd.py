@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.options import CacheOpt, JsonOpt, _duration
+from llamacache.cli.options import CacheOpt, _duration
 from llamacache.cli.render import Renderer
 from llamacache.cli.state import state
 from llamacache.errors import UsageError
@@ -68,7 +68,6 @@ def _schedule(
     install: bool,
     uninstall: bool,
     target: Path | None,
-    json_out: bool,
 ) -> Report:
     """What ``schedule cron`` and ``schedule systemd`` share: one op call, one rendering."""
     s = state(ctx)
@@ -86,7 +85,7 @@ def _schedule(
         target=target,
         env=os.environ,
     )
-    s.renderer(json_out=json_out).emit(report, _human)
+    s.renderer().emit(report, _human)
     return report
 
 
@@ -125,7 +124,6 @@ def cron(
             help="Edit this file instead of the user's crontab (crontab -l / crontab -).",
         ),
     ] = None,
-    json_out: JsonOpt = False,
 ) -> Report:
     """Print the crontab line that runs `llamacache clean --quiet`; --install adds it.
 
@@ -135,7 +133,7 @@ def cron(
     """
     return _schedule(
         ctx, "cron", every=every, cache=cache, log=log, install=install, uninstall=uninstall,
-        target=crontab_file, json_out=json_out,
+        target=crontab_file,
     )  # fmt: skip
 
 
@@ -155,7 +153,6 @@ def systemd(
             help="Where unit files go (default: $XDG_CONFIG_HOME/systemd/user).",
         ),
     ] = None,
-    json_out: JsonOpt = False,
 ) -> Report:
     """Print a systemd user .service + .timer running `llamacache clean`; --install writes them.
 
@@ -164,7 +161,7 @@ def systemd(
     """
     return _schedule(
         ctx, "systemd", every=every, cache=cache, log=log, install=install, uninstall=uninstall,
-        target=units_dir, json_out=json_out,
+        target=units_dir,
     )  # fmt: skip
 
 

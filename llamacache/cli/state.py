@@ -45,11 +45,10 @@ class State:
             self._manager = CacheManager(settings)
         return self._manager
 
-    def renderer(
-        self, *, json_out: bool = False, quiet: bool = False, wide: bool = False
-    ) -> Renderer:
-        """A renderer honouring the global flags and the command's own --json/--quiet/--wide."""
-        return Renderer(json_mode=self.json or json_out, quiet=self.quiet or quiet, wide=wide)
+    def renderer(self, *, quiet: bool = False, wide: bool = False) -> Renderer:
+        """A renderer honouring --json and --quiet, the command's --wide, and ``quiet``
+        when the command's own output replaces the talk (``bench --csv``)."""
+        return Renderer(json_mode=self.json, quiet=self.quiet or quiet, wide=wide)
 
     def close(self) -> None:
         if self._manager is not None:

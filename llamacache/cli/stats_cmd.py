@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
+from llamacache.cli.options import CacheOpt, WideOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.cli.state import state
 from llamacache.errors import UsageError
@@ -99,16 +99,14 @@ def stats(
         bool, typer.Option("--reset", help="Zero the stored counters after reading them.")
     ] = False,
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ) -> Report:
     """Hit rate, evictions, ghost hits and latency of each cache, summed over every process."""
     s = state(ctx)
-    if prometheus == "-" and (s.json or json_out):
+    if prometheus == "-" and s.json:
         raise UsageError("--json and --prometheus -: both print on stdout; choose one")
     target = None if prometheus is None or prometheus == "-" else Path(prometheus)
     report = stats_ops.stats(s.manager(), cache, reset=reset, prometheus_file=target)
-    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
+    r = s.renderer(wide=wide)
     if prometheus == "-":
         r.text(stats_ops.prometheus_text(report))
     else:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.options import DryRunOpt, JsonOpt, QuietOpt, WideOpt, _size
+from llamacache.cli.options import DryRunOpt, WideOpt, _size
 from llamacache.cli.render import Renderer, size
 from llamacache.cli.state import state
 from llamacache.ops._report import Report
@@ -65,8 +65,6 @@ def warm(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel readers.")] = 1,
     dry_run: DryRunOpt = False,
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ) -> Report:
     """Copy files into a cache before a job; skip what is already cached.
 
@@ -76,7 +74,7 @@ def warm(
     (or a lower --budget), nothing is stored and it exits 1 naming the setting to raise.
     """
     s = state(ctx)
-    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
+    r = s.renderer(wide=wide)
     with r.progress("warming", unit_bytes=True) as progress:
         report = warm_ops.warm(
             s.manager(),

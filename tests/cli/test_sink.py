@@ -73,3 +73,40 @@ def test_version_fast_path_is_the_one_write_in_main() -> None:
     """main.py's one write is the --version answer, nothing else."""
     writes = _writes(ast.parse((CLI / "main.py").read_text()))
     assert [what for _, what in writes] == ["sys.stdout"]
+
+
+# -- each option declared once -----------------------------------------------------------------
+
+
+def test_json_and_quiet_are_declared_once_on_the_root() -> None:
+    from typer.main import get_command
+
+    from llamacache.cli.app import app
+
+    group = get_command(app)
+    assert {"--json", "--quiet"} <= {o for p in group.params for o in getattr(p, "opts", ())}
+    declared = [
+        (name, sub.name)
+        for name, cmd in group.commands.items()  # type: ignore[attr-defined]
+        for sub in [cmd, *getattr(cmd, "commands", {}).values()]
+        for p in sub.params
+        if {"--json", "--quiet"} & set(getattr(p, "opts", ()))
+    ]
+    assert declared == []
+
+
+def test_root_flags_work_after_the_command_but_not_after_double_dash(tmp_path: Path) -> None:
+    import json
+
+    from tests.cli.helpers import cli
+
+    root = str(tmp_path / "root")
+    assert cli("--cache-dir", root, "put", "--json", "k", "v").exit_code == 0
+    after = cli("--cache-dir", root, "get", "k", "--json")
+    before = cli("--cache-dir", root, "--json", "get", "k")
+    assert json.loads(after.stdout) == json.loads(before.stdout)
+    assert json.loads(after.stdout)["value"] == "v"
+    assert cli("--cache-dir", root, "put", "--", "--json", "x").exit_code == 0
+    quiet = cli("--cache-dir", root, "rm", "--quiet", "--", "--json")
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
+    assert cli("--cache-dir", root, "get", "--", "--json").exit_code == 1  # removed
