@@ -54,7 +54,7 @@ _llamacache_value_kind() {
         "backup -c") echo "cache" ;;
         "bench --cache") echo "cache" ;;
         "bench -c") echo "cache" ;;
-        "bench --tier") echo "choice:memory disk tiered network" ;;
+        "bench --tier") echo "choice:memory disk local network" ;;
         "bench --workload") echo "choice:uniform zipf scan mixed" ;;
         "bench --read-ratio") echo "value" ;;
         "bench --keys") echo "value" ;;
@@ -80,7 +80,7 @@ _llamacache_value_kind() {
         "evict --larger-than") echo "value" ;;
         "evict --to-size") echo "value" ;;
         "evict --keep-last") echo "value" ;;
-        "evict --tier") echo "choice:local network" ;;
+        "evict --tier") echo "choice:memory disk local network" ;;
         "evict --plan-out") echo "value" ;;
         "evict --apply") echo "value" ;;
         "evict --wait") echo "value" ;;

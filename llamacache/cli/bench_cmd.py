@@ -79,8 +79,11 @@ def bench(
         ),
     ] = None,
     tier: Annotated[
-        str, typer.Option("--tier", help="memory | disk | tiered | network.")
-    ] = "tiered",
+        str,
+        typer.Option(
+            "--tier", help="memory, disk, local (memory and disk together) or network (Redis)."
+        ),
+    ] = "local",
     workload: Annotated[
         str, typer.Option("--workload", help="uniform | zipf | scan | mixed.")
     ] = "zipf",

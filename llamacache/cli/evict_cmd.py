@@ -99,7 +99,11 @@ def evict(
     ] = None,
     tier: Annotated[
         str,
-        typer.Option("--tier", metavar="TIER", help="memory, disk, all, or network (Redis)."),
+        typer.Option(
+            "--tier",
+            metavar="TIER",
+            help="memory, disk, local (memory and disk together), or network (Redis).",
+        ),
     ] = "disk",
     plan_out: Annotated[
         Path | None,

@@ -92,7 +92,8 @@ def static_choices() -> dict[tuple[str, str], tuple[str, ...]]:
 
     return {
         ("*", "--tier"): ("local", "network"),  # every admin command's --tier (TierOpt)
-        ("bench", "--tier"): ("memory", "disk", "tiered", "network"),
+        ("evict", "--tier"): ("memory", "disk", "local", "network"),
+        ("bench", "--tier"): ("memory", "disk", "local", "network"),
         ("bench", "--workload"): tuple(_bench_targets.WORKLOADS),
         ("bench", "--policy"): POLICIES,
         ("ls", "--sort"): tuple(

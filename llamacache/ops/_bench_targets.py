@@ -26,7 +26,7 @@ from llamacache.errors import OptionError, UsageError
 from llamacache.settings import CacheSettings, NetworkSettings
 
 WORKLOADS = ("uniform", "zipf", "scan", "mixed")
-TIERS = ("memory", "disk", "tiered", "network")
+TIERS = ("memory", "disk", "local", "network")
 ZIPF_S = 1.1
 KEY_PREFIX = "llamacache-bench:"
 # our policy -> the raw diskcache policy closest to it (for --compare)
@@ -211,7 +211,7 @@ def build(
         return MemoryTarget(settings)
     if kind == "disk":
         return TierTarget(DiskTier(settings), settings, "llamacache disk tier")
-    if kind == "tiered":
+    if kind == "local":
         return TieredTarget(settings)
     if kind == "network":
         return TierTarget(network_tier(network, settings.name), settings, "llamacache network")
@@ -224,7 +224,7 @@ def build(
 
 def shared(kind: str) -> bool:
     """True if the target's data outlives the process (filled once, shared by workers)."""
-    return kind in ("disk", "tiered", "network", "diskcache")
+    return kind in ("disk", "local", "network", "diskcache")
 
 
 def remove_bench_keys(target: Target, keys: Sequence[int]) -> None:

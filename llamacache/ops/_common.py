@@ -9,6 +9,22 @@ from llamacache.errors import UnsafeCacheDirError
 from llamacache.manager import CacheManager
 from llamacache.settings import CacheSettings, Settings
 
+# One meaning of --tier in every command: the tiers an op acts on. Each command takes the
+# ones it can act on (admin commands: local or network; evict: memory, disk, local or
+# network; bench: any). The older spellings "all" (evict) and "tiered" (bench) mean local.
+TIERS = {
+    "memory": "the in-process memory front",
+    "disk": "the persistent disk tier",
+    "local": "memory and disk together: this machine's whole stack",
+    "network": "the shared Redis tier",
+}
+TIER_ALIASES = {"all": "local", "tiered": "local"}
+
+
+def canonical_tier(value: str) -> str:
+    """``value`` with an older spelling replaced by its name in TIERS ("all" -> "local")."""
+    return TIER_ALIASES.get(value, value)
+
 
 def targets(manager: CacheManager, cache: str | None) -> list[CacheSettings]:
     """The named cache (CacheNotFoundError if unknown), else every cache that exists on disk.

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from llamacache.errors import OptionError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops import _bench_targets as bt
+from llamacache.ops._common import canonical_tier
 from llamacache.ops._report import Report
 from llamacache.settings import POLICIES, CacheSettings, NetworkSettings
 
@@ -31,7 +32,7 @@ BATCH = 1024  # ops generated and reported per step
 
 @dataclass(frozen=True)
 class BenchSpec:
-    tier: str = "tiered"
+    tier: str = "local"
     workload: str = "zipf"
     read_ratio: float = 0.9
     keys: int = 10_000
@@ -282,6 +283,7 @@ def bench(
     Writes into cache ``cache`` when given (removing its bench keys afterwards), else into
     a temporary cache removed at the end. Raises UsageError on bad input before writing.
     """
+    spec = replace(spec, tier=canonical_tier(spec.tier))  # "tiered": the older name of local
     spec.check()
     if policy is not None and policy not in POLICIES:
         raise OptionError("policy", f"{policy!r} is not one of {', '.join(POLICIES)}")
@@ -304,7 +306,7 @@ def bench(
         settings = bt.scratch_settings(settings, scratch)
     kinds = [spec.tier]
     if spec.compare:
-        if spec.tier in ("disk", "tiered", "network"):
+        if spec.tier in ("disk", "local", "network"):
             kinds.append("diskcache")
         kinds += [k for k in ("memory", "cachetools") if k not in kinds]
     results = []
@@ -312,7 +314,7 @@ def bench(
         for kind in kinds:
             on_target(kind)
             results.append(_measure(kind, settings, network, scratch, spec, progress))
-            if cache is not None and kind in ("disk", "tiered"):
+            if cache is not None and kind in ("disk", "local"):
                 target = bt.build(kind, settings, network, scratch)
                 try:
                     bt.remove_bench_keys(target, range(spec.keys))
@@ -335,7 +337,7 @@ def _ratios(results: list[BenchResult]) -> dict[str, float]:
     by = {r.kind: r for r in results}
     out = {}
     for ours, base in (
-        ("tiered", "diskcache"), ("disk", "diskcache"), ("network", "diskcache"),
+        ("local", "diskcache"), ("disk", "diskcache"), ("network", "diskcache"),
         ("memory", "cachetools"),
     ):  # fmt: skip
         if ours in by and base in by and by[base].ops_per_s:

@@ -25,11 +25,11 @@ from llamacache.engine.eviction import POLICIES
 from llamacache.errors import OptionError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
-from llamacache.ops._common import check_writable, network_warning, targets
+from llamacache.ops._common import canonical_tier, check_writable, network_warning, targets
 from llamacache.ops._report import Report
 from llamacache.settings import CacheSettings
 
-TIERS = ("memory", "disk", "all")
+TIERS = ("memory", "disk", "local")  # "network" is ops.network_admin
 MODEL_KEY = re.compile(r"^(?P<model>.+)@(?P<rev>[^/]+)/(?P<path>.+)$")  # "{model}@{rev}/{file}"
 
 
@@ -209,6 +209,7 @@ def plan_evict(
     manager: CacheManager, cache: str | None, sel: Selectors, *, tier: str = "disk"
 ) -> EvictPlan:
     """What ``evict`` would remove; reads the index only (UsageError for bad selectors)."""
+    tier = canonical_tier(tier)
     if tier not in TIERS:
         raise OptionError("tier", f"{tier!r} is not a tier; expected one of {', '.join(TIERS)}")
     if not sel.given():
@@ -225,7 +226,7 @@ def plan_evict(
     for s in targets(manager, cache):
         if (warning := network_warning(s)) is not None:
             warnings.append(warning)
-        if tier in ("disk", "all"):
+        if tier in ("disk", "local"):
             entries += _disk_entries(s, sel, now, notes)
         if tier == "memory":
             entries += _memory_entries(manager, s, sel)
@@ -281,7 +282,7 @@ def apply_evict(manager: CacheManager, plan: EvictPlan, *, wait: float = 0.0) ->
             gone = set(missed)
             skipped += [e.key for e in disk if e.rowid in gone]
             for e in items:
-                if plan.tier in ("memory", "all"):
+                if plan.tier in ("memory", "local"):
                     tiered.memory.discard(e.key)
             removed += done.count + sum(1 for e in items if e.tier == "memory")
             freed += done.bytes
@@ -315,7 +316,7 @@ def load_plan(path: Path) -> EvictPlan:
         sel = Selectors(**raw)
         entries = tuple(PlannedEntry(**e) for e in body["entries"])
         return EvictPlan(
-            tier=body["tier"],
+            tier=canonical_tier(body["tier"]),
             selectors=sel,
             entries=entries,
             bytes=int(body["bytes"]),
