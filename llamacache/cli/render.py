@@ -348,11 +348,12 @@ class Renderer:
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
 
-    def warn(self, text: str) -> None:
+    def warn(self, warning: object) -> None:
+        """A warning (a ReportWarning or text) as one stderr line; silent with --quiet."""
         if not self.quiet:
             from llamacache.redaction import redact_text
 
-            text = redact_text(text)  # a warning may quote a URL holding a password
+            text = redact_text(str(warning))  # a warning may quote a URL holding a password
             self._talk(f"llamacache: warning: {text}", "33")
 
     def info(self, text: str) -> None:

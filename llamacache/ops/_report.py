@@ -46,6 +46,19 @@ def to_jsonable(value: Any) -> Any:
 
 
 @dataclasses.dataclass(frozen=True)
+class ReportWarning:
+    """A warning a report carries: what kind, which cache (None: the whole setup), and the
+    sentence people read (``str()``). Scripts match on ``kind``, never on the words."""
+
+    kind: str  # e.g. "network-filesystem", "unsigned-network", "disk-limit", "unknown-variable"
+    cache: str | None
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+@dataclasses.dataclass(frozen=True)
 class Report:
     """Base class: subclasses set ``schema`` (e.g. "verify") and bump ``schema_version``.
 

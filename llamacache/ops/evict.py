@@ -26,7 +26,7 @@ from llamacache.errors import OptionError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._common import canonical_tier, check_writable, network_warning, targets
-from llamacache.ops._report import Report
+from llamacache.ops._report import Report, ReportWarning
 from llamacache.settings import CacheSettings
 
 TIERS = ("memory", "disk", "local")  # "network" is ops.network_admin
@@ -76,7 +76,7 @@ class EvictPlan(Report):
     bytes: int
     created: float
     notes: tuple[str, ...] = ()  # for information (a policy-order fallback, no memory front)
-    warnings: tuple[str, ...] = ()  # worth a warning (a cache on a network filesystem)
+    warnings: tuple[ReportWarning, ...] = ()  # a cache on a network filesystem
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def plan_evict(
         raise OptionError("keep_last", f"{sel.keep_last} is not a count; expected 0 or more")
     now = time.time()
     notes: list[str] = []
-    warnings: list[str] = []
+    warnings: list[ReportWarning] = []
     entries: list[PlannedEntry] = []
     for s in targets(manager, cache):
         if (warning := network_warning(s)) is not None:
@@ -322,7 +322,7 @@ def load_plan(path: Path) -> EvictPlan:
             bytes=int(body["bytes"]),
             created=float(body["created"]),
             notes=tuple(body.get("notes", ())),
-            warnings=tuple(body.get("warnings", ())),
+            warnings=tuple(ReportWarning(**w) for w in body.get("warnings", ())),
         )
     except FileNotFoundError:
         raise OptionError("saved", f"{path}: no such file") from None

@@ -18,7 +18,7 @@ from llamacache.engine import index
 from llamacache.errors import OptionError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._common import network_warning, targets
-from llamacache.ops._report import Report
+from llamacache.ops._report import Report, ReportWarning
 
 # sort name -> index field
 SORTS: dict[str, str] = {
@@ -85,11 +85,12 @@ class Entry:
 @dataclass(frozen=True)
 class LsReport(Report):
     schema = "ls"
+    schema_version = 2  # 2: warnings are objects {kind, cache, detail}
     entries: tuple[Entry, ...]
     total: int  # matching entries before --limit
     sort: str
     filters: tuple[str, ...]
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[ReportWarning, ...] = ()
 
 
 def compile_filter(text: str, now: float) -> index.Cond:
@@ -153,7 +154,7 @@ def ls(
     conds = [compile_filter(f, now) for f in filters]
     out: list[Entry] = []
     total = 0
-    warnings: list[str] = []
+    warnings: list[ReportWarning] = []
     for s in targets(manager, cache):
         if (warning := network_warning(s)) is not None:
             warnings.append(warning)

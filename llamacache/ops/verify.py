@@ -32,7 +32,7 @@ from llamacache.formats import VALIDATORS
 from llamacache.locking import lock_holder
 from llamacache.manager import CacheManager
 from llamacache.ops._common import network_warning, targets
-from llamacache.ops._report import Report
+from llamacache.ops._report import Report, ReportWarning
 from llamacache.settings import CacheSettings
 
 __all__ = ["CacheVerify", "Problem", "VerifyReport", "verify"]
@@ -60,7 +60,7 @@ class CacheVerify:
     stale_tmp: int
     complete: bool
     problems: tuple[Problem, ...]
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[ReportWarning, ...] = ()
     immutable: bool = False  # the index was read as an immutable snapshot
     skipped: int = 0  # rows changed or removed by a live writer after the snapshot
 
@@ -68,6 +68,7 @@ class CacheVerify:
 @dataclass(frozen=True)
 class VerifyReport(Report):
     schema = "verify"
+    schema_version = 2  # 2: warnings are objects {kind, cache, detail}
     mode: str  # "full" or "quick"
     sample_percent: float
     max_time: float | None
@@ -342,7 +343,7 @@ def _result(
     counts: dict[str, int],
     problems: list[Problem],
     complete: bool,
-    warnings: tuple[str, ...],
+    warnings: tuple[ReportWarning, ...],
 ) -> CacheVerify:
     def n(kind: str) -> int:
         return sum(1 for p in problems if p.kind == kind)
