@@ -145,7 +145,7 @@ def _traceback(exc: Exception) -> typer.Exit | None:
     return typer.Exit(int(code))
 
 
-# Optional packages and the extra that installs each (STYLE: name what to install).
+# Optional packages and the extra that installs each (an error names what to install).
 _EXTRAS = {
     "redis": "llamacache[network]",
     "numpy": "llamacache[ml]",

@@ -1,4 +1,4 @@
-"""Options declared once and shared by every command (STYLE.md §6).
+"""Options declared once and shared by every command.
 
 Sizes and durations parse with the same functions as the config file, so a bad
 ``--to-size`` fails with the same one-line message as a bad TOML value.
