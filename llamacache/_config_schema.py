@@ -221,7 +221,7 @@ def _key_list(value: object, field: str, ctx: Ctx) -> object:
 
 def _secrets(value: object) -> object:
     """Several secrets as `config show` prints them: each one's public key id, never the key."""
-    from llamacache.engine.netformat import key_id
+    from llamacache.engine.signing import key_id
 
     if not isinstance(value, tuple | list):
         return value

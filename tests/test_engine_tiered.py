@@ -214,3 +214,22 @@ def test_memory_compression_keeps_compressible_values_packed(tmp_path: Path) -> 
     with TieredCache(settings(tmp_path / "plain")) as plain:
         plain.put("t", text)
         assert plain.memory.nbytes == len(text)
+
+
+def test_put_file_as_names_the_entry_after_its_digest_in_one_pass(tmp_path: Path) -> None:
+    src = tmp_path / "w.bin"
+    src.write_bytes(os.urandom(300_000))
+    with TieredCache(settings(tmp_path)) as c:
+        key, meta = c.put_file_as(lambda d: f"blob/{d.hex()}", src)
+        assert key == f"blob/{meta.digest.hex()}" and meta.raw_len == 300_000
+        path = c.get_path(key)
+        assert path is not None and path.read_bytes() == src.read_bytes()
+
+        def refuse(digest: bytes) -> str:
+            raise ValueError("no name for it")
+
+        before = set(tmp_path.rglob("*.val"))
+        with pytest.raises(ValueError):
+            c.put_file_as(refuse, src)
+        assert set(tmp_path.rglob("*.val")) == before  # nothing left behind
+        assert len(c) == 1

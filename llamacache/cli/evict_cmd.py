@@ -94,7 +94,7 @@ def evict(
         typer.Option(
             "--keep-last",
             metavar="N",
-            help='Keep each model\'s N newest revisions (keys "model@rev/file").',
+            help="Keep each model's N newest revisions (and the files only older ones use).",
         ),
     ] = None,
     tier: Annotated[

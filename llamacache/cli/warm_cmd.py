@@ -40,7 +40,9 @@ def warm(
     ] = None,
     revision: Annotated[
         str | None,
-        typer.Option(help='Model revision for folders/files (default "main"); hub: a ref or hash.'),
+        typer.Option(
+            help='Model revision for folders/files (default "main"); hub: a ref or (short) hash.'
+        ),
     ] = None,
     name: Annotated[
         str | None,

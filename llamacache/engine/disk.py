@@ -63,6 +63,10 @@ _SELECT = (
     "SELECT tag, filename, value FROM Cache WHERE key = ? AND raw = ?"
     " AND (expire_time IS NULL OR expire_time > ?)"
 )
+_SELECT_TIMES = (
+    "SELECT tag, filename, value, store_time, expire_time FROM Cache WHERE key = ? AND raw = ?"
+    " AND (expire_time IS NULL OR expire_time > ?)"
+)
 
 
 def _read_only(directory: Path) -> bool:
@@ -124,8 +128,25 @@ class VerifiedEntry:
 
 
 @dataclass(frozen=True)
+class ExportedEntry:
+    """An entry leaving the cache whole (backup): its stored header and verified payload.
+
+    ``meta`` is the header exactly as stored (what a restore stores again); ``parsed`` is
+    what it says. ``handle`` is open at 0 over the verified payload (``parsed.stored_len``
+    bytes) and is the caller's to close.
+    """
+
+    key: Hashable
+    meta: bytes
+    parsed: framing.EntryMeta
+    handle: BinaryIO
+    store_time: float | None
+    expire_time: float | None
+
+
+@dataclass(frozen=True)
 class StoredEntry:
-    """One index row as backup sees it: header, where the payload is, and its times."""
+    """One index row: header, where the payload is, and its times (no value file read)."""
 
     meta: bytes
     path: Path | None  # a value file, or None when the payload is inline
@@ -328,14 +349,51 @@ class DiskTier:
         if row is None:
             self.misses += 1
             return None
-        tag, filename, value = row
+        found = self._verified(key, *row, files_only=files_only)
+        if found is not None and found.handle is not None:
+            self.hits += 1
+            if self._track:
+                self.record_access(key)
+        return found
+
+    def export(self, key: Hashable) -> ExportedEntry | None:
+        """``key``'s entry as a backup copies it: stored header, verified payload, times.
+
+        The same checks as ``open_verified`` (header bound to ``key``, a regular value file
+        of the recorded size, digest matched: CorruptEntryError otherwise), except that an
+        entry in an older header format (no key hash) is exported as it is stored, since
+        it reads as a miss wherever it is restored. None when the entry is gone (removed
+        or expired meanwhile). Records no access and counts no hit: copying a cache is not
+        using it. Costs one hash pass over the payload (once per file identity).
+        """
+        row = self._described(key)
+        if row is None:
+            return None
+        tag, filename, value, store_time, expire_time = row
+        found = self._verified(key, tag, filename, value, stale_ok=True)
+        if found is None or found.handle is None:
+            return None
+        return ExportedEntry(key, bytes(tag), found.meta, found.handle, store_time, expire_time)
+
+    def _verified(
+        self,
+        key: Hashable,
+        tag: Any,
+        filename: Any,
+        value: Any,
+        *,
+        files_only: bool = False,
+        stale_ok: bool = False,
+    ) -> VerifiedEntry | None:
+        """One index row's payload opened and verified (see ``open_verified``)."""
         try:
             meta = framing.parse_meta(tag)
         except ValueError:
             raise self._corrupt(key, "bad entry header") from None
         if meta.key_hash is None:
-            raise framing.StaleEntryError(self.name, key, "written by an older llamacache")
-        if not framing.check_key(meta, key):
+            if not stale_ok:
+                raise framing.StaleEntryError(self.name, key, "written by an older llamacache")
+        elif not framing.check_key(meta, key):
             raise self._corrupt(key, "entry belongs to another key")
         if files_only and (filename is None or not meta.is_raw):
             return VerifiedEntry(meta, None, None)
@@ -352,9 +410,6 @@ class DiskTier:
             if opened is None:
                 return None
             handle = opened
-        self.hits += 1
-        if self._track:
-            self.record_access(key)
         return VerifiedEntry(meta, handle, path)
 
     def _open_file(self, key: Hashable, filename: str, meta: framing.EntryMeta) -> Any:
@@ -393,24 +448,25 @@ class DiskTier:
     def describe(self, key: Hashable) -> StoredEntry | None:
         """Header, storage and times of one entry, without reading a file-backed value.
 
-        For backup: the row is read in one statement, so it is never half-written; a
-        file it names may vanish afterwards (a concurrent remove), which the caller sees
-        as FileNotFoundError when it opens the path. Does not record an access.
+        The row is read in one statement, so it is never half-written; a file it names
+        may vanish afterwards (a concurrent remove), which the caller sees as
+        FileNotFoundError when it opens the path. Does not record an access.
         """
-        db_key, raw = self._disk.put(key)
-        try:
-            rows = self._cache._sql(
-                "SELECT tag, filename, value, store_time, expire_time FROM Cache"
-                " WHERE key = ? AND raw = ? AND (expire_time IS NULL OR expire_time > ?)",
-                (db_key, raw, time.time()),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
-        if not rows:
+        row = self._described(key)
+        if row is None:
             return None
-        tag, filename, value, store_time, expire_time = rows[0]
+        tag, filename, value, store_time, expire_time = row
         path = None if filename is None else self.directory / filename
         return StoredEntry(bytes(tag or b""), path, value, store_time, expire_time)
+
+    def _described(self, key: Hashable) -> tuple[Any, Any, Any, Any, Any] | None:
+        """``key``'s unexpired row with its times (one statement), or None."""
+        db_key, raw = self._disk.put(key)
+        try:
+            rows = self._cache._sql(_SELECT_TIMES, (db_key, raw, time.time())).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return rows[0] if rows else None
 
     def open(self, key: Hashable) -> BinaryIO | None:
         """The stored payload as a binary file (unverified; see TieredCache.open), or None."""
@@ -520,6 +576,16 @@ class DiskTier:
         Never reads the source whole. The entry is always file-backed, so ``path_of``
         can hand it out for memory-mapping. Costs one copy (+ fsync) of the file.
         """
+        return self.put_file_as(lambda digest: key, source, ttl)[1]
+
+    def put_file_as(
+        self,
+        name: Callable[[bytes], Hashable],
+        source: str | Path | BinaryIO,
+        ttl: float | None = None,
+    ) -> tuple[Hashable, framing.EntryMeta]:
+        """``put_file`` under the key ``name(digest)``: content addressing in one pass (the
+        file is copied and hashed, then named and indexed). Returns the key and the header."""
         algo = checksums.BY_NAME[self.settings.checksum]
         hasher = algo.new()
         try:
@@ -531,11 +597,16 @@ class DiskTier:
         except OSError as exc:
             raise self._error(exc) from exc
         digest = hasher.digest()
+        try:
+            key = name(digest)
+        except BaseException:
+            self._disk.remove(prepared.filename)  # never indexed: ours to remove
+            raise
         meta = framing.make_meta(
             framing.K_RAWFILE, 0, algo.id, digest, prepared.size, prepared.size, key
         )
         self._index(key, prepared, meta, ttl if ttl is not None else self._ttl)
-        return framing.parse_meta(meta)
+        return key, framing.parse_meta(meta)
 
     def put_framed(
         self, key: Hashable, meta: bytes, source: BinaryIO, expire: float | None = None

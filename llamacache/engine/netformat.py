@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from llamacache.engine import checksums, codecs, framing
+from llamacache.engine.signing import KEY_ID_LEN, key_id
 
 BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
 
@@ -46,7 +47,6 @@ VERSION = 1
 T_INLINE, T_MANIFEST = 0, 1
 F_SIGNED, F_KEY_ID = 1, 2
 SIG_LEN = 32
-KEY_ID_LEN = 4
 # Kinds that decode without running code; anything else needs an authenticated record.
 SAFE_KINDS = frozenset({"bytes", "str", "numpy", "rawfile"})
 # Plain numeric/text dtypes only ("|O" object arrays would need pickle).
@@ -127,11 +127,6 @@ def _sign(signing_key: bytes, rkey: bytes, rtype: int, meta: bytes, body: BytesL
     mac.update(meta)
     mac.update(body)
     return mac.digest()
-
-
-def key_id(secret: bytes) -> bytes:
-    """A short public name for a signing key (one-way: it reveals no more than a signature)."""
-    return hmac.new(secret, b"llamacache signing key id", hashlib.sha256).digest()[:KEY_ID_LEN]
 
 
 def pack_record(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import redis
@@ -44,6 +45,15 @@ def _warn_once(what: str, message: str, *args: object) -> None:
     if what not in _warned:
         _warned.add(what)
         log.warning(message, *args)
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    """One shared entry record as ``NetworkTier.verify_records`` found it."""
+
+    key: str  # the cache key as people wrote it (a hashed key shows as its ``h:<sha256>``)
+    problem: str | None  # None when intact; "bad signature", "missing chunk 3 (...)", ...
+    bytes: int  # payload bytes read and checked
 
 
 BATCH_BYTES = 16 * 1024 * 1024  # bytes per pipelined batch of chunks (bounds memory)
@@ -447,6 +457,65 @@ class NetworkTier:
                 yield [as_bytes(k) for k in keys]
             if cursor == 0:
                 return
+
+    # -- admin ----------------------------------------------------------------------------
+
+    def key_text(self, rkey: str) -> str:
+        """The cache key of an entry record as people wrote it (a hashed key: its text form)."""
+        text = rkey[len(self.entry_prefix) :]
+        key = nf.decode_key(text)
+        return text if key is None else str(key)
+
+    def records(self) -> Iterator[tuple[str, bytes | None]]:
+        """``(entry key, record or None if it vanished)`` for every entry of this cache.
+
+        SCAN plus one MGET per 1000 entries; raises redis.RedisError / OSError.
+        """
+        for batch in self.scan_batches(self.entry_prefix + "*"):
+            datas = self.client.mget(batch)
+            for k, d in zip(batch, datas, strict=True):
+                yield k.decode("utf-8", "replace"), None if d is None else as_bytes(d)
+
+    def verify_records(self) -> Iterator[RecordCheck]:
+        """Every entry record through the gate a read passes, every chunk present and right.
+
+        Reads every chunk once, in MGET batches of at most ``batch_bytes``, so it costs the
+        whole shared payload in transfer; writes nothing and counts nothing. A record that
+        vanished meanwhile is skipped. Raises redis.RedisError / OSError (server failed).
+        """
+        for rkey, data in self.records():
+            if data is None:
+                continue
+            problem, seen = self._verify_record(rkey, data)
+            yield RecordCheck(self.key_text(rkey), problem, seen)
+
+    def _verify_record(self, rkey: str, data: bytes) -> tuple[str | None, int]:
+        try:  # the same gate a read goes through: what it rejects is listed
+            rec, meta = nf.admit(rkey.encode(), data, self._keys, self.settings.max_value_size)
+        except nf.BadRecord as exc:
+            return str(exc), 0
+        if rec.rtype == nf.T_INLINE:
+            return None, len(rec.body)
+        man = nf.unpack_manifest(rec.body)
+        per = max(1, self.batch_bytes // man.chunk_size)
+        hasher = checksums.BY_NAME[meta.checksum].new()
+        seen = 0
+        for start in range(0, man.count, per):
+            names = [
+                nf.chunk_key(self.settings.key_prefix, self.cache, meta.digest, man.chunk_size, i)
+                for i in range(start, min(man.count, start + per))
+            ]
+            for i, reply in enumerate(self.client.mget(names), start):
+                if reply is None:
+                    return f"missing chunk {i} ({names[i - start]})", seen
+                chunk = as_bytes(reply)
+                if man.algo.digest(chunk) != man.digests[i]:
+                    return f"chunk {i} digest mismatch ({names[i - start]})", seen
+                hasher.update(chunk)
+                seen += len(chunk)
+        if seen != meta.stored_len or hasher.digest() != meta.digest:
+            return "assembled value digest mismatch", seen
+        return None, seen
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import contextlib
 import io
 import sys
 import time
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -397,6 +397,22 @@ class TieredCache:
         if self.lower:
             self._share_file(key, ttl)
         return entry
+
+    def put_file_as(
+        self,
+        name: Callable[[bytes], Hashable],
+        source: str | Path | BinaryIO,
+        ttl: float | None = None,
+    ) -> tuple[Hashable, framing.EntryMeta]:
+        """``put_file`` under the key ``name(digest)`` (content addressing): one pass copies
+        and hashes the file, then it is named. Returns the key and the header."""
+        if ttl is not None:
+            check_ttl(ttl)
+        key, entry = self.disk.put_file_as(name, source, ttl)
+        self.memory.discard(key)
+        if self.lower:
+            self._share_file(key, ttl)
+        return key, entry
 
     def _share_file(self, key: Hashable, ttl: float | None) -> None:
         """Write a file entry through to lower tiers, streamed from the disk tier's file."""

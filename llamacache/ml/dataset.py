@@ -30,11 +30,11 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
-from llamacache.engine import framing
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CorruptEntryError, UsageError
 from llamacache.manager import CacheManager
-from llamacache.ml import batches, shards
+from llamacache.ml import batches as B
+from llamacache.ml import shards as S
 from llamacache.ml.epoch import DatasetTooLargeWarning, EpochWriter, batch_key, shard_key
 from llamacache.ml.identity import dataset_identity, function_identity
 from llamacache.ml.model import NotCachedError
@@ -51,7 +51,7 @@ class CachedDataset:
 
     def __init__(self, owner: DatasetCache, key: str, info: dict[str, Any]) -> None:
         self._owner, self.key, self.info = owner, key, info
-        self._open: dict[int, shards.Shard] = {}  # shards mapped by __getitem__/batch()
+        self._open: dict[int, S.Shard] = {}  # shards mapped by __getitem__/batch()
 
     def __len__(self) -> int:
         return int(self.info["records"])
@@ -72,7 +72,7 @@ class CachedDataset:
 
     def __iter__(self) -> Iterator[Any]:
         for batch in self.batches():
-            yield from batches.uncollate(batch)
+            yield from B.uncollate(batch)
 
     def __getitem__(self, i: int) -> Any:
         n = len(self)
@@ -80,7 +80,7 @@ class CachedDataset:
             raise IndexError(i)
         i %= n
         size = int(self.info["batch_size"])
-        return batches.uncollate(self.batch(i // size))[i % size]
+        return B.uncollate(self.batch(i // size))[i % size]
 
 
 class DatasetCache:
@@ -96,7 +96,7 @@ class DatasetCache:
         *,
         cache: str = "training",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        shard_bytes: int = shards.SHARD_BYTES,
+        shard_bytes: int = S.SHARD_BYTES,
     ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size {batch_size} must be at least 1")
@@ -186,42 +186,29 @@ class DatasetCache:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _entry_digest(self, skey: str) -> str | None:
-        """The digest the cache's index holds for a shard entry (no file read)."""
-        found = self.cache.disk.locate(skey)
-        try:
-            return None if found is None else framing.parse_meta(found[0]).digest.hex()
-        except ValueError:
-            return None
-
-    def _shard(self, key: str, info: dict[str, Any], s: int) -> shards.Shard:
-        """Map shard ``s`` of an epoch, checking it against the digest in the marker.
+    def _shard(self, key: str, info: dict[str, Any], s: int) -> S.Shard:
+        """Map shard ``s`` of an epoch: the descriptor the cache verified, whose entry digest
+        must be the one the marker recorded (one hash pass per file identity, by the engine).
 
         A shard entry replaced since the marker was read (another process refilled the
-        epoch) is a miss, not corruption: the stream then refills from the source.
+        epoch) is a miss, not corruption: the stream then refills from the source. A damaged
+        shard follows the cache's ``on_corrupt`` (raise, or quarantine and miss).
         """
         spec = info["shards"][s]
         skey = shard_key(key, s)
-        gone = NotCachedError(f"dataset {key!r}: shard {s} is no longer cached")
-        path = self.cache.get_path(skey)
-        if path is None or self._entry_digest(skey) != spec["digest"]:
-            raise gone
-        try:
-            return shards.Shard(
-                path, spec["checksum"], bytes.fromhex(spec["digest"]), info["layout"]
-            )
-        except FileNotFoundError:
-            raise gone from None
-        except shards.ShardCorrupt as exc:
-            if self._entry_digest(skey) != spec["digest"]:
-                raise gone from None  # replaced while we mapped it
-            if self.cache.settings.on_corrupt == "raise":
+        found = self.cache.open_verified(skey, files_only=True)
+        if found is None or found.handle is None:
+            raise NotCachedError(f"dataset {key!r}: shard {s} is no longer cached")
+        with found.handle as f:
+            if found.meta.digest.hex() != spec["digest"]:
+                raise NotCachedError(f"dataset {key!r}: shard {s} was replaced")
+            try:
+                return S.Shard(f.fileno(), info["layout"])
+            except S.ShardCorrupt as exc:  # verified bytes that are no shard: a bug or a forgery
                 raise CorruptEntryError(self.cache.name, skey, str(exc)) from None
-            self.cache.remove(skey)  # on_corrupt=miss: drop it; the stream refills
-            raise NotCachedError(f"dataset {key!r}: shard {s} was corrupt") from None
 
     def _read_batch(
-        self, key: str, info: dict[str, Any], i: int, shards: dict[int, shards.Shard]
+        self, key: str, info: dict[str, Any], i: int, shards: dict[int, S.Shard]
     ) -> Any:
         for s, spec in enumerate(info.get("shards", ())):
             if spec["first"] <= i < spec["first"] + spec["count"]:
@@ -234,7 +221,7 @@ class DatasetCache:
             raise NotCachedError(f"dataset {key!r}: batch {i} is no longer cached")
         if isinstance(value, bytes):
             try:
-                return batches.unpack(value)
+                return B.unpack(value)
             except (ValueError, KeyError) as exc:
                 raise CorruptEntryError(self.cache.name, bkey, f"bad batch: {exc}") from None
         return value
@@ -298,10 +285,10 @@ class DatasetCache:
         for record in dataset:
             records.append(fn(record) if fn is not None else record)
             if len(records) == self.batch_size:
-                yield batches.collate(records)
+                yield B.collate(records)
                 records = []
         if records:
-            yield batches.collate(records)
+            yield B.collate(records)
 
     def _fill(
         self,
@@ -317,7 +304,7 @@ class DatasetCache:
         try:
             for batch in self._source_batches(dataset, fn):
                 writer.put((n, batch))
-                records += batches.batch_len(batch)
+                records += B.batch_len(batch)
                 if n >= skip:
                     yield batch
                 n += 1

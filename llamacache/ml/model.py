@@ -1,163 +1,120 @@
-"""The model cache: a model's files under ``{model}@{revision}/{path}`` keys, read back mmapped.
+"""The model cache: put models (arrays, files, folders), get tensors mmapped, get path views.
 
-Every file of a model revision is one raw file entry (``TieredCache.put_file``: streamed,
-digest recorded, stored byte-for-byte) so ``get_path`` hands out a path that can be
-memory-mapped; ``admin evict --keep-last N`` groups entries by the ``{model}@{revision}/``
-prefix. A small manifest (``{model}@{revision}/.manifest.json``) is written LAST, so an
-interrupted ``put_model`` never looks complete, and removed FIRST when a revision is replaced.
+How a revision is stored lives in ``revisions``: each distinct file body once, as a blob
+shared by every revision and model with those bytes, and a revision as a manifest listing
+blobs, written LAST so an interrupted ``put_model`` never looks complete, and removed FIRST
+when a revision is replaced. Removing a revision removes the blobs no other manifest in the
+cache lists, so a file's bytes leave with the last revision that uses them.
+
+Revision names resolve like the hub's: a ref (``main``, recorded by ``warm`` from a hub
+repo's ``refs/``) names a commit; else a stored revision of that exact name; else a unique
+prefix (4+ hex digits) of one.
 """
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
-import time
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from llamacache.engine.framing import EntryMeta
+from llamacache.engine import EntryMeta
 from llamacache.engine.safety import leads_outside
-from llamacache.engine.tiered import TieredCache
-from llamacache.errors import CorruptEntryError, UsageError
-from llamacache.errors import NotCachedError as NotCachedError  # its old home
+from llamacache.errors import (
+    CorruptEntryError,
+    NotCachedError,
+    UsageError,
+)
 from llamacache.formats import VALIDATORS
 from llamacache.formats import safetensors as st
 from llamacache.manager import CacheManager
+from llamacache.ml.revisions import (
+    BLOBS,
+    DEFAULT_REVISION,
+    MANIFEST,
+    REF,
+    ModelFile,
+    ModelInfo,
+    blob_key,
+    check_name,
+    check_relpath,
+    check_revision,
+    file_key,
+    find_blob,
+    hash_source,
+    listed_files,
+    manifest_key,
+    parse_manifest,
+    read_manifest,
+    ref_key,
+    store_blob,
+    write_manifest,
+    write_ref,
+)
 
-DEFAULT_REVISION = "main"
-MANIFEST = ".manifest.json"
+__all__ = [
+    "BLOBS",
+    "DEFAULT_REVISION",
+    "MANIFEST",
+    "REF",
+    "SNAPSHOTS_DIR",
+    "WEIGHTS",
+    "ModelCache",
+    "ModelFile",
+    "ModelInfo",
+    "NotCachedError",
+    "blob_key",
+    "check_name",
+    "check_relpath",
+    "check_revision",
+    "file_key",
+    "find_blob",
+    "hash_source",
+    "listed_files",
+    "manifest_key",
+    "parse_manifest",
+    "read_manifest",
+    "ref_key",
+    "store_blob",
+    "write_manifest",
+    "write_ref",
+]
+
 WEIGHTS = "model.safetensors"  # the file name put_model gives a dict of arrays
 SNAPSHOTS_DIR = "snapshots"  # model_path views, in the cache's own directory
+_SHORT_HASH = re.compile(r"[0-9a-f]{4,64}")
 
 
-def check_name(name: str) -> str:
-    """A model name: path-like segments ("org/model"), no "@", no "." or ".." segments."""
-    parts = name.split("/")
-    if (
-        not name
-        or "@" in name
-        or "\\" in name
-        or "\0" in name
-        or any(p in ("", ".", "..") for p in parts)
-    ):
-        raise UsageError(
-            f"model name {name!r} is not valid; expected e.g. 'llama-7b' or 'org/model'"
-        )
-    return name
+def _sources(
+    tensors_or_path: Mapping[str, Any] | str | Path, metadata: Mapping[str, str] | None
+) -> tuple[dict[str, Any], int, bool]:
+    """``({path in model: Path or stream factory}, total bytes, replaces the file set)``."""
+    sources: dict[str, Any] = {}
+    if not isinstance(tensors_or_path, (str, Path)):
+        tensors = tensors_or_path
+        sources[WEIGHTS] = lambda: st.TensorStream(tensors, metadata)
+        return sources, st.TensorStream(tensors, metadata).size, False
+    src = Path(tensors_or_path)
+    if src.is_dir():
+        for path in sorted(src.rglob("*")):
+            if path.is_file():
+                sources[check_relpath(path.relative_to(src).as_posix())] = path
+    elif src.is_file():
+        sources[check_relpath(src.name)] = src
+    else:
+        raise UsageError(f"{src}: no such file or directory")
+    _check_safetensors(sources)
+    return sources, sum(p.stat().st_size for p in sources.values()), src.is_dir()
 
 
-def check_revision(revision: str | None) -> str:
-    rev = DEFAULT_REVISION if revision is None else revision
-    if not rev or any(c in rev for c in "/@\\\0") or rev in (".", ".."):
-        raise UsageError(f"revision {rev!r} is not valid; expected e.g. 'main' or a commit hash")
-    return rev
-
-
-def check_relpath(rel: str) -> str:
-    """A file path inside a model: relative, normalized, no "..", never the manifest's name.
-
-    Manifests are data, not paths: this runs when a manifest is written *and* when one is
-    read (it may come from a shared tier or an archive), so no listed path can reach
-    outside the model's own ``snapshots/`` folder.
-    """
-    bad = (
-        not isinstance(rel, str)
-        or not rel
-        or len(rel) > 4096
-        or any(c in rel for c in "\0\\")
-        or any(ord(c) < 32 for c in rel)
-        or PurePosixPath(rel).is_absolute()
-        or any(s in ("", ".", "..") for s in rel.split("/"))
-    )
-    if bad:
-        raise UsageError(f"model file path {rel!r} must be relative and stay inside the model")
-    if rel == MANIFEST:
-        raise UsageError(f"model file path {rel!r} is reserved for llamacache's manifest")
-    return rel
-
-
-def file_key(name: str, revision: str, rel: str) -> str:
-    return f"{name}@{revision}/{rel}"
-
-
-def manifest_key(name: str, revision: str) -> str:
-    return f"{name}@{revision}/{MANIFEST}"
-
-
-@dataclass(frozen=True)
-class ModelFile:
-    path: str  # relative, posix
-    size: int
-    digest: str  # hex, the cache's checksum algorithm
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    revision: str
-    files: tuple[ModelFile, ...]
-    created: float  # epoch seconds the manifest was written
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(f.size for f in self.files)
-
-
-def write_manifest(
-    cache: TieredCache, name: str, revision: str, files: Mapping[str, EntryMeta | ModelFile]
-) -> ModelInfo:
-    """Record a revision as complete (call only after every file is stored)."""
-    for rel in files:
-        check_relpath(rel)
-    entries = tuple(
-        sorted(
-            (
-                m if isinstance(m, ModelFile) else ModelFile(rel, m.raw_len, m.digest.hex())
-                for rel, m in files.items()
-            ),
-            key=lambda f: f.path,
-        )
-    )
-    info = ModelInfo(name, revision, entries, time.time())
-    body = {
-        "model": name,
-        "revision": revision,
-        "created": info.created,
-        "files": [{"path": f.path, "size": f.size, "digest": f.digest} for f in entries],
-    }
-    cache.put(manifest_key(name, revision), json.dumps(body))
-    return info
-
-
-def _manifest_file(row: object) -> ModelFile:
-    """One validated manifest row (a row is data: its path is checked like user input)."""
-    if not isinstance(row, dict):
-        raise TypeError("a file row is not an object")
-    size, digest = row["size"], row["digest"]
-    if type(size) is not int or size < 0:
-        raise ValueError(f"size {size!r} is not a byte count")
-    if not isinstance(digest, str) or not digest or len(digest) > 128:
-        raise ValueError(f"digest {digest!r} is not a hex digest")
-    bytes.fromhex(digest)
-    return ModelFile(check_relpath(row["path"]), size, digest)
-
-
-def read_manifest(cache: TieredCache, name: str, revision: str) -> ModelInfo | None:
-    raw = cache.get(manifest_key(name, revision))
-    if not isinstance(raw, str):
-        return None
-    try:
-        body = json.loads(raw)
-        files = tuple(_manifest_file(f) for f in body["files"])
-        if len({f.path for f in files}) != len(files):
-            raise ValueError("a path is listed twice")
-        return ModelInfo(name, revision, files, float(body["created"]))
-    except (ValueError, KeyError, TypeError) as exc:  # UsageError is a ValueError too
-        key = manifest_key(name, revision)
-        raise CorruptEntryError(cache.name, key, f"bad manifest: {exc}") from None
+def _source(src: Any, size: bool = False) -> Any:
+    """A fresh reader of one ``_sources`` value (a Path, or a stream factory), or its size."""
+    if isinstance(src, Path):
+        return src.stat().st_size if size else src
+    stream = src()
+    return stream.size if size else stream
 
 
 def _check_safetensors(sources: Mapping[str, Path]) -> None:
@@ -198,44 +155,45 @@ class ModelCache:
         """Store a dict of arrays (as ``model.safetensors``), one file, or a whole directory.
 
         A directory replaces the revision's file set; a file or a dict of arrays is added to
-        it. Files are streamed (4 MiB blocks), never read whole. Raises UsageError when the
-        model cannot fit the cache (it would evict itself), a path is not a file/dir, or a
-        ``*.safetensors`` file is not valid safetensors (nothing is stored then).
+        it. Each file is stored once, as a blob: a file of a size some stored revision lists
+        is hashed first and not written when its blob is there (one read, no write); any
+        other is copied and hashed in one pass. Files are streamed in 4 MiB blocks, never
+        read whole. A revision named like a ref (``main``) replaces
+        that ref. Raises UsageError when the model cannot fit the cache (it would evict
+        itself), a path is not a file/dir, or a ``*.safetensors`` file is not valid
+        safetensors (nothing is stored then).
         """
         check_name(name)
         rev = check_revision(revision)
-        sources: dict[str, Any] = {}
-        replace = False
-        if isinstance(tensors_or_path, (str, Path)):
-            src = Path(tensors_or_path)
-            if src.is_dir():
-                replace = True
-                for path in sorted(src.rglob("*")):
-                    if path.is_file():
-                        sources[check_relpath(path.relative_to(src).as_posix())] = path
-            elif src.is_file():
-                sources[check_relpath(src.name)] = src
-            else:
-                raise UsageError(f"{src}: no such file or directory")
-            size = sum(p.stat().st_size for p in sources.values())
-            _check_safetensors(sources)
-        else:
-            stream = st.TensorStream(tensors_or_path, metadata)
-            sources[WEIGHTS] = stream
-            size = stream.size
+        sources, size, replace = _sources(tensors_or_path, metadata)
         self._check_fits(name, size)
-        old = None if replace else read_manifest(self.cache, name, rev)
+        try:
+            old = read_manifest(self.cache, name, rev)
+        except CorruptEntryError:
+            old = None
+        listed = {f.size for f in listed_files(self.cache)}  # sizes a stored file could match
         self.cache.remove(manifest_key(name, rev))  # from here on the revision is incomplete
-        files: dict[str, EntryMeta | ModelFile] = {f.path: f for f in old.files} if old else {}
+        files: dict[str, EntryMeta | ModelFile] = {}
+        if old is not None and not replace:
+            files.update({f.path: f for f in old.files})
+        algo = self.cache.settings.checksum
         for rel, src in sources.items():
-            files[rel] = self.cache.put_file(file_key(name, rev, rel), src)
+            if _source(src, size=True) in listed:  # may be stored: look before writing
+                digest, n = hash_source(_source(src), algo)
+                files[rel] = store_blob(self.cache, rel, _source(src), digest, n)[0]
+            else:  # cannot be stored yet: one pass, named after its digest
+                files[rel] = store_blob(self.cache, rel, _source(src))[0]
         if replace:
-            prefix = f"{name}@{rev}/"
-            for key in list(self._keys(name, rev)):
-                rel = key[len(prefix) :]
-                if rel not in files and rel != MANIFEST:
+            for key in list(self._keys(name, rev)):  # per-revision entries of old manifests
+                if not key.endswith(("/" + MANIFEST, "/" + REF)):
                     self.cache.remove(key)
-        return write_manifest(self.cache, name, rev, files)
+        info = write_manifest(self.cache, name, rev, files)
+        self.cache.remove(ref_key(name, rev))  # "main" is now this revision, not a ref
+        if old is not None:
+            self._drop_unreferenced(
+                {old.key(f) for f in old.files if f.checksum} - {info.key(f) for f in info.files}
+            )
+        return info
 
     def _check_fits(self, name: str, size: int) -> None:
         s = self.cache.settings
@@ -256,42 +214,140 @@ class ModelCache:
             if isinstance(key, str) and key.startswith(prefix):
                 yield key
 
-    def remove_model(self, name: str, revision: str | None = None) -> int:
-        """Remove one revision (or every revision when None); returns entries removed."""
+    def _manifests(self, name: str | None = None) -> Iterator[tuple[str, str]]:
+        """``(model, revision)`` of every manifest key in the cache (or of one model)."""
+        for key in self.cache.disk.iter_keys():
+            if not isinstance(key, str) or not key.endswith("/" + MANIFEST):
+                continue
+            model, at, rev = key[: -len(MANIFEST) - 1].partition("@")
+            if at and rev and "/" not in rev and (name is None or model == name):
+                yield model, rev
+
+    def _referenced(self) -> set[str]:
+        """Keys of every blob some readable manifest in the cache lists (reads them all)."""
+        used: set[str] = set()
+        for model, rev in self._manifests():
+            try:
+                info = read_manifest(self.cache, model, rev)
+            except CorruptEntryError:
+                continue
+            if info is not None:
+                used.update(info.key(f) for f in info.files if f.checksum)
+        return used
+
+    def _drop_unreferenced(self, candidates: set[str]) -> int:
+        """Remove the blobs among ``candidates`` that no manifest lists any more: the bytes
+        of a file go when its last revision goes. Returns entries removed."""
+        if not candidates:
+            return 0
+        return sum(self.cache.remove(key) for key in sorted(candidates - self._referenced()))
+
+    def refs(self, name: str) -> dict[str, str]:
+        """The model's refs (``{"main": commit}``), as ``warm`` recorded them from a hub repo."""
         check_name(name)
-        revs = [check_revision(revision)] if revision is not None else self.revisions(name)
+        out: dict[str, str] = {}
+        prefix = f"{name}@"
+        for key in self.cache.disk.iter_keys():
+            if isinstance(key, str) and key.startswith(prefix) and key.endswith("/" + REF):
+                ref = key[len(prefix) : -len(REF) - 1]
+                target = self.cache.get(key)
+                if "/" not in ref and isinstance(target, str):
+                    out[ref] = target
+        return out
+
+    def set_ref(self, name: str, ref: str, revision: str) -> None:
+        """Point ``ref`` (e.g. ``main``) at a stored revision, as a hub repo's ``refs/<ref>``."""
+        write_ref(self.cache, name, ref, revision)
+
+    def remove_model(self, name: str, revision: str | None = None) -> int:
+        """Remove one revision (resolved like ``info``) or every revision and ref of the
+        model when None, then the blobs no other manifest lists; returns entries removed.
+
+        Cost: one scan of the cache's keys, and one read of every manifest in the cache to
+        learn which blobs are still referenced.
+        """
+        check_name(name)
+        if revision is None:
+            revs = sorted({rev for _, rev in self._manifests(name)})
+        else:
+            try:
+                revs = [self.resolve(name, revision)]
+            except NotCachedError:
+                revs = [check_revision(revision)]
+        refs = self.refs(name)
         n = 0
+        blobs: set[str] = set()
         for rev in revs:
+            try:
+                info = read_manifest(self.cache, name, rev)
+            except CorruptEntryError:
+                info = None
             n += self.cache.remove(manifest_key(name, rev))  # first: never half-complete
+            if info is not None:
+                blobs.update(info.key(f) for f in info.files if f.checksum)
             for key in list(self._keys(name, rev)):
                 n += self.cache.remove(key)
-        return n
+        for ref, target in refs.items():
+            if revision is None or target in revs:
+                n += self.cache.remove(ref_key(name, ref))
+        return n + self._drop_unreferenced(blobs)
 
     # -- reads ------------------------------------------------------------------------------
 
-    def info(self, name: str, revision: str | None = None) -> ModelInfo:
-        """The complete revision's manifest; NotCachedError when absent or incomplete."""
+    def resolve(self, name: str, revision: str | None = None) -> str:
+        """The stored revision a name means, as the hub resolves it: a ref (``main``), else
+        a stored revision of that name (a full hash), else a unique prefix of one (at least
+        4 hex digits). UsageError for an ambiguous prefix; an unknown name comes back
+        unchanged (``info`` then raises NotCachedError)."""
         check_name(name)
         rev = check_revision(revision)
+        key = ref_key(name, rev)
+        target = self.cache.get(key)
+        if isinstance(target, str):
+            try:
+                return check_revision(target)
+            except UsageError:
+                raise CorruptEntryError(self.cache.name, key, "bad ref") from None
+        if manifest_key(name, rev) in self.cache or not _SHORT_HASH.fullmatch(rev):
+            return rev
+        found = sorted({r for _, r in self._manifests(name) if r.startswith(rev)})
+        if len(found) > 1:
+            raise UsageError(
+                f"revision {rev!r} of model {name!r} is ambiguous: it starts " + ", ".join(found)
+            )
+        return found[0] if found else rev
+
+    def info(self, name: str, revision: str | None = None) -> ModelInfo:
+        """The complete revision's manifest (the name resolved like the hub's, see
+        ``resolve``); NotCachedError when absent or incomplete."""
+        rev = self.resolve(name, revision)
         info = read_manifest(self.cache, name, rev)
         if info is None:
-            raise NotCachedError(f"model {name}@{rev} is not in cache {self.cache.name!r}")
+            asked = check_revision(revision)
+            shown = rev if asked == rev else f"{asked} ({rev})"
+            raise NotCachedError(f"model {name}@{shown} is not in cache {self.cache.name!r}")
         return info
+
+    def entry_key(self, name: str, revision: str | None, path: str) -> str:
+        """The cache key holding one file of a stored revision (its blob)."""
+        info = self.info(name, revision)
+        for f in info.files:
+            if f.path == path:
+                return info.key(f)
+        raise NotCachedError(f"model {name}@{info.revision} has no file {path!r}")
 
     def revisions(self, name: str) -> list[str]:
         """Complete revisions of ``name``, newest first (one scan of the cache's keys)."""
         check_name(name)
         found: list[tuple[float, str]] = []
-        for key in self.cache.disk.iter_keys():
-            if isinstance(key, str) and key.startswith(f"{name}@") and key.endswith(MANIFEST):
-                rev = key[len(name) + 1 : -len(MANIFEST) - 1]
-                info = read_manifest(self.cache, name, rev) if "/" not in rev else None
-                if info is not None:
-                    found.append((info.created, rev))
+        for _, rev in self._manifests(name):
+            info = read_manifest(self.cache, name, rev)
+            if info is not None:
+                found.append((info.created, rev))
         return [rev for _, rev in sorted(found, reverse=True)]
 
     def _path(self, info: ModelInfo, f: ModelFile) -> Path:
-        path = self.cache.get_path(file_key(info.name, info.revision, f.path))
+        path = self.cache.get_path(info.key(f))
         if path is None:
             raise NotCachedError(
                 f"model {info.name}@{info.revision}: {f.path} is no longer in cache "
@@ -321,7 +377,7 @@ class ModelCache:
             )
         out: dict[str, Any] = {}
         for f in weights:
-            key = file_key(info.name, info.revision, f.path)
+            key = info.key(f)
             if use_mmap:
                 out.update(self._load_mmap(key, self._open(info, f)))
             else:
@@ -330,7 +386,7 @@ class ModelCache:
 
     def _open(self, info: ModelInfo, f: ModelFile) -> Any:
         """The verified, open value file of one model file (NotCachedError when gone)."""
-        found = self.cache.open_verified(file_key(info.name, info.revision, f.path), True)
+        found = self.cache.open_verified(info.key(f), True)
         if found is None or found.handle is None:
             raise NotCachedError(
                 f"model {info.name}@{info.revision}: {f.path} is no longer in cache "

@@ -19,8 +19,9 @@ fresh-process epoch read is ~6 us per batch. zstd would shrink these tokens 3x (
 shards trade that disk space for a read 10x+ faster and batches that can be mapped.
 
 Each shard is a file-backed cache entry (``TieredCache.put_file``: temp file, fsync,
-rename, then indexed), so eviction, ``verify`` and ``clean`` cover it. A reader checks the
-digest recorded in the marker once per file identity per process before using a shard.
+rename, then indexed), so eviction, ``verify`` and ``clean`` cover it. A reader maps the
+descriptor the cache verified (``TieredCache.open_verified``: one hash pass per file
+identity per process) after checking that the entry's digest is the one the marker recorded.
 """
 
 from __future__ import annotations
@@ -31,12 +32,8 @@ import mmap
 import os
 import struct
 import sys
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-from llamacache.engine import checksums
 
 SHARD_BYTES = 256 * 1024 * 1024  # a shard is closed once it holds this many bytes
 _ST = {  # numpy dtype -> safetensors dtype (native little-endian only)
@@ -156,10 +153,6 @@ class _Chain(io.RawIOBase):
         return n
 
 
-_VERIFIED: dict[tuple[int, int, int, int], bytes] = {}  # file identity -> digest checked
-_VERIFIED_LOCK = threading.Lock()
-
-
 class ShardCorrupt(ValueError):
     """A shard's bytes do not match the digest its epoch recorded, or it is not a shard."""
 
@@ -175,32 +168,20 @@ class Shard:
     warning and without a copy, and a write to a tensor never reaches the file.
     """
 
-    def __init__(self, path: Path, checksum: str, digest: bytes, layout: dict[str, Any]) -> None:
+    def __init__(self, fd: int, layout: dict[str, Any]) -> None:
+        """Map ``fd``, a descriptor the cache has already verified against the shard's digest
+        (``TieredCache.open_verified``): mapping that very descriptor means what was hashed
+        is what is read, and the hash is paid once per file identity, by the engine."""
         import numpy as np
 
         self._torch = bool(layout.get("torch"))
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        try:
-            st = os.fstat(fd)
-            if not st.st_size:
-                raise ShardCorrupt("empty shard file")
-            if self._torch:
-                self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
-            else:
-                flags = mmap.MAP_SHARED | _POPULATE
-                self._map = mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ)
-        finally:
-            os.close(fd)
-        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        with _VERIFIED_LOCK:
-            seen = _VERIFIED.get(ident)
-        if seen != digest:  # once per file identity: a shard is never rewritten in place
-            with memoryview(self._map) as view:
-                ok = checksums.BY_NAME[checksum].digest(view) == digest
-            if not ok:
-                raise ShardCorrupt("shard bytes do not match the recorded digest")
-            with _VERIFIED_LOCK:
-                _VERIFIED[ident] = digest
+        if not os.fstat(fd).st_size:
+            raise ShardCorrupt("empty shard file")
+        if self._torch:
+            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+        else:
+            flags = mmap.MAP_SHARED | _POPULATE
+            self._map = mmap.mmap(fd, 0, flags=flags, prot=mmap.PROT_READ)
         try:
             (n,) = struct.unpack_from("<Q", self._map, 0)
             self.header: dict[str, Any] = json.loads(self._map[8 : 8 + n])

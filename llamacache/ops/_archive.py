@@ -12,6 +12,9 @@ is done in three steps so that ``restore`` commits only a fully known-good archi
    exactly its declared size, into one staging file: an undeclared or oversized member
    (a 1 GiB run of zeros in a 33 KB archive) is refused before it is copied.
 3. ``check`` verifies every staged payload against its header's digest.
+
+Entry headers are parsed and payloads checked by the engine (``engine.transfer``); this
+module owns only the archive's own layout: members, manifest rows, typed keys.
 """
 
 from __future__ import annotations
@@ -29,8 +32,7 @@ from typing import IO, Any
 
 import zstandard
 
-from llamacache.engine import framing
-from llamacache.engine.netformat import safe_dtype
+from llamacache.engine import transfer
 from llamacache.errors import DiskFullError
 from llamacache.ops._rows import ArchiveError, RowReader
 from llamacache.ops.backup import ENTRY_DIR, MANIFEST, MANIFEST_SCHEMA, PREFIX, decode_key
@@ -170,11 +172,9 @@ def _row(raw: Any, caches: dict[str, Any]) -> Row:
     if not isinstance(meta_text, str) or len(meta_text) > 4096:
         raise ValueError("meta is not a short base64 text")
     meta_bytes = base64.b64decode(meta_text, validate=True)
-    meta = framing.parse_meta(meta_bytes)
-    if meta.kind == "numpy" and not safe_dtype(meta.dtype):
-        raise ValueError(f"array dtype {meta.dtype!r} refused")
+    meta = transfer.read_header(meta_bytes)  # ValueError: damaged, or an unsafe array dtype
     size = raw["size"]
-    if type(size) is not int or size < 0 or size != meta.stored_len:
+    if type(size) is not int or size < 0 or size != meta.size:
         raise ValueError(f"size {size!r} does not match the entry header")
     if raw.get("kind", meta.kind) != meta.kind:
         raise ValueError(f"kind {raw.get('kind')!r} does not match the entry header")
@@ -333,13 +333,11 @@ def check(
     with open(staging, "rb") as handle:
         for row in manifest.rows:
             offset, size = staged.get(row.member, (0, -1))
-            if size != row.size:
-                ok = False
-            elif size <= COPY:  # small: one read (verify_payload's file path allocates 4 MiB)
-                handle.seek(offset)
-                ok = framing.verify_payload(row.meta, handle.read(size))
-            else:
-                ok = framing.verify_payload(row.meta, Slice(handle, offset, size))  # type: ignore[arg-type]
+            ok = size == row.size and transfer.payload_intact(
+                row.meta,
+                Slice(handle, offset, size),  # type: ignore[arg-type]
+                size,
+            )
             if not ok:
                 bad.append(f"{row.member} ({row.cache}: {row.key!r}): checksum mismatch")
                 continue

@@ -1,8 +1,8 @@
 """What ``bench`` measures: op sequences (workloads) and the stores it drives (targets).
 
 Every target offers ``get(key) -> bool`` (hit?), ``put(key, value)`` and ``close()``.
-Lower tiers are driven through the engine's ``CacheTier`` protocol with pre-framed
-payloads, so a network tier benchmarks exactly like the disk tier.
+Lower tiers are driven alone through the engine's ``TierDriver`` (values framed by the
+engine, once per value), so a network tier benchmarks exactly like the disk tier.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from llamacache.engine import framing
+from llamacache.engine.bench import TierDriver
 from llamacache.engine.disk import DiskTier
 from llamacache.engine.memory import MemoryFront
 from llamacache.engine.protocol import CacheTier
@@ -105,28 +105,20 @@ class MemoryTarget:
 
 
 class TierTarget:
-    """A lower tier driven through ``CacheTier``: framed bytes in, framed bytes out."""
+    """A lower tier driven alone (``engine.bench.TierDriver``): framed bytes in and out."""
 
     def __init__(self, tier: CacheTier, settings: CacheSettings, label: str) -> None:
         self.label = label
-        self.tier = tier
-        self.settings = settings
-        self._framed: dict[int, tuple[bytes, bytes]] = {}
+        self.driver = TierDriver(tier, settings)
 
     def get(self, key: Hashable) -> bool:
-        return self.tier.get(key) is not None
+        return self.driver.hit(key)
 
     def put(self, key: Hashable, value: bytes) -> None:
-        framed = self._framed.get(id(value))
-        if framed is None:  # framed once per value, as a tier stores what it is given
-            meta, payload = framing.encode(value, self.settings, "bench")
-            framed = self._framed[id(value)] = (meta, bytes(payload))
-        self.tier.put(key, *framed)
+        self.driver.put(key, value)
 
     def close(self) -> None:
-        close = getattr(self.tier, "close", None)
-        if close is not None:
-            close()
+        self.driver.close()
 
 
 class TieredTarget:
@@ -234,7 +226,7 @@ def remove_bench_keys(target: Target, keys: Sequence[int]) -> None:
             target.cache.remove(bench_key(i))
     elif isinstance(target, TierTarget):
         for i in keys:
-            target.tier.remove(bench_key(i))
+            target.driver.remove(bench_key(i))
 
 
 def scratch_settings(settings: CacheSettings, scratch: Path) -> CacheSettings:

@@ -1,9 +1,12 @@
 """`backup`: a consistent, checksummed snapshot of caches as one ``.tar.zst`` stream.
 
-Entries are read through the engine one index row at a time (``DiskTier.describe``),
+Entries come from the engine one index row at a time (``engine.transfer.export_entries``),
 never by copying the live SQLite file: a row is committed or absent, and a value file
 is renamed into place only when complete, so a backup taken while other processes
-write never sees half an entry. An entry removed while the backup runs is skipped.
+write never sees half an entry. An entry removed while the backup runs is skipped. The
+engine parses and checks each header and verifies each payload (bound to its key, digest
+matched) before backup sees a byte of it, so nothing unverified reaches the archive; this
+module only packs those bytes and writes the manifest.
 
 Archive layout (a tar stream, zstd-compressed, written to ``FILE.tmp`` and renamed):
 
@@ -29,12 +32,12 @@ import time
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import zstandard
 
 from llamacache import __version__
-from llamacache.engine import checksums, framing
+from llamacache.engine import transfer
 from llamacache.errors import DiskFullError, ExitCode, OptionError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
@@ -180,31 +183,6 @@ def decode_key(kind: str, text: str, *, allow_pickle: bool = False) -> Hashable:
 # -- writing -----------------------------------------------------------------------------------
 
 
-class _HashingReader(io.RawIOBase):
-    """Feeds everything read through a hasher (so a payload is checked as it is archived)."""
-
-    def __init__(self, raw: BinaryIO, hasher: checksums.Hasher) -> None:
-        self._raw, self._hasher, self.seen = raw, hasher, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self._hasher.update(data)
-        self.seen += len(data)
-        return data
-
-
-def _payload(entry_path: Path | None, inline: bytes | None) -> tuple[BinaryIO, int]:
-    """An open reader over the stored payload and its size (raises FileNotFoundError)."""
-    if entry_path is None:
-        data = bytes(inline or b"")
-        return io.BytesIO(data), len(data)
-    handle = open(entry_path, "rb")  # noqa: SIM115 (closed by the caller)
-    return handle, os.fstat(handle.fileno()).st_size
-
-
 class _Writer:
     """One archive being written: the tar stream, the manifest rows, the counters."""
 
@@ -215,45 +193,38 @@ class _Writer:
         self.corrupt: list[str] = []
         self.seq = 0
 
-    def add(self, cache: str, key: Hashable, entry: Any) -> int:
-        """Archive one entry; returns payload bytes written (0 when skipped)."""
-        try:
-            meta = framing.parse_meta(entry.meta)
-        except ValueError:
-            self.corrupt.append(f"{cache}: {key!r}")
+    def take(self, cache: str, item: transfer.ExportedEntry | transfer.ExportSkipped) -> int:
+        """Archive one verified entry, or count why it was skipped; payload bytes written."""
+        if isinstance(item, transfer.ExportSkipped):
+            if item.reason == "vanished":
+                self.vanished += 1
+            else:
+                self.corrupt.append(f"{cache}: {item.key!r}")
             return 0
-        try:
-            reader, size = _payload(entry.path, entry.inline)
-        except FileNotFoundError:
-            self.vanished += 1
-            return 0
+        header = transfer.header_of(item)
         self.seq += 1
         name = f"{ENTRY_DIR}{self.seq:08d}"
-        hasher = checksums.hasher(meta.checksum)
-        with reader:
+        with item.handle as reader:
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = size, 0o600, int(time.time())
-            self.tar.addfile(info, _HashingReader(reader, hasher))
-        if size != meta.stored_len or hasher.digest() != meta.digest:
-            self.corrupt.append(f"{cache}: {key!r}")  # in the tar, not in the manifest
-            return 0
-        key_type, key_text = encode_key(key)
+            info.size, info.mode, info.mtime = header.size, 0o600, int(time.time())
+            self.tar.addfile(info, reader)
+        key_type, key_text = encode_key(item.key)
         self.rows.append(
             {
                 "member": name,
                 "cache": cache,
                 "key_type": key_type,
                 "key": key_text,
-                "meta": base64.b64encode(entry.meta).decode(),
-                "kind": meta.kind,
-                "checksum": meta.checksum,
-                "digest": meta.digest.hex(),
-                "size": size,
-                "store_time": entry.store_time,
-                "expire_time": entry.expire_time,
+                "meta": base64.b64encode(item.meta).decode(),
+                "kind": header.kind,
+                "checksum": header.checksum,
+                "digest": header.digest.hex(),
+                "size": header.size,
+                "store_time": item.store_time,
+                "expire_time": item.expire_time,
             }
         )
-        return size
+        return header.size
 
     def add_bytes(self, name: str, data: bytes) -> None:
         info = tarfile.TarInfo(name)
@@ -297,8 +268,9 @@ def backup(
 ) -> BackupReport:
     """Write every existing cache (or ``cache``) to ``to``; the old file is replaced on success.
 
-    Reads each value once (streamed in 64 KiB tar blocks, never whole for file-backed
-    values) and checks it against its digest as it goes. Costs one pass over the caches.
+    Every payload is verified by the engine before it is archived, then streamed into
+    the tar (file-backed values in blocks, never whole). Costs one pass over the caches
+    plus one hash pass per payload (a file's second read usually comes from the page cache).
     """
     t0 = time.monotonic()
     if cache is not None:  # a configured cache that was never used has nothing to back up
@@ -321,12 +293,8 @@ def backup(
             tiered = manager.cache(name)
             tiered.flush()
             count, size = len(writer.rows), 0
-            for key in tiered.disk.iter_keys():
-                entry = tiered.disk.describe(key)
-                if entry is None:
-                    writer.vanished += 1
-                else:
-                    size += writer.add(name, key, entry)
+            for item in transfer.export_entries(tiered.disk):
+                size += writer.take(name, item)
                 done += 1
                 if progress is not None:
                     progress(done, total)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,11 +25,11 @@ from llamacache.errors import OptionError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._common import canonical_tier, check_writable, network_warning, targets
+from llamacache.ops._models import old_revisions
 from llamacache.ops._report import Report, ReportWarning
 from llamacache.settings import CacheSettings
 
 TIERS = ("memory", "disk", "local")  # "network" is ops.network_admin
-MODEL_KEY = re.compile(r"^(?P<model>.+)@(?P<rev>[^/]+)/(?P<path>.+)$")  # "{model}@{rev}/{file}"
 
 
 @dataclass(frozen=True)
@@ -129,25 +128,6 @@ def _conds(sel: Selectors, now: float) -> list[index.Cond]:
     if sel.larger_than is not None:
         out.append(index.Cond("size", ">", sel.larger_than))
     return out
-
-
-def old_revisions(snap: index.Snapshot, keep: int) -> set[int]:
-    """Rowids of model entries ("{model}@{revision}/{file}") outside each model's ``keep``
-    newest revisions (by newest store time among a revision's files)."""
-    newest: dict[str, dict[str, float]] = {}
-    members: list[tuple[int, str, str]] = []
-    for rowid, key, stored in snap.text_keys("*@*/*"):
-        m = MODEL_KEY.match(key)
-        if m is None:
-            continue
-        revs = newest.setdefault(m["model"], {})
-        revs[m["rev"]] = max(revs.get(m["rev"], 0.0), stored)
-        members.append((rowid, m["model"], m["rev"]))
-    kept = {
-        model: set(sorted(revs, key=revs.__getitem__, reverse=True)[:keep])
-        for model, revs in newest.items()
-    }
-    return {rowid for rowid, model, rev in members if rev not in kept[model]}
 
 
 def _disk_entries(

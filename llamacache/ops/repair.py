@@ -69,6 +69,8 @@ def _actions(c: CacheVerify, removable: set[str] | None = None) -> list[Action]:
                 out.append(Action("remove_file", None, p.path, p.detail))
         elif p.kind == "index":
             out.append(Action("rebuild_index", None, p.path, p.detail))
+        elif p.kind in ("incomplete", "unreferenced"):  # model revisions and blobs
+            out.append(Action("remove_entry", p.key, p.path, p.detail))
     return out
 
 
@@ -97,9 +99,17 @@ def _apply(manager: CacheManager, c: CacheVerify, actions: list[Action]) -> Cach
         actions = [a for a in actions if a.action == "rebuild_index"]  # rows: the next pass
     tiered = manager.cache(c.name)
     rows: list[Problem] = []
+    entries: list[Problem] = []  # whole entries that are no longer of use (not damaged)
     for a in actions:
         kind = "corrupt" if a.action == "quarantine" else "missing"
         p = by_key.get((kind, a.key, a.path))
+        if a.action == "remove_entry":
+            p = by_key.get(("incomplete", a.key, a.path)) or by_key.get(
+                ("unreferenced", a.key, a.path)
+            )
+            if p is not None and p.rowid is not None:
+                entries.append(p)
+            continue
         if a.action in ("quarantine", "drop_row") and p is not None and p.rowid is not None:
             file = s.path / p.path if p.path else None
             inline = None
@@ -114,6 +124,11 @@ def _apply(manager: CacheManager, c: CacheVerify, actions: list[Action]) -> Cach
         tiered.disk.remove_rows((p.rowid or 0, p.store_time or 0.0, p.size) for p in rows)
         quarantined = sum(1 for p in rows if p.kind == "corrupt")
         dropped = sum(1 for p in rows if p.kind == "missing")
+    if entries and not rebuilt:  # skipped when changed since verify (store time, size)
+        done, _ = tiered.disk.remove_rows(
+            (p.rowid or 0, p.store_time or 0.0, p.size) for p in entries
+        )
+        dropped += done.count
     index.prune_empty_folders(s.path)
     count = index.recount(s.path)
     return CacheRepair(

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llamacache.engine import transfer
 from llamacache.engine.disk import DiskTier
 from llamacache.engine.safety import ensure_cache_root, ensure_private_dir
 from llamacache.errors import OptionError, UsageError
@@ -112,7 +113,11 @@ def _targets(
 def _insert(
     disk: DiskTier, entries: list[Entry], staging: Path, tick: Callable[[], None]
 ) -> tuple[int, int]:
-    """Put verified entries into a disk tier, oldest first (keeps fifo order); (count, expired)."""
+    """Put verified entries into a disk tier, oldest first (keeps fifo order); (count, expired).
+
+    The engine checks each payload against its header again as it stores it
+    (``transfer.import_entry``), so a staging file changed since ``check`` is never indexed.
+    """
     now, count, expired = time.time(), 0, 0
     with open(staging, "rb") as handle, contextlib.ExitStack() as stack:
         for i, e in enumerate(sorted(entries, key=lambda e: e.store_time)):
@@ -122,12 +127,9 @@ def _insert(
             ttl = None if e.expire_time is None else float(e.expire_time) - now
             if ttl is not None and ttl <= 0:
                 expired += 1
-            elif e.size < disk.settings.file_threshold:
-                handle.seek(e.offset)
-                disk.put(e.key, e.meta, handle.read(e.size), ttl)
-                count += 1
             else:
-                disk.put_framed(e.key, e.meta, Slice(handle, e.offset, e.size), ttl)  # type: ignore[arg-type]
+                source = Slice(handle, e.offset, e.size)
+                transfer.import_entry(disk, e.key, e.meta, source, e.size, ttl)  # type: ignore[arg-type]
                 count += 1
             tick()
     return count, expired

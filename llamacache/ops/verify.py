@@ -31,6 +31,7 @@ from llamacache.errors import CorruptEntryError, ExitCode, LockBusyError, UsageE
 from llamacache.formats import VALIDATORS
 from llamacache.locking import lock_holder
 from llamacache.manager import CacheManager
+from llamacache.ops import _models
 from llamacache.ops._common import network_warning, targets
 from llamacache.ops._report import Report, ReportWarning
 from llamacache.settings import CacheSettings
@@ -323,6 +324,7 @@ def _verify_one(
             entries = snap.count()
             orphans, stale = snap.strays(time.time(), grace=s.temp_grace, skip=s.temp_dir)
             problems += orphans + stale
+            problems += _models.problems(snap, time.time(), s.temp_grace)  # revisions, blobs
             _scan(snap, s, quick, fraction, st, rng, counts, problems)
         except index.ERRORS as exc:
             index_ok = False

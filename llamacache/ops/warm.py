@@ -2,9 +2,13 @@
 
 Files are read in 4 MiB blocks (``TieredCache.put_file``), never whole; a file already cached
 under its key with the same size and checksum is skipped (one read to hash it, no write).
-Model caches get ``{model}@{revision}/{path}`` keys and a revision manifest written only
-after every file of that revision is in, so a warm stopped by ``--budget`` or Ctrl-C never
-leaves a revision that looks complete.
+Model caches store each file's bytes once, as a blob named after its digest (``ml.revisions``):
+a file of a size some cached revision lists is hashed first and skipped when its blob is
+there; any other is copied and hashed in one pass (``put_file_as``); a source seen twice in
+one run (hub revisions sharing a blob) is stored once. A revision manifest
+(``{model}@{revision}/.manifest.json``) is written only after every file of that revision is
+in, so a warm stopped by ``--budget`` or Ctrl-C never leaves a revision that looks complete;
+hub refs (``refs/main``) are recorded after it.
 """
 
 from __future__ import annotations
@@ -124,6 +128,7 @@ class _Run:
         self.done = 0
         self.metas: dict[str, EntryMeta] = {}
         self.unmarked: set[tuple[str, str]] = set()
+        self.sizes: set[int] | None = None  # sizes of the files cached revisions list
 
     def tick(self, n: int) -> None:
         with self.lock:
@@ -143,8 +148,32 @@ class _Run:
             self.unmarked.add((model, revision))
         self.cache.remove(M.manifest_key(model, revision))
 
+    def check_blob(self, item: WarmItem, rel: str) -> WarmedFile | None:
+        """A "skipped" result when the cache holds a model file's bytes as a blob. Only a
+        file of a size some cached revision lists is hashed (one read, no hit recorded);
+        any other cannot be cached and is left to ``store``'s single pass."""
+        with self.lock:
+            if self.sizes is None:
+                self.sizes = {f.size for f in M.listed_files(self.cache)}
+            maybe = item.size in self.sizes
+        if not maybe:
+            return None
+        src = _Counting(item.source, self.tick)
+        try:
+            digest, size = M.hash_source(src, self.cache.settings.checksum)
+        finally:
+            src.close()
+        meta = M.find_blob(self.cache, rel, digest, size)
+        if meta is None:
+            return None
+        with self.lock:
+            self.metas[item.key] = meta
+        return WarmedFile(item.source, item.key, item.size, "skipped")
+
     def check(self, item: WarmItem) -> WarmedFile | None:
         """A "skipped" result when the cache already holds these bytes under the key."""
+        if item.model is not None and item.relpath:
+            return self.check_blob(item, item.relpath)
         # the index row only (describe): comparing is not a read, so no hit and no recency
         found = self.cache.disk.describe(item.key)
         meta = None if found is None else index.rawfile_meta(found.meta, found.path)
@@ -165,7 +194,10 @@ class _Run:
             self.unmark(item.model, item.revision)
         src = _Counting(item.source, self.tick)
         try:
-            meta = self.cache.put_file(item.key, src)  # type: ignore[arg-type]
+            if item.model is not None and item.relpath:  # one pass, named after its digest
+                meta = M.store_blob(self.cache, item.relpath, src)[0]
+            else:
+                meta = self.cache.put_file(item.key, src)  # type: ignore[arg-type]
         finally:
             src.close()
         with self.lock:
@@ -225,13 +257,6 @@ def _dry_run(
     path = settings.path
     metas: dict[str, EntryMeta | None] = {}
     used = 0
-    if index.exists(path):
-        with index.Snapshot(path, cache=settings.name) as snap:
-            used = snap.index_bytes()
-            now = time.time()
-            for item in items:
-                found = snap.lookup(item.key, now)
-                metas[item.key] = None if found is None else index.rawfile_meta(*found)
     total, done = sum(i.size for i in items), 0
 
     def tick(n: int) -> None:
@@ -239,10 +264,27 @@ def _dry_run(
         done += n
         progress(done, total)
 
+    blobs = _blob_keys(settings, items, tick)  # model files: the blob each would use
+    if index.exists(path):
+        with index.Snapshot(path, cache=settings.name) as snap:
+            used = snap.index_bytes()
+            now = time.time()
+            for item in items:
+                found = snap.lookup(blobs[item.key][0] if item.key in blobs else item.key, now)
+                metas[item.key] = None if found is None else index.rawfile_meta(*found)
     results: dict[str, WarmedFile] = {}
     todo: list[WarmItem] = []
+    planned: set[str] = set()  # blobs this run would store: a second copy is a skip
     for item in items:
         meta = metas.get(item.key)
+        if item.key in blobs:
+            bkey, digest = blobs[item.key]
+            stored = meta is not None and meta.digest == digest and meta.raw_len == item.size
+            if stored or bkey in planned:
+                results[item.key] = WarmedFile(item.source, item.key, item.size, "skipped")
+                continue
+            planned.add(bkey)
+            meta = None
         if meta is not None and meta.raw_len == item.size:
             src = _Counting(item.source, tick)
             try:
@@ -254,6 +296,39 @@ def _dry_run(
         todo.append(item)
     results.update(_decide(todo, used, limit, "planned"))
     return results, used
+
+
+def _blob_keys(
+    settings: CacheSettings, items: list[WarmItem], tick: Callable[[int], None]
+) -> dict[str, tuple[str, bytes]]:
+    """``{item key: (blob key, digest)}`` for model files (reads each once to hash it)."""
+    out: dict[str, tuple[str, bytes]] = {}
+    for item in items:
+        if item.model is not None and item.relpath:
+            src = _Counting(item.source, tick)
+            try:
+                digest, _ = M.hash_source(src, settings.checksum)
+            finally:
+                src.close()
+            out[item.key] = (M.blob_key(settings.checksum, digest.hex(), item.relpath), digest)
+    return out
+
+
+def _same_bytes(todo: list[WarmItem]) -> tuple[list[WarmItem], dict[str, WarmItem]]:
+    """``todo`` without model files whose source another item stores (hub revisions share
+    blobs), and ``{left-out key: the item that stores its bytes}``."""
+    first: dict[tuple[str, str], WarmItem] = {}
+    dups: dict[str, WarmItem] = {}
+    keep: list[WarmItem] = []
+    for i in todo:
+        if i.model is not None and i.relpath:
+            ident = (os.path.realpath(i.source), M.blob_key("", "", i.relpath))  # + suffix
+            if ident in first:
+                dups[i.key] = first[ident]
+                continue
+            first[ident] = i
+        keep.append(i)
+    return keep, dups
 
 
 def _decide(todo: list[WarmItem], used: int, limit: int, action: str) -> dict[str, WarmedFile]:
@@ -284,6 +359,8 @@ def _complete_models(
             files.update({f.path: f for f in old.files} if old else {})
         files.update({i.relpath: run.metas[i.key] for i in group if i.relpath})
         M.write_manifest(cache, model, rev, files)
+        for ref in sorted({r for i in group for r in i.refs}):  # after the manifest
+            M.write_ref(cache, model, ref, rev)
         done.append(f"{model}@{rev}")
     return done
 
@@ -331,9 +408,17 @@ def warm(
             checked = list(pool.map(run.check, items))
             results = {c.key: c for c in checked if c is not None}
             todo = [i for i, c in zip(items, checked, strict=True) if c is None]
+            todo, dups = _same_bytes(todo)
             results.update(_decide(todo, used, limit, "stored"))
             to_store = [i for i in todo if results[i.key].action == "stored"]
             results.update({r.key: r for r in pool.map(run.store, to_store)})
+            by_key = {i.key: i for i in items}
+            for key, orig in dups.items():  # stored once, by ``orig``
+                stored_once = results[orig.key].action == "stored"
+                if stored_once:
+                    run.metas[key] = run.metas[orig.key]
+                action = "skipped" if stored_once else results[orig.key].action
+                results[key] = WarmedFile(by_key[key].source, key, by_key[key].size, action)
         models = _complete_models(tiered, items, results, run)
     seconds = time.perf_counter() - started
     out = [results[i.key] for i in items]
@@ -342,9 +427,9 @@ def warm(
     over = [r for r in out if r.action == "over-budget"]
     pc = None
     if page_cache and not dry_run:
-        pc = _warm_page_cache(
-            manager.cache(cache), [r.key for r in out if r.action in ("stored", "skipped")]
-        )
+        kept = [(i, r) for i, r in zip(items, out, strict=True) if r.action != "over-budget"]
+        keys = {_stored_key(i, run.metas) for i, r in kept if r.action in ("stored", "skipped")}
+        pc = _warm_page_cache(manager.cache(cache), sorted(keys))
     stored_bytes = sum(r.bytes for r in stored)
     return WarmReport(
         cache=cache,
@@ -368,6 +453,14 @@ def warm(
         limit_env=cache_env(cache, "size"),
         budget_given=budget is not None and budget < cache_limit,
     )
+
+
+def _stored_key(item: WarmItem, metas: dict[str, EntryMeta]) -> str:
+    """The key holding an item's bytes: a model file's blob, else the item's own key."""
+    meta = metas.get(item.key)
+    if item.model is None or not item.relpath or meta is None:
+        return item.key
+    return M.blob_key(meta.checksum, meta.digest.hex(), item.relpath)
 
 
 def _warm_page_cache(cache: TieredCache, keys: list[str]) -> PageCacheReport:

@@ -7,6 +7,7 @@ points outside it (a hub repo's snapshot links into its own ``blobs/`` are insid
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -30,6 +31,7 @@ class WarmItem:
     revision: str | None = None
     relpath: str | None = None
     replace: bool = False  # a folder import: the revision is exactly this folder's files
+    refs: tuple[str, ...] = ()  # hub refs (``main``) naming this item's revision
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -110,13 +112,47 @@ def _hub_repos(path: Path) -> list[Path]:
     return []
 
 
+def _hub_refs(repo: Path) -> dict[str, list[str]]:
+    """A hub repo's top-level refs by the commit they name (``{commit: ["main"]}``)."""
+    out: dict[str, list[str]] = {}
+    refs = repo / "refs"
+    if refs.is_dir() and not refs.is_symlink():
+        for ref in sorted(refs.iterdir()):
+            if ref.is_file() and not ref.is_symlink() and ref.stat().st_size <= 256:
+                try:
+                    M.check_revision(ref.name)
+                    commit = M.check_revision(ref.read_text(encoding="utf-8").strip())
+                except (UsageError, OSError, UnicodeDecodeError):
+                    continue  # not a ref we can record (refs/pr/N are folders)
+                out.setdefault(commit, []).append(ref.name)
+    return out
+
+
 def _hub_snapshots(repo: Path, revision: str | None) -> list[Path]:
+    """The snapshots to warm; ``revision`` resolves as the hub does: ``refs/<revision>``,
+    else a snapshot (commit) of that name, else a unique prefix of one. UsageError when it
+    names none (or several)."""
     snaps = sorted(p for p in (repo / "snapshots").iterdir() if p.is_dir())
     if revision is None:
         return snaps
     ref = repo / "refs" / revision
-    want = ref.read_text().strip() if ref.is_file() else revision
-    return [s for s in snaps if s.name == want]
+    by_name = {s.name: s for s in snaps}
+    if revision in by_name:
+        want = revision
+    elif ref.is_file() and _inside(ref, repo / "refs"):
+        want = ref.read_text(encoding="utf-8", errors="replace").strip()
+    else:
+        found = [n for n in by_name if n.startswith(revision)] if len(revision) >= 4 else []
+        if len(found) > 1:
+            raise UsageError(f"revision {revision!r} is ambiguous in {repo}: {', '.join(found)}")
+        want = found[0] if found else ""
+    if want not in by_name:
+        known = sorted(r for rs in _hub_refs(repo).values() for r in rs) + list(by_name)
+        raise UsageError(
+            f"revision {revision!r} is not a ref or a snapshot of {repo}; "
+            f"expected one of: {', '.join(known) or 'none'}"
+        )
+    return [by_name[want]]
 
 
 class Planner:
@@ -177,7 +213,9 @@ class Planner:
 
     def _add_hub_repo(self, repo: Path, snapshots: list[Path]) -> None:
         model = self.name or repo.name[len("models--") :].replace("--", "/")
+        refs = _hub_refs(repo)
         for snap in snapshots:
             for src, rel in _walk(snap, repo):
                 real = Path(os.path.realpath(src))
-                self._add(self._model_item(real, model, snap.name, rel, True))
+                item = self._model_item(real, model, snap.name, rel, True)
+                self._add(dataclasses.replace(item, refs=tuple(refs.get(snap.name, ()))))

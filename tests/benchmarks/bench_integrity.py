@@ -30,7 +30,7 @@ import xxhash
 from llamacache import CacheManager, ModelCache
 from llamacache.config import resolve
 from llamacache.engine import checksums, files, framing
-from llamacache.ml.model import WEIGHTS, file_key
+from llamacache.ml.model import WEIGHTS
 
 MB = 1024 * 1024
 
@@ -89,7 +89,7 @@ def bench_model(work: Path, model_mb: int) -> None:
         models = ModelCache(m)
         models.put_model("bench", weights)
         del weights
-        path = m.cache("model").get_path(file_key("bench", "main", WEIGHTS))
+        path = m.cache("model").get_path(models.entry_key("bench", "main", WEIGHTS))
         assert path is not None
         size = path.stat().st_size
         xxh3_pass(path)  # warm the page cache

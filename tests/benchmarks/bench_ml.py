@@ -8,13 +8,16 @@ script says whether the drop took effect); mmap load >= 10x faster than
 ``safetensors.numpy.load_file`` for a 1 GB model; a dataset epoch (10,000 records x 512
 int32 tokens, batch 32) read in a fresh process against raw diskcache (>= 5x), one ``.npy``
 per batch (>= 5x) and one mapped ``.npy`` (>= 0.5x); fingerprint throughput (>= 1 GB/s);
-storage bytes against raw diskcache. ``LLAMACACHE_BENCH_ML_GB=2`` adds a 2 GB variant.
+storage bytes against raw diskcache; storage of a hub repo whose two revisions share one
+``model.safetensors`` against the hub folder itself (``--only hub``, target ~1x).
+``LLAMACACHE_BENCH_ML_GB=2`` adds a 2 GB variant.
 Run only that part with ``--only dataset``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -80,8 +83,12 @@ def bench_warm(work: Path, size_mb: int, rounds: int) -> None:
     src.mkdir()
     shards = 8
     for i in range(shards):  # random bytes: no compression, no sparse-file tricks
+        left = size_mb * MB // shards
+        # a valid safetensors file (the model cache refuses others): a U8 tensor of them
+        head = json.dumps({"r": {"dtype": "U8", "shape": [left], "data_offsets": [0, left]}})
+        head += " " * (-len(head) % 8)
         with open(src / f"model-{i:05d}.safetensors", "wb") as f:
-            left = size_mb * MB // shards
+            f.write(len(head).to_bytes(8, "little") + head.encode())
             while left:
                 n = min(left, 64 * MB)
                 f.write(np.random.default_rng(i).bytes(n))
@@ -152,7 +159,7 @@ def bench_model(work: Path, size_mb: int) -> None:
     with manager_at(work / "mcache", size_mb) as m:
         mc = ModelCache(m)
         mc.put_model("bench", path)
-        cached = m.cache("model").get_path("bench@main/model.safetensors")
+        cached = m.cache("model").get_path(mc.entry_key("bench", "main", "model.safetensors"))
         assert cached is not None
         t_mmap = best(lambda: mc.get_model("bench"), 5)
         t_load = best(lambda: stn.load_file(str(cached)), 3)
@@ -165,6 +172,52 @@ def bench_model(work: Path, size_mb: int) -> None:
     print(f"  mmap speed-up vs load_file = {t_load / t_mmap:.0f}x  (target >= 10)")
     shutil.rmtree(work / "mcache")
     path.unlink()
+
+
+def bench_hub(work: Path, size_mb: int) -> None:
+    """Storage of a hub repo with two revisions sharing ``model.safetensors``, warmed."""
+    import hashlib
+
+    repo = work / "hub" / "models--org--bench"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    weights = work / "hub-weights.safetensors"
+    stn.save_file({"w": np.ones((size_mb * MB // 2,), np.float16)}, str(weights))
+    for rev, v in (("a" * 40, 1), ("b" * 40, 2)):
+        snap = repo / "snapshots" / rev
+        snap.mkdir(parents=True)
+        for name, data in (
+            ("model.safetensors", weights.read_bytes()),
+            ("config.json", json.dumps({"v": v}).encode()),
+        ):
+            blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+            blob.write_bytes(data)
+            os.symlink(os.path.relpath(blob, snap), snap / name)
+    (repo / "refs" / "main").write_text("b" * 40)
+    weights.unlink()
+    with manager_at(work / "hcache", size_mb * 4) as m:
+        t = time.perf_counter()
+        report = warm(m, "model", [str(repo)])
+        took = time.perf_counter() - t
+        used = m.cache("model").disk.used_bytes()
+        assert ModelCache(m).model_path("org/bench", "main").name == "b" * 40
+    hub = _dir_bytes(repo / "blobs")
+    per_rev = sum(p.stat().st_size for p in (repo / "snapshots").rglob("*") if p.is_file())
+    files = _dir_bytes(work / "hcache" / "model")
+    print(
+        f"\n== hub repo, 2 revisions sharing a {size_mb} MiB model.safetensors (warm {took:.2f} s)"
+    )
+    print(f"  hub folder (blobs/)          {hub / MB:9.2f} MiB")
+    print(
+        f"  one copy per revision        {per_rev / MB:9.2f} MiB  (what a per-revision store holds)"
+    )
+    print(f"  llamacache disk tier (used)  {used / MB:9.2f} MiB  {used / hub:.2f}x the hub folder")
+    print(
+        f"  llamacache cache folder      {files / MB:9.2f} MiB  {files / hub:.2f}x (index included)"
+    )
+    print(f"  warm: {report.files} stored, {report.skipped} skipped (the shared copy)")
+    shutil.rmtree(work / "hub")
+    shutil.rmtree(work / "hcache")
 
 
 # Every reader imports numpy before its clock starts: a training process has it loaded.
@@ -237,7 +290,8 @@ def fresh(code: str, *args: object, repeat: int = 3) -> float:
 
 
 def _dir_bytes(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    """Bytes of the regular files under ``root`` (links, like model_path views, not followed)."""
+    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def bench_dataset(work: Path, records: int, batch_size: int, seq: int) -> None:
@@ -327,8 +381,9 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=10_000)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument(
-        "--only", choices=("warm", "model", "dataset"), default=None, help="run one section"
+        "--only", choices=("warm", "model", "hub", "dataset"), default=None, help="run one section"
     )
+    ap.add_argument("--hub-mb", type=int, default=64)
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
@@ -340,6 +395,8 @@ def main() -> None:
             bench_warm(work, args.warm_mb, args.rounds)
         if args.only in (None, "model"):
             bench_model(work, args.model_mb)
+        if args.only in (None, "hub"):
+            bench_hub(work, args.hub_mb)
         if args.only in (None, "dataset"):
             bench_dataset(work, args.records, args.batch_size, args.seq)
             big = float(os.environ.get("LLAMACACHE_BENCH_ML_GB", "0"))

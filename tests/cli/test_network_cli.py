@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import redis
 
+from llamacache import CacheManager, ModelCache
 from tests.cli.helpers import cli, cli_json, run
 from tests.redis_server import RedisServer
 
@@ -49,10 +50,14 @@ def test_warm_fills_the_network_tier_for_another_machine(
     assert cli("warm", str(model)).exit_code == 0
     listed = cli_json("ls", "--tier", "network", "-c", "model")
     keys = {e["key"] for e in listed["entries"]}
-    assert {"tiny@main/model.safetensors", "tiny@main/config.json"} <= keys
+    with CacheManager() as m:
+        weights = ModelCache(m).entry_key("tiny", "main", "model.safetensors")
+    assert {"tiny@main/.manifest.json", weights} <= keys and len(keys) == 3
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other-machine"))  # empty local tiers
+    with CacheManager() as m:  # the manifest, then the blob it names, from the network tier
+        assert ModelCache(m).get_model("tiny")["w"].shape == (256, 256)
     out = tmp_path / "copy.safetensors"
-    got = run("get", "-c", "model", "tiny@main/model.safetensors", "--out", str(out))
+    got = run("get", "-c", "model", weights, "--out", str(out))
     assert got.returncode == 0, got.stderr
     assert out.read_bytes() == (model / "model.safetensors").read_bytes()
 

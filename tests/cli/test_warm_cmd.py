@@ -55,7 +55,10 @@ def test_folder_then_second_run_skips(tmp_path: Path) -> None:
     first = cli_json("warm", str(src))
     assert first["schema"] == "llamacache.warm" and first["files"] == 3 and first["skipped"] == 0
     assert first["models"] == ["llama@main"]
-    assert _keys() >= {"llama@main/model.safetensors", "llama@main/tok/vocab.txt"}
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        stored = {mc.entry_key("llama", "main", p) for p in ("model.safetensors", "tok/vocab.txt")}
+    assert _keys() >= {"llama@main/.manifest.json", *stored}
     second = cli_json("warm", str(src))
     assert second["files"] == 0 and second["skipped"] == 3
     with CacheManager() as m:
@@ -275,9 +278,11 @@ def test_budget_above_the_cache_size_never_wipes_the_cache(
     assert body["files"] == 0 and body["budget"] <= 1_000_000 and body["models"] == []
     assert "caches.model.size" in result.stderr and "LLAMACACHE_MODEL_SIZE" in result.stderr
     with CacheManager() as m:  # the model warmed before is still served
-        assert ModelCache(m).revisions("small") == ["main"]
+        mc = ModelCache(m)
+        assert mc.revisions("small") == ["main"]
+        small = mc.entry_key("small", "main", "small.bin")
     keys = _keys()
-    assert "small@main/small.bin" in keys and not any(k.startswith("mid@") for k in keys)
+    assert keys == {"small@main/.manifest.json", small}  # nothing of "mid"
 
 
 def test_a_warm_that_does_not_fit_stores_nothing(tmp_path: Path, monkeypatch: Any) -> None:

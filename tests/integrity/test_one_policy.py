@@ -94,7 +94,7 @@ def test_file_reads_count_as_hits(tmp_path: Path) -> None:
         disk = models.cache.disk
         before = disk.hits
         models.get_model("m")
-        path = models.cache.get_path("m@main/model.safetensors")
+        path = models.cache.get_path(models.entry_key("m", "main", "model.safetensors"))
         assert path is not None
         assert disk.hits - before >= 2  # get_model (file + manifest) and get_path
 

@@ -13,7 +13,6 @@ import pytest
 
 from llamacache import CacheManager, CorruptEntryError, ModelCache
 from llamacache.engine import files
-from llamacache.ml.model import file_key
 from tests.cli.helpers import cli, run
 
 
@@ -32,18 +31,20 @@ def _flip(path: Path, offset: int) -> None:
         f.write(bytes([b[0] ^ 0x04]))
 
 
-def test_changed_weights_are_never_mapped(models: ModelCache) -> None:
-    weights = {"w": np.arange(50_000, dtype=np.float32)}
+@pytest.mark.parametrize("n", [50_000, 600_000])  # hashed in blocks; hashed through a map
+def test_changed_weights_are_never_mapped(models: ModelCache, n: int) -> None:
+    assert (n * 4 >= files.MAP_MIN) == (n == 600_000)
+    weights = {"w": np.arange(n, dtype=np.float32)}
     models.put_model("m", weights)
     assert np.array_equal(models.get_model("m")["w"], weights["w"])  # verified and remembered
-    path = models.cache.get_path(file_key("m", "main", "model.safetensors"))
+    path = models.cache.get_path(models.entry_key("m", "main", "model.safetensors"))
     assert path is not None
     _flip(path, path.stat().st_size - 100)  # inside the tensor bytes
     for read in (
         lambda: models.get_model("m"),
         lambda: models.get_model("m", mmap=False),
         lambda: models.model_path("m"),
-        lambda: models.cache.get_path(file_key("m", "main", "model.safetensors")),
+        lambda: models.cache.get_path(models.entry_key("m", "main", "model.safetensors")),
     ):
         files.forget_verified()
         with pytest.raises(CorruptEntryError):

@@ -251,3 +251,49 @@ def test_kill_9_while_shards_are_written_never_leaves_a_complete_looking_epoch(
                 assert "done" not in out
             dc.cache.clear()
     assert len(outcomes) == trials
+
+
+def _bytes_hashed(fn: Any) -> int:
+    """Bytes hashed while ``fn`` runs (the cache's default checksum, xxh3).
+
+    Observed with ``sys.setprofile`` (no function is replaced): a one-shot digest (of bytes
+    or of a mapped file) is a call of ``checksums._xxh3(data)``; a file hashed in blocks is
+    a call of ``files._hash_read``.
+    """
+    from llamacache.engine import checksums, files
+
+    total = 0
+
+    def prof(frame: Any, event: str, arg: Any) -> None:
+        nonlocal total
+        if event != "call":
+            return
+        code = frame.f_code
+        if code is checksums._xxh3.__code__:
+            total += len(memoryview(frame.f_locals["data"]).cast("B"))
+        elif code is files._hash_read.__code__:
+            total += frame.f_locals["st"].st_size
+
+    sys.setprofile(prof)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return total
+
+
+def test_a_fresh_read_hashes_each_shard_once(cache_root: Path) -> None:
+    """Issue 16: the cache verified a shard's descriptor, then the shard reader hashed the
+    same bytes again; a fresh process paid two hash passes per shard."""
+    from llamacache.engine import files
+
+    recs = _tokens(96)
+    with CacheManager() as m:
+        key = DatasetCache(m, batch_size=8).cache_dataset(Source(recs))
+    files.forget_verified()  # as in a fresh process
+    with CacheManager() as m:
+        ds = DatasetCache(m, batch_size=8).get_dataset(key)
+        shard_bytes = sum(s["bytes"] for s in ds.info["shards"])
+        hashed = _bytes_hashed(lambda: list(ds.batches()))
+    assert shard_bytes >= 96 * ROW
+    assert shard_bytes <= hashed < 1.5 * shard_bytes

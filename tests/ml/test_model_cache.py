@@ -19,7 +19,7 @@ from llamacache import CacheIOError, CacheManager, CorruptEntryError, ModelCache
 from llamacache.engine import framing
 from llamacache.errors import UsageError
 from llamacache.ml import NotCachedError
-from llamacache.ml.model import file_key, manifest_key
+from llamacache.ml.model import manifest_key
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_dict_round_trip_is_mmapped_zero_copy(models: ModelCache) -> None:
     info = models.put_model("llama-7b", weights)
     assert [f.path for f in info.files] == ["model.safetensors"]
     got = models.get_model("llama-7b")
-    path = models.cache.get_path(file_key("llama-7b", "main", "model.safetensors"))
+    path = models.cache.get_path(models.entry_key("llama-7b", "main", "model.safetensors"))
     assert path is not None
     maps = Path("/proc/self/maps").read_text()
     assert str(path) in maps  # the cache file itself is mapped into this process
@@ -106,7 +106,7 @@ def test_without_mmap_tensors_are_read_and_verified(models: ModelCache) -> None:
     for name, arr in weights.items():
         np.testing.assert_array_equal(got[name], arr)
         assert _mmap_in_base_chain(got[name]) is None
-    path = models.cache.get_path(file_key("m", "main", "model.safetensors"))
+    path = models.cache.get_path(models.entry_key("m", "main", "model.safetensors"))
     assert path is not None
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF  # same structure, wrong bytes: only the digest can tell
@@ -132,22 +132,27 @@ def test_directory_put_is_byte_for_byte_and_model_path_is_a_view(
         assert (view / f.path).is_symlink()
     tensors = models.get_model("org/model", "abc123")
     assert set(tensors) == {*(_weights()), "head"}
-    # the view drops files that left the revision
+    # the view drops files that left the revision, and their bytes leave the cache
+    vocab = models.entry_key("org/model", "abc123", "tokenizer/vocab.txt")
+    assert vocab in models.cache
     (src / "tokenizer" / "vocab.txt").unlink()
     models.put_model("org/model", src, revision="abc123")
     view = models.model_path("org/model", "abc123")
     assert not (view / "tokenizer").exists()
-    assert file_key("org/model", "abc123", "tokenizer/vocab.txt") not in models.cache
+    assert vocab not in models.cache
 
 
 def test_revisions_newest_first_and_removal(models: ModelCache) -> None:
     for rev in ("r1", "r2", "r3"):
         models.put_model("m", {"x": np.zeros(2, np.float32)}, revision=rev)
     assert models.revisions("m") == ["r3", "r2", "r1"]
-    assert models.remove_model("m", "r2") == 2
+    blob = models.entry_key("m", "r2", "model.safetensors")
+    assert models.remove_model("m", "r2") == 1  # the manifest: r1 and r3 share the bytes
     assert models.revisions("m") == ["r3", "r1"]
     with pytest.raises(NotCachedError):
         models.get_model("m", "r2")
+    assert models.remove_model("m") == 3  # two manifests, then the blob they shared
+    assert blob not in models.cache and len(models.cache) == 0
 
 
 @pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
@@ -168,7 +173,7 @@ def test_interrupted_put_never_looks_complete(models: ModelCache, tmp_path: Path
 
 def test_corrupted_header_is_detected_on_read(models: ModelCache) -> None:
     models.put_model("m", _weights())
-    path = models.cache.get_path(file_key("m", "main", "model.safetensors"))
+    path = models.cache.get_path(models.entry_key("m", "main", "model.safetensors"))
     assert path is not None
     data = bytearray(path.read_bytes())
     struct.pack_into("<Q", data, 0, 10**12)
@@ -183,7 +188,7 @@ def test_fp16_weights_stay_raw_so_they_can_be_mapped(models: ModelCache) -> None
     tag = models.cache.disk.locate("w")
     assert tag is not None and framing.parse_meta(tag[0]).codec == "none"
     models.put_model("m", {"w": weights})
-    tag = models.cache.disk.locate(file_key("m", "main", "model.safetensors"))
+    tag = models.cache.disk.locate(models.entry_key("m", "main", "model.safetensors"))
     assert tag is not None and framing.parse_meta(tag[0]).is_raw
 
 
@@ -209,7 +214,7 @@ def test_a_model_larger_than_the_cache_is_refused(models: ModelCache, tmp_path: 
 
 def test_missing_file_after_eviction_is_a_clear_miss(models: ModelCache) -> None:
     models.put_model("m", _weights())
-    models.cache.remove(file_key("m", "main", "model.safetensors"))
+    models.cache.remove(models.entry_key("m", "main", "model.safetensors"))
     with pytest.raises(NotCachedError, match="evicted"):
         models.get_model("m")
     assert os.environ.get("HOME")

@@ -104,3 +104,23 @@ def test_unreachable_and_unconfigured(private_redis: RedisServer, tmp_path: Path
     plain = CacheManager(resolve(env={"LLAMACACHE_DISK_PATH": str(tmp_path / "p")}))
     with pytest.raises(UsageError, match="no network tier"):
         nv.verify_network(plain, "model")
+
+
+def test_the_tier_verifies_its_own_records(redis_server: RedisServer, tmp_path: Path) -> None:
+    """``NetworkTier.verify_records``: one result per record, checked by the tier itself."""
+    m = _manager(redis_server.url, "own:", tmp_path)
+    c = m.cache("model")
+    c.put("small", b"s" * 100)
+    c.put(("t", 1), b"t")
+    c.put("big", os.urandom(200_000))
+    tier = na.tier_for(m, "model")
+    found = {r.key: (r.problem, r.bytes) for r in tier.verify_records()}
+    assert found == {"small": (None, 100), "('t', 1)": (None, 1), "big": (None, 200_000)}
+    client = redis.Redis.from_url(redis_server.url)
+    client.set("own:model:e:s:small", b"LN junk")
+    client.delete(sorted(client.scan_iter(match="own:model:{*}:c:*"))[-1])
+    found = {r.key: r.problem for r in tier.verify_records()}
+    assert found["('t', 1)"] is None
+    assert found["small"] and "record" in found["small"]
+    assert found["big"] and found["big"].startswith("missing chunk 3 ")
+    m.close()

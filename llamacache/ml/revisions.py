@@ -1,0 +1,272 @@
+"""A model revision's stored form: names, keys, manifests, refs and content-addressed blobs.
+
+Content addressing, as the hub's own cache does with ``blobs/``: every distinct file body is
+one raw file entry ``blobs/{checksum}/{digest}{suffix}`` (``TieredCache.put_file``: streamed,
+digest recorded, stored byte-for-byte, so ``get_path`` hands out a path that can be
+memory-mapped). Two revisions (or two models) with the same ``model.safetensors`` share one
+entry, so its bytes are stored, counted by ``inspect`` and evicted once. The suffix (e.g.
+``.safetensors``) keeps ``verify``'s format check and key filters working on weights.
+
+A revision is a small manifest ``{model}@{revision}/.manifest.json`` listing each file's
+path, size, checksum and digest (so the blob it uses). Manifests are data, not paths: every
+row is validated when written and when read (it may come from a shared tier or an archive).
+A row without a checksum (written before blobs) names the entry ``{model}@{revision}/{path}``.
+A ref ``{model}@{ref}/.ref`` (``warm`` records a hub repo's ``refs/``) names a revision.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from llamacache.engine import EntryMeta, checksums, decode, index
+from llamacache.engine.tiered import TieredCache
+from llamacache.errors import CacheIOError, CorruptEntryError, LlamacacheError, UsageError
+
+DEFAULT_REVISION = "main"
+MANIFEST = ".manifest.json"
+REF = ".ref"  # a ref entry's file name: {model}@{ref}/.ref holds the commit it names
+BLOBS = "blobs"  # blob keys: blobs/{checksum}/{hex digest}{suffix}
+_SUFFIX = re.compile(r"\.[A-Za-z0-9_-]{1,32}")
+BLOCK = 4 * 1024 * 1024
+
+
+def check_name(name: str) -> str:
+    """A model name: path-like segments ("org/model"), no "@", no "." or ".." segments."""
+    parts = name.split("/")
+    if (
+        not name
+        or "@" in name
+        or "\\" in name
+        or "\0" in name
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise UsageError(
+            f"model name {name!r} is not valid; expected e.g. 'llama-7b' or 'org/model'"
+        )
+    return name
+
+
+def check_revision(revision: str | None) -> str:
+    rev = DEFAULT_REVISION if revision is None else revision
+    if not rev or any(c in rev for c in "/@\\\0") or rev in (".", ".."):
+        raise UsageError(f"revision {rev!r} is not valid; expected e.g. 'main' or a commit hash")
+    return rev
+
+
+def check_relpath(rel: str) -> str:
+    """A file path inside a model: relative, normalized, no "..", never the manifest's name.
+
+    Manifests are data, not paths: this runs when a manifest is written *and* when one is
+    read (it may come from a shared tier or an archive), so no listed path can reach
+    outside the model's own ``snapshots/`` folder.
+    """
+    bad = (
+        not isinstance(rel, str)
+        or not rel
+        or len(rel) > 4096
+        or any(c in rel for c in "\0\\")
+        or any(ord(c) < 32 for c in rel)
+        or PurePosixPath(rel).is_absolute()
+        or any(s in ("", ".", "..") for s in rel.split("/"))
+    )
+    if bad:
+        raise UsageError(f"model file path {rel!r} must be relative and stay inside the model")
+    if rel in (MANIFEST, REF):
+        raise UsageError(f"model file path {rel!r} is reserved for llamacache's manifest")
+    return rel
+
+
+def file_key(name: str, revision: str, rel: str) -> str:
+    return f"{name}@{revision}/{rel}"
+
+
+def manifest_key(name: str, revision: str) -> str:
+    return f"{name}@{revision}/{MANIFEST}"
+
+
+def ref_key(name: str, ref: str) -> str:
+    return f"{name}@{ref}/{REF}"
+
+
+def blob_key(checksum: str, digest: str, rel: str) -> str:
+    """The key of the blob holding a file's bytes: its checksum, digest and file suffix."""
+    suffix = PurePosixPath(rel).suffix
+    return f"{BLOBS}/{checksum}/{digest}{suffix if _SUFFIX.fullmatch(suffix) else ''}"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    path: str  # relative, posix
+    size: int
+    digest: str  # hex, with ``checksum``
+    checksum: str | None = None  # None: an old manifest row (entry {model}@{rev}/{path})
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    revision: str
+    files: tuple[ModelFile, ...]
+    created: float  # epoch seconds the manifest was written
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def key(self, f: ModelFile) -> str:
+        """The cache key holding ``f``'s bytes (a blob, or an old per-revision entry)."""
+        if f.checksum is None:
+            return file_key(self.name, self.revision, f.path)
+        return blob_key(f.checksum, f.digest, f.path)
+
+
+def write_manifest(
+    cache: TieredCache, name: str, revision: str, files: Mapping[str, EntryMeta | ModelFile]
+) -> ModelInfo:
+    """Record a revision as complete (call only after every file is stored)."""
+    for rel in files:
+        check_relpath(rel)
+    entries = tuple(
+        sorted(
+            (
+                m
+                if isinstance(m, ModelFile)
+                else ModelFile(rel, m.raw_len, m.digest.hex(), m.checksum)
+                for rel, m in files.items()
+            ),
+            key=lambda f: f.path,
+        )
+    )
+    info = ModelInfo(name, revision, entries, time.time())
+    body = {
+        "model": name,
+        "revision": revision,
+        "created": info.created,
+        "files": [_row(f) for f in entries],
+    }
+    cache.put(manifest_key(name, revision), json.dumps(body))
+    return info
+
+
+def write_ref(cache: TieredCache, name: str, ref: str, revision: str) -> None:
+    """Point ``ref`` (e.g. ``main``) at a stored revision, as a hub repo's ``refs/<ref>``."""
+    cache.put(ref_key(check_name(name), check_revision(ref)), check_revision(revision))
+
+
+def _row(f: ModelFile) -> dict[str, Any]:
+    row: dict[str, Any] = {"path": f.path, "size": f.size, "digest": f.digest}
+    if f.checksum is not None:
+        row["checksum"] = f.checksum
+    return row
+
+
+def _manifest_file(row: object) -> ModelFile:
+    """One validated manifest row (a row is data: its path is checked like user input)."""
+    if not isinstance(row, dict):
+        raise TypeError("a file row is not an object")
+    size, digest = row["size"], row["digest"]
+    if type(size) is not int or size < 0:
+        raise ValueError(f"size {size!r} is not a byte count")
+    if not isinstance(digest, str) or not digest or len(digest) > 128:
+        raise ValueError(f"digest {digest!r} is not a hex digest")
+    if digest != bytes.fromhex(digest).hex():  # lower-case hex only: it becomes a key
+        raise ValueError(f"digest {digest!r} is not lower-case hex")
+    algo = row.get("checksum")
+    if algo is not None:
+        found = checksums.BY_NAME.get(algo) if isinstance(algo, str) else None
+        if found is None or len(digest) != 2 * found.digest_size:
+            raise ValueError(f"checksum {algo!r} with digest {digest!r} names no blob")
+    return ModelFile(check_relpath(row["path"]), size, digest, algo)
+
+
+def parse_manifest(raw: str, cache: str, name: str, revision: str) -> ModelInfo:
+    """A manifest's text as a ModelInfo, every row validated (CorruptEntryError otherwise)."""
+    try:
+        body = json.loads(raw)
+        files = tuple(_manifest_file(f) for f in body["files"])
+        if len({f.path for f in files}) != len(files):
+            raise ValueError("a path is listed twice")
+        return ModelInfo(name, revision, files, float(body["created"]))
+    except (ValueError, KeyError, TypeError) as exc:  # UsageError is a ValueError too
+        key = manifest_key(name, revision)
+        raise CorruptEntryError(cache, key, f"bad manifest: {exc}") from None
+
+
+def read_manifest(cache: TieredCache, name: str, revision: str) -> ModelInfo | None:
+    raw = cache.get(manifest_key(name, revision))
+    if not isinstance(raw, str):
+        return None
+    return parse_manifest(raw, cache.name, name, revision)
+
+
+def hash_source(source: Path | Any, algo: str) -> tuple[bytes, int]:
+    """``(digest, size)`` of a file (path) or a ``readinto`` stream: one sequential pass in
+    4 MiB blocks. CacheIOError names a file that cannot be read."""
+    hasher = checksums.hasher(algo)
+    buf = bytearray(BLOCK)
+    view = memoryview(buf)
+    size = 0
+    try:
+        f = open(source, "rb", buffering=0) if isinstance(source, Path) else source  # noqa: SIM115
+    except OSError as exc:
+        raise CacheIOError(f"cannot read {source}: {exc.strerror or exc}") from None
+    try:
+        while n := f.readinto(view):
+            hasher.update(view[:n])
+            size += n
+    except OSError as exc:
+        raise CacheIOError(f"cannot read {source}: {exc.strerror or exc}") from None
+    finally:
+        if isinstance(source, Path):
+            f.close()
+    return hasher.digest(), size
+
+
+def find_blob(cache: TieredCache, rel: str, digest: bytes, size: int) -> EntryMeta | None:
+    """The header of the blob already holding these bytes, else None (reads one index row:
+    no file read, no hit recorded). The stored bytes are verified when they are read."""
+    algo = cache.settings.checksum
+    found = cache.disk.describe(blob_key(algo, digest.hex(), rel))
+    meta = None if found is None else index.rawfile_meta(found.meta, found.path)
+    same = meta is not None and meta.digest == digest and meta.checksum == algo
+    return meta if same and meta is not None and meta.raw_len == size else None
+
+
+def store_blob(
+    cache: TieredCache, rel: str, source: Any, digest: bytes | None = None, size: int = -1
+) -> tuple[EntryMeta, bool]:
+    """Store a file's bytes once: ``(header, True)`` when written, ``(header, False)`` when a
+    blob with ``digest``/``size`` (from ``hash_source`` over the same source) was already
+    there (nothing read or written). Without a digest the file is copied and hashed in one
+    pass and named after what was read (``TieredCache.put_file_as``)."""
+    if digest is not None:
+        found = find_blob(cache, rel, digest, size)
+        if found is not None:
+            return found, False
+    algo = cache.settings.checksum
+    _, meta = cache.put_file_as(lambda d: blob_key(algo, d.hex(), rel), source)
+    return meta, True
+
+
+def listed_files(cache: TieredCache) -> Iterator[ModelFile]:
+    """Every file row of every readable manifest in the cache. Reads each manifest's index
+    row (verified), records no access: looking is not a use."""
+    for key in cache.disk.iter_keys():
+        if not isinstance(key, str) or not key.endswith("/" + MANIFEST):
+            continue
+        model, at, rev = key[: -len(MANIFEST) - 1].partition("@")
+        found = cache.disk.describe(key) if at and rev and "/" not in rev else None
+        if found is None or found.inline is None:
+            continue
+        try:
+            text = decode(found.meta, found.inline, cache.name, key)
+            if isinstance(text, str):
+                yield from parse_manifest(text, cache.name, model, rev).files
+        except (LlamacacheError, ValueError):
+            continue
