@@ -54,7 +54,8 @@ LLAMACACHE_* environment variables, then flags; llamacache config show prints ev
 value and where it came from.
 
 Human output goes to stdout as tables; talk and progress go to stderr. With --json,
-stdout carries exactly one JSON document with "schema" and "schema_version".
+stdout carries exactly one JSON document with "schema" and "schema_version"; the one
+streaming command, daemon, writes JSON lines instead (one object a run, on stderr).
 """,
         examples=(
             (
@@ -179,8 +180,8 @@ units carry the marker "# llamacache-schedule" so --uninstall removes exactly th
         description="""
 For containers without cron. Each configured cache is cleaned at start, then
 every cleanup_interval, under its admin lock (a run that finds the lock taken by a cron
-clean is skipped). One line per run on stderr; with --json one JSON object per
-line. SIGTERM or SIGINT stops it between runs; a run in progress finishes first.
+clean is skipped). One line per run on stderr; with --json JSON lines: one object
+per run ("schema": "llamacache.daemon.run"). SIGTERM or SIGINT stops it between runs; a run in progress finishes first.
 """,
         examples=(
             ("As a container's main process:", 'CMD ["llamacache", "daemon"]'),
