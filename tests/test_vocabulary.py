@@ -1,4 +1,5 @@
-"""Library errors name the library's arguments, never command-line flags.
+"""One vocabulary: library errors name the library's arguments (never command-line flags),
+every error is defined in errors.py, and every op result is a ``*Report``.
 
 An op called from Python that says ``--to-size`` points its caller at a flag they never
 typed. Ops raise ``OptionError("to_size", ...)``; the CLI's error boundary spells the
@@ -97,3 +98,24 @@ def test_every_exception_is_defined_in_errors_py_and_exported() -> None:
         if isinstance(value, type) and issubclass(value, errors.LlamacacheError)
     }
     assert raised - set(llamacache.__all__) <= {"StaleEntryError", "SafetensorsError"}
+
+
+def test_every_op_result_is_a_report_named_so() -> None:
+    """One word for an op's result: ``*Report`` (and ``EvictPlan``, the plan an apply takes)."""
+    import importlib
+
+    from llamacache.ops._report import Report
+
+    misnamed = []
+    for path in sorted((PACKAGE / "ops").glob("*.py")):
+        module = importlib.import_module(f"llamacache.ops.{path.stem}")
+        for name, value in vars(module).items():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Report)
+                and value is not Report
+                and value.__module__ == module.__name__
+                and not (name.endswith("Report") or name == "EvictPlan")
+            ):
+                misnamed.append(f"ops/{path.name}: {name}")
+    assert misnamed == []
