@@ -154,21 +154,14 @@ def inspect(
     r = s.renderer(wide=wide)
     net = _network_figures(s.manager(), cache)
     resident = page_cache_ops.residency(s.manager(), cache) if page_cache else None
-    if (net is not None or resident is not None) and r.json_mode:
-        for c in report.caches:
-            for warning in c.warnings:
-                r.warn(warning)
-        body = report.to_json()
-        if net is not None:
-            body["network"] = net.to_json()
+    figures = None if net is None else {i.cache: i for i in net.caches}
+
+    def human(r: Renderer, rep: inspect_ops.InspectReport) -> None:
+        _human(r, rep, figures)
         if resident is not None:
-            body["page_cache"] = resident.to_json()
-        r.json(body)
-    else:
-        figures = None if net is None else {i.cache: i for i in net.caches}
-        r.emit_caches(report, lambda rr, rep: _human(rr, rep, figures))
-        if resident is not None and not r.quiet:
             _page_cache_human(r, resident)
+
+    r.emit_caches(report, human, sections={"network": net, "page_cache": resident})
     for c in report.caches:
         if c.advice:
             r.info(f"{c.name}: {c.advice}")

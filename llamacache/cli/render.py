@@ -24,7 +24,7 @@ import sys
 import textwrap
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
@@ -196,24 +196,37 @@ class Renderer:
 
     # -- data -----------------------------------------------------------------------------
 
-    def json(self, report: Report | dict[str, Any]) -> None:
-        body = report if isinstance(report, dict) else report.to_json()
+    def json(self, report: Report, sections: Mapping[str, Report | None] | None = None) -> None:
+        """One JSON document: the report, plus each given section under its name
+        (``inspect --page-cache`` adds ``page_cache``)."""
+        body = report.to_json()
+        body.update({k: v.to_json() for k, v in (sections or {}).items() if v is not None})
         sys.stdout.write(json.dumps(body, indent=2, sort_keys=False) + "\n")
         sys.stdout.flush()
 
-    def emit(self, report: Report, human: Callable[[Renderer, Any], None]) -> None:
+    def emit(
+        self,
+        report: Report,
+        human: Callable[[Renderer, Any], None],
+        sections: Mapping[str, Report | None] | None = None,
+    ) -> None:
         """JSON when asked, else the command's human renderer (skipped with --quiet)."""
         if self.json_mode:
-            self.json(report)
+            self.json(report, sections)
         elif not self.quiet:
             human(self, report)
 
-    def emit_caches(self, report: Report, human: Callable[[Renderer, Any], None]) -> None:
+    def emit_caches(
+        self,
+        report: Report,
+        human: Callable[[Renderer, Any], None],
+        sections: Mapping[str, Report | None] | None = None,
+    ) -> None:
         """Warn each cache's ``warnings`` (stderr), then emit: for per-cache admin reports."""
         for cache in getattr(report, "caches", ()):
             for warning in getattr(cache, "warnings", ()):
                 self.warn(warning)
-        self.emit(report, human)
+        self.emit(report, human, sections)
 
     def keys(self, keys: Iterable[str], *, null: bool = False) -> None:
         """Keys for a pipe, one a line; ``null``: each ended by NUL, so any key (newlines
