@@ -3,7 +3,7 @@
 
 _llamacache_subcommands() {
     case "$1" in
-        "") echo "backup bench clean config daemon evict get inspect ls put repair restore rm schedule stats verify warm" ;;
+        "") echo "backup bench clean config daemon evict get inspect ls push put repair restore rm schedule stats verify warm" ;;
         "config") echo "init path show validate" ;;
         "schedule") echo "cron systemd" ;;
     esac
@@ -14,7 +14,7 @@ _llamacache_options() {
         "") echo "--config --cache-dir --json --quiet --debug --version --install-completion --show-completion --help -h" ;;
         "backup") echo "--to --cache -c --json --quiet --help -h" ;;
         "bench") echo "--cache -c --tier --workload --read-ratio --keys --value-size --ops --duration --processes --policy --memory-size --disk-size --compare --seed --csv --json --quiet --help -h" ;;
-        "clean") echo "--cache -c --dry-run --wait --tier --wide -w --json --quiet --help -h" ;;
+        "clean") echo "--cache -c --dry-run --wait --tier --grace --wide -w --json --quiet --help -h" ;;
         "config") echo "--help -h" ;;
         "config init") echo "--force --json --quiet --help -h" ;;
         "config path") echo "--json --quiet --help -h" ;;
@@ -25,6 +25,7 @@ _llamacache_options() {
         "get") echo "--cache -c --out -o --force --json --quiet --help -h" ;;
         "inspect") echo "--cache -c --top --reset-stats --tier --page-cache --wide -w --json --quiet --help -h" ;;
         "ls") echo "--cache -c --sort --limit --filter --keys-only -q --null -0 --tier --wide -w --json --quiet --help -h" ;;
+        "push") echo "--all --cache -c --json --quiet --help -h" ;;
         "put") echo "--file -f --cache -c --ttl --json --quiet --help -h" ;;
         "repair") echo "--cache -c --dry-run --wait --json --quiet --help -h" ;;
         "restore") echo "--into --cache -c --merge --replace --allow-pickle --max-entries --wait --json --quiet --help -h" ;;
@@ -70,6 +71,7 @@ _llamacache_value_kind() {
         "clean -c") echo "cache" ;;
         "clean --wait") echo "value" ;;
         "clean --tier") echo "choice:local network" ;;
+        "clean --grace") echo "value" ;;
         "daemon --cache") echo "cache" ;;
         "daemon -c") echo "cache" ;;
         "evict --cache") echo "cache" ;;
@@ -98,6 +100,8 @@ _llamacache_value_kind() {
         "ls --limit") echo "value" ;;
         "ls --filter") echo "value" ;;
         "ls --tier") echo "choice:local network" ;;
+        "push --cache") echo "cache" ;;
+        "push -c") echo "cache" ;;
         "put --file") echo "value" ;;
         "put -f") echo "value" ;;
         "put --cache") echo "cache" ;;

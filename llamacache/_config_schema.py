@@ -266,6 +266,12 @@ SETTINGS: tuple[Setting, ...] = (
         "cache.durability", _choice(s.DURABILITY), "fsync", "fsync of stored files: none|fsync|full"
     ),
     _g(
+        "cache.coherence_interval",
+        DURATION,
+        0.05,
+        "longest a process serves a value another process replaced (0: check every get)",
+    ),
+    _g(
         "cache.memory.size",
         SIZE_MEMORY,
         MachineShare(0.05, 4 * 10**9, 256 * units.MB, "memory"),
@@ -322,9 +328,21 @@ SETTINGS: tuple[Setting, ...] = (
     _g(
         "cache.network.chunk_size",
         _positive_size,
-        4 * 2**20,
+        s.CHUNK_SIZE,
         "values are sent in chunks this big",
         show=size_value,
+    ),
+    _g(
+        "cache.network.connect_timeout",
+        _positive_duration,
+        1.0,
+        "seconds to open a connection to the shared tier",
+    ),
+    _g(
+        "cache.network.reply_timeout",
+        _positive_duration,
+        5.0,
+        "seconds to wait for a reply before the shared tier counts as down",
     ),
     _g(
         "cache.network.signing_key",

@@ -209,6 +209,7 @@ def _build_cache(
         memory_policy=glob["cache.memory.type"][0],
         memory_compression=glob["cache.memory.compression"][0],
         memory_cleanup_interval=glob["cache.memory.cleanup_interval"][0],
+        coherence_interval=glob["cache.coherence_interval"][0],
         pressure_floor=_pressure_floor(glob["cache.memory.pressure_floor"][0]),
         allow_network_fs=glob["cache.disk.allow_network_fs"][0],
     )

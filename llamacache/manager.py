@@ -81,6 +81,10 @@ class CacheManager:
                 ensure_cache_root(self.settings.root)
                 cache = TieredCache(cache_settings, lower=self._lower_tiers(name))
                 self._caches[name] = cache
+                if name == DEFAULT_CACHE and type(self).get is CacheManager.get:
+                    # the seed's m.get(key) is the default cache's get itself: a memory hit
+                    # pays no extra call (bound on the instance; close() unbinds it)
+                    self.get = cache.get  # type: ignore[method-assign]
         return cache
 
     def _lower_tiers(self, name: str) -> list[CacheTier]:
@@ -151,6 +155,7 @@ class CacheManager:
         with self._lock:
             caches, self._caches = list(self._caches.values()), {}
             self._closed = True
+            self.__dict__.pop("get", None)
         for cache in caches:
             cache.close()
 

@@ -99,6 +99,7 @@ class CacheMetrics:
         cache = self._cache()
         if cache is None or self._closed:
             return
+        cache.tally_hits()
         gets = cache.memory.hits + cache.memory.misses
         self.weight = max(1, (gets - self._gets_at_window) // WINDOW)
         self._gets_at_window = gets
@@ -111,6 +112,7 @@ class CacheMetrics:
         out: dict[Key, int] = {}
         if cache is None:
             return out
+        cache.tally_hits()
         m, d = cache.memory, cache.disk
         for name in ("hits", "misses", "puts", "evictions", "evicted_bytes", "expirations"):
             out[("memory", name)] = getattr(m, name)

@@ -27,6 +27,13 @@ NETWORK_MODES = ("read-write", "read-only")
 WRITE_ERROR_POLICIES = ("local", "all", "ignore")
 
 
+# 4 MiB - 64 B: Redis (jemalloc) stores a string in the size class above its length plus
+# ~60 B of object header, so an exact 4 MiB chunk lands in the 5 MiB class: MEMORY USAGE
+# 5,242,952 B, 1.25 bytes per payload byte. 4 MiB - 64 B fits the 4 MiB class: 4,194,376 B,
+# 1.00003 (measured on redis 7.0, tests/benchmarks/bench_coherence.py prints it).
+CHUNK_SIZE = 4 * 1024 * 1024 - 64
+
+
 @dataclass(frozen=True)
 class NetworkSettings:
     """The shared Redis tier ([cache.network]); absent when no url is set."""
@@ -37,9 +44,11 @@ class NetworkSettings:
     mode: str = "read-write"
     write_error_policy: str = "local"
     max_value_size: int = 512 * 1024 * 1024
-    chunk_size: int = 4 * 1024 * 1024
+    chunk_size: int = CHUNK_SIZE
     signing_key: str | None = None
     signing_keys: tuple[str, ...] = ()  # more keys: all verify; the first signs if no signing_key
+    connect_timeout: float = 1.0  # seconds to open a connection
+    reply_timeout: float = 5.0  # seconds to wait for a reply before the server counts as down
 
     @property
     def keys(self) -> tuple[bytes, ...]:
@@ -70,6 +79,8 @@ class CacheSettings:
     max_age: float | None = None
     cleanup_interval: float = 3600.0
     memory_cleanup_interval: float = 300.0
+    # a memory front looks at the cache's change signal at most this often (0: every get)
+    coherence_interval: float = 0.05
     pressure_floor: int = 0  # bytes of system available memory below which memory shrinks
     on_corrupt: str = "raise"
     durability: str = "fsync"

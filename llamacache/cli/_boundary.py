@@ -125,7 +125,7 @@ def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
 
 
 # An op's argument -> the flag that sets it, where it is not "--" + the name with dashes.
-FLAGS_FOR_ARGUMENTS = {"source": "--file", "saved": "--apply"}
+FLAGS_FOR_ARGUMENTS = {"source": "--file", "saved": "--apply", "all_keys": "--all"}
 
 
 def flag_for(argument: str) -> str:

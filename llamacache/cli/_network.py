@@ -192,10 +192,13 @@ def evict(
     return report
 
 
-def clean(s: State, cache: str | None, dry_run: bool) -> network_admin.NetworkRemovalReport:
+def clean(
+    s: State, cache: str | None, dry_run: bool, grace: float | None = None
+) -> network_admin.NetworkRemovalReport:
     _need_redis(s)
     from llamacache.ops import network_admin
 
-    report = network_admin.clean_network(s.manager(), cache, dry_run=dry_run)
+    kw = {} if grace is None else {"grace": grace}
+    report = network_admin.clean_network(s.manager(), cache, dry_run=dry_run, **kw)
     s.renderer().emit(report, _removal_human)
     return report

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache.cli import _network
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
-from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt, WideOpt
+from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt, WideOpt, _duration
 from llamacache.cli.render import Renderer, size
 from llamacache.cli.state import state
+from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
@@ -76,12 +77,24 @@ def clean(
     dry_run: DryRunOpt = False,
     wait: WaitOpt = 0.0,
     tier: TierOpt = "local",
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            "--grace",
+            parser=_duration,
+            metavar="DURATION",
+            help="With --tier network: keep orphan chunks younger than this "
+            '(an upload in flight), default "5m".',
+        ),
+    ] = None,
     wide: WideOpt = False,
 ) -> Report:
     """Apply each cache's policy: expire, age out, evict to threshold, sweep strays (cron)."""
     s = state(ctx)
     if wants_network(tier, {"--wait": bool(wait)}):
-        return _network.clean(s, cache, dry_run)
+        return _network.clean(s, cache, dry_run, grace)
+    if grace is not None:
+        raise UsageError("--grace: only with --tier network (orphan chunks on the server)")
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
     r = s.renderer(wide=wide)
     r.emit_caches(report, _human)

@@ -106,6 +106,8 @@ def _human(
         r.table(None, TIER_COLUMNS, shown, right=TIER_NUMBERS, wide_only=TIER_WIDE_ONLY)
         free = "-" if c.fs_free is None else f"{size(c.fs_free)} free of {size(c.fs_total)}"
         r.line(f"quarantined: {c.quarantined}   filesystem: {free}")
+        if c.unshared:
+            r.line(f"unshared: {c.unshared} writes not yet on the shared tier (retrying)")
         if c.top:
             r.table(
                 f"largest {len(c.top)} entries",

@@ -677,7 +677,7 @@ class DiskTier:
         if len(counts) >= FLUSH_EVERY or now - self._last_flush >= FLUSH_SECONDS:
             self.flush_access()
 
-    def note_hit(self, key: Hashable) -> None:
+    def note_hit(self, key: Hashable, n: int = 1) -> None:
         """Note a memory-front hit of ``key`` for lru/lfu: a count only, no clock read.
 
         The hot path of a tiered get (~60 ns instead of ~250 ns for ``record_access``).
@@ -685,9 +685,9 @@ class DiskTier:
         which is when the disk tier next needs it.
         """
         counts = self._acount
-        counts[key] = counts.get(key, 0) + 1
-        n = self._hit_countdown = self._hit_countdown - 1
-        if not n:
+        counts[key] = counts.get(key, 0) + n
+        left = self._hit_countdown = self._hit_countdown - 1
+        if not left:
             self._hit_countdown = HIT_CHECK_EVERY
             if len(counts) >= FLUSH_EVERY or time.time() - self._last_flush >= FLUSH_SECONDS:
                 self.flush_access()

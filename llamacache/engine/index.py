@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llamacache.engine import framing, quarantine, reserve
+from llamacache.engine import framing, generation, quarantine, reserve, unshared
 from llamacache.engine.eviction import POLICIES, ROW_COST_SQL, SIZE_SQL
 from llamacache.engine.safety import CACHEDIR_TAG, is_own_name, leads_outside
 from llamacache.errors import CorruptEntryError
@@ -80,6 +80,8 @@ KNOWN_TOP = frozenset(
         LOCK_NAME,
         CACHEDIR_TAG,
         reserve.RESERVE_NAME,  # the space kept so deletes work on a full disk
+        generation.FILENAME,  # the change signal other processes read
+        unshared.DIR_NAME,  # writes waiting to be shared
     }
 )
 

@@ -13,16 +13,19 @@ from redis._parsers.encoders import Encoder
 from redis.connection import PythonRespSerializer
 
 DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)  # the server is unreachable
-_POOLS: dict[tuple[str, int], redis.ConnectionPool] = {}
+_POOLS: dict[tuple[str, int, float, float], redis.ConnectionPool] = {}
 _POOLS_LOCK = threading.Lock()
 
 
-def connection_pool(url: str) -> redis.ConnectionPool:
-    """One pool per URL per process (a forked child gets its own).
+def connection_pool(
+    url: str, connect_timeout: float = 1.0, reply_timeout: float = 5.0
+) -> redis.ConnectionPool:
+    """One pool per URL and timeouts per process (a forked child gets its own).
 
-    Short timeouts (1 s connect, 5 s per reply) so a dead server costs little.
+    Short timeouts (``cache.network.connect_timeout``, ``reply_timeout``) so a dead
+    server, or a dead path that swallows replies, costs little.
     """
-    k = (url, os.getpid())
+    k = (url, os.getpid(), connect_timeout, reply_timeout)
     with _POOLS_LOCK:
         pool = _POOLS.get(k)
         if pool is None:
@@ -32,8 +35,8 @@ def connection_pool(url: str) -> redis.ConnectionPool:
             packer = PythonRespSerializer(6000, encode)
             pool = redis.ConnectionPool.from_url(
                 url,
-                socket_timeout=5.0,
-                socket_connect_timeout=1.0,
+                socket_timeout=reply_timeout,
+                socket_connect_timeout=connect_timeout,
                 protocol=2,
                 command_packer=packer,
             )

@@ -64,6 +64,15 @@ def entry_prefix(key_prefix: str, cache: str) -> str:
     return f"{key_prefix}{cache}:e:"
 
 
+def deleted_prefix(key_prefix: str, cache: str) -> str:
+    """Prefix of the deletion marks: ``{prefix}{cache}:d:{encoded key}`` -> b"1" with a TTL.
+
+    A remove leaves one, so a machine that missed the invalidation can tell "deleted"
+    (drop the local copy) from "evicted or expired" (keep it) when it revalidates.
+    """
+    return f"{key_prefix}{cache}:d:"
+
+
 def cache_prefix(key_prefix: str, cache: str) -> str:
     """Prefix of every key (entries and chunks) of one cache."""
     return f"{key_prefix}{cache}:"
@@ -196,6 +205,22 @@ def unpack_record(rkey: bytes, data: bytes, keys: Sequence[bytes] | bytes | None
         if hmac.compare_digest(sig, _sign(k, rkey, rtype, meta, body)):
             return Record(rtype, meta, body, True, True)
     raise BadRecord("bad signature")
+
+
+PEEK_BYTES = 1024  # a GETRANGE this long holds a record's header and meta
+
+
+def peek_meta(head: bytes) -> bytes | None:
+    """The entry meta from the first bytes of a record (a version check, never trusted
+    for data: the full read still goes through ``admit``); None if not a record."""
+    try:
+        magic, version, rtype, _flags, mlen = _REC.unpack_from(head)
+    except struct.error:
+        return None
+    if magic != MAGIC or version != VERSION or rtype not in (T_INLINE, T_MANIFEST):
+        return None
+    meta = head[_REC.size : _REC.size + mlen]
+    return meta if len(meta) == mlen else None
 
 
 def safe_dtype(dtype: str | None) -> bool:

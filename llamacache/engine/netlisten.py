@@ -7,7 +7,11 @@ that anyone modifies (or that expires or is evicted). redis-py 8's built-in clie
 cache needs Redis >= 7.4 and RESP3, which Debian's 7.0 lacks, hence this small loop.
 
 If the connection drops, invalidations may have been missed, so the memory front is
-dropped whole and the listener reconnects after the tier's retry interval.
+dropped whole and the listener reconnects after the tier's retry interval. A connection
+can also die silently (a dead path that swallows replies), so the listener PINGs every
+``heartbeat`` seconds and reconnects when no reply came for three heartbeats; the cache
+asks ``alive_within`` before trusting its local copies. The listener's state is its own:
+its failures never open the tier's write breaker.
 """
 
 from __future__ import annotations
@@ -40,15 +44,20 @@ class InvalidationListener(threading.Thread):
         tier: NetworkTier,
         on_invalidate: Callable[[Hashable], None],
         on_reset: Callable[[], None],
+        heartbeat: float = 0.5,
     ) -> None:
         super().__init__(name=f"llamacache-invalidate-{tier.cache}", daemon=True)
         self.tier = tier
         self.on_invalidate = on_invalidate
         self.on_reset = on_reset
+        self.heartbeat = max(0.01, heartbeat)
         self.ready = threading.Event()  # set while subscribed
         self.received = 0
         self.resets = 0
+        self.reconnects = 0
+        self.errors = 0
         self.last_message_at = 0.0  # perf_counter of the last invalidation handled
+        self.heard_at = 0.0  # monotonic time of the last reply of any kind (pong included)
         self._stop_flag = threading.Event()
         self._conn: Any = None
 
@@ -62,23 +71,32 @@ class InvalidationListener(threading.Thread):
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)
 
+    def alive_within(self, seconds: float) -> bool:
+        """Subscribed, and the server answered within ``seconds``."""
+        return self.ready.is_set() and time.monotonic() - self.heard_at <= seconds
+
     def run(self) -> None:
         first = True
+        retry_at = 0.0
         while not self._stop_flag.is_set():
-            if not self.tier.available():
-                self._stop_flag.wait(min(POLL, self.tier.retry_interval))
+            wait = retry_at - time.monotonic()
+            if wait > 0:
+                self._stop_flag.wait(min(POLL, wait))
                 continue
             try:
                 self._connect()
                 if not first:  # what changed while we were away is unknown
+                    self.reconnects += 1
                     self._reset()
                 first = False
                 self._loop()
             except (redis.RedisError, OSError, ValueError, TypeError, AttributeError) as exc:
                 if self._stop_flag.is_set():
                     break
+                self.errors += 1
                 self._reset()
-                self.tier._trip(exc)
+                log.info("cache %r: invalidation listener lost (%s)", self.tier.cache, exc)
+                retry_at = time.monotonic() + min(self.tier.retry_interval, 1.0)
             finally:
                 self.ready.clear()
                 conn, self._conn = self._conn, None
@@ -88,7 +106,8 @@ class InvalidationListener(threading.Thread):
 
     def _connect(self) -> None:
         pool = self.tier.client.connection_pool
-        kwargs = {**pool.connection_kwargs, "protocol": 2, "socket_timeout": None}
+        # replies are awaited with can_read(); the timeout bounds a handshake on a dead path
+        kwargs = {**pool.connection_kwargs, "protocol": 2}
         conn = pool.connection_class(**kwargs)
         self._conn = conn
         conn.connect()
@@ -102,14 +121,24 @@ class InvalidationListener(threading.Thread):
         conn.send_command("SUBSCRIBE", CHANNEL)
         conn.read_response()
         self.tier.forget_echoes()
+        self.heard_at = time.monotonic()
         self.ready.set()
 
     def _loop(self) -> None:
         conn = self._conn
+        beat = self.heartbeat
+        next_ping = time.monotonic() + beat
         while not self._stop_flag.is_set():
-            if not conn.can_read(timeout=POLL):
+            now = time.monotonic()
+            if now - self.heard_at > 3 * beat + 0.1:  # silent path: reconnect
+                raise redis.TimeoutError(f"no reply to PING for {now - self.heard_at:.2f} s")
+            if now >= next_ping:
+                conn.send_command("PING")
+                next_ping = now + beat
+            if not conn.can_read(timeout=min(POLL, beat)):
                 continue
             msg = conn.read_response()
+            self.heard_at = time.monotonic()
             if not isinstance(msg, list) or len(msg) < 3 or msg[0] not in (b"message", "message"):
                 continue
             self._handle(msg[2])

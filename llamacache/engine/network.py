@@ -32,8 +32,8 @@ import redis
 from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
 from llamacache.engine.netclient import DOWN, EchoCounter, as_bytes, connection_pool, redact
-from llamacache.engine.protocol import ChunkMissing, TierStats
-from llamacache.errors import NetworkTierError
+from llamacache.engine.protocol import ABSENT, DELETED, UNKNOWN, ChunkMissing, TierStats
+from llamacache.errors import ConfigError, NetworkTierError
 from llamacache.redaction import redact_logger
 from llamacache.settings import NetworkSettings
 
@@ -56,8 +56,23 @@ class RecordCheck:
     bytes: int  # payload bytes read and checked
 
 
+DELETE_MARK_SECONDS = 7 * 86400  # how long a remove is remembered for revalidating copies
 BATCH_BYTES = 16 * 1024 * 1024  # bytes per pipelined batch of chunks (bounds memory)
 RETRY_INTERVAL = 5.0  # seconds the breaker stays open after a failure
+
+
+def stored_len(meta: bytes) -> int:
+    """Bytes an entry with this header occupies (its stored payload)."""
+    return framing.parse_meta(meta).stored_len
+
+
+def same_version(theirs: bytes, ours: bytes) -> bool:
+    """True when two entry headers describe the same stored value (digest and length)."""
+    try:
+        a, b = framing.parse_meta(theirs), framing.parse_meta(ours)
+    except ValueError:
+        return False
+    return (a.digest, a.stored_len) == (b.digest, b.stored_len)
 
 
 class NetworkTier:
@@ -84,6 +99,7 @@ class NetworkTier:
         self.url = settings.url
         self.prefix = nf.cache_prefix(settings.key_prefix, cache)
         self.entry_prefix = nf.entry_prefix(settings.key_prefix, cache)
+        self.deleted_prefix = nf.deleted_prefix(settings.key_prefix, cache)
         self.read_only = settings.mode == "read-only"
         self.chunk_size = settings.chunk_size
         self.batch_bytes = max(batch_bytes, settings.chunk_size)
@@ -91,16 +107,37 @@ class NetworkTier:
         self._keys = settings.keys  # the first signs, every one verifies
         self._signing_key = self._keys[0] if self._keys else None
         self._chunk_algo = checksums.BY_NAME["blake3" if self._keys else "xxh3"]
-        self.client = redis.Redis(connection_pool=connection_pool(self.url))
+        pool = connection_pool(self.url, settings.connect_timeout, settings.reply_timeout)
+        self.client = redis.Redis(connection_pool=pool)
         self._down_until = 0.0
         self._warned_at = -1e9
         self._echoes = EchoCounter()  # entry keys we are writing: their echo is not news
         self.hits = self.misses = self.puts = self.errors = self.corrupt = 0
         self.chunk_misses = self.skipped = 0
         self.rejected = 0  # records refused by the read gate (also counted in ``corrupt``)
+        self.read_errors = 0  # error replies to reads (MOVED, WRONGTYPE, NOPERM...): misses
+        self.unshared = 0  # writes that did not reach the server (retried by the cache)
         self.unsigned_skipped = 0  # pickled values kept local: no key to sign them with
         self._listen = listen
         self.listener: Any = None
+        self._refuse_cluster()
+
+    def _refuse_cluster(self) -> None:
+        """A Redis Cluster node is refused at start (ConfigError, exit 2), not at first use.
+
+        Invalidation tracking is per node and a cluster node answers keys of other slots
+        with MOVED; one server (or Sentinel-free replication behind one address) is what
+        this tier supports. An unreachable server is not an error here: reads miss.
+        """
+        try:
+            info = self.client.info("cluster")
+        except redis.RedisError:  # unreachable: the first read or write will say so
+            return
+        if isinstance(info, dict) and str(info.get("cluster_enabled", "0")) == "1":
+            raise ConfigError(
+                f"cache.network.url: {redact(self.url)} is a Redis Cluster node; the shared "
+                "tier needs a single Redis server (cluster mode is not supported)"
+            )
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -109,15 +146,27 @@ class NetworkTier:
         return self.entry_prefix + nf.encode_key(key)
 
     def bind_front(
-        self, on_invalidate: Callable[[Hashable], None], on_reset: Callable[[], None]
+        self,
+        on_invalidate: Callable[[Hashable], None],
+        on_reset: Callable[[], None],
+        heartbeat: float = 0.5,
     ) -> None:
-        """Start the invalidation listener feeding a memory front (TieredCache calls this)."""
+        """Start the invalidation listener feeding a memory front (TieredCache calls this).
+
+        It PINGs every ``heartbeat`` seconds and reconnects when a reply is overdue.
+        """
         if not self._listen or self.listener is not None:
             return
         from llamacache.engine.netlisten import InvalidationListener
 
-        self.listener = InvalidationListener(self, on_invalidate, on_reset)
+        self.listener = InvalidationListener(self, on_invalidate, on_reset, heartbeat)
         self.listener.start()
+
+    def listening(self, within: float) -> bool:
+        """True when the listener is subscribed and heard from the server in ``within`` s
+        (else invalidations may have been missed and local copies need revalidating)."""
+        listener = self.listener
+        return listener is not None and listener.alive_within(within)
 
     def forget_echoes(self) -> None:
         """Drop pending echo counts (the listener reconnected: old echoes never come)."""
@@ -210,6 +259,9 @@ class NetworkTier:
             self._trip(exc)
             self.misses += 1
             return None
+        except redis.RedisError as exc:  # MOVED, WRONGTYPE, NOPERM...: a miss, never a crash
+            self._read_error(key, exc)
+            return None
         if data is None:
             self.misses += 1
             return None
@@ -220,6 +272,59 @@ class NetworkTier:
             self._reject(key, exc)
             return None
         return rkey, rec, meta
+
+    def _read_error(self, key: Hashable, exc: BaseException) -> None:
+        self.read_errors += 1
+        self.misses += 1
+        _warn_once(
+            "read-error",
+            "cache %r: the network tier answered a read of %r with an error (%s); treated "
+            "as a miss",
+            self.cache,
+            key,
+            exc,
+        )
+
+    def probe(self, key: Hashable) -> bytes | str:
+        """The shared record's entry meta (one GETRANGE of its head), or DELETED (a
+        deletion mark), ABSENT, or UNKNOWN (unreachable, an error reply, not a record).
+
+        Used to revalidate a local copy: equal digests mean it is current.
+        """
+        if not self.available():
+            return UNKNOWN
+        pipe = self.client.pipeline(transaction=False)
+        pipe.getrange(self.rkey(key), 0, nf.PEEK_BYTES - 1)
+        pipe.exists(self.deleted_prefix + nf.encode_key(key))
+        try:
+            head, marked = pipe.execute()
+        except DOWN as exc:
+            self._trip(exc)
+            return UNKNOWN
+        except redis.RedisError as exc:
+            self._read_error(key, exc)
+            return UNKNOWN
+        if not head:
+            return DELETED if marked else ABSENT
+        return nf.peek_meta(as_bytes(head)) or UNKNOWN
+
+    def compare(self, key: Hashable, meta: bytes) -> str:
+        """How the shared record stands against a local copy with ``meta``: "same",
+        "differs", or probe's DELETED / ABSENT / UNKNOWN (``push`` decides with this)."""
+        theirs = self.probe(key)
+        if not isinstance(theirs, bytes):
+            return theirs
+        return "same" if same_version(theirs, meta) else "differs"
+
+    def shared_digest(self, key: Hashable) -> str | None:
+        """Hex digest of the shared record's value, or None when there is none to read."""
+        theirs = self.probe(key)
+        if not isinstance(theirs, bytes):
+            return None
+        try:
+            return framing.parse_meta(theirs).digest.hex()
+        except ValueError:
+            return None
 
     def get(self, key: Hashable) -> tuple[bytes, bytes] | None:
         """``(meta, payload)``; a chunked value is assembled whole (``open_stream`` streams)."""
@@ -275,6 +380,9 @@ class NetworkTier:
                 self._trip(exc)
                 self.misses += 1
                 raise ChunkMissing(f"server unreachable: {exc}") from None
+            except redis.RedisError as exc:
+                self._read_error(key, exc)
+                raise ChunkMissing(f"error reply: {exc}") from None
             for i, data in enumerate(datas, start):
                 expect = min(man.chunk_size, man.total_len - i * man.chunk_size)
                 if data is None or len(data) != expect or man.algo.digest(data) != man.digests[i]:
@@ -308,35 +416,68 @@ class NetworkTier:
         )
         return True
 
-    def put(self, key: Hashable, meta: bytes, payload: bytes, expire: float | None = None) -> None:
-        """Write through: one SET for small values, chunks then manifest for large ones."""
+    def put(
+        self,
+        key: Hashable,
+        meta: bytes,
+        payload: bytes,
+        expire: float | None = None,
+        only_if_absent: bool = False,
+    ) -> bool:
+        """Write through: one SET for small values, chunks then manifest for large ones.
+
+        True when the value is on the server; False when it was not sent or failed (the
+        cache retries those), or is kept local on purpose (unsigned pickle, too large).
+        """
         if self._unsigned_pickle(meta):
-            return
+            return False
         n = len(payload)
         if n > self.chunk_size:
             view = memoryview(payload)
             parts = (view[i : i + self.chunk_size] for i in range(0, n, self.chunk_size))
-            self.put_chunks(key, meta, n, parts, expire)
-            return
+            return self.put_chunks(key, meta, n, parts, expire, only_if_absent)
         if self._skip_write():
-            return
+            self.unshared += 1
+            return False
         if n > self.settings.max_value_size:
             self.skipped += 1
-            return
+            return False
         rkey = self.rkey(key)
         record = nf.pack_record(rkey.encode(), nf.T_INLINE, meta, payload, self._signing_key)
         self._expect_echo(rkey, 1)
         try:
-            self.client.set(rkey, b"".join(record), px=self._ttl(expire))
+            done = self.client.set(rkey, b"".join(record), px=self._ttl(expire), nx=only_if_absent)
         except redis.RedisError as exc:
             self._expect_echo(rkey, -1)
+            self.unshared += 1
             self._write_failed(exc)
-            return
+            return False
+        if not done:  # only_if_absent and someone else's value is there: theirs wins
+            self._expect_echo(rkey, -1)
+            return True
         self.puts += 1
+        return True
+
+    def too_large(self, meta: bytes) -> bool:
+        """True for a value over ``max_value_size``: it cannot be shared."""
+        return stored_len(meta) > self.settings.max_value_size
+
+    def shareable(self, meta: bytes) -> bool:
+        """False for values kept local on purpose: too large, or pickled without a key."""
+        if self.read_only:
+            return False
+        if not self._keys and len(meta) >= 4 and meta[3] == framing.K_PICKLE:
+            return False
+        return framing.parse_meta(meta).stored_len <= self.settings.max_value_size
 
     def put_file(
-        self, key: Hashable, meta: bytes, source: BinaryIO, expire: float | None = None
-    ) -> None:
+        self,
+        key: Hashable,
+        meta: bytes,
+        source: BinaryIO,
+        expire: float | None = None,
+        only_if_absent: bool = False,
+    ) -> bool:
         """Share a file-backed entry, read from ``source`` one chunk at a time."""
         size = framing.parse_meta(meta).stored_len
         chunk = self.chunk_size
@@ -346,9 +487,8 @@ class NetworkTier:
                 yield data
 
         if size <= chunk:
-            self.put(key, meta, source.read(), expire)
-        else:
-            self.put_chunks(key, meta, size, parts(), expire)
+            return self.put(key, meta, source.read(), expire, only_if_absent)
+        return self.put_chunks(key, meta, size, parts(), expire, only_if_absent)
 
     def put_chunks(
         self,
@@ -357,17 +497,21 @@ class NetworkTier:
         total: int,
         parts: Iterable[nf.BytesLike],
         expire: float | None = None,
-    ) -> None:
+        only_if_absent: bool = False,
+    ) -> bool:
         """Chunks in pipelined batches, then the manifest with SET NX (first writer wins).
 
         A manifest already there for the same content is left alone; one for different
-        content is replaced (a put is a put).
+        content is replaced (a put is a put). True when the value is on the server.
         """
-        if self._skip_write() or self._unsigned_pickle(meta):
-            return
+        if self._unsigned_pickle(meta):
+            return False
+        if self._skip_write():
+            self.unshared += 1
+            return False
         if total > self.settings.max_value_size:
             self.skipped += 1
-            return
+            return False
         digest = framing.parse_meta(meta).digest
         px = self._ttl(expire)
         rkey = self.rkey(key)
@@ -382,15 +526,19 @@ class NetworkTier:
             self._expect_echo(rkey, 1)
             if not self.client.set(rkey, record, px=px, nx=True):
                 old = self.client.get(rkey)
-                if old is not None and self._same_content(rkey, as_bytes(old), meta):
+                if only_if_absent or (
+                    old is not None and self._same_content(rkey, as_bytes(old), meta)
+                ):
                     self._expect_echo(rkey, -1)
                 else:
                     self.client.set(rkey, record, px=px)
         except (redis.RedisError, NetworkTierError) as exc:
             self._expect_echo(rkey, -1)
+            self.unshared += 1
             self._write_failed(exc)
-            return
+            return False
         self.puts += 1
+        return True
 
     def _send_chunks(
         self, digest: bytes, parts: Iterable[nf.BytesLike], px: int | None
@@ -420,13 +568,17 @@ class NetworkTier:
         return rec.rtype == nf.T_MANIFEST and rec.meta == meta
 
     def remove(self, key: Hashable) -> bool:
-        """UNLINK the entry record (its chunks may be shared; ``clean`` sweeps orphans)."""
+        """UNLINK the entry record and leave a deletion mark (see ``probe``); its chunks
+        may be shared, ``clean`` sweeps orphans."""
         if self.read_only or not self.available():
             return False
         rkey = self.rkey(key)
         self._expect_echo(rkey, 1)
         try:
-            n = int(self.client.unlink(rkey))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(self.deleted_prefix + nf.encode_key(key), b"1", ex=DELETE_MARK_SECONDS)
+            pipe.unlink(rkey)
+            n = int(pipe.execute()[1])
         except redis.RedisError as exc:
             self._expect_echo(rkey, -1)
             self._write_failed(exc)

@@ -52,8 +52,13 @@ class CacheTier(Protocol):
         """``(meta, payload)`` for ``key``, or None on a miss."""
         ...
 
-    def put(self, key: Hashable, meta: bytes, payload: bytes, expire: float | None = None) -> None:
-        """Store a framed entry; ``expire`` is seconds from now (None: no expiry)."""
+    def put(
+        self, key: Hashable, meta: bytes, payload: bytes, expire: float | None = None
+    ) -> bool | None:
+        """Store a framed entry; ``expire`` is seconds from now (None: no expiry).
+
+        A shared tier returns False when the value did not reach it (the cache retries).
+        """
         ...
 
     def remove(self, key: Hashable) -> bool:
@@ -66,4 +71,31 @@ class CacheTier(Protocol):
 
     def stats(self) -> TierStats:
         """Counters and size of this tier."""
+        ...
+
+
+# What ``SharedTier.probe`` answers besides the record's meta bytes.
+DELETED = "deleted"  # removed by someone (a deletion mark is there): drop local copies
+ABSENT = "absent"  # no record (never shared, expired or evicted): local copies stay
+UNKNOWN = "unknown"  # unreachable, an error reply, not a record: cannot tell
+
+
+@runtime_checkable
+class SharedTier(CacheTier, Protocol):
+    """A tier other machines write to (Redis): local copies of its entries can go stale."""
+
+    def probe(self, key: Hashable) -> bytes | str:
+        """The shared record's entry meta (a small read), or DELETED / ABSENT / UNKNOWN."""
+        ...
+
+    def listening(self, within: float) -> bool:
+        """True while invalidations are being received (a reply heard within ``within`` s)."""
+        ...
+
+    def shareable(self, meta: bytes) -> bool:
+        """False for values this tier keeps out on purpose (too large, unsigned pickle)."""
+        ...
+
+    def available(self) -> bool:
+        """False while writes are known to fail (the write breaker is open)."""
         ...

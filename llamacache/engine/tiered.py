@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +22,25 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, BinaryIO
 
-from llamacache.engine import checksums, framing, quarantine
+from llamacache.engine import checksums, framing, index, quarantine, unshared
 from llamacache.engine.disk import DiskTier, VerifiedEntry
+from llamacache.engine.generation import ALL, Generation, key_hash
 from llamacache.engine.memory import MemoryFront
-from llamacache.engine.protocol import CacheTier, ChunkMissing, TierStats
+from llamacache.engine.protocol import (
+    DELETED,
+    CacheTier,
+    ChunkMissing,
+    SharedTier,
+    TierStats,
+)
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
 from llamacache.errors import CorruptEntryError, LlamacacheError, UnsafeCacheDirError, UsageError
 from llamacache.metrics import CacheMetrics
 from llamacache.settings import MAX_DURATION, CacheSettings
 
 _MISS: Any = object()
+_now_ns = time.monotonic_ns
+_TICK_MAX_NS = 100_000_000  # fast-path hits are tallied at least this often (bounds the log)
 _STALE_MAX = 100_000  # invalidation marks kept for keys whose disk copy is stale
 
 
@@ -110,10 +122,44 @@ class TieredCache:
         self._packs = settings.memory_compression  # keep compressed values packed in RAM
         # keys another process changed in a lower (shared) tier: the disk copy is stale
         self._stale: dict[Hashable, None] = {}
+        # Shared-tier coherence: a disk copy is trusted without asking the server only if
+        # it was checked in this process since the listener last (re)connected and while
+        # the listener keeps hearing from the server; _inv_seq closes the read/overwrite
+        # race (an invalidation that arrives while a read is in flight).
+        self._net: SharedTier | None = next(
+            (t for t in self.lower if isinstance(t, SharedTier)), None
+        )
+        self._net_epoch = 0
+        self._net_ok = False
+        self._valid: dict[Hashable, int] = {}  # key -> epoch its disk copy was checked in
+        self._inv_seq = 0
+        self._resharing: threading.Thread | None = None
+        self.reshared = 0
+        beat = max(settings.coherence_interval, 0.05) / 2
         for tier in self.lower:
             bind = getattr(tier, "bind_front", None)
             if bind is not None:
-                bind(self._invalidated, self.memory.clear)
+                bind(self._invalidated, self._net_reset, beat)
+
+        # Coherence (engine/generation.py): every write here advances the cache's change
+        # signal; a get looks at the clock, and at most every coherence_interval at the
+        # signal, dropping memory copies other processes changed. The same tick tallies
+        # fast-path hits (hit counter, lru recency) in bulk, keeping them off the hot path.
+        self._gen = Generation(path)
+        self._dir_id = _identity(path)
+        self._gen_lock = threading.RLock()
+        self._hkeys: dict[int, Hashable] = {}  # stable key hash -> key held in memory
+        self._interval_ns = max(0, int(settings.coherence_interval * 1e9))
+        self._tick_ns = min(self._interval_ns, _TICK_MAX_NS)
+        self._due = 0  # monotonic_ns of the next tick; 0: the next get ticks
+        self._check_at = 0  # monotonic_ns of the next look at the change signal
+        self._hitlog: list[Hashable] = []  # fast-path hits since the last tick
+        self._mdata = self.memory._data
+        self._mexp = self.memory._expires
+        self._fast = settings.policy != "lfu" and not self._packs
+        self._move = self.memory._lru
+        self.revalidations = 0  # times the change signal moved and memory was revalidated
+        self.reopened = 0  # times the cache folder was replaced (restore --replace) under us
 
         # Counters flushed to cache.db (metrics.py); off only to measure what they cost.
         self._sampling = False  # set by the metrics ticker for a window of timed gets
@@ -121,21 +167,70 @@ class TieredCache:
 
     def _invalidated(self, key: Hashable) -> None:
         """Another process wrote ``key`` to a shared tier: drop our copies (listener thread)."""
+        self._inv_seq += 1
         self.memory.discard(key)
+        self._valid.pop(key, None)
         if len(self._stale) >= _STALE_MAX:
             self._stale.clear()  # bounded; the oldest marks go first
+            self._net_epoch += 1  # ...and every disk copy is checked again instead
         self._stale[key] = None
+
+    def _net_reset(self) -> None:
+        """Invalidations may have been missed (listener reconnect, FLUSHALL): distrust all."""
+        self._inv_seq += 1
+        self._net_epoch += 1
+        self._valid = {}
+        self.memory.clear()
+
+    def _trusted(self, key: Hashable) -> bool:
+        return self._net_ok and self._valid.get(key) == self._net_epoch
+
+    def _check_shared(self, net: SharedTier, key: Hashable, meta: bytes) -> str:
+        """Revalidate a disk copy against the shared record: "ok", "stale" or "deleted"."""
+        epoch = self._net_epoch
+        found = net.probe(key)
+        if found == DELETED:
+            return "deleted"
+        if isinstance(found, bytes):
+            try:
+                theirs, ours = framing.parse_meta(found), framing.parse_meta(meta)
+            except ValueError:
+                return "stale"
+            if (theirs.digest, theirs.stored_len) != (ours.digest, ours.stored_len):
+                return "stale"
+            self._valid[key] = epoch
+        elif self._net_ok:  # ABSENT (evicted, expired, never shared): the copy stands
+            self._valid[key] = epoch
+        return "ok"
 
     # -- reads ------------------------------------------------------------------------------
 
     def get(self, key: Hashable, default: Any = None) -> Any:
-        """The value for ``key``, or ``default``. Memory hit ~0.3 us; disk hit decodes + promotes.
+        """The value for ``key``, or ``default``. Memory hit ~0.2 us; disk hit decodes + promotes.
 
-        Metrics cost one flag test here: the tiers count hits and misses themselves, and
-        only while the metrics ticker has a sampling window open is a get timed.
+        The hot path is one clock read, one dict lookup, ``move_to_end`` (lru) and a list
+        append; hit counters, recency and the coherence check run at the next tick (at
+        most every ``coherence_interval``, and every 100 ms). Only while the metrics
+        ticker has a sampling window open is a get timed.
         """
-        if self._sampling:
-            return self._timed_get(key, default)
+        if _now_ns() < self._due and self._fast:
+            try:
+                value = self._mdata[key]
+            except KeyError:
+                self.memory.misses += 1
+                return self._get_below(key, default)
+            if not self._mexp:
+                if self._move:
+                    try:  # noqa: SIM105 (contextlib.suppress costs ~100 ns here)
+                        self._mdata.move_to_end(key)
+                    except KeyError:
+                        pass  # removed concurrently: the value read is still a valid answer
+                self._hitlog.append(key)
+                return value
+            return self._get_memory(key, default)
+        return self._tick(key, default)
+
+    def _get_memory(self, key: Hashable, default: Any) -> Any:
         value = self.memory.get(key, _MISS)
         if value is not _MISS:
             if self._track:
@@ -144,6 +239,93 @@ class TieredCache:
                 return self._unpack(key, value, default)
             return value
         return self._get_below(key, default)
+
+    def _tick(self, key: Hashable, default: Any) -> Any:
+        """The slow half of ``get``: tally hits, maybe revalidate, maybe time this get."""
+        now = _now_ns()
+        self._due = now + self._tick_ns
+        self.tally_hits()
+        if now >= self._check_at:
+            self._check_at = now + self._interval_ns
+            self.revalidate()
+        if self._sampling:
+            self._due = 0
+            return self._timed_get(key, default)
+        return self._get_memory(key, default)
+
+    def tally_hits(self) -> None:
+        """Count the fast-path hits since the last tick (and their recency for lru)."""
+        log = self._hitlog
+        if not log:
+            return
+        self._hitlog = []
+        self.memory.hits += len(log)
+        if self._track:
+            for k, n in Counter(log).items():
+                self.disk.note_hit(k, n)
+
+    def revalidate(self) -> None:
+        """Drop memory copies of entries other processes changed since the last look.
+
+        Also notices the cache folder being replaced (``restore --replace``) and reopens.
+        Called by ``get`` at most every ``coherence_interval``; callable any time.
+        """
+        with self._gen_lock:
+            if _identity(self.settings.path) != self._dir_id:
+                self._reopen()
+                return
+            net = self._net
+            if net is not None:
+                ok = net.listening(self.settings.coherence_interval + 0.05)
+                if not ok and (self._net_ok or net.available()):
+                    # no heartbeat while the server answers reads: what we hold may have
+                    # changed unseen (an unreachable server: drop once, then serve local)
+                    self._net_reset()
+                self._net_ok = ok
+                if ok and not self._resharing and unshared.count(self.disk.directory):
+                    self._start_resharing()
+            changed = self._gen.changed()
+            if not changed:
+                return
+            self.revalidations += 1
+            if ALL in changed:
+                self.memory.clear()
+                self._hkeys.clear()
+                return
+            for h in changed:
+                key = self._hkeys.pop(h, _MISS)
+                if key is not _MISS:
+                    self.memory.discard(key)
+
+    def _reopen(self) -> None:
+        """The folder at our path is another one now: drop everything, open the new one."""
+        self.reopened += 1
+        self.disk.flush_access()
+        old, old_gen = self.disk, self._gen
+        path = ensure_private_dir(self.settings.path)
+        self.disk = DiskTier(self.settings)
+        self._gen = Generation(path)
+        self._dir_id = _identity(path)
+        self.memory.clear()
+        self._hkeys.clear()
+        self._stale.clear()
+        old_gen.close()
+        with contextlib.suppress(Exception):
+            old.close()
+
+    def _changed(self, key: Hashable | None) -> None:
+        """Advance the change signal for ``key`` (None: everything) after a write here."""
+        self._gen.bump(ALL if key is None else key_hash(key))
+
+    def _keep(self, key: Hashable, value: Any, size: int, expire_at: float | None) -> None:
+        """Put into the memory front, remembering the key's stable hash for revalidation."""
+        if self.memory.put(key, value, size, expire_at):
+            hk = self._hkeys
+            if len(hk) > 2 * len(self._mdata) + 1024:  # evicted keys pile up: rebuild
+                hk.clear()
+                for k in self.memory.keys():  # noqa: SIM118 (takes the lock)
+                    hk[key_hash(k)] = k
+            hk[key_hash(key)] = key
 
     def _unpack(self, key: Hashable, packed: _Packed, default: Any) -> Any:
         try:
@@ -161,12 +343,13 @@ class TieredCache:
         packed = _Packed(bytes(meta), bytes(payload))
         size = len(packed.meta) + len(packed.payload)
         if size <= self.memory.max_value:
-            self.memory.put(key, packed, size, self._expiry(ttl))
+            self._keep(key, packed, size, self._expiry(ttl))
         return True
 
     def start_sampling(self) -> None:
         """Time the next gets (the metrics ticker's sampling window)."""
         self._sampling = True
+        self._due = 0
 
     def _timed_get(self, key: Hashable, default: Any) -> Any:
         metrics = self.metrics
@@ -178,6 +361,8 @@ class TieredCache:
             metrics.get_latency.observe(elapsed, metrics.weight)
             metrics.window_left -= 1
             self._sampling = metrics.window_left > 0
+            if self._sampling:
+                self._due = 0
         return value
 
     def check_memory_pressure(self) -> int:
@@ -193,18 +378,23 @@ class TieredCache:
         )
 
     def _get_below(self, key: Hashable, default: Any) -> Any:
+        net, seq, epoch = self._net, self._inv_seq, self._net_epoch
         stale = self._stale.pop(key, 0) is None if self._stale else False
         try:
             found = None if stale else self.disk.get(key)
         except CorruptEntryError as exc:  # a value file that is a link, a FIFO, gone...
             return self._corrupt(exc, key, default)
+        if found is not None and net is not None and not self._trusted(key):
+            verdict = self._check_shared(net, key, found[0])
+            if verdict == "deleted":
+                return self._drop_deleted(key, default)
+            if verdict == "stale":
+                found, stale = None, True
         shared = False
         if found is None:
-            # A lower (shared) tier checks what it hands over; a record it rejects is a miss.
-            found = self._get_lower(key)
-            shared = found is not None
-            if found is None and stale:  # shared tier unreachable or entry gone: local copy
-                found = self.disk.get(key)
+            found, shared = self._below_disk(key, stale)
+            if found is _MISS:
+                return self._drop_deleted(key, default)
             if found is None:
                 return default
         meta, payload = found
@@ -218,11 +408,38 @@ class TieredCache:
                 self.disk.remove(key)
                 return default
             return self._corrupt(exc, key, default)
-        if self._remember(key, meta, payload, value):
-            return value
-        if len(payload) <= self.memory.max_value:
-            self.memory.put(key, value, _memory_size(value, len(payload)), self._expiry())
+        if self._inv_seq == seq or (key not in self._stale and self._net_epoch == epoch):
+            self._promote(key, meta, payload, value)
+        # else invalidated while we were reading: serve it once, keep it out of memory,
+        # and leave the mark so the next get reads the shared record again
         return value
+
+    def _promote(self, key: Hashable, meta: bytes, payload: Any, value: Any) -> None:
+        if not self._remember(key, meta, payload, value) and len(payload) <= self.memory.max_value:
+            self._keep(key, value, _memory_size(value, len(payload)), self._expiry())
+
+    def _below_disk(self, key: Hashable, stale: bool) -> tuple[Any, bool]:
+        """``(found, from a lower tier)``; found is _MISS when the entry was deleted
+        elsewhere, or the local copy when the shared tier cannot answer."""
+        # A lower (shared) tier checks what it hands over; a record it rejects is a miss.
+        found = self._get_lower(key)
+        if found is not None:
+            self._valid[key] = self._net_epoch
+            return found, True
+        if stale:  # deleted elsewhere, or unreachable: then our copy is all there is
+            net = self._net
+            if net is not None and net.probe(key) == DELETED:
+                return _MISS, False
+            return self.disk.get(key), False
+        return None, False
+
+    def _drop_deleted(self, key: Hashable, default: Any) -> Any:
+        """Removed on the shared tier by someone else: our disk copy goes too."""
+        self.memory.discard(key)
+        if not self.disk.read_only:
+            self.disk.remove(key)
+            self._changed(key)
+        return default
 
     def _get_lower(self, key: Hashable, read: bool = True) -> tuple[bytes, bytes] | None:
         """Fetch from lower tiers, backfilling disk (and tiers above the one that hit).
@@ -237,6 +454,7 @@ class TieredCache:
                 if found is None:
                     continue
                 self.disk.put(key, *found)
+                self._changed(key)
             else:
                 got = stream(key)
                 if got is None:
@@ -253,6 +471,7 @@ class TieredCache:
                         found = self.disk.get(key)
                 except ChunkMissing:  # counted by the tier; try the next one
                     continue
+                self._changed(key)
                 if found is None:
                     continue
             for upper in self.lower[:i]:
@@ -276,6 +495,7 @@ class TieredCache:
                 quarantine.store(self.disk.directory, key, exc.reason, file=path, inline=inline)
         self.memory.discard(key)  # local damage is local: the shared record stays
         self.disk.remove(key)
+        self._changed(key)
         return default
 
     def _expiry(self, ttl: float | None = None) -> float | None:
@@ -364,10 +584,13 @@ class TieredCache:
         self.memory.discard(key)
         meta, payload = framing.encode(value, self.settings, key)
         expire = ttl if ttl is not None else self._ttl
-        self.disk.put(key, meta, payload, expire)
+        self._disk_put(key, meta, payload, expire)
         try:
             for tier in self.lower:
-                tier.put(key, meta, payload, expire)  # type: ignore[arg-type]
+                if tier.put(key, meta, payload, expire) is False:  # type: ignore[arg-type]
+                    self._unshared(tier, key, meta)
+                elif tier is self._net:
+                    self._shared(key)
         except LlamacacheError:  # write_error_policy "all": the put fails everywhere
             self.disk.remove(key)
             raise
@@ -375,7 +598,7 @@ class TieredCache:
             return
         t = type(value)
         if t is bytes or t is str:
-            self.memory.put(key, value, len(value), self._expiry(ttl))
+            self._keep(key, value, len(value), self._expiry(ttl))
         elif (
             (np := sys.modules.get("numpy")) is not None
             and t is np.ndarray
@@ -384,7 +607,18 @@ class TieredCache:
         ):
             frozen = np.array(value, order="C", copy=True)
             frozen.flags.writeable = False
-            self.memory.put(key, frozen, frozen.nbytes, self._expiry(ttl))
+            self._keep(key, frozen, frozen.nbytes, self._expiry(ttl))
+
+    def _disk_put(self, key: Hashable, meta: bytes, payload: Any, expire: float | None) -> None:
+        """Write to disk, then advance the change signal; a put that landed in a folder
+        swapped out meanwhile (``restore --replace``) is written again into the new one."""
+        self.disk.put(key, meta, payload, expire)
+        if _identity(self.settings.path) != self._dir_id:
+            with self._gen_lock:
+                if _identity(self.settings.path) != self._dir_id:
+                    self._reopen()
+            self.disk.put(key, meta, payload, expire)
+        self._changed(key)
 
     def put_file(
         self, key: Hashable, source: str | Path | BinaryIO, ttl: float | None = None
@@ -394,6 +628,14 @@ class TieredCache:
             check_ttl(ttl)
         self.memory.discard(key)
         entry = self.disk.put_file(key, source, ttl)
+        if _identity(self.settings.path) != self._dir_id:  # replaced under us: not acknowledged
+            with self._gen_lock:
+                self._reopen()
+            raise LlamacacheError(
+                f"cache {self.name!r}: {self.settings.path} was replaced while {key!r} was "
+                "being stored; store it again"
+            )
+        self._changed(key)
         if self.lower:
             self._share_file(key, ttl)
         return entry
@@ -425,18 +667,74 @@ class TieredCache:
                 put_file = getattr(tier, "put_file", None)
                 if put_file is not None and path is not None:
                     with open(path, "rb") as f:
-                        put_file(key, meta, f, ttl)
+                        ok = put_file(key, meta, f, ttl)
                 else:
                     data = inline if path is None else path.read_bytes()
-                    tier.put(key, meta, data or b"", ttl)
+                    ok = tier.put(key, meta, data or b"", ttl)
+                if ok is False:
+                    self._unshared(tier, key, meta)
+                elif tier is self._net:
+                    self._shared(key)
         except LlamacacheError:
             self.disk.remove(key)
             raise
+
+    def _shared(self, key: Hashable) -> None:
+        self._valid[key] = self._net_epoch
+        if self._resharing is not None or unshared.count(self.disk.directory):
+            unshared.forget(self.disk.directory, key)
+
+    def _unshared(self, tier: CacheTier, key: Hashable, meta: bytes) -> None:
+        """A write that did not reach the shared tier: remember it for the re-sharer."""
+        if tier is not self._net or self._net is None or not self._net.shareable(meta):
+            return
+        with contextlib.suppress(OSError):
+            unshared.remember(self.disk.directory, key)
+
+    def _start_resharing(self) -> None:
+        self._resharing = threading.Thread(
+            target=self._reshare, name=f"llamacache-reshare-{self.name}", daemon=True
+        )
+        self._resharing.start()
+
+    def _reshare(self) -> None:
+        """Background: share the writes that failed, where the shared tier still lacks them."""
+        net = self._net
+        try:
+            for key in list(unshared.pending(self.disk.directory)):
+                if net is None or not net.available():
+                    return
+                if self._share_again(net, key):
+                    unshared.forget(self.disk.directory, key)
+        except Exception:  # best effort: the next tick starts another pass
+            return
+        finally:
+            self._resharing = None
+
+    def _share_again(self, net: Any, key: Hashable) -> bool:
+        found = self.disk.locate(key)
+        if found is None:  # gone locally since: nothing to share
+            return True
+        meta, path, inline = found
+        if path is not None:
+            with open(path, "rb") as f:
+                ok = net.put_file(key, meta, f, None, only_if_absent=True)
+        else:
+            ok = net.put(key, meta, inline or b"", None, only_if_absent=True)
+        if ok:
+            self.reshared += 1
+        return bool(ok)
+
+    def unshared_count(self) -> int:
+        """Writes of this cache (any process) not yet on the shared tier."""
+        return unshared.count(self.disk.directory)
 
     def remove(self, key: Hashable) -> bool:
         """Remove ``key`` from every tier; True if any tier held it."""
         found = self.memory.discard(key)
         found = self.disk.remove(key) or found
+        self._changed(key)
+        unshared.forget(self.disk.directory, key)
         for tier in self.lower:
             found = tier.remove(key) or found
         return found
@@ -445,6 +743,7 @@ class TieredCache:
         """Remove every entry from every tier; returns how many the disk tier held."""
         self.memory.clear()
         n = self.disk.clear()
+        self._changed(None)
         for tier in self.lower:
             tier.clear()
         return n
@@ -453,6 +752,7 @@ class TieredCache:
 
     def cleanup(self) -> CleanupResult:
         """Drop expired entries everywhere and bring the disk tier under its threshold."""
+        self.tally_hits()
         memory_expired = self.memory.expire()
         self.check_memory_pressure()
         self.disk.flush_access()
@@ -461,8 +761,10 @@ class TieredCache:
             # entries aged out on disk may still sit in the memory front (kept there
             # without an expiry to keep hits lock-free): drop the copies
             memory_expired += self.memory.clear()
-        limit = int(self.settings.eviction_threshold * self.settings.disk_size)
+        limit = index.disk_limit(self.settings)
         evicted = self.disk.evict_to(limit)
+        if expired.count or evicted.count:
+            self._changed(None)
         used = self.disk.used_bytes()
         return CleanupResult(
             self.name,
@@ -478,6 +780,7 @@ class TieredCache:
 
     def stats(self) -> dict[str, TierStats]:
         """Counters per tier: ``{"memory": ..., "disk": ..., <lower tier names>: ...}``."""
+        self.tally_hits()
         m = self.memory.stats()
         out = {
             "memory": TierStats(
@@ -510,12 +813,14 @@ class TieredCache:
 
     def flush(self) -> None:
         """Write pending access records and metrics to the index now."""
+        self.tally_hits()
         self.disk.flush_access()
         if self.metrics is not None:
             self.metrics.flush()
 
     def close(self) -> None:
         """Flush metrics, close the disk tier and lower tiers; the memory front is dropped."""
+        self.tally_hits()
         if self.metrics is not None:
             self.metrics.close()
         for tier in self.lower:
@@ -523,6 +828,7 @@ class TieredCache:
             if close is not None:
                 close()
         self.disk.close()
+        self._gen.close()
         self.memory.clear()
 
     def __enter__(self) -> TieredCache:
@@ -535,6 +841,15 @@ class TieredCache:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """The folder's (device, inode): another folder renamed into its place differs."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return st.st_dev, st.st_ino
 
 
 class _VerifyingReader(io.RawIOBase, BinaryIO):

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from llamacache.engine import EntryMeta
+from llamacache.engine import EntryMeta, index
 from llamacache.engine.safety import leads_outside
 from llamacache.errors import (
     CorruptEntryError,
@@ -196,8 +196,7 @@ class ModelCache:
         return info
 
     def _check_fits(self, name: str, size: int) -> None:
-        s = self.cache.settings
-        limit = int(s.eviction_threshold * s.disk_size)
+        limit = index.disk_limit(self.cache.settings)
         if size > limit:
             from llamacache._config_schema import cache_env
             from llamacache.units import format_size

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache.engine import index
+from llamacache.engine.generation import bump_generation
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._common import check_writable, network_warning, targets
@@ -121,6 +122,7 @@ def _one(manager: CacheManager, s: CacheSettings, dry_run: bool, now: float) -> 
                 for r in snap.rows([index.Cond("store_time", "<", now - s.max_age)])
             ]
         done, _skipped = tiered.disk.remove_rows(old)
+        bump_generation(s.path)  # other processes drop their memory copies
         aged, aged_bytes = done.count, done.bytes
     result = tiered.cleanup()
     orphans, stale = _strays(s, now)

@@ -21,6 +21,7 @@ from typing import Any
 from llamacache import units
 from llamacache.engine import index
 from llamacache.engine.eviction import POLICIES
+from llamacache.engine.generation import bump_generation
 from llamacache.errors import OptionError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
@@ -259,6 +260,7 @@ def apply_evict(manager: CacheManager, plan: EvictPlan, *, wait: float = 0.0) ->
             tiered = manager.cache(name)
             disk = [e for e in items if e.tier == "disk"]
             done, missed = tiered.disk.remove_rows((e.rowid, e.store_time, e.bytes) for e in disk)
+            bump_generation(s.path)  # other processes drop their memory copies
             gone = set(missed)
             skipped += [e.key for e in disk if e.rowid in gone]
             for e in items:

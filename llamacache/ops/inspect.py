@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache import metrics_store
-from llamacache.engine import index, quarantine
+from llamacache.engine import index, quarantine, unshared
 from llamacache.manager import CacheManager
 from llamacache.ops._common import network_warning, targets, unsigned_warning
 from llamacache.ops._report import Report, ReportWarning
@@ -74,6 +74,7 @@ class CacheInfo:
     warnings: tuple[ReportWarning, ...]
     # "N of M misses ... would have been hits with 2x the disk size" (ghost entries)
     advice: str | None = None
+    unshared: int = 0  # writes not yet on the shared tier (retried in the background)
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> Cache
         top=tuple(entries),
         warnings=tuple(warnings),
         advice=ghost_advice(stored),
+        unshared=unshared.count(s.path),
     )
 
 

@@ -9,6 +9,7 @@ The tier's layout lives in ``engine/netformat.py``; nothing here unpickles.
 from __future__ import annotations
 
 import fnmatch
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import redis
 
 from llamacache.engine import framing
 from llamacache.engine import netformat as nf
-from llamacache.engine.netclient import redact
+from llamacache.engine.netclient import as_bytes, redact
 from llamacache.engine.network import NetworkTier
 from llamacache.errors import ExitCode, NetworkTierError, UsageError
 from llamacache.manager import CacheManager
@@ -255,8 +256,14 @@ def evict_network(
     """UNLINK the entries whose key matches the glob ``match``; their chunks become orphans."""
     names = network_caches(manager, cache)
     parts = [_evict_one(manager, n, match, dry_run) for n in names]
-    keys = tuple(k for p in parts for k in p)
-    return NetworkRemovalReport(tuple(names), dry_run, len(keys), 0, keys)
+    keys = tuple(k for p, _ in parts for k in p)
+    return NetworkRemovalReport(
+        caches=tuple(names),
+        dry_run=dry_run,
+        entries=len(keys),
+        chunks=sum(c for _, c in parts),
+        keys=keys,
+    )
 
 
 def evict_network_keys(
@@ -274,7 +281,11 @@ def evict_network_keys(
     done = [evict_network(manager, cache, g, dry_run=dry_run) for g in globs]
     removed = tuple(k for d in done for k in d.keys)
     return NetworkRemovalReport(
-        caches=done[0].caches, dry_run=dry_run, entries=len(removed), chunks=0, keys=removed
+        caches=done[0].caches,
+        dry_run=dry_run,
+        entries=len(removed),
+        chunks=sum(d.chunks for d in done),
+        keys=removed,
     )
 
 
@@ -283,21 +294,44 @@ def glob_literal(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
-def _evict_one(manager: CacheManager, cache: str, match: str, dry_run: bool) -> list[str]:
+def _evict_one(
+    manager: CacheManager, cache: str, match: str, dry_run: bool
+) -> tuple[list[str], int]:
+    """Unlink the matching entries and the chunks only they referred to: (keys, chunks)."""
     tier = tier_for(manager, cache)
     if tier.read_only:
         raise UsageError(f"cache {cache!r}: the network tier is read-only (mode = read-only)")
     chosen: list[str] = []
+    freed: set[str] = set()  # chunk addresses of the evicted entries
+    live: set[str] = set()  # ...and of the entries that stay
     try:
-        for rkey, _ in records(tier):
+        for rkey, data in records(tier):
+            addr = _address(rkey, data)
             if fnmatch.fnmatchcase(display_key(tier, rkey), match):
                 chosen.append(rkey)
+                if addr:
+                    freed.add(addr)
+            elif addr:
+                live.add(addr)
+        freed -= live  # content another entry shares stays
+        chunks = [
+            k
+            for addr in sorted(freed)
+            for batch in tier.scan_batches(f"{tier.prefix}{{{_glob_escape(addr)}}}:c:*")
+            for k in batch
+        ]
         if not dry_run:
             for i in range(0, len(chosen), 1000):
                 tier.client.unlink(*chosen[i : i + 1000])
+            for i in range(0, len(chunks), 1000):
+                tier.client.unlink(*chunks[i : i + 1000])
     except (redis.RedisError, OSError) as exc:
         raise unreachable(tier, exc) from exc
-    return [display_key(tier, k) for k in chosen]
+    return [display_key(tier, k) for k in chosen], len(chunks)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def clean_network(
@@ -321,19 +355,30 @@ def _clean_one(manager: CacheManager, cache: str, dry_run: bool, grace: float) -
         raise UsageError(f"cache {cache!r}: the network tier is read-only (mode = read-only)")
     live: set[str] = set()
     orphans: list[bytes] = []
+    seen_key = tier.prefix + "orphans-seen"  # address -> when a clean first saw it orphaned
+    now = time.time()
     try:
         for rkey, data in records(tier):
             addr = _address(rkey, data)
             if addr:
                 live.add(addr)
+        seen = _first_seen(tier, seen_key)
+        first_seen: dict[str, float] = {}
         for batch in tier.scan_batches(tier.prefix + "{*}:c:*"):
             for k in batch:
                 addr = nf.chunk_address(k.decode("utf-8", "replace"))
-                if addr and addr not in live and _idle(tier, k) >= grace:
+                if not addr or addr in live:
+                    continue
+                if _age(tier, k, addr, seen, first_seen, now) >= grace:
                     orphans.append(k)
         if not dry_run:
             for i in range(0, len(orphans), 1000):
                 tier.client.unlink(*orphans[i : i + 1000])
+            pipe = tier.client.pipeline(transaction=False)
+            pipe.delete(seen_key)
+            if first_seen:
+                pipe.hset(seen_key, mapping={a: repr(t) for a, t in first_seen.items()})
+            pipe.execute()
     except (redis.RedisError, OSError) as exc:
         raise unreachable(tier, exc) from exc
     return len(orphans)
@@ -352,8 +397,31 @@ def _address(rkey: str, data: bytes | None) -> str | None:
         return None
 
 
-def _idle(tier: NetworkTier, key: bytes) -> float:
+def _first_seen(tier: NetworkTier, seen_key: str) -> dict[str, float]:
+    raw: dict[Any, Any] = tier.client.hgetall(seen_key) or {}
+    return {as_bytes(k).decode(): float(v) for k, v in raw.items()}
+
+
+def _age(
+    tier: NetworkTier,
+    key: bytes,
+    addr: str,
+    seen: dict[str, float],
+    first_seen: dict[str, float],
+    now: float,
+) -> float:
+    """How long an orphan chunk has sat unused: its idle time, or under an LFU policy
+    (no idle time kept) how long ago a clean first saw it orphaned (noted in first_seen)."""
+    idle = _idle(tier, key)
+    if idle is not None:
+        return idle
+    first_seen[addr] = seen.get(addr, now)
+    return now - first_seen[addr]
+
+
+def _idle(tier: NetworkTier, key: bytes) -> float | None:
+    """Seconds since the key was last touched, or None under an LFU policy (no idle time)."""
     try:
         return float(tier.client.object("idletime", key) or 0)
-    except redis.ResponseError:  # an LFU policy has no idle time: treat as fresh (keep it)
-        return 0.0
+    except redis.ResponseError:
+        return None

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from llamacache.engine import index, quarantine
+from llamacache.engine.generation import bump_generation
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._common import check_writable, network_warning, targets
@@ -129,6 +130,7 @@ def _apply(manager: CacheManager, c: CacheVerify, actions: list[Action]) -> Cach
             (p.rowid or 0, p.store_time or 0.0, p.size) for p in entries
         )
         dropped += done.count
+    bump_generation(s.path)  # other processes drop their memory copies
     index.prune_empty_folders(s.path)
     count = index.recount(s.path)
     return CacheRepair(

@@ -36,6 +36,7 @@ from typing import Any
 
 from llamacache.engine import transfer
 from llamacache.engine.disk import DiskTier
+from llamacache.engine.generation import bump_generation
 from llamacache.engine.safety import ensure_cache_root, ensure_private_dir
 from llamacache.errors import OptionError, UsageError
 from llamacache.locking import admin_lock
@@ -177,6 +178,7 @@ def _replace(
             if opened is not None:
                 opened.close()
             _exchange(build, old)  # build now holds the old cache
+            bump_generation(old)  # processes holding the old folder see a new identity too
         return result
     finally:
         shutil.rmtree(build, ignore_errors=True)
@@ -289,6 +291,7 @@ def restore(
                     for e in mine:
                         tiered.memory.discard(e.key)
                     count, expired = _insert(tiered.disk, mine, staging, tick)
+                    bump_generation(tiered.settings.path)
             size = sum(e.size for e in mine)
             results.append(RestoredCache(target, source, count, size, expired))
     return RestoreReport(

@@ -20,7 +20,7 @@ Figure = Callable[[str, object], None]  # the ``figure`` fixture: figure("lost_w
 
 # Files and folders in a cache directory that are ours, not diskcache's (check() calls them
 # unknown): the admin lock and the temp folder crash-safe writes go through.
-OURS = ("admin.lock", "reserve")
+OURS = ("admin.lock", "reserve", "changes")
 
 
 def cache_settings(root: Path, name: str = "c", **kw: Any) -> CacheSettings:
