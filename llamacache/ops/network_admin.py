@@ -346,7 +346,9 @@ def clean_network(
     """
     names = network_caches(manager, cache)
     swept = sum(_clean_one(manager, n, dry_run, grace) for n in names)
-    return NetworkRemovalReport(tuple(names), dry_run, 0, swept, ())
+    return NetworkRemovalReport(
+        caches=tuple(names), dry_run=dry_run, entries=0, chunks=swept, keys=()
+    )
 
 
 def _clean_one(manager: CacheManager, cache: str, dry_run: bool, grace: float) -> int:
