@@ -560,9 +560,10 @@ class DiskTier:
         """Store a framed entry whose payload arrives in parts (a network tier's chunks).
 
         Never holds a large payload whole: it is written to a crash-safe file as it comes.
-        An exception from ``parts`` leaves nothing behind.
+        An exception from ``parts`` leaves nothing behind. A raw file (``put_file`` on the
+        machine that stored it) stays file-backed at any size, so it can be mapped here too.
         """
-        if total < self.settings.file_threshold:
+        if total < self.settings.file_threshold and not framing.is_raw_file(meta):
             self.put(key, meta, b"".join(parts), expire)
         else:
             expire = expire if expire is not None else self._ttl

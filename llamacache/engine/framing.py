@@ -168,6 +168,12 @@ def _parse_numpy_extras(meta: bytes, pos: int) -> tuple[str, tuple[int, ...]]:
     return dtype, shape
 
 
+def is_raw_file(meta: bytes) -> bool:
+    """A header of a file stored byte for byte (``put_file``), read without parsing: such an
+    entry stays file-backed on every machine (``get_path``/``get_model`` map it)."""
+    return len(meta) > 3 and meta[3] == K_RAWFILE
+
+
 def plain_array(value: Any) -> Any:
     """``value`` if it is a plain numpy array we can store as a raw buffer, else None."""
     np = sys.modules.get("numpy")  # if numpy was never imported, value cannot be an array

@@ -56,6 +56,16 @@ class RecordCheck:
     bytes: int  # payload bytes read and checked
 
 
+@dataclass(frozen=True)
+class RecordShape:
+    """How one shared entry is stored, read from its record without checking it."""
+
+    kind: str  # framing kind: bytes, str, numpy, pickle, rawfile ("?" if unreadable)
+    chunked: bool
+    bytes: int  # stored payload length (the record's own length when unreadable)
+    chunks_address: str | None  # "<digest>.<chunk size>" of a chunked value's chunks
+
+
 DELETE_MARK_SECONDS = 7 * 86400  # how long a remove is remembered for revalidating copies
 BATCH_BYTES = 16 * 1024 * 1024  # bytes per pipelined batch of chunks (bounds memory)
 RETRY_INTERVAL = 5.0  # seconds the breaker stays open after a failure
@@ -462,6 +472,10 @@ class NetworkTier:
         """True for a value over ``max_value_size``: it cannot be shared."""
         return stored_len(meta) > self.settings.max_value_size
 
+    def takes_size(self, nbytes: int) -> bool:
+        """True when a value of ``nbytes`` is within ``max_value_size`` (and we may write)."""
+        return not self.read_only and nbytes <= self.settings.max_value_size
+
     def shareable(self, meta: bytes) -> bool:
         """False for values kept local on purpose: too large, or pickled without a key."""
         if self.read_only:
@@ -627,6 +641,28 @@ class NetworkTier:
             datas = self.client.mget(batch)
             for k, d in zip(batch, datas, strict=True):
                 yield k.decode("utf-8", "replace"), None if d is None else as_bytes(d)
+
+    def record_shape(self, rkey: str, data: bytes) -> RecordShape:
+        """What ``ls`` and ``clean`` need of an entry record (kind, size, its chunks' address).
+
+        Unauthenticated: only for listing and for telling live chunks from orphans, never
+        for serving a value (reads go through ``admit``).
+        """
+        try:
+            rec = nf.unpack_record(rkey.encode(), data, None)
+            meta = framing.parse_meta(rec.meta)
+            address = None
+            if rec.rtype == nf.T_MANIFEST:
+                man = nf.unpack_manifest(rec.body)
+                address = f"{meta.digest.hex()}.{man.chunk_size}"
+        except (nf.BadRecord, ValueError):
+            return RecordShape("?", False, len(data), None)
+        return RecordShape(meta.kind, rec.rtype == nf.T_MANIFEST, meta.stored_len, address)
+
+    @staticmethod
+    def chunk_address(chunk_key: str) -> str | None:
+        """The "<digest>.<chunk size>" a chunk's Redis key belongs to (None: not a chunk)."""
+        return nf.chunk_address(chunk_key)
 
     def verify_records(self) -> Iterator[RecordCheck]:
         """Every entry record through the gate a read passes, every chunk present and right.

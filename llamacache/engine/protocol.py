@@ -99,3 +99,7 @@ class SharedTier(CacheTier, Protocol):
     def available(self) -> bool:
         """False while writes are known to fail (the write breaker is open)."""
         ...
+
+    def takes_size(self, nbytes: int) -> bool:
+        """True when a value of ``nbytes`` is within what this tier shares (max_value_size)."""
+        ...

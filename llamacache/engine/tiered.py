@@ -453,7 +453,10 @@ class TieredCache:
                 found = tier.get(key)
                 if found is None:
                     continue
-                self.disk.put(key, *found)
+                if framing.is_raw_file(found[0]):
+                    self.disk.put_stream(key, found[0], len(found[1]), [found[1]])
+                else:
+                    self.disk.put(key, *found)
                 self._changed(key)
             else:
                 got = stream(key)
@@ -461,7 +464,9 @@ class TieredCache:
                     continue
                 meta, total, parts = got
                 try:
-                    if total < self.settings.file_threshold:  # small: keep it, skip a re-read
+                    # small: keep it, skip a re-read; a raw file stays a file at any size
+                    # (get_path/get_model map it, as on the machine that stored it)
+                    if total < self.settings.file_threshold and not framing.is_raw_file(meta):
                         found = (meta, b"".join(parts))
                         self.disk.put(key, *found)
                     else:
@@ -567,18 +572,26 @@ class TieredCache:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def put(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
+    def put(
+        self, key: Hashable, value: Any, ttl: float | None = None, *, share: bool = True
+    ) -> None:
         """Encode, write through to disk (and lower tiers), then keep it in memory.
 
-        On failure nothing is left behind and the memory front no longer holds ``key``.
+        ``share=False`` keeps the entry on this machine (a model manifest whose files could
+        not all be shared must not be published). On failure nothing is left behind and
+        the memory front no longer holds ``key``.
         """
         if self.metrics is None:
-            return self._put(key, value, ttl)
+            return self._put(key, value, ttl, share)
         t0 = perf_counter()
-        self._put(key, value, ttl)
+        self._put(key, value, ttl, share)
         self.metrics.put_latency.observe(perf_counter() - t0)
 
-    def _put(self, key: Hashable, value: Any, ttl: float | None) -> None:
+    def shares_size(self, nbytes: int) -> bool:
+        """True when a value of ``nbytes`` would reach the shared tier (or there is none)."""
+        return self._net is None or self._net.takes_size(nbytes)
+
+    def _put(self, key: Hashable, value: Any, ttl: float | None, share: bool = True) -> None:
         if ttl is not None:
             check_ttl(ttl)
         self.memory.discard(key)
@@ -586,7 +599,7 @@ class TieredCache:
         expire = ttl if ttl is not None else self._ttl
         self._disk_put(key, meta, payload, expire)
         try:
-            for tier in self.lower:
+            for tier in self.lower if share else ():
                 if tier.put(key, meta, payload, expire) is False:  # type: ignore[arg-type]
                     self._unshared(tier, key, meta)
                 elif tier is self._net:

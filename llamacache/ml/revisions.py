@@ -150,7 +150,10 @@ def write_manifest(
         "created": info.created,
         "files": [_row(f) for f in entries],
     }
-    cache.put(manifest_key(name, revision), json.dumps(body))
+    # Published only when every file is: a manifest naming a file that was too large to
+    # share would send other machines to "not cached" (``push`` re-checks the files).
+    share = all(cache.shares_size(f.size) for f in entries)
+    cache.put(manifest_key(name, revision), json.dumps(body), share=share)
     return info
 
 

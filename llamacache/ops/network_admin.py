@@ -3,21 +3,20 @@
 Everything walks keys with SCAN (never KEYS, which blocks a shared server) in batches of
 1000, and deletes with UNLINK (freed in the background). An unreachable server raises
 NetworkTierError naming the URL: the commands turn it into one line and exit code 1.
-The tier's layout lives in ``engine/netformat.py``; nothing here unpickles.
+The record format belongs to the network tier (``engine/network.py``); nothing here parses
+or unpickles a record.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from llamacache.engine import framing
-from llamacache.engine import netformat as nf
 from llamacache.engine.netclient import as_bytes, redact
 from llamacache.engine.network import NetworkTier
 from llamacache.errors import ExitCode, NetworkTierError, UsageError
@@ -53,14 +52,6 @@ def unreachable(tier: NetworkTier, exc: BaseException) -> NetworkTierError:
     return NetworkTierError(
         f"cache {tier.cache!r}: network tier {redact(tier.url)} unreachable: {exc}"
     )
-
-
-def records(tier: NetworkTier) -> Iterator[tuple[str, bytes | None]]:
-    """``(entry key, record or None if it vanished)`` for every entry of the cache."""
-    for batch in tier.scan_batches(tier.entry_prefix + "*"):
-        datas = tier.client.mget(batch)
-        for k, d in zip(batch, datas, strict=True):
-            yield k.decode("utf-8", "replace"), d  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -174,13 +165,6 @@ class NetworkListReport(Report):
     entries: tuple[NetworkEntry, ...]
 
 
-def display_key(tier: NetworkTier, rkey: str) -> str:
-    """The cache key as people wrote it (a hashed key shows as its ``h:<sha256>`` form)."""
-    text = rkey[len(tier.entry_prefix) :]
-    key = nf.decode_key(text)
-    return text if key is None else str(key)
-
-
 def list_network(
     manager: CacheManager,
     cache: str | None = None,
@@ -205,8 +189,8 @@ def _list_one(
     tier = tier_for(manager, cache)
     found: list[tuple[str, NetworkEntry]] = []
     try:
-        for rkey, data in records(tier):
-            key = display_key(tier, rkey)
+        for rkey, data in tier.records():
+            key = tier.key_text(rkey)
             if data is None or (match and not fnmatch.fnmatchcase(key, match)):
                 continue
             found.append((rkey, _entry(tier, rkey, key, data)))
@@ -221,13 +205,8 @@ def _list_one(
 def _entry(tier: NetworkTier, rkey: str, key: str, data: bytes) -> NetworkEntry:
     pttl = tier.client.pttl(rkey)
     ttl = None if pttl is None or int(pttl) < 0 else int(pttl) / 1000
-    try:
-        rec = nf.unpack_record(rkey.encode(), data, None)
-        meta = framing.parse_meta(rec.meta)
-    except (nf.BadRecord, ValueError):
-        return NetworkEntry(tier.cache, key, "?", False, len(data), ttl, None)
-    chunked = rec.rtype == nf.T_MANIFEST
-    return NetworkEntry(tier.cache, key, meta.kind, chunked, meta.stored_len, ttl, None)
+    shape = tier.record_shape(rkey, data)
+    return NetworkEntry(tier.cache, key, shape.kind, shape.chunked, shape.bytes, ttl, None)
 
 
 def _with_usage(tier: NetworkTier, rkey: str, e: NetworkEntry) -> NetworkEntry:
@@ -305,9 +284,9 @@ def _evict_one(
     freed: set[str] = set()  # chunk addresses of the evicted entries
     live: set[str] = set()  # ...and of the entries that stay
     try:
-        for rkey, data in records(tier):
-            addr = _address(rkey, data)
-            if fnmatch.fnmatchcase(display_key(tier, rkey), match):
+        for rkey, data in tier.records():
+            addr = None if data is None else tier.record_shape(rkey, data).chunks_address
+            if fnmatch.fnmatchcase(tier.key_text(rkey), match):
                 chosen.append(rkey)
                 if addr:
                     freed.add(addr)
@@ -327,7 +306,7 @@ def _evict_one(
                 tier.client.unlink(*chunks[i : i + 1000])
     except (redis.RedisError, OSError) as exc:
         raise unreachable(tier, exc) from exc
-    return [display_key(tier, k) for k in chosen], len(chunks)
+    return [tier.key_text(k) for k in chosen], len(chunks)
 
 
 def _glob_escape(text: str) -> str:
@@ -360,15 +339,15 @@ def _clean_one(manager: CacheManager, cache: str, dry_run: bool, grace: float) -
     seen_key = tier.prefix + "orphans-seen"  # address -> when a clean first saw it orphaned
     now = time.time()
     try:
-        for rkey, data in records(tier):
-            addr = _address(rkey, data)
+        for rkey, data in tier.records():
+            addr = None if data is None else tier.record_shape(rkey, data).chunks_address
             if addr:
                 live.add(addr)
         seen = _first_seen(tier, seen_key)
         first_seen: dict[str, float] = {}
         for batch in tier.scan_batches(tier.prefix + "{*}:c:*"):
             for k in batch:
-                addr = nf.chunk_address(k.decode("utf-8", "replace"))
+                addr = tier.chunk_address(k.decode("utf-8", "replace"))
                 if not addr or addr in live:
                     continue
                 if _age(tier, k, addr, seen, first_seen, now) >= grace:
@@ -384,19 +363,6 @@ def _clean_one(manager: CacheManager, cache: str, dry_run: bool, grace: float) -
     except (redis.RedisError, OSError) as exc:
         raise unreachable(tier, exc) from exc
     return len(orphans)
-
-
-def _address(rkey: str, data: bytes | None) -> str | None:
-    if data is None:
-        return None
-    try:
-        rec = nf.unpack_record(rkey.encode(), data, None)
-        if rec.rtype != nf.T_MANIFEST:
-            return None
-        man = nf.unpack_manifest(rec.body)
-        return f"{framing.parse_meta(rec.meta).digest.hex()}.{man.chunk_size}"
-    except (nf.BadRecord, ValueError):
-        return None
 
 
 def _first_seen(tier: NetworkTier, seen_key: str) -> dict[str, float]:

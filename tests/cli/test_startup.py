@@ -59,6 +59,13 @@ def test_admin_commands_load_no_rich_numpy_redis_or_asyncio(
     assert loaded == [], loaded
 
 
+def test_help_loads_no_command_s_heavy_modules() -> None:
+    """``--help`` builds every command's parser: no command module may import its op early
+    (rich is typer's own help renderer, so only the ops' modules are checked)."""
+    loaded = [m for m in _loaded_after(_run_main("--help")) if not m.startswith("rich")]
+    assert loaded == [], loaded
+
+
 def test_version_and_help_read_no_configuration(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("[cache\nthis is not toml")

@@ -87,3 +87,39 @@ def test_inspect_counts_unshared_writes(
     assert (
         json.loads(run("inspect", "-c", "default", "--json").stdout)["caches"][0]["unshared"] == 0
     )
+
+
+def test_put_model_publishes_a_manifest_only_when_every_file_is_shared(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A manifest whose file is over max_value_size stays local: another machine gets a plain
+    miss for the model, never a manifest that points at bytes nobody shared."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from llamacache.manager import CacheManager
+    from llamacache.ml.model import ModelCache, NotCachedError
+
+    prefix = f"putm{os.getpid()}:"
+    monkeypatch.setenv("LLAMACACHE_NETWORK_URL", redis_server.url)
+    monkeypatch.setenv("LLAMACACHE_NETWORK_KEY_PREFIX", prefix)
+    monkeypatch.setenv("LLAMACACHE_NETWORK_MAX_VALUE_SIZE", "200KB")
+    small, big = tmp_path / "small", tmp_path / "big"
+    small.mkdir()
+    big.mkdir()
+    save_file({"w": np.ones(1000, dtype=np.float32)}, str(small / "model.safetensors"))
+    save_file({"w": np.ones(100_000, dtype=np.float32)}, str(big / "model.safetensors"))
+    monkeypatch.setenv("LLAMACACHE_DISK_PATH", str(tmp_path / "a"))
+    with CacheManager() as m, ModelCache(m) as mc:
+        mc.put_model("small", small, revision="r")
+        mc.put_model("big", big, revision="r")
+        assert mc.model_path("big", "r").is_dir()  # complete on this machine
+    admin = redis.Redis.from_url(redis_server.url)
+    names = {k.decode() for k in admin.scan_iter(match=prefix + "model:e:*")}
+    assert any("small@r/.manifest.json" in n for n in names)
+    assert not any("big@r/.manifest.json" in n for n in names)
+    monkeypatch.setenv("LLAMACACHE_DISK_PATH", str(tmp_path / "b"))  # another machine
+    with CacheManager() as m, ModelCache(m) as mc:
+        assert mc.get_model("small", "r")["w"].shape == (1000,)
+        with pytest.raises(NotCachedError):
+            mc.model_path("big", "r")
