@@ -25,7 +25,7 @@ from typing import Any
 from llamacache._config_schema import cache_env
 from llamacache.engine import EntryMeta, checksums, index
 from llamacache.engine.tiered import TieredCache
-from llamacache.errors import CacheIOError, UsageError
+from llamacache.errors import CacheIOError, ExitCode, OptionError, UsageError
 from llamacache.formats import VALIDATORS
 from llamacache.manager import CacheManager
 from llamacache.ml import model as M
@@ -79,6 +79,10 @@ class WarmReport(Report):
     limit_setting: str = ""  # the setting that sizes the cache, e.g. "caches.model.size"
     limit_env: str = ""  # and its environment variable, e.g. "LLAMACACHE_MODEL_SIZE"
     budget_given: bool = False  # True: --budget (lower than the cache's limit) bound the run
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PROBLEM if self.stopped_at_budget else ExitCode.OK
 
 
 class _Counting:
@@ -213,7 +217,9 @@ def plan(
     """The items a warm would store, in order; UsageError for a bad or unsafe source."""
     settings = manager.settings.cache(cache)
     if not sources and not manifests:
-        raise UsageError("warm needs at least one SOURCE or --manifest PATH")
+        raise OptionError(
+            None, "warm needs at least one SOURCE or manifest PATH", also=("manifest",)
+        )
     planner = Planner(settings.format == "safetensors", revision, name)
     for arg in sources:
         for path in expand(arg):
@@ -383,7 +389,7 @@ def warm(
     and, with ``page_cache``, one more read of the cached files.
     """
     if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: expected 1 or more")
+        raise OptionError("jobs", "expected 1 or more", value=str(jobs))
     items = plan(manager, cache, sources, manifests, revision=revision, name=name)
     s = manager.settings.cache(cache)
     cache_limit = index.disk_limit(s)
