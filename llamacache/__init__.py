@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "ArchiveError": "llamacache.errors",
     "AsyncScheduler": "llamacache.scheduler",
     "CacheConfig": "llamacache.config",
     "CacheIOError": "llamacache.errors",
@@ -35,12 +36,17 @@ _EXPORTS = {
     "LockBusyError": "llamacache.errors",
     "ModelCache": "llamacache.ml",
     "MonitoredCacheManager": "llamacache.monitored",
+    "NetworkTierError": "llamacache.errors",
+    "NotCachedError": "llamacache.errors",
+    "OptionError": "llamacache.errors",
     "ReadOnlyCacheError": "llamacache.errors",
     "ResourceManager": "llamacache.resources",
     "UnsafeCacheDirError": "llamacache.errors",
+    "UsageError": "llamacache.errors",
 }
 
 __all__ = [
+    "ArchiveError",
     "AsyncScheduler",
     "CacheConfig",
     "CacheIOError",
@@ -55,9 +61,13 @@ __all__ = [
     "LockBusyError",
     "ModelCache",
     "MonitoredCacheManager",
+    "NetworkTierError",
+    "NotCachedError",
+    "OptionError",
     "ReadOnlyCacheError",
     "ResourceManager",
     "UnsafeCacheDirError",
+    "UsageError",
     "__version__",
 ]
 assert sorted(_EXPORTS) == __all__[:-1]
@@ -65,6 +75,7 @@ assert sorted(_EXPORTS) == __all__[:-1]
 if TYPE_CHECKING:
     from llamacache.config import CacheConfig
     from llamacache.errors import (
+        ArchiveError,
         CacheIOError,
         CacheNotFoundError,
         ConfigError,
@@ -72,8 +83,12 @@ if TYPE_CHECKING:
         DiskFullError,
         LlamacacheError,
         LockBusyError,
+        NetworkTierError,
+        NotCachedError,
+        OptionError,
         ReadOnlyCacheError,
         UnsafeCacheDirError,
+        UsageError,
     )
     from llamacache.manager import CacheManager
     from llamacache.ml import DatasetCache, ModelCache

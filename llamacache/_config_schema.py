@@ -1,6 +1,6 @@
 """The settings tables: every key, its parser, default, environment variable and help.
 
-Kept as data (STYLE §8) so resolution, ``config show``, the starter file and the
+Kept as data (a table, not if-chains) so resolution, ``config show``, the starter file and the
 docs all read one list. ``config.py`` holds the machinery that applies it.
 """
 

@@ -1,18 +1,21 @@
 """One exception family for the whole package, and the exit code each maps to.
 
-Library code raises these; only ``cli/main.py`` turns them into one line on
-stderr and an exit code. Each message names the thing at fault (field, value,
+Library code raises these; only the CLI's error boundary (``cli/_boundary.py``) turns
+them into one line on stderr and an exit code. Each message names the thing at fault (field, value,
 cache, key or path) and what was expected.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
 
 class ExitCode(IntEnum):
-    """Exit codes shared by every command (documented in the README)."""
+    """Exit codes shared by every command; their meanings, as documented, are
+    ``cli/_manual.py``'s EXIT_STATUS (the man pages and the command reference)."""
 
     OK = 0
     PROBLEM = 1  # the command ran and found a problem: corruption, a miss, server down
@@ -39,6 +42,40 @@ class UsageError(LlamacacheError, ValueError):
     exit_code = ExitCode.USAGE
 
 
+class OptionError(UsageError):
+    """A bad value for one argument of an operation, named the way the caller passed it.
+
+    ``str()`` names the Python argument (``to_size: '4XB' is not a size``); the command
+    line's error boundary names the flag that set it instead (``--to-size: ...``), so
+    library code never spells command-line syntax. ``value`` follows the name
+    (``every 90s: ...``); ``also`` lists other argument names the detail mentions.
+    """
+
+    def __init__(
+        self,
+        option: str | None,
+        detail: str,
+        *,
+        value: str | None = None,
+        also: tuple[str, ...] = (),
+    ) -> None:
+        self.option = option
+        self.detail = detail
+        self.value = value
+        self.also = also
+        super().__init__(self.render(lambda name: name))
+
+    def render(self, flag: Callable[[str], str]) -> str:
+        """The message with each argument name spelled by ``flag`` (e.g. as a CLI flag)."""
+        detail = self.detail
+        for name in self.also:
+            detail = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flag(name), detail)
+        if self.option is None:
+            return detail
+        head = flag(self.option) + (f" {self.value}" if self.value is not None else "")
+        return f"{head}: {detail}"
+
+
 class CacheNotFoundError(LlamacacheError, KeyError):
     """A named cache that is not configured was asked for."""
 
@@ -56,6 +93,27 @@ class CorruptEntryError(LlamacacheError):
         self.cache = cache
         self.key = key
         self.reason = reason
+
+
+class StaleEntryError(CorruptEntryError):
+    """An entry in an older header format (no key hash): read as a miss, not as damage."""
+
+
+class NotCachedError(LlamacacheError, KeyError):
+    """The model revision or dataset is not (or no longer completely) in the cache."""
+
+    exit_code = ExitCode.PROBLEM
+
+    def __str__(self) -> str:  # KeyError quotes its message; we do not want that
+        return str(self.args[0]) if self.args else ""
+
+
+class ArchiveError(LlamacacheError):
+    """The archive is damaged, tampered with, or not a llamacache backup (exit 1)."""
+
+
+class SafetensorsError(LlamacacheError, ValueError):
+    """The file is not a structurally valid safetensors file (the message says why)."""
 
 
 class UnsafeCacheDirError(LlamacacheError):

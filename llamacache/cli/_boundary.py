@@ -7,14 +7,14 @@ exits quietly; Ctrl-C exits 130 (Typer maps KeyboardInterrupt to that).
 from __future__ import annotations
 
 import errno
-import os
 import sys
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from llamacache.errors import ExitCode, LlamacacheError
+from llamacache.cli import render
+from llamacache.errors import ExitCode, LlamacacheError, OptionError
 from llamacache.redaction import redact_text
 
 
@@ -24,9 +24,7 @@ def _debug_requested(ctx: typer.Context) -> bool:
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    message = redact_text(message)  # an error may quote a URL holding a password
-    sys.stderr.write(f"llamacache: error: {message}\n")
-    sys.stderr.flush()
+    render.error(redact_text(message))  # an error may quote a URL holding a password
     return typer.Exit(code)
 
 
@@ -43,13 +41,29 @@ def _usage_failure(exc: Any) -> typer.Exit:
     """A flag error as one line plus a hint, not typer's boxed panel (errors are one line)."""
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "llamacache"
-    sys.stderr.write(f"llamacache: error: {exc.format_message()}\nTry '{path} --help'.\n")
-    sys.stderr.flush()
+    render.error(exc.format_message(), hint=f"Try '{path} --help'.")
     return typer.Exit(int(ExitCode.USAGE))
+
+
+# Root flags that may also be written after the command word (``llamacache verify --json``):
+# declared once, on the root, and moved in front of the command before parsing.
+ANYWHERE_FLAGS = ("--json", "--quiet")
+
+
+def hoist_root_flags(args: list[str]) -> list[str]:
+    """``args`` with each of ANYWHERE_FLAGS moved to the front (none after ``--``, where
+    every word is an argument: ``llamacache rm -- --json`` removes the key "--json")."""
+    end = args.index("--") if "--" in args else len(args)
+    head = args[:end]
+    flags = [a for a in head if a in ANYWHERE_FLAGS]
+    return flags + [a for a in head if a not in ANYWHERE_FLAGS] + args[end:]
 
 
 class ErrorBoundaryGroup(TyperGroup):
     """The root command group; catches our errors around every subcommand."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        return super().parse_args(ctx, hoist_root_flags(list(args)))
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -61,7 +75,7 @@ class ErrorBoundaryGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
@@ -69,17 +83,31 @@ class ErrorBoundaryGroup(TyperGroup):
             if failure is None:
                 raise
             raise failure from None
+        code = exit_code(result)
+        if code:
+            raise typer.Exit(code)
+        return result
+
+
+def exit_code(result: object) -> int:
+    """The exit status of a command's result: its report's ``exit_code`` (0 for None).
+
+    The one place a successful run's status is decided: commands return their report
+    and never raise typer.Exit themselves."""
+    return int(getattr(result, "exit_code", ExitCode.OK))
 
 
 def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
     """What an exception out of a command becomes; None re-raises it (--debug, typer's own)."""
     if isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno == errno.EPIPE):
-        _silence_stdout()
+        render.silence_stdout()
         return typer.Exit(int(ExitCode.OK))
     if _is_usage_error(exc):
         return _usage_failure(exc)
     if debug:
         return _traceback(exc)
+    if isinstance(exc, OptionError):
+        return _fail(exc.render(flag_for), int(exc.exit_code))
     if isinstance(exc, LlamacacheError):
         return _fail(str(exc), int(exc.exit_code))
     if isinstance(exc, OSError):
@@ -96,6 +124,15 @@ def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
     )
 
 
+# An op's argument -> the flag that sets it, where it is not "--" + the name with dashes.
+FLAGS_FOR_ARGUMENTS = {"source": "--file", "saved": "--apply", "all_keys": "--all"}
+
+
+def flag_for(argument: str) -> str:
+    """The command-line flag that sets an op's ``argument`` (``to_size`` -> ``--to-size``)."""
+    return FLAGS_FOR_ARGUMENTS.get(argument, "--" + argument.replace("_", "-"))
+
+
 def _traceback(exc: Exception) -> typer.Exit | None:
     """``--debug``: the full traceback, with secrets in it redacted; typer's own re-raise."""
     if exc.__class__.__module__.startswith(("typer", "click")):
@@ -103,13 +140,12 @@ def _traceback(exc: Exception) -> typer.Exit | None:
     import traceback
 
     text = "".join(traceback.format_exception(exc))
-    sys.stderr.write(redact_text(text))
-    sys.stderr.flush()
+    render.traceback_text(redact_text(text))
     code = exc.exit_code if isinstance(exc, LlamacacheError) else ExitCode.PROBLEM
     return typer.Exit(int(code))
 
 
-# Optional packages and the extra that installs each (STYLE: name what to install).
+# Optional packages and the extra that installs each (an error names what to install).
 _EXTRAS = {
     "redis": "llamacache[network]",
     "numpy": "llamacache[ml]",
@@ -136,9 +172,3 @@ def _os_message(exc: OSError) -> str:
     """An OSError nothing below mapped: ``<path>: <reason>`` (no cache to name here)."""
     reason = exc.strerror or str(exc)
     return f"{exc.filename}: {reason}" if exc.filename else reason
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())

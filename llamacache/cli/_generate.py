@@ -93,8 +93,15 @@ def _option(param: Any, path: tuple[str, ...] = ()) -> Opt:
 _HELP = Opt(("--help", "-h"), "Show the help and exit.", None, "flag")
 
 
-def walk(command: Any, ctx: Any = None, path: tuple[str, ...] = ()) -> list[Cmd]:
-    """Every visible command under ``command``, parents before children, sorted by name."""
+def walk(
+    command: Any, ctx: Any = None, path: tuple[str, ...] = (), anywhere: tuple[Opt, ...] = ()
+) -> list[Cmd]:
+    """Every visible command under ``command``, parents before children, sorted by name.
+
+    ``anywhere``: the root's options that are also accepted after a command word
+    (``_boundary.ANYWHERE_FLAGS``), listed with every command that runs something."""
+    from llamacache.cli._boundary import ANYWHERE_FLAGS
+
     ctx = ctx or command.make_context("llamacache", [], resilient_parsing=True)
     options: list[Opt] = []
     arguments: list[tuple[str, str]] = []
@@ -106,9 +113,13 @@ def walk(command: Any, ctx: Any = None, path: tuple[str, ...] = ()) -> list[Cmd]
         else:
             metavar = param.metavar or param.name.upper()
             arguments.append((metavar, " ".join((getattr(param, "help", "") or "").split())))
-    options.append(_HELP)
     subs = getattr(command, "commands", {})
     visible = sorted(n for n, c in subs.items() if not c.hidden)
+    if not path:
+        anywhere = tuple(o for o in options if o.names[0] in ANYWHERE_FLAGS)
+    elif not visible:
+        options += anywhere
+    options.append(_HELP)
     help_text = (command.help or "").strip()
     usage = " ".join(command.collect_usage_pieces(ctx))
     if visible:
@@ -129,7 +140,7 @@ def walk(command: Any, ctx: Any = None, path: tuple[str, ...] = ()) -> list[Cmd]
     for name in visible:
         sub = subs[name]
         sub_ctx = sub.make_context(name, [], parent=ctx, resilient_parsing=True)
-        out += walk(sub, sub_ctx, (*path, name))
+        out += walk(sub, sub_ctx, (*path, name), anywhere)
     return out
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llamacache.errors import ExitCode
+
 
 @dataclass(frozen=True)
 class Manual:
@@ -17,12 +19,24 @@ class Manual:
     see_also: tuple[str, ...] = ()
 
 
+# The one exit-status table: the man pages, docs/reference/commands.md and --help's
+# epilogue are generated from it, tests/cli/test_exit_status.py makes each code happen.
 EXIT_STATUS: tuple[tuple[int, str], ...] = (
-    (0, "Success."),
-    (1, "The command ran and found a problem: a miss, corruption, a damaged archive."),
-    (2, "Usage or configuration error (a bad flag, value or cache name)."),
-    (3, "Another clean, evict, repair or restore holds the cache's lock (verify too)."),
-    (130, "Interrupted (Ctrl-C, SIGTERM or SIGHUP); partial files are removed."),
+    (ExitCode.OK.value, "Success."),
+    (
+        ExitCode.PROBLEM.value,
+        "The command ran and found a problem: a miss, corruption, a damaged archive, "
+        "a warm that does not fit.",
+    ),
+    (ExitCode.USAGE.value, "Usage or configuration error (a bad flag, value or cache name)."),
+    (
+        ExitCode.BUSY.value,
+        "Another clean, evict, repair or restore holds the cache's lock (verify too).",
+    ),
+    (
+        ExitCode.INTERRUPTED.value,
+        "Interrupted (Ctrl-C, SIGTERM or SIGHUP); partial files are removed.",
+    ),
 )
 
 MANUAL: dict[str, Manual] = {
@@ -40,7 +54,8 @@ LLAMACACHE_* environment variables, then flags; llamacache config show prints ev
 value and where it came from.
 
 Human output goes to stdout as tables; talk and progress go to stderr. With --json,
-stdout carries exactly one JSON document with "schema" and "schema_version".
+stdout carries exactly one JSON document with "schema" and "schema_version"; the one
+streaming command, daemon, writes JSON lines instead (one object a run, on stderr).
 """,
         examples=(
             (
@@ -165,8 +180,8 @@ units carry the marker "# llamacache-schedule" so --uninstall removes exactly th
         description="""
 For containers without cron. Each configured cache is cleaned at start, then
 every cleanup_interval, under its admin lock (a run that finds the lock taken by a cron
-clean is skipped). One line per run on stderr; with --json one JSON object per
-line. SIGTERM or SIGINT stops it between runs; a run in progress finishes first.
+clean is skipped). One line per run on stderr; with --json JSON lines: one object
+per run ("schema": "llamacache.daemon.run"). SIGTERM or SIGINT stops it between runs; a run in progress finishes first.
 """,
         examples=(
             ("As a container's main process:", 'CMD ["llamacache", "daemon"]'),

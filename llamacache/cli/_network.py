@@ -6,19 +6,17 @@ asked for the shared tier, so the commands themselves change by two lines each.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli.app import State
 from llamacache.cli.render import Renderer, size
-from llamacache.errors import ExitCode, UsageError
+from llamacache.cli.state import State
+from llamacache.errors import UsageError
 
 if TYPE_CHECKING:  # redis is imported only when --tier network is asked for (~0.2 s)
-    from llamacache.ops import network_admin as na
-    from llamacache.ops import network_verify as nv
+    from llamacache.ops import network_admin, network_verify
 
 TierOpt = Annotated[
     str,
@@ -53,8 +51,8 @@ def _need_redis(s: State) -> None:
         raise missing_redis(exc) from None
 
 
-def _inspect_human(r: Renderer, rep: na.NetworkInspectReport) -> None:
-    from llamacache.ops import network_admin as na
+def _inspect_human(r: Renderer, rep: network_admin.NetworkInspectReport) -> None:
+    from llamacache.ops import network_admin
 
     rows = [
         (
@@ -76,24 +74,25 @@ def _inspect_human(r: Renderer, rep: na.NetworkInspectReport) -> None:
     cols += ("maxmemory", "policy", "server hits/misses", "mode")
     r.table("network tier", cols, rows, right=("entries", "chunks", "used"))
     if rep.top:
-        _ls_human(r, na.NetworkListing(rep.top))
+        _ls_human(r, network_admin.NetworkListReport(rep.top))
 
 
-def inspect(s: State, cache: str | None, json_out: bool, quiet: bool, top: int) -> None:
+def inspect(s: State, cache: str | None, top: int) -> network_admin.NetworkInspectReport:
     _need_redis(s)
-    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_admin
 
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     manager = s.manager()
-    report = na.inspect_network(manager, cache, top=top)
+    report = network_admin.inspect_network(manager, cache, top=top)
     r.emit(report, _inspect_human)
     for c in report.caches:
         if not c.reachable:
-            typer.echo(f"llamacache: network tier {c.url} unreachable: {c.error}", err=True)
-            raise typer.Exit(int(ExitCode.PROBLEM))
+            r.status(f"network tier {c.url} unreachable: {c.error}")
+            break
+    return report
 
 
-def _ls_human(r: Renderer, rep: na.NetworkListing) -> None:
+def _ls_human(r: Renderer, rep: network_admin.NetworkListReport) -> None:
     rows = [
         (
             e.cache,
@@ -114,25 +113,23 @@ def ls(
     s: State,
     cache: str | None,
     *,
-    json_out: bool,
-    quiet: bool = False,
     keys_only: bool = False,
     top: int | None = None,
     match: str | None = None,
-) -> None:
+) -> network_admin.NetworkListReport:
     _need_redis(s)
-    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_admin
 
-    report = na.list_network(s.manager(), cache, match=match, top=top)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    report = network_admin.list_network(s.manager(), cache, match=match, top=top)
+    r = s.renderer()
     if keys_only and not r.json_mode:
-        for e in report.entries:
-            typer.echo(e.key)
-        return
-    r.emit(report, _ls_human)
+        r.keys(e.key for e in report.entries)
+    else:
+        r.emit(report, _ls_human)
+    return report
 
 
-def _verify_human(r: Renderer, rep: nv.NetworkVerifyReport) -> None:
+def _verify_human(r: Renderer, rep: network_verify.NetworkVerifyReport) -> None:
     r.line(
         f"network tier: checked {rep.checked:,} entries ({size(rep.bytes_checked)}) "
         f"in {', '.join(rep.caches) or 'no caches'}"
@@ -142,21 +139,19 @@ def _verify_human(r: Renderer, rep: nv.NetworkVerifyReport) -> None:
         r.table(None, ("cache", "key", "problem"), rows)
 
 
-def verify(s: State, cache: str | None, json_out: bool, quiet: bool) -> None:
+def verify(s: State, cache: str | None) -> network_verify.NetworkVerifyReport:
     _need_redis(s)
-    from llamacache.ops import network_verify as nv
+    from llamacache.ops import network_verify
 
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     with r.progress("verifying network tier") as progress:
-        report = nv.verify_network(s.manager(), cache, progress=progress)
+        report = network_verify.verify_network(s.manager(), cache, progress=progress)
     r.emit(report, _verify_human)
-    if not report.ok:
-        if r.quiet and not r.json_mode:
-            typer.echo(f"llamacache: verify found {len(report.problems)} problem(s)", err=True)
-        raise typer.Exit(int(ExitCode.PROBLEM))
+    r.verdict(report)
+    return report
 
 
-def _removal_human(r: Renderer, rep: na.NetworkRemoval) -> None:
+def _removal_human(r: Renderer, rep: network_admin.NetworkRemovalReport) -> None:
     verb = "would remove" if rep.dry_run else "removed"
     for key in rep.keys:
         r.line(key)
@@ -172,48 +167,38 @@ def evict(
     others_given: bool,
     dry_run: bool,
     yes: bool,
-    json_out: bool,
-    quiet: bool,
-) -> None:
+) -> network_admin.NetworkRemovalReport | None:
     _need_redis(s)
-    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_admin
 
     if others_given:
         raise UsageError("--tier network takes only --key and --match as selectors")
     if not keys and match is None:
         raise UsageError("--tier network needs --key KEY or --match GLOB")
-    globs = [match] if match is not None else [_escape(k) for k in keys]
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     manager = s.manager()
     if not dry_run and not yes:
-        plan = [na.evict_network(manager, cache, g, dry_run=True) for g in globs]
-        n = sum(p.entries for p in plan)
-        if n and not (sys.stdin.isatty() and sys.stderr.isatty()):
-            raise UsageError("evict needs confirmation and no terminal is attached; pass --yes")
-        if n and not typer.confirm(f"remove {n} shared entries?", default=False, err=True):
+        plan = network_admin.evict_network_keys(
+            manager, cache, keys=keys, match=match, dry_run=True
+        )
+        n = plan.entries
+        if n and not r.confirm(f"remove {n} shared entries?", yes=yes, action="evict"):
             r.info("cancelled; nothing removed")
-            return
-    done = [na.evict_network(manager, cache, g, dry_run=dry_run) for g in globs]
-    keys_out = tuple(k for d in done for k in d.keys)
-    report = na.NetworkRemoval(done[0].caches, dry_run, len(keys_out), 0, keys_out)
+            return None
+    report = network_admin.evict_network_keys(
+        manager, cache, keys=keys, match=match, dry_run=dry_run
+    )
     r.emit(report, _removal_human)
-
-
-def _escape(key: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in key)
+    return report
 
 
 def clean(
-    s: State,
-    cache: str | None,
-    dry_run: bool,
-    json_out: bool,
-    quiet: bool,
-    grace: float | None = None,
-) -> None:
+    s: State, cache: str | None, dry_run: bool, grace: float | None = None
+) -> network_admin.NetworkRemovalReport:
     _need_redis(s)
-    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_admin
 
     kw = {} if grace is None else {"grace": grace}
-    report = na.clean_network(s.manager(), cache, dry_run=dry_run, **kw)
-    s.renderer(json_out=json_out, quiet=quiet).emit(report, _removal_human)
+    report = network_admin.clean_network(s.manager(), cache, dry_run=dry_run, **kw)
+    s.renderer().emit(report, _removal_human)
+    return report

@@ -2,63 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from llamacache.cli import (
+    backup_cmd,
+    bench_cmd,
+    clean_cmd,
+    config_cmd,
+    daemon_cmd,
+    entries_cmd,
+    evict_cmd,
+    inspect_cmd,
+    ls_cmd,
+    push_cmd,
+    render,
+    repair_cmd,
+    schedule_cmd,
+    stats_cmd,
+    verify_cmd,
+    warm_cmd,
+)
 from llamacache.cli._boundary import ErrorBoundaryGroup
-from llamacache.cli.render import Renderer
+from llamacache.cli.state import State, state
 
-if TYPE_CHECKING:
-    from llamacache.manager import CacheManager
-
-
-@dataclass
-class State:
-    """What the global options decided; commands read it from ``ctx.obj``."""
-
-    config_file: Path | None = None
-    cache_dir: Path | None = None
-    json: bool = False
-    quiet: bool = False
-    debug: bool = False
-    _manager: CacheManager | None = field(default=None, repr=False)
-
-    def manager(self) -> CacheManager:
-        """The manager for this invocation, resolved once (config errors exit 2)."""
-        if self._manager is None:
-            from llamacache.config import resolve
-            from llamacache.manager import CacheManager
-
-            overrides: dict[str, object] = {}
-            if self.cache_dir is not None:
-                overrides["cache.disk.path"] = str(self.cache_dir)
-            settings = resolve(
-                config_file=self.config_file,
-                overrides=overrides,
-                override_source="flag:--cache-dir",
-            )
-            self._manager = CacheManager(settings)
-        return self._manager
-
-    def renderer(
-        self, *, json_out: bool = False, quiet: bool = False, wide: bool = False
-    ) -> Renderer:
-        """A renderer honouring the global flags and the command's own --json/--quiet/--wide."""
-        return Renderer(json_mode=self.json or json_out, quiet=self.quiet or quiet, wide=wide)
-
-    def close(self) -> None:
-        if self._manager is not None:
-            self._manager.close()
-            self._manager = None
-
-
-def state(ctx: typer.Context) -> State:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, State)
-    return obj
+__all__ = ["COMMANDS", "State", "new_app", "state"]  # and `app`, built on first use
 
 
 def _cache_dir(value: str) -> Path:
@@ -73,7 +44,7 @@ def _show_version(value: bool) -> None:
     if value:
         from llamacache import __version__
 
-        typer.echo(f"llamacache {__version__}")
+        render.version(f"llamacache {__version__}")
         raise typer.Exit(0)
 
 
@@ -97,8 +68,17 @@ def root(
             help="Cache root directory (overrides the config's cache.disk.path).",
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="Only errors on stderr.")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON document on stdout instead of tables (also after the command).",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", help="Print nothing but errors (also after the command)."),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     version: Annotated[
         bool,
@@ -113,36 +93,36 @@ def root(
     ctx.call_on_close(s.close)
 
 
-# Every command word -> the module that registers it; module order is help order.
-COMMANDS = {
-    "inspect": "inspect_cmd",
-    "ls": "ls_cmd",
-    "warm": "warm_cmd",
-    "verify": "verify_cmd",
-    "repair": "repair_cmd",
-    "evict": "evict_cmd",
-    "clean": "clean_cmd",
-    "stats": "stats_cmd",
-    "bench": "bench_cmd",
-    "schedule": "schedule_cmd",
-    "daemon": "daemon_cmd",
-    "backup": "backup_cmd",
-    "restore": "backup_cmd",
-    "push": "push_cmd",
-    "put": "entries_cmd",
-    "get": "entries_cmd",
-    "rm": "entries_cmd",
-    "config": "config_cmd",
+# Every command word -> the function that registers it (with its siblings); help order.
+COMMANDS: dict[str, Callable[[typer.Typer], None]] = {
+    "inspect": inspect_cmd.register,
+    "ls": ls_cmd.register,
+    "warm": warm_cmd.register,
+    "verify": verify_cmd.register,
+    "repair": repair_cmd.register,
+    "evict": evict_cmd.register,
+    "clean": clean_cmd.register,
+    "stats": stats_cmd.register,
+    "bench": bench_cmd.register,
+    "schedule": schedule_cmd.register,
+    "daemon": daemon_cmd.register,
+    "backup": backup_cmd.register,
+    "restore": backup_cmd.register,
+    "push": push_cmd.register,
+    "put": entries_cmd.register,
+    "get": entries_cmd.register,
+    "rm": entries_cmd.register,
+    "config": config_cmd.register,
 }
-COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
 def new_app(only: str | None = None) -> typer.Typer:
-    """The root app with every command, or with only the module of command ``only``.
+    """The root app with every command, or with only command ``only`` (and its siblings).
 
     Typer builds the parameters of every registered command before it parses a line
     (~3 ms each), so the entry point registers just the command being run; help, an
-    unknown word or shell completion get the whole table.
+    unknown word or shell completion get the whole table. Importing the command modules
+    is cheap: each names its op lazily (cli/_lazy.py).
     """
     app = typer.Typer(
         name="llamacache",
@@ -154,11 +134,9 @@ def new_app(only: str | None = None) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(root)
-    import importlib
-
-    modules = (COMMANDS[only],) if only in COMMANDS else COMMAND_MODULES
-    for name in modules:
-        importlib.import_module(f"llamacache.cli.{name}").register(app)
+    registers = [COMMANDS[only]] if only in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for register in registers:
+        register(app)
     return app
 
 

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WaitOpt, complete_cache_names
+from llamacache.cli.options import CacheOpt, WaitOpt, complete_cache_names
 from llamacache.cli.render import Renderer, size
-from llamacache.errors import ExitCode, UsageError
+from llamacache.cli.state import state
+from llamacache.errors import UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import backup as backup_ops
@@ -43,20 +44,17 @@ def backup(
         typer.Option("--to", metavar="FILE", help="The archive to write, e.g. caches.tar.zst."),
     ],
     cache: CacheOpt = None,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Write a consistent, checksummed snapshot of caches to FILE.tar.zst (every cache by default).
 
     Safe while other processes use the caches; exit 1 when a corrupt entry had to be left out.
     """
     s = state(ctx)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     with r.progress("backup") as bar:
         report = backup_ops.backup(s.manager(), to, cache=cache, progress=bar)
     r.emit(report, _backup_human)
-    if report.corrupt:
-        raise typer.Exit(int(ExitCode.PROBLEM))
+    return report
 
 
 def _restore_human(r: Renderer, rep: restore_ops.RestoreReport) -> None:
@@ -115,14 +113,12 @@ def restore(
         ),
     ] = 1_000_000,
     wait: WaitOpt = 0.0,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Verify every checksum in FILE, then restore it; nothing is written if any check fails."""
     if merge and replace:
         raise UsageError("--merge and --replace exclude each other")
     s = state(ctx)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     with r.progress("restore") as bar:
         report = restore_ops.restore(
             s.manager(),
@@ -136,6 +132,7 @@ def restore(
             max_entries=max_entries,
         )
     r.emit(report, _restore_human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

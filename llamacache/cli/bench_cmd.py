@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import csv
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache import units
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
-from llamacache.cli.options import DurationOpt, JsonOpt, QuietOpt, SizeOpt
+from llamacache.cli.options import DurationOpt, SizeOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.cli.state import state
 from llamacache.errors import ConfigError, UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
-    from llamacache.ops import bench as bench_op
+    from llamacache.ops import bench as bench_ops
 else:
-    bench_op = lazy("llamacache.ops.bench")
+    bench_ops = lazy("llamacache.ops.bench")
 
 
 def _value_sizes(text: str) -> tuple[int, int]:
@@ -38,7 +37,7 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:,.1f}"
 
 
-def _human(r: Renderer, rep: bench_op.BenchReport) -> None:
+def _human(r: Renderer, rep: bench_ops.BenchReport) -> None:
     spec = rep.spec
     vs = size(spec.value_min) if spec.value_min == spec.value_max else (
         f"{size(spec.value_min)}-{size(spec.value_max)}"
@@ -80,8 +79,11 @@ def bench(
         ),
     ] = None,
     tier: Annotated[
-        str, typer.Option("--tier", help="memory | disk | tiered | network.")
-    ] = "tiered",
+        str,
+        typer.Option(
+            "--tier", help="memory, disk, local (memory and disk together) or network (Redis)."
+        ),
+    ] = "local",
     workload: Annotated[
         str, typer.Option("--workload", help="uniform | zipf | scan | mixed.")
     ] = "zipf",
@@ -107,32 +109,31 @@ def bench(
         ),
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Workload random seed.")] = 1,
-    json_out: JsonOpt = False,
     csv_out: Annotated[
         bool, typer.Option("--csv", help="CSV on stdout, one row per target.")
     ] = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Measure ops/s, p50/p95/p99/max latency, hit ratio and bytes/s under a workload."""
     s = state(ctx)
-    if json_out and csv_out:
+    if s.json and csv_out:
         raise UsageError("give --json or --csv, not both")
     low, high = _value_sizes(value_size)
-    spec = bench_op.BenchSpec(
+    spec = bench_ops.BenchSpec(
         tier=tier, workload=workload, read_ratio=read_ratio, keys=keys, value_min=low,
         value_max=high, ops=None if duration is not None else ops, duration=duration,
         processes=processes, compare=compare, seed=seed,
     )  # fmt: skip
-    r = s.renderer(json_out=json_out, quiet=quiet or csv_out)
+    r = s.renderer(quiet=csv_out)
     with r.progress("bench") as progress:
-        report = bench_op.bench(
+        report = bench_ops.bench(
             s.manager(), spec, cache=cache, policy=policy, memory_size=memory_size,
             disk_size=disk_size, progress=progress,
         )  # fmt: skip
     if csv_out:
-        csv.writer(sys.stdout, lineterminator="\n").writerows(bench_op.csv_rows(report))
-        return
-    r.emit(report, _human)
+        r.csv(bench_ops.csv_rows(report))
+    else:
+        r.emit(report, _human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

@@ -9,18 +9,11 @@ import typer
 from llamacache.cli import _network
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
-from llamacache.cli.app import state
-from llamacache.cli.options import (
-    CacheOpt,
-    DryRunOpt,
-    JsonOpt,
-    QuietOpt,
-    WaitOpt,
-    WideOpt,
-    _duration,
-)
+from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt, WideOpt, _duration
 from llamacache.cli.render import Renderer, size
+from llamacache.cli.state import state
 from llamacache.errors import UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import clean as clean_ops
@@ -95,18 +88,17 @@ def clean(
         ),
     ] = None,
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Apply each cache's policy: expire, age out, evict to threshold, sweep strays (cron)."""
     s = state(ctx)
     if wants_network(tier, {"--wait": bool(wait)}):
-        return _network.clean(s, cache, dry_run, json_out, quiet, grace)
+        return _network.clean(s, cache, dry_run, grace)
     if grace is not None:
         raise UsageError("--grace: only with --tier network (orphan chunks on the server)")
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
-    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
+    r = s.renderer(wide=wide)
     r.emit_caches(report, _human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

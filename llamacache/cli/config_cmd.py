@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
-from llamacache.cli.options import JsonOpt, WideOpt
+from llamacache.cli.options import WideOpt
 from llamacache.cli.render import Renderer
+from llamacache.cli.state import state
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import config_ops
@@ -47,20 +48,20 @@ def show(
     ctx: typer.Context,
     prefix: Annotated[str | None, typer.Argument(help="Only settings starting with this.")] = None,
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-) -> None:
+) -> Report:
     """Every resolved setting, its value, where it came from and its environment variable."""
     s = state(ctx)
     report = config_ops.show(s.manager().settings, prefix)
-    s.renderer(json_out=json_out, wide=wide).emit(report, _show)
+    s.renderer(wide=wide).emit(report, _show)
+    return report
 
 
 @config_app.command("validate")
-def validate(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def validate(ctx: typer.Context) -> Report:
     """Load the configuration and report errors (exit 2) or what is ignored."""
     s = state(ctx)
     report = config_ops.validate(s.manager().settings)
-    r = s.renderer(json_out=json_out)
+    r = s.renderer()
     for warning in report.warnings:
         r.warn(warning)
     r.emit(
@@ -69,14 +70,15 @@ def validate(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             f"config OK: {rep.config_file or 'built-in defaults'}; caches: {', '.join(rep.caches)}"
         ),
     )
+    return report
 
 
 @config_app.command("path")
-def path(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+def path(ctx: typer.Context) -> Report:
     """Which config file is used, and where llamacache looks for one."""
     s = state(ctx)
     report = config_ops.search_path(s.config_file)
-    r = s.renderer(json_out=json_out)
+    r = s.renderer()
 
     def human(r: Renderer, rep: config_ops.ConfigPathReport) -> None:
         r.line(str(rep.config_file) if rep.config_file else "(no config file; built-in defaults)")
@@ -84,6 +86,7 @@ def path(ctx: typer.Context, json_out: JsonOpt = False) -> None:
             r.info(f"  searched: {p}")
 
     r.emit(report, human)
+    return report
 
 
 @config_app.command("init")
@@ -94,12 +97,12 @@ def init(
         typer.Argument(help="Where to write (default: ~/.config/llamacache/config.toml)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
-    json_out: JsonOpt = False,
-) -> None:
+) -> Report:
     """Write a commented starter config file with every setting at its default."""
     s = state(ctx)
     report = config_ops.init(path or config_ops.default_init_path(), force)
-    s.renderer(json_out=json_out).emit(report, lambda r, rep: r.line(f"wrote {rep.path}"))
+    s.renderer().emit(report, lambda r, rep: r.line(f"wrote {rep.path}"))
+    return report
 
 
 def register(app: typer.Typer) -> None:

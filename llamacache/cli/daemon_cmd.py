@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import json
-import signal
-import sys
+import os
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
-from llamacache.errors import ExitCode
+from llamacache.cli.options import CacheOpt
+from llamacache.cli.state import state
+from llamacache.ops._report import Report
 from llamacache.units import format_size
 
 if TYPE_CHECKING:
-    from llamacache.ops import daemon as ops
+    from llamacache.ops import daemon as daemon_ops
 else:
-    ops = lazy("llamacache.ops.daemon")
+    daemon_ops = lazy("llamacache.ops.daemon")
 
 
-def _line(run: ops.DaemonRun, as_json: bool) -> str:
+def _line(run: daemon_ops.DaemonRunReport, as_json: bool) -> str:
     if as_json:
-        return json.dumps({"schema": "llamacache.daemon.run", "schema_version": 1, **run.__dict__})
+        return json.dumps(run.to_json())
     stamp = datetime.fromtimestamp(run.started, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     head = f"{stamp} llamacache daemon: cache {run.cache!r}: {run.status}"
     if run.status != "ok":
@@ -40,9 +39,7 @@ def _line(run: ops.DaemonRun, as_json: bool) -> str:
 def daemon(
     ctx: typer.Context,
     cache: CacheOpt = None,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Run scheduled cleanup in the foreground (for containers) until SIGTERM or Ctrl-C.
 
     Each cache is cleaned at start, then at its own cleanup_interval; one line per run on stderr
@@ -51,51 +48,23 @@ def daemon(
     s = state(ctx)
     manager = s.manager()
     caches = [manager.settings.cache(cache).name] if cache else None
-    as_json = s.json or json_out
-    silent = s.quiet or quiet
-    got: list[int] = []
+    r = s.renderer()
 
-    def on_run(run: ops.DaemonRun) -> None:
-        if run.message == ops.NO_DIRECTORY:
+    def on_run(run: daemon_ops.DaemonRunReport) -> None:
+        if run.message == daemon_ops.NO_DIRECTORY:
             return  # a configured cache nobody has used yet: nothing to say every interval
-        if not silent or run.status == "failed":
-            sys.stderr.write(_line(run, as_json) + "\n")
-            sys.stderr.flush()
+        if not r.quiet or run.status == "failed":
+            r.log(_line(run, r.json_mode))
 
-    async def main() -> int:
-        import asyncio
+    def on_start() -> None:
+        if not r.quiet:
+            plan = ", ".join(f"{n} every {i:g}s" for n, i in daemon_ops.intervals(manager, caches))
+            r.log(f"llamacache daemon: started (pid {os.getpid()}): {plan}")
 
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_signal(sig: int) -> None:
-            got.append(sig)
-            stop.set()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal, sig)
-        if not silent:
-            names = caches or manager.names()
-            plan = ", ".join(
-                f"{n} every {manager.settings.caches[n].cleanup_interval:g}s" for n in names
-            )
-            sys.stderr.write(f"llamacache daemon: started (pid {_pid()}): {plan}\n")
-            sys.stderr.flush()
-        return await ops.serve(manager, stop, on_run, caches)
-
-    import asyncio
-
-    runs = asyncio.run(main())
-    if not silent:
-        name = signal.Signals(got[0]).name if got else "stop"
-        sys.stderr.write(f"llamacache daemon: {name}: stopped after {runs} runs\n")
-    raise typer.Exit(int(ExitCode.OK))
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
+    report = daemon_ops.run_until_signal(manager, on_run, caches, on_start)
+    if not r.quiet:
+        r.log(f"llamacache daemon: {report.stopped_by}: stopped after {report.runs} runs")
+    return report
 
 
 def register(app: typer.Typer) -> None:

@@ -9,23 +9,21 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
 from llamacache.cli.options import (
     ExistingKeyArg,
-    JsonOpt,
     OneCacheOpt,
-    QuietOpt,
     TtlOpt,
     complete_keys,
 )
 from llamacache.cli.render import Renderer
-from llamacache.errors import ExitCode, UsageError
+from llamacache.cli.state import state
+from llamacache.errors import UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
-    from llamacache.ops import entries, output
+    from llamacache.ops import entries as entries_ops
 else:
-    entries = lazy("llamacache.ops.entries")
-    output = lazy("llamacache.ops.output")
+    entries_ops = lazy("llamacache.ops.entries")
 
 
 KeyArg = Annotated[str, typer.Argument(help="The entry's key (any string; never a path).")]
@@ -43,9 +41,7 @@ def put(
     ] = None,
     cache: OneCacheOpt = "default",
     ttl: TtlOpt = None,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Store a string, a file (--file) or stdin ("-") under KEY."""
     s = state(ctx)
     if not key:
@@ -54,16 +50,17 @@ def put(
         raise UsageError('put needs exactly one of VALUE, "-" (stdin) or --file PATH')
     manager = s.manager()
     if file is not None:
-        report = entries.put_stream(manager, cache, key, file, ttl)
+        report = entries_ops.put_stream(manager, cache, key, file, ttl)
     elif value == "-":
-        report = entries.put_stream(manager, cache, key, sys.stdin.buffer, ttl)
+        report = entries_ops.put_stream(manager, cache, key, sys.stdin.buffer, ttl)
     else:
         assert value is not None
-        report = entries.put_string(manager, cache, key, value, ttl)
-    s.renderer(json_out=json_out, quiet=quiet).emit(report, _put_human)
+        report = entries_ops.put_string(manager, cache, key, value, ttl)
+    s.renderer().emit(report, _put_human)
+    return report
 
 
-def _put_human(r: Renderer, rep: entries.PutReport) -> None:
+def _put_human(r: Renderer, rep: entries_ops.PutReport) -> None:
     from llamacache.units import format_size
 
     r.info(f"stored {rep.key!r} in cache {rep.cache!r} ({format_size(rep.bytes)})")
@@ -81,9 +78,7 @@ def get(
         bool,
         typer.Option("--force", help="Write a binary value to the terminal anyway."),
     ] = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Write the value of KEY to stdout (or --out); exit 1 on a miss or a damaged entry.
 
     The value is verified before its first byte is written. On a terminal a string or
@@ -94,35 +89,27 @@ def get(
     s = state(ctx)
     if out is not None:
         _check_out(out)
-    manager = s.manager()
-    result = entries.get_entry(manager, cache, key)
-    if not result.found:
-        if s.json or json_out:
-            s.renderer(json_out=True).json(result)
-        elif not (s.quiet or quiet):
-            sys.stderr.write(f"llamacache: miss: {key!r} is not in cache {cache!r}\n")
-        raise typer.Exit(int(ExitCode.PROBLEM))
+    r = s.renderer()
+    result = entries_ops.get_entry(s.manager(), cache, key)
     try:
-        if s.json or json_out:
-            s.renderer(json_out=True).json(result)
-            return
-        if out is not None:
-            output.write_file(out, lambda handle: entries.copy_entry_to(result, handle))
-            return
-        tty = sys.stdout.isatty()
-        if tty and not force and entries.looks_binary(result):
-            raise UsageError(
-                f"{key!r} holds binary data; not writing it to the terminal "
-                "(use --out PATH or a pipe, or --force)"
-            )
-        stream = sys.stdout.buffer
-        entries.copy_entry_to(result, stream)
-        value = result.value
-        if isinstance(value, str | bytes) and tty and value[-1:] not in ("\n", b"\n"):
-            stream.write(b"\n")  # keep the shell prompt off the value's last line
-        stream.flush()
+        if r.json_mode:
+            r.json(result)
+        elif not result.found:
+            if not r.quiet:
+                r.status(f"miss: {key!r} is not in cache {cache!r}")
+        elif out is not None:
+            entries_ops.save_value(result, out)
+        else:
+            with r.binary() as (stream, terminal):
+                if terminal and not force and entries_ops.looks_binary(result):
+                    raise UsageError(
+                        f"{key!r} holds binary data; not writing it to the terminal "
+                        "(use --out PATH or a pipe, or --force)"
+                    )
+                entries_ops.write_value(result, stream, terminal=terminal)
     finally:
         result.close()
+    return result
 
 
 def _check_out(out: Path) -> None:
@@ -151,9 +138,7 @@ def rm(
         bool,
         typer.Option("-0", "--null", help='With "-": keys on stdin end with NUL, not newline.'),
     ] = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Remove KEYS from every tier of a cache; exit 1 if one was not there.
 
     "-" reads the keys from stdin, one a line (split on "\\n" only), or NUL-separated
@@ -161,10 +146,12 @@ def rm(
     llamacache ls -c training -0 | llamacache rm -c training -0 -
     """
     s = state(ctx)
-    report = entries.remove_keys(s.manager(), cache, _keys_to_remove(keys or [], null))
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    report = entries_ops.remove_keys(
+        s.manager(), cache, _keys_to_remove(keys or [], null), missing_ok=missing_ok
+    )
+    r = s.renderer()
 
-    def human(r: Renderer, rep: entries.RemoveReport) -> None:
+    def human(r: Renderer, rep: entries_ops.RemoveReport) -> None:
         r.info(
             f"removed {len(rep.removed)} of {len(rep.removed) + len(rep.missing)} "
             f"from cache {rep.cache!r}"
@@ -173,8 +160,7 @@ def rm(
             r.warn(f"{key!r} was not in cache {rep.cache!r}")
 
     r.emit(report, human)
-    if report.missing and not missing_ok:
-        raise typer.Exit(int(ExitCode.PROBLEM))
+    return report
 
 
 def _keys_to_remove(keys: list[str], null: bool = False) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,10 +9,11 @@ import typer
 
 from llamacache.cli import _network, options
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt, WideOpt, YesOpt
+from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt, WideOpt, YesOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.cli.state import state
 from llamacache.errors import UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import evict as evict_ops
@@ -35,11 +35,10 @@ def _plan_human(r: Renderer, plan: evict_ops.EvictPlan) -> None:
         )
         if len(plan.entries) > 50:
             r.line(f"... and {len(plan.entries) - 50:,} more")
+    for warning in plan.warnings:
+        r.warn(warning)
     for note in plan.notes:
-        if "network filesystem" in note:
-            r.warn(note)
-        else:
-            r.info(note)
+        r.info(note)
 
 
 def _done_human(r: Renderer, rep: evict_ops.EvictReport) -> None:
@@ -100,7 +99,11 @@ def evict(
     ] = None,
     tier: Annotated[
         str,
-        typer.Option("--tier", metavar="TIER", help="memory, disk, all, or network (Redis)."),
+        typer.Option(
+            "--tier",
+            metavar="TIER",
+            help="memory, disk, local (memory and disk together), or network (Redis).",
+        ),
     ] = "disk",
     plan_out: Annotated[
         Path | None,
@@ -114,9 +117,7 @@ def evict(
     yes: YesOpt = False,
     wait: WaitOpt = 0.0,
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report | None:
     """Remove entries by selector (AND-combined); shows the plan and asks first unless -y."""
     s = state(ctx)
     if tier == "network":
@@ -124,9 +125,8 @@ def evict(
         return _network.evict(
             s, cache, keys=list(key or ()), match=match,
             others_given=any(o is not None for o in others), dry_run=dry_run, yes=yes,
-            json_out=json_out, quiet=quiet,
         )  # fmt: skip
-    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
+    r = s.renderer(wide=wide)
     manager = s.manager()
     sel = evict_ops.Selectors(
         keys=tuple(key or ()),
@@ -136,33 +136,28 @@ def evict(
         to_size=to_size,
         keep_last=keep_last,
     )
-    if apply is not None:
-        if sel.given():
-            raise UsageError("--apply FILE carries out a saved plan; give no selectors with it")
-        plan = evict_ops.load_plan(apply)
-    else:
-        plan = evict_ops.plan_evict(manager, cache, sel, tier=tier)
+    if apply is not None and sel.given():
+        raise UsageError("--apply FILE carries out a saved plan; give no selectors with it")
+    plan = evict_ops.prepare_evict(manager, cache, sel, tier=tier, saved=apply, save_to=plan_out)
     if plan_out is not None:
-        evict_ops.save_plan(plan, plan_out)
         r.info(f"saved a plan of {len(plan.entries):,} entries ({size(plan.bytes)}) to {plan_out}")
     if dry_run or plan_out is not None:
         r.emit(plan, _plan_human)
         r.info(f"dry run: would remove {len(plan.entries):,} entries, {size(plan.bytes)}")
-        return
+        return plan
     if not plan.entries:
-        r.emit(evict_ops.EvictReport(0, 0, 0, 0, ()), _done_human)
-        return
+        report = evict_ops.EvictReport.nothing()
+        r.emit(report, _done_human)
+        return report
     if not r.json_mode:
         _plan_human(r, plan)
     r.info(f"about to remove {len(plan.entries):,} entries, {size(plan.bytes)}")
-    if not yes:
-        if not (sys.stdin.isatty() and sys.stderr.isatty()):
-            raise UsageError("evict needs confirmation and no terminal is attached; pass --yes")
-        if not typer.confirm("remove them?", default=False, err=True):
-            r.info("cancelled; nothing removed")
-            return
+    if not r.confirm("remove them?", yes=yes, action="evict"):
+        r.info("cancelled; nothing removed")
+        return None
     report = evict_ops.apply_evict(manager, plan, wait=wait)
     r.emit(report, _done_human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

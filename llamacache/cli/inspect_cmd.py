@@ -9,14 +9,15 @@ import typer
 from llamacache.cli import _network
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
-from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
+from llamacache.cli.options import CacheOpt, WideOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.cli.state import state
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.manager import CacheManager
     from llamacache.ops import inspect as inspect_ops
-    from llamacache.ops import network_admin as na
+    from llamacache.ops import network_admin
     from llamacache.ops import page_cache as page_cache_ops
 else:
     inspect_ops = lazy("llamacache.ops.inspect")
@@ -46,7 +47,7 @@ TIER_NUMBERS = TIER_COLUMNS[1:6] + TIER_COLUMNS[8:]
 TIER_WIDE_ONLY = ("ratio", "oldest", "expired", "hits", "misses")
 
 
-def _network_row(row: tuple[str, ...], info: na.NetworkInfo | None) -> tuple[str, ...]:
+def _network_row(row: tuple[str, ...], info: network_admin.NetworkInfo | None) -> tuple[str, ...]:
     """The network row with what the server said: this cache's entries, and the server's
     memory use and limit (Redis does not account memory per key prefix)."""
     if info is None:
@@ -64,7 +65,9 @@ def _network_row(row: tuple[str, ...], info: na.NetworkInfo | None) -> tuple[str
 
 
 def _human(
-    r: Renderer, rep: inspect_ops.InspectReport, network: dict[str, na.NetworkInfo] | None = None
+    r: Renderer,
+    rep: inspect_ops.InspectReport,
+    network: dict[str, network_admin.NetworkInfo] | None = None,
 ) -> None:
     if not rep.caches:
         r.line("no caches on disk yet")
@@ -144,35 +147,27 @@ def inspect(
         ),
     ] = False,
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Entries, size vs limit, ages, counters and free space per cache and tier (index only)."""
     s = state(ctx)
     if wants_network(tier, {"--reset-stats": reset_stats}):
-        return _network.inspect(s, cache, json_out, quiet, top)
+        return _network.inspect(s, cache, top)
     report = inspect_ops.inspect(s.manager(), cache, top=top, reset_stats=reset_stats)
-    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
+    r = s.renderer(wide=wide)
     net = _network_figures(s.manager(), cache)
     resident = page_cache_ops.residency(s.manager(), cache) if page_cache else None
-    if (net is not None or resident is not None) and r.json_mode:
-        for c in report.caches:
-            for warning in c.warnings:
-                r.warn(warning)
-        body = report.to_json()
-        if net is not None:
-            body["network"] = net.to_json()
+    figures = None if net is None else {i.cache: i for i in net.caches}
+
+    def human(r: Renderer, rep: inspect_ops.InspectReport) -> None:
+        _human(r, rep, figures)
         if resident is not None:
-            body["page_cache"] = resident.to_json()
-        r.json(body)
-    else:
-        figures = None if net is None else {i.cache: i for i in net.caches}
-        r.emit_caches(report, lambda rr, rep: _human(rr, rep, figures))
-        if resident is not None and not r.quiet:
             _page_cache_human(r, resident)
+
+    r.emit_caches(report, human, sections={"network": net, "page_cache": resident})
     for c in report.caches:
         if c.advice:
             r.info(f"{c.name}: {c.advice}")
+    return report
 
 
 def _page_cache_human(r: Renderer, rep: page_cache_ops.PageCacheReport) -> None:
@@ -191,7 +186,9 @@ def _page_cache_human(r: Renderer, rep: page_cache_ops.PageCacheReport) -> None:
         )
 
 
-def _network_figures(manager: CacheManager, cache: str | None) -> na.NetworkInspectReport | None:
+def _network_figures(
+    manager: CacheManager, cache: str | None
+) -> network_admin.NetworkInspectReport | None:
     """The shared tier's figures when one is configured and the redis client is installed
     (an unreachable server answers within its 1 s connect timeout: the row says so)."""
     settings = manager.settings

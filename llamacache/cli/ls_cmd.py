@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,10 +9,11 @@ import typer
 from llamacache.cli import _network
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
-from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, WideOpt
+from llamacache.cli.options import CacheOpt, WideOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.cli.state import state
 from llamacache.errors import UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import ls as ls_ops
@@ -92,8 +92,7 @@ def ls(
     ] = False,
     tier: TierOpt = "local",
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-) -> None:
+) -> Report:
     """List entries (index only): key, size, times, hits, expiry, codec, checksum."""
     s = state(ctx)
     other_filters = [f for f in filters or () if not f.startswith("key~")]
@@ -102,22 +101,16 @@ def ls(
         raise UsageError("-0 lists keys of the local tiers; drop --tier or -0")
     if wants_network(tier, {**others, "--filter (other than key~GLOB)": bool(other_filters)}):
         match = next((f[4:] for f in filters or () if f.startswith("key~")), None)
-        return _network.ls(s, cache, json_out=json_out, keys_only=keys_only, match=match)
+        return _network.ls(s, cache, keys_only=keys_only, match=match)
     report = ls_ops.ls(s.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))
-    r = s.renderer(json_out=json_out, wide=wide)
+    r = s.renderer(wide=wide)
     for w in report.warnings:
         r.warn(w)
-    if null and not r.json_mode:  # any key survives the pipe, newlines included
-        out = sys.stdout.buffer
-        for e in report.entries:
-            out.write(e.key.encode("utf-8", "surrogateescape") + b"\0")
-        out.flush()
-        return
-    if keys_only and not r.json_mode:
-        for e in report.entries:
-            typer.echo(e.key)
-        return
-    r.emit(report, _human)
+    if (null or keys_only) and not r.json_mode:  # -0: any key survives the pipe
+        r.keys((e.key for e in report.entries), null=null)
+    else:
+        r.emit(report, _human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

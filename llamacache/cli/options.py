@@ -1,4 +1,4 @@
-"""Options declared once and shared by every command (STYLE.md §6).
+"""Options declared once and shared by every command.
 
 Sizes and durations parse with the same functions as the config file, so a bad
 ``--to-size`` fails with the same one-line message as a bad TOML value.
@@ -92,7 +92,8 @@ def static_choices() -> dict[tuple[str, str], tuple[str, ...]]:
 
     return {
         ("*", "--tier"): ("local", "network"),  # every admin command's --tier (TierOpt)
-        ("bench", "--tier"): ("memory", "disk", "tiered", "network"),
+        ("evict", "--tier"): ("memory", "disk", "local", "network"),
+        ("bench", "--tier"): ("memory", "disk", "local", "network"),
         ("bench", "--workload"): tuple(_bench_targets.WORKLOADS),
         ("bench", "--policy"): POLICIES,
         ("ls", "--sort"): tuple(
@@ -119,10 +120,6 @@ OneCacheOpt = Annotated[
     str,
     typer.Option("--cache", "-c", help="Named cache to use.", autocompletion=complete_cache_names),
 ]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", help="Print nothing but errors.")]
 WideOpt = Annotated[
     bool,
     typer.Option(

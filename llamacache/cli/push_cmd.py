@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt
+from llamacache.cli.options import CacheOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.cli.state import state
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import push as push_ops
@@ -48,23 +49,20 @@ def push(
         bool, typer.Option("--all", help="Push every entry the shared tier lacks.")
     ] = False,
     cache: CacheOpt = None,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Upload entries the shared tier lacks (after a flush, a restart, expiry or eviction).
 
     Never overwrites other content or resurrects a delete. Model manifests go last,
     and only when all their files are shared. Exit 1 when something could not be shared.
     """
     s = state(ctx)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     with r.progress("push") as bar:
         report = push_ops.push(
             s.manager(), tuple(keys or ()), cache=cache, all_keys=all_keys, progress=bar
         )
     r.emit_caches(report, _human)
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    return report
 
 
 def register(app: typer.Typer) -> None:

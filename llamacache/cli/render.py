@@ -1,7 +1,11 @@
-"""Output for people (plain tables on stdout, talk on stderr) and for scripts (--json).
+"""The one output sink: every byte llamacache's commands write goes through ``Renderer``.
 
-stdout is data, stderr is talk: with ``--json`` stdout gets exactly one JSON
-document; progress bars and warnings go to stderr and only when it is a terminal.
+stdout is data, stderr is talk. A command hands its report to the renderer, which writes
+it as a human table, as exactly one JSON document (``--json``), as CSV, as Prometheus
+text, as keys for a pipe, or as a value's raw bytes; warnings, notes and progress go to
+stderr and are silenced by ``--quiet``. The one streaming command, ``daemon``, writes
+one line per run on stderr (``--json``: JSON lines, one object a line) through ``log``.
+No other module under ``cli/`` writes to stdout or stderr (tests/cli/test_sink.py).
 
 Tables are plain text, one record per line, never folded. On a terminal (or wherever
 ``COLUMNS`` is set) they fit its width: the columns a command marks ``wide_only`` are left
@@ -13,16 +17,17 @@ prints a table starts without it.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sys
 import textwrap
 import time
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from llamacache.units import format_duration, format_size
 
@@ -148,6 +153,35 @@ def fit_widths(
     return widths
 
 
+# -- before a Renderer exists: the version, and the error boundary -------------------------------
+
+
+def version(text: str) -> None:
+    """``llamacache --version`` when typer answers it (the fast path is cli/main.py's)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str, hint: str | None = None) -> None:
+    """An error as one line on stderr (``llamacache: error: ...``), and a hint line."""
+    sys.stdout.flush()
+    sys.stderr.write(f"llamacache: error: {message}\n" + (f"{hint}\n" if hint else ""))
+    sys.stderr.flush()
+
+
+def traceback_text(text: str) -> None:
+    """``--debug``: a traceback as it is, on stderr."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def silence_stdout() -> None:
+    """After EPIPE (``llamacache ls | head``), point stdout at /dev/null so the
+    interpreter's final flush stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 class Renderer:
     """One output sink per invocation; commands hand it reports."""
 
@@ -162,24 +196,100 @@ class Renderer:
 
     # -- data -----------------------------------------------------------------------------
 
-    def json(self, report: Report | dict[str, Any]) -> None:
-        body = report if isinstance(report, dict) else report.to_json()
+    def json(self, report: Report, sections: Mapping[str, Report | None] | None = None) -> None:
+        """One JSON document: the report, plus each given section under its name
+        (``inspect --page-cache`` adds ``page_cache``)."""
+        body = report.to_json()
+        body.update({k: v.to_json() for k, v in (sections or {}).items() if v is not None})
         sys.stdout.write(json.dumps(body, indent=2, sort_keys=False) + "\n")
         sys.stdout.flush()
 
-    def emit(self, report: Report, human: Callable[[Renderer, Any], None]) -> None:
+    def emit(
+        self,
+        report: Report,
+        human: Callable[[Renderer, Any], None],
+        sections: Mapping[str, Report | None] | None = None,
+    ) -> None:
         """JSON when asked, else the command's human renderer (skipped with --quiet)."""
         if self.json_mode:
-            self.json(report)
+            self.json(report, sections)
         elif not self.quiet:
             human(self, report)
 
-    def emit_caches(self, report: Report, human: Callable[[Renderer, Any], None]) -> None:
+    def emit_caches(
+        self,
+        report: Report,
+        human: Callable[[Renderer, Any], None],
+        sections: Mapping[str, Report | None] | None = None,
+    ) -> None:
         """Warn each cache's ``warnings`` (stderr), then emit: for per-cache admin reports."""
         for cache in getattr(report, "caches", ()):
             for warning in getattr(cache, "warnings", ()):
                 self.warn(warning)
-        self.emit(report, human)
+        self.emit(report, human, sections)
+
+    def keys(self, keys: Iterable[str], *, null: bool = False) -> None:
+        """Keys for a pipe, one a line; ``null``: each ended by NUL, so any key (newlines
+        included) survives ``| llamacache rm -0 -``."""
+        if null:
+            out = sys.stdout.buffer
+            for key in keys:
+                out.write(key.encode("utf-8", "surrogateescape") + b"\0")
+            out.flush()
+            return
+        for key in keys:
+            sys.stdout.write(key + "\n")
+        sys.stdout.flush()
+
+    def text(self, text: str) -> None:
+        """Text written verbatim (Prometheus exposition, generated files): never folded."""
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def csv(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Rows as CSV on stdout, header first (the caller's first row)."""
+        csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
+        sys.stdout.flush()
+
+    @contextmanager
+    def binary(self) -> Iterator[tuple[BinaryIO, bool]]:
+        """stdout for raw bytes (a value), and whether it is a terminal."""
+        stream = sys.stdout.buffer
+        try:
+            yield stream, _isatty(sys.stdout)
+        finally:
+            stream.flush()
+
+    def log(self, text: str) -> None:
+        """One line of a streaming command's log on stderr, never wrapped (log readers
+        and ``--json`` JSON lines need one record a line); the caller decides on --quiet."""
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def status(self, text: str) -> None:
+        """A one-line verdict on stderr (``llamacache: ...``) that --quiet keeps, so a
+        script that silenced the table still learns why the exit code is 1."""
+        sys.stdout.flush()
+        sys.stderr.write(f"llamacache: {text}\n")
+        sys.stderr.flush()
+
+    def verdict(self, report: Any) -> None:
+        """``verify`` under --quiet (no table): one stderr line saying why it exits 1."""
+        if not report.ok and self.quiet and not self.json_mode:
+            self.status(f"verify found {report.problem_count} problem(s)")
+
+    def confirm(self, question: str, *, yes: bool, action: str) -> bool:
+        """True to go ahead: ``--yes`` given, or the person at the terminal said yes.
+        With no terminal to ask, a UsageError that says to pass --yes (never a hang in cron)."""
+        if yes:
+            return True
+        if not (_isatty(sys.stdin) and _isatty(sys.stderr)):
+            from llamacache.errors import UsageError
+
+            raise UsageError(f"{action} needs confirmation and no terminal is attached; pass --yes")
+        import typer
+
+        return typer.confirm(question, default=False, err=True)
 
     def time(self, ts: float | None) -> str:
         """A time as people read it here: "3d ago" by default, ISO-8601 with --wide."""
@@ -251,11 +361,12 @@ class Renderer:
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
 
-    def warn(self, text: str) -> None:
+    def warn(self, warning: object) -> None:
+        """A warning (a ReportWarning or text) as one stderr line; silent with --quiet."""
         if not self.quiet:
             from llamacache.redaction import redact_text
 
-            text = redact_text(text)  # a warning may quote a URL holding a password
+            text = redact_text(str(warning))  # a warning may quote a URL holding a password
             self._talk(f"llamacache: warning: {text}", "33")
 
     def info(self, text: str) -> None:

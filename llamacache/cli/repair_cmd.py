@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, DryRunOpt, JsonOpt, QuietOpt, WaitOpt
+from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt
 from llamacache.cli.render import Renderer
+from llamacache.cli.state import state
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import repair as repair_ops
@@ -43,14 +44,13 @@ def repair(
     cache: CacheOpt = None,
     dry_run: DryRunOpt = False,
     wait: WaitOpt = 0.0,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Fix what verify finds: quarantine corrupt entries, remove strays, rebuild counts."""
     s = state(ctx)
     report = repair_ops.repair(s.manager(), cache, dry_run=dry_run, wait=wait)
-    r = s.renderer(json_out=json_out, quiet=quiet)
+    r = s.renderer()
     r.emit_caches(report, _human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

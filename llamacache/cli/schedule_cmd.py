@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, _duration
+from llamacache.cli.options import CacheOpt, _duration
 from llamacache.cli.render import Renderer
+from llamacache.cli.state import state
 from llamacache.errors import UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
-    from llamacache.ops import schedule as ops
+    from llamacache.ops import schedule as schedule_ops
 else:
-    ops = lazy("llamacache.ops.schedule")
+    schedule_ops = lazy("llamacache.ops.schedule")
+
+DEFAULT_EVERY = 3600.0  # = schedule_ops.DEFAULT_EVERY (a test keeps them equal), not read from
+# it here: that would import the op (subprocess, shutil) for every command's start-up
 
 
 schedule_app = typer.Typer(
@@ -55,16 +58,41 @@ def _action(install: bool, uninstall: bool) -> str:
     return "install" if install else "uninstall" if uninstall else "print"
 
 
-def _check_cache(ctx: typer.Context, cache: str | None) -> None:
+def _schedule(
+    ctx: typer.Context,
+    kind: str,
+    *,
+    every: float,
+    cache: str | None,
+    log: Path | None,
+    install: bool,
+    uninstall: bool,
+    target: Path | None,
+) -> Report:
+    """What ``schedule cron`` and ``schedule systemd`` share: one op call, one rendering."""
+    s = state(ctx)
+    action = _action(install, uninstall)
     if cache is not None:
-        state(ctx).manager().settings.cache(cache)  # unknown name: exit 2 before any change
+        s.manager().settings.cache(cache)  # unknown name: exit 2 before any change
+    report = schedule_ops.schedule(
+        kind,
+        every=every,
+        cache=cache,
+        config_file=s.manager().settings.config_file,
+        cache_dir=s.cache_dir,
+        log=log,
+        action=action,
+        target=target,
+        env=os.environ,
+    )
+    s.renderer().emit(report, _human)
+    return report
 
 
-def _human(r: Renderer, rep: ops.ScheduleReport) -> None:
+def _human(r: Renderer, rep: schedule_ops.ScheduleReport) -> None:
     if rep.action == "print":  # file text verbatim: a console would fold long lines
         for name, text in rep.files.items():
-            sys.stdout.write(f"# {name}\n{text}\n" if rep.kind == "systemd" else text)
-        sys.stdout.flush()
+            r.text(f"# {name}\n{text}\n" if rep.kind == "systemd" else text)
         return
     verb = "installed" if rep.action == "install" else "removed"
     if not rep.changed:
@@ -83,7 +111,7 @@ def _human(r: Renderer, rep: ops.ScheduleReport) -> None:
 @schedule_app.command("cron")
 def cron(
     ctx: typer.Context,
-    every: EveryOpt = ops.DEFAULT_EVERY,
+    every: EveryOpt = DEFAULT_EVERY,
     cache: CacheOpt = None,
     log: LogOpt = None,
     install: InstallOpt = False,
@@ -96,34 +124,23 @@ def cron(
             help="Edit this file instead of the user's crontab (crontab -l / crontab -).",
         ),
     ] = None,
-    json_out: JsonOpt = False,
-) -> None:
+) -> Report:
     """Print the crontab line that runs `llamacache clean --quiet`; --install adds it.
 
     The line carries the configuration in force: the config file by absolute path and every
     LLAMACACHE_* / CACHE_* variable set now. A secret among them is refused (exit 2): put it
     in the config file instead.
     """
-    s = state(ctx)
-    action = _action(install, uninstall)
-    _check_cache(ctx, cache)
-    report = ops.cron(
-        every=every,
-        cache=cache,
-        config_file=s.manager().settings.config_file,
-        cache_dir=s.cache_dir,
-        log=log,
-        action=action,
-        crontab_file=crontab_file,
-        env=os.environ,
-    )
-    s.renderer(json_out=json_out).emit(report, _human)
+    return _schedule(
+        ctx, "cron", every=every, cache=cache, log=log, install=install, uninstall=uninstall,
+        target=crontab_file,
+    )  # fmt: skip
 
 
 @schedule_app.command("systemd")
 def systemd(
     ctx: typer.Context,
-    every: EveryOpt = ops.DEFAULT_EVERY,
+    every: EveryOpt = DEFAULT_EVERY,
     cache: CacheOpt = None,
     log: LogOpt = None,
     install: InstallOpt = False,
@@ -136,27 +153,16 @@ def systemd(
             help="Where unit files go (default: $XDG_CONFIG_HOME/systemd/user).",
         ),
     ] = None,
-    json_out: JsonOpt = False,
-) -> None:
+) -> Report:
     """Print a systemd user .service + .timer running `llamacache clean`; --install writes them.
 
     The service carries the config file and every LLAMACACHE_* / CACHE_* variable set now
     (Environment= lines); a secret among them is refused (exit 2).
     """
-    s = state(ctx)
-    action = _action(install, uninstall)
-    _check_cache(ctx, cache)
-    report = ops.systemd(
-        every=every,
-        cache=cache,
-        config_file=s.manager().settings.config_file,
-        cache_dir=s.cache_dir,
-        log=log,
-        action=action,
-        units_dir=units_dir,
-        env=os.environ,
-    )
-    s.renderer(json_out=json_out).emit(report, _human)
+    return _schedule(
+        ctx, "systemd", every=every, cache=cache, log=log, install=install, uninstall=uninstall,
+        target=units_dir,
+    )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

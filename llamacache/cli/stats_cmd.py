@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
+from llamacache.cli.options import CacheOpt, WideOpt
 from llamacache.cli.render import Renderer, size
+from llamacache.cli.state import state
 from llamacache.errors import UsageError
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
-    from llamacache.ops import stats as stats_op
+    from llamacache.ops import stats as stats_ops
 else:
-    stats_op = lazy("llamacache.ops.stats")
+    stats_ops = lazy("llamacache.ops.stats")
 
 
 def _pct(rate: float | None) -> str:
@@ -33,7 +33,7 @@ def _ms(seconds: float | None) -> str:
     return f"<= {seconds * 1e6:g} us" if seconds < 1e-3 else f"<= {seconds * 1e3:g} ms"
 
 
-def _human(r: Renderer, rep: stats_op.StatsReport) -> None:
+def _human(r: Renderer, rep: stats_ops.StatsReport) -> None:
     if not rep.caches:
         r.info("no caches exist yet")
         return
@@ -99,19 +99,19 @@ def stats(
         bool, typer.Option("--reset", help="Zero the stored counters after reading them.")
     ] = False,
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Hit rate, evictions, ghost hits and latency of each cache, summed over every process."""
     s = state(ctx)
-    if prometheus == "-" and (s.json or json_out):
+    if prometheus == "-" and s.json:
         raise UsageError("--json and --prometheus -: both print on stdout; choose one")
     target = None if prometheus is None or prometheus == "-" else Path(prometheus)
-    report = stats_op.stats(s.manager(), cache, reset=reset, prometheus_file=target)
+    report = stats_ops.stats(s.manager(), cache, reset=reset, prometheus_file=target)
+    r = s.renderer(wide=wide)
     if prometheus == "-":
-        sys.stdout.write(stats_op.prometheus_text(report))
-        return
-    s.renderer(json_out=json_out, quiet=quiet, wide=wide).emit(report, _human)
+        r.text(stats_ops.prometheus_text(report))
+    else:
+        r.emit(report, _human)
+    return report
 
 
 def register(app: typer.Typer) -> None:

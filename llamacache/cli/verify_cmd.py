@@ -9,10 +9,10 @@ import typer
 from llamacache.cli import _network, options
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
-from llamacache.cli.app import state
-from llamacache.cli.options import CacheOpt, JsonOpt, QuietOpt, WideOpt
+from llamacache.cli.options import CacheOpt, WideOpt
 from llamacache.cli.render import Renderer, duration, size
-from llamacache.errors import ExitCode
+from llamacache.cli.state import state
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import verify as verify_ops
@@ -102,25 +102,20 @@ def verify(
     ] = None,
     tier: TierOpt = "local",
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Check SQLite integrity, files, checksums and strays; never writes. Exit 1 on a problem."""
     s = state(ctx)
     others = {"--quick": quick, "--sample": sample != 100.0, "--max-time": max_time is not None}
     if wants_network(tier, others):
-        return _network.verify(s, cache, json_out, quiet)
-    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
+        return _network.verify(s, cache)
+    r = s.renderer(wide=wide)
     with r.progress("verifying", unit_bytes=not quick) as progress:
         report = verify_ops.verify(
             s.manager(), cache, quick=quick, sample=sample, max_time=max_time, progress=progress
         )
     r.emit_caches(report, _human)
-    if not report.ok:
-        if r.quiet and not r.json_mode:
-            bad = sum(len(c.problems) for c in report.caches)
-            typer.echo(f"llamacache: verify found {bad} problem(s)", err=True)
-        raise typer.Exit(int(ExitCode.PROBLEM))
+    r.verdict(report)
+    return report
 
 
 def register(app: typer.Typer) -> None:

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llamacache.cli._lazy import lazy
-from llamacache.cli.app import state
-from llamacache.cli.options import DryRunOpt, JsonOpt, QuietOpt, WideOpt, _size
+from llamacache.cli.options import DryRunOpt, WideOpt, _size
 from llamacache.cli.render import Renderer, size
-from llamacache.errors import ExitCode
+from llamacache.cli.state import state
+from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
-    from llamacache.ops import warm as ops_warm
+    from llamacache.ops import warm as warm_ops
 else:
-    ops_warm = lazy("llamacache.ops.warm")
+    warm_ops = lazy("llamacache.ops.warm")
 
 
 def warm(
@@ -74,9 +74,7 @@ def warm(
     ] = False,
     dry_run: DryRunOpt = False,
     wide: WideOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-) -> None:
+) -> Report:
     """Copy files into a cache before a job; skip what is already cached.
 
     In a safetensors cache, an invalid *.safetensors file is refused (exit 2, nothing stored).
@@ -88,9 +86,9 @@ def warm(
     server refused, is warned about and the exit status is 1.
     """
     s = state(ctx)
-    r = s.renderer(json_out=json_out, quiet=quiet, wide=wide)
+    r = s.renderer(wide=wide)
     with r.progress("warming", unit_bytes=True) as progress:
-        report = ops_warm.warm(
+        report = warm_ops.warm(
             s.manager(),
             cache,
             sources or [],
@@ -109,12 +107,10 @@ def warm(
     r.emit(report, _human)
     if report.stopped_at_budget:
         r.warn(over_budget_message(report))
-        raise typer.Exit(int(ExitCode.PROBLEM))
-    if report.share_failed:
-        raise typer.Exit(int(ExitCode.PROBLEM))
+    return report
 
 
-def over_budget_message(rep: ops_warm.WarmReport) -> str:
+def over_budget_message(rep: warm_ops.WarmReport) -> str:
     """One line: what did not fit, and the setting (and variable) that sizes the cache."""
     verb = "would store" if rep.dry_run else "stored"
     raise_what = f"{rep.limit_setting} ({rep.limit_env})"
@@ -128,7 +124,7 @@ def over_budget_message(rep: ops_warm.WarmReport) -> str:
     )
 
 
-def _human(r: Renderer, rep: ops_warm.WarmReport) -> None:
+def _human(r: Renderer, rep: warm_ops.WarmReport) -> None:
     rows = [(f.action, size(f.bytes), f.key) for f in rep.items]
     r.table(None, ("action", "size", "key"), rows, right=("size",))
     verb = "would store" if rep.dry_run else "stored"

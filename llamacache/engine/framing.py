@@ -32,6 +32,7 @@ from xxhash import xxh3_64_digest as _xxh64
 
 from llamacache.engine import checksums, codecs
 from llamacache.errors import CorruptEntryError
+from llamacache.errors import StaleEntryError as StaleEntryError  # its old home
 from llamacache.settings import CacheSettings
 
 BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
@@ -74,10 +75,6 @@ class EntryMeta:
     def is_raw(self) -> bool:
         """True when the stored payload is exactly the value's bytes (mappable as a file)."""
         return self.codec == "none" and self.kind in ("bytes", "rawfile")
-
-
-class StaleEntryError(CorruptEntryError):
-    """An entry in an older header format (no key hash): read as a miss, not as damage."""
 
 
 def key_bytes(key: Any) -> bytes:

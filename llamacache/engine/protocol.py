@@ -44,7 +44,7 @@ class ChunkMissing(Exception):
 
 @runtime_checkable
 class CacheTier(Protocol):
-    """A tier that stores framed entries: the disk tier, and later a network (Redis) tier."""
+    """A tier that stores framed entries: the disk tier and the network (Redis) tier."""
 
     name: str
 

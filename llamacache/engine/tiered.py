@@ -1,6 +1,6 @@
 """TieredCache: the object callers use for one named cache — memory front, disk, lower tiers.
 
-Reads go memory -> disk -> lower tiers (a network tier, later); a hit below fills the
+Reads go memory -> disk -> lower tiers (the network tier); a hit below fills the
 tiers above. Writes go through to disk (and lower tiers), then memory. Arrays come
 back read-only and pickled objects are only promoted into memory from a decode, so the
 memory front never aliases an object the caller still holds and may mutate.

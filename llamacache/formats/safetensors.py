@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from llamacache.errors import SafetensorsError as SafetensorsError  # its old home
+
 MAX_HEADER = 100 * 1024 * 1024  # the safetensors package refuses larger headers too
 DTYPE_SIZES: dict[str, int] = {
     "BOOL": 1,
@@ -70,10 +72,6 @@ _FROM_NUMPY: dict[str, str] = {
     "u8": "U64",
     "f8": "F64",
 }
-
-
-class SafetensorsError(ValueError):
-    """The file is not a structurally valid safetensors file (the message says why)."""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ from typing import Any, BinaryIO, cast
 from llamacache import units
 from llamacache._config_schema import cache_env
 from llamacache.engine.tiered import TieredCache
-from llamacache.ml import batches as B
-from llamacache.ml import shards as S
+from llamacache.ml import batches, shards
 
 _DONE = object()
 _WARNED: set[tuple[str, str]] = set()  # (cache directory, dataset key): warned once
@@ -50,7 +49,7 @@ class EpochWriter:
         self._errors: list[BaseException] = []
         self.shards: list[dict[str, Any]] = []
         self.layout: dict[str, Any] | None = None
-        self._building: S.ShardBuilder | None = S.ShardBuilder()  # None: no more shards
+        self._building: shards.ShardBuilder | None = shards.ShardBuilder()  # None: no more shards
         self.loose: list[int] = []  # batches stored one per entry
         self.stored_bytes = 0
         self._t = threading.Thread(target=self._run, name="llamacache-writer", daemon=True)
@@ -79,19 +78,19 @@ class EpochWriter:
     def _store(self, i: int, batch: Any) -> None:
         b = self._building
         if b is not None:
-            got = S.split(batch)
+            got = shards.split(batch)
             if got is not None and self.layout in (None, got[0]):
                 self.layout = got[0]
                 size = sum(a.nbytes for _, a in got[1])
                 if b.count and b.size + size > self.shard_bytes:
                     self._flush()
-                    b = self._building = S.ShardBuilder()
+                    b = self._building = shards.ShardBuilder()
                 b.add(i, got[1])
                 return
             self._flush()  # this batch does not fit the layout: the rest go one per entry
             self._building = None
         np = sys.modules.get("numpy")
-        value = batch if np is not None and isinstance(batch, np.ndarray) else B.pack(batch)
+        value = batch if np is not None and isinstance(batch, np.ndarray) else batches.pack(batch)
         self.cache.put(batch_key(self.key, i), value)
         self.loose.append(i)
         self.stored_bytes += value.nbytes if not isinstance(value, bytes) else len(value)

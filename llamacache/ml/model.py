@@ -22,7 +22,11 @@ from typing import Any
 
 from llamacache.engine import EntryMeta, index
 from llamacache.engine.safety import leads_outside
-from llamacache.errors import CorruptEntryError, ExitCode, LlamacacheError, UsageError
+from llamacache.errors import (
+    CorruptEntryError,
+    NotCachedError,
+    UsageError,
+)
 from llamacache.formats import VALIDATORS
 from llamacache.formats import safetensors as st
 from llamacache.manager import CacheManager
@@ -81,15 +85,6 @@ __all__ = [
 WEIGHTS = "model.safetensors"  # the file name put_model gives a dict of arrays
 SNAPSHOTS_DIR = "snapshots"  # model_path views, in the cache's own directory
 _SHORT_HASH = re.compile(r"[0-9a-f]{4,64}")
-
-
-class NotCachedError(LlamacacheError, KeyError):
-    """The model revision or dataset is not (or no longer completely) in the cache."""
-
-    exit_code = ExitCode.PROBLEM
-
-    def __str__(self) -> str:  # KeyError quotes its message; we do not want that
-        return str(self.args[0]) if self.args else ""
 
 
 def _sources(

@@ -22,11 +22,11 @@ from llamacache.engine.disk import DiskTier
 from llamacache.engine.memory import MemoryFront
 from llamacache.engine.protocol import CacheTier
 from llamacache.engine.tiered import TieredCache
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError, UsageError
 from llamacache.settings import CacheSettings, NetworkSettings
 
 WORKLOADS = ("uniform", "zipf", "scan", "mixed")
-TIERS = ("memory", "disk", "tiered", "network")
+TIERS = ("memory", "disk", "local", "network")
 ZIPF_S = 1.1
 KEY_PREFIX = "llamacache-bench:"
 # our policy -> the raw diskcache policy closest to it (for --compare)
@@ -179,15 +179,17 @@ class CachetoolsTarget:
 def network_tier(network: NetworkSettings | None, name: str) -> CacheTier:
     """The shared tier for ``--tier network``; UsageError when none is configured."""
     if network is None:
-        raise UsageError(
-            "bench --tier network needs a shared tier: set [cache.network] url "
-            '(e.g. "redis://localhost:6379/0") or LLAMACACHE_NETWORK_URL'
+        raise OptionError(
+            "tier",
+            'needs a shared tier: set [cache.network] url (e.g. "redis://localhost:6379/0") '
+            "or LLAMACACHE_NETWORK_URL",
+            value="network",
         )
     try:  # imported by name: the network tier and its redis client are optional
         module = importlib.import_module("llamacache.engine.network")
     except ImportError as exc:
-        raise UsageError(
-            f"bench --tier network: the network tier is not available ({exc})"
+        raise OptionError(
+            "tier", f"the network tier is not available ({exc})", value="network"
         ) from None
     tier: CacheTier = module.NetworkTier(network, name, listen=False)
     return tier
@@ -201,7 +203,7 @@ def build(
         return MemoryTarget(settings)
     if kind == "disk":
         return TierTarget(DiskTier(settings), settings, "llamacache disk tier")
-    if kind == "tiered":
+    if kind == "local":
         return TieredTarget(settings)
     if kind == "network":
         return TierTarget(network_tier(network, settings.name), settings, "llamacache network")
@@ -214,7 +216,7 @@ def build(
 
 def shared(kind: str) -> bool:
     """True if the target's data outlives the process (filled once, shared by workers)."""
-    return kind in ("disk", "tiered", "network", "diskcache")
+    return kind in ("disk", "local", "network", "diskcache")
 
 
 def remove_bench_keys(target: Target, keys: Sequence[int]) -> None:

@@ -7,7 +7,24 @@ import os
 from llamacache.engine.safety import check_private_dir, is_network_fs
 from llamacache.errors import UnsafeCacheDirError
 from llamacache.manager import CacheManager
+from llamacache.ops._report import ReportWarning
 from llamacache.settings import CacheSettings, Settings
+
+# One meaning of --tier in every command: the tiers an op acts on. Each command takes the
+# ones it can act on (admin commands: local or network; evict: memory, disk, local or
+# network; bench: any). The older spellings "all" (evict) and "tiered" (bench) mean local.
+TIERS = {
+    "memory": "the in-process memory front",
+    "disk": "the persistent disk tier",
+    "local": "memory and disk together: this machine's whole stack",
+    "network": "the shared Redis tier",
+}
+TIER_ALIASES = {"all": "local", "tiered": "local"}
+
+
+def canonical_tier(value: str) -> str:
+    """``value`` with an older spelling replaced by its name in TIERS ("all" -> "local")."""
+    return TIER_ALIASES.get(value, value)
 
 
 def targets(manager: CacheManager, cache: str | None) -> list[CacheSettings]:
@@ -29,27 +46,33 @@ def targets(manager: CacheManager, cache: str | None) -> list[CacheSettings]:
     return out
 
 
-def network_warning(settings: CacheSettings) -> str | None:
+def network_warning(settings: CacheSettings) -> ReportWarning | None:
     """A loud warning when the cache lies on NFS/CIFS/Lustre/GPFS (SQLite locking is unsafe)."""
     if settings.path.exists() and is_network_fs(settings.path):
-        return (
+        return ReportWarning(
+            "network-filesystem",
+            settings.name,
             f"cache {settings.name!r}: {settings.path} is on a network filesystem; "
             "SQLite locking is unsafe there"
-            + ("" if settings.allow_network_fs else " (writes refused: allow_network_fs = false)")
+            + ("" if settings.allow_network_fs else " (writes refused: allow_network_fs = false)"),
         )
     return None
 
 
-def unsigned_warning(settings: Settings, cache: CacheSettings | None = None) -> str | None:
+def unsigned_warning(
+    settings: Settings, cache: CacheSettings | None = None
+) -> ReportWarning | None:
     """Say when the shared tier is unauthenticated (anyone who can write to it feeds readers)."""
     net = settings.network
     if net is None or net.keys or (cache is not None and not cache.network):
         return None
     from llamacache.engine.netclient import redact
 
-    return (
+    return ReportWarning(
+        "unsigned-network",
+        None if cache is None else cache.name,
         f"network tier {redact(net.url)} is unsigned: anyone who can write to it can feed "
-        "every reader bytes, so pickled values are not shared; set cache.network.signing_key"
+        "every reader bytes, so pickled values are not shared; set cache.network.signing_key",
     )
 
 

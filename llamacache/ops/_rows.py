@@ -16,16 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from llamacache.errors import LlamacacheError
+from llamacache.errors import ArchiveError as ArchiveError  # its old home
 
 MAX_ROW = 2 << 20  # characters of one manifest row (a key may be long, not unbounded)
 MAX_HEAD = 1 << 20  # characters of the manifest before its rows (schema, caches)
 _READ = 1 << 20
 _ENTRIES = ',"entries":['
-
-
-class ArchiveError(LlamacacheError):
-    """The archive is damaged, tampered with, or not a llamacache backup (exit 1)."""
 
 
 class RowReader:

@@ -38,7 +38,7 @@ import zstandard
 
 from llamacache import __version__
 from llamacache.engine import transfer
-from llamacache.errors import DiskFullError, UsageError
+from llamacache.errors import DiskFullError, ExitCode, OptionError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
 
@@ -71,6 +71,10 @@ class BackupReport(Report):
     vanished: int  # removed by another process while the backup ran
     corrupt: tuple[str, ...]  # "cache: key" of entries whose payload failed its checksum
     seconds: float
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PROBLEM if self.corrupt else ExitCode.OK
 
 
 # -- keys --------------------------------------------------------------------------------------
@@ -275,9 +279,11 @@ def backup(
     else:
         names = manager.existing_names()
     if to.is_dir():
-        raise UsageError(f"--to {to}: is a directory; give a file name such as caches.tar.zst")
+        raise OptionError(
+            "to", "is a directory; give a file name such as caches.tar.zst", value=str(to)
+        )
     if not to.parent.is_dir():
-        raise UsageError(f"--to {to}: folder {to.parent} does not exist")
+        raise OptionError("to", f"folder {to.parent} does not exist", value=str(to))
     total = sum(len(manager.cache(n)) for n in names)
     done = 0
     per_cache: list[BackedUpCache] = []

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops import _bench_targets as bt
+from llamacache.ops._common import canonical_tier
 from llamacache.ops._report import Report
 from llamacache.settings import POLICIES, CacheSettings, NetworkSettings
 
@@ -31,7 +32,7 @@ BATCH = 1024  # ops generated and reported per step
 
 @dataclass(frozen=True)
 class BenchSpec:
-    tier: str = "tiered"
+    tier: str = "local"
     workload: str = "zipf"
     read_ratio: float = 0.9
     keys: int = 10_000
@@ -46,23 +47,23 @@ class BenchSpec:
     def check(self) -> None:
         """UsageError naming the first bad value."""
         if self.tier not in bt.TIERS:
-            raise UsageError(f"--tier: {self.tier!r} is not one of {', '.join(bt.TIERS)}")
+            raise OptionError("tier", f"{self.tier!r} is not one of {', '.join(bt.TIERS)}")
         if self.workload not in bt.WORKLOADS:
-            raise UsageError(
-                f"--workload: {self.workload!r} is not one of {', '.join(bt.WORKLOADS)}"
+            raise OptionError(
+                "workload", f"{self.workload!r} is not one of {', '.join(bt.WORKLOADS)}"
             )
         if not 0.0 <= self.read_ratio <= 1.0:
-            raise UsageError(f"--read-ratio: {self.read_ratio} is not between 0 and 1")
+            raise OptionError("read_ratio", f"{self.read_ratio} is not between 0 and 1")
         if self.keys < 1:
-            raise UsageError(f"--keys: {self.keys} must be at least 1")
+            raise OptionError("keys", f"{self.keys} must be at least 1")
         if not 0 < self.value_min <= self.value_max:
-            raise UsageError("--value-size: must be above 0 (a range is written LOW-HIGH)")
+            raise OptionError("value_size", "must be above 0 (a range is written LOW-HIGH)")
         if self.duration is None and (self.ops is None or self.ops < 1):
-            raise UsageError("--ops: must be at least 1 (or give --duration)")
+            raise OptionError("ops", "must be at least 1 (or give duration)", also=("duration",))
         if self.duration is not None and self.duration <= 0:
-            raise UsageError("--duration: must be above 0")
+            raise OptionError("duration", "must be above 0")
         if self.processes < 1:
-            raise UsageError(f"--processes: {self.processes} must be at least 1")
+            raise OptionError("processes", f"{self.processes} must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -282,9 +283,10 @@ def bench(
     Writes into cache ``cache`` when given (removing its bench keys afterwards), else into
     a temporary cache removed at the end. Raises UsageError on bad input before writing.
     """
+    spec = replace(spec, tier=canonical_tier(spec.tier))  # "tiered": the older name of local
     spec.check()
     if policy is not None and policy not in POLICIES:
-        raise UsageError(f"--policy: {policy!r} is not one of {', '.join(POLICIES)}")
+        raise OptionError("policy", f"{policy!r} is not one of {', '.join(POLICIES)}")
     base = manager.settings.cache(cache or "default")
     network = manager.settings.network
     if spec.tier == "network":
@@ -304,7 +306,7 @@ def bench(
         settings = bt.scratch_settings(settings, scratch)
     kinds = [spec.tier]
     if spec.compare:
-        if spec.tier in ("disk", "tiered", "network"):
+        if spec.tier in ("disk", "local", "network"):
             kinds.append("diskcache")
         kinds += [k for k in ("memory", "cachetools") if k not in kinds]
     results = []
@@ -312,7 +314,7 @@ def bench(
         for kind in kinds:
             on_target(kind)
             results.append(_measure(kind, settings, network, scratch, spec, progress))
-            if cache is not None and kind in ("disk", "tiered"):
+            if cache is not None and kind in ("disk", "local"):
                 target = bt.build(kind, settings, network, scratch)
                 try:
                     bt.remove_bench_keys(target, range(spec.keys))
@@ -335,7 +337,7 @@ def _ratios(results: list[BenchResult]) -> dict[str, float]:
     by = {r.kind: r for r in results}
     out = {}
     for ours, base in (
-        ("tiered", "diskcache"), ("disk", "diskcache"), ("network", "diskcache"),
+        ("local", "diskcache"), ("disk", "diskcache"), ("network", "diskcache"),
         ("memory", "cachetools"),
     ):  # fmt: skip
         if ours in by and base in by and by[base].ops_per_s:

@@ -20,7 +20,7 @@ from llamacache.engine.generation import bump_generation
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._common import check_writable, network_warning, targets
-from llamacache.ops._report import Report
+from llamacache.ops._report import Report, ReportWarning
 from llamacache.ops.evict import Selectors, plan_evict
 from llamacache.settings import CacheSettings
 
@@ -41,12 +41,13 @@ class CacheClean:
     used_bytes: int
     limit_bytes: int
     over_limit: bool
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[ReportWarning, ...] = ()
 
 
 @dataclass(frozen=True)
 class CleanReport(Report):
     schema = "clean"
+    schema_version = 2  # 2: warnings are objects {kind, cache, detail}
     dry_run: bool
     caches: tuple[CacheClean, ...]
     temp_dir: str | None

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache import config
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError, UsageError
 from llamacache.ops import output
-from llamacache.ops._report import Report
+from llamacache.ops._report import Report, ReportWarning
 from llamacache.settings import Settings
 
 
@@ -33,9 +33,10 @@ class ConfigShowReport(Report):
 @dataclass(frozen=True)
 class ConfigValidateReport(Report):
     schema = "config.validate"
+    schema_version = 2  # 2: warnings are objects {kind, cache, detail}
     config_file: Path | None
     caches: tuple[str, ...]
-    warnings: tuple[str, ...]
+    warnings: tuple[ReportWarning, ...]
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,11 @@ def validate(settings: Settings, env: Mapping[str, str] | None = None) -> Config
     """The configuration resolved (errors were raised already); warn of what is ignored."""
     env = os.environ if env is None else env
     warnings = tuple(
-        f"environment variable {name} is not a llamacache setting and is ignored"
+        ReportWarning(
+            "unknown-variable",
+            None,
+            f"environment variable {name} is not a llamacache setting and is ignored",
+        )
         for name in config.unknown_env_vars(env, caches=settings.caches)
     )
     from llamacache.ops._common import unsigned_warning
@@ -99,7 +104,9 @@ def init(path: Path, force: bool) -> ConfigInitReport:
     """Write the commented starter file; refuse to overwrite an existing file unless forced."""
     existed = path.exists()
     if existed and not force:
-        raise UsageError(f"{path} already exists; pass --force to overwrite it")
+        raise OptionError(
+            None, f"{path} already exists; pass force to overwrite it", also=("force",)
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(path, config.render_starter_config())  # random temp name, then rename
     return ConfigInitReport(path=path, overwritten=existed)

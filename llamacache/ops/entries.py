@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from llamacache.errors import UsageError
+from llamacache.errors import ExitCode, OptionError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
 
@@ -25,7 +25,7 @@ class PutReport(Report):
 
 
 @dataclass(frozen=True)
-class GetResult(Report):
+class GetReport(Report):
     """A looked-up entry; ``value`` is None on a miss and is left out of the JSON form."""
 
     schema = "get"
@@ -44,6 +44,10 @@ class GetResult(Report):
         out["value"] = _json_value(self.value) if self.found else None
         return out
 
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.found else ExitCode.PROBLEM
+
     def close(self) -> None:
         """Close the value file, if one was opened (``copy_entry_to`` does it too)."""
         if self.stream is not None:
@@ -56,6 +60,11 @@ class RemoveReport(Report):
     cache: str
     removed: tuple[str, ...]
     missing: tuple[str, ...]
+    missing_ok: bool = field(default=False, metadata={"json": False})  # absent keys exit 0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PROBLEM if self.missing and not self.missing_ok else ExitCode.OK
 
 
 def _json_value(value: Any) -> Any:
@@ -82,16 +91,16 @@ def put_stream(
 ) -> PutReport:
     """Store a file or stream byte-for-byte, streamed (never read whole into memory)."""
     if isinstance(source, Path) and source.is_dir():
-        raise UsageError(f"--file {source}: is a directory; expected a file")
+        raise OptionError("source", "is a directory; expected a file", value=str(source))
     if isinstance(source, Path) and not source.is_file():
-        raise UsageError(f"--file {source}: no such file")
+        raise OptionError("source", "no such file", value=str(source))
     meta = manager.cache(cache).put_file(key, source, ttl=ttl)
     return PutReport(
         cache=cache, key=key, kind="file", bytes=meta.raw_len, digest=meta.digest.hex()
     )
 
 
-def get_entry(manager: CacheManager, cache: str, key: str) -> GetResult:
+def get_entry(manager: CacheManager, cache: str, key: str) -> GetReport:
     """Look an entry up, verified before anything is returned; one access recorded.
 
     A raw file-backed entry comes back open (``stream``), its digest already checked, and
@@ -100,7 +109,7 @@ def get_entry(manager: CacheManager, cache: str, key: str) -> GetResult:
     tiered = manager.cache(cache)
     found = tiered.open_verified(key, files_only=True)
     if found is not None and found.handle is not None:
-        return GetResult(
+        return GetReport(
             cache=cache,
             key=key,
             found=True,
@@ -111,14 +120,14 @@ def get_entry(manager: CacheManager, cache: str, key: str) -> GetResult:
         )
     value = tiered.get(key, _MISS)
     if value is _MISS:
-        return GetResult(cache=cache, key=key, found=False)
+        return GetReport(cache=cache, key=key, found=False)
     size = len(value) if isinstance(value, (bytes, str)) else None
-    return GetResult(
+    return GetReport(
         cache=cache, key=key, found=True, type=type(value).__name__, bytes=size, value=value
     )
 
 
-def copy_entry_to(result: GetResult, out: BinaryIO) -> int:
+def copy_entry_to(result: GetReport, out: BinaryIO) -> int:
     """Write a found entry's (already verified) bytes to ``out``; returns bytes written."""
     if result.stream is not None:
         with result.stream as src:
@@ -130,7 +139,25 @@ def copy_entry_to(result: GetResult, out: BinaryIO) -> int:
     return len(data)
 
 
-def looks_binary(result: GetResult) -> bool:
+def save_value(result: GetReport, target: Path) -> int:
+    """Write a found value to the file ``target`` (owner-only, complete or not at all)."""
+    from llamacache.ops import output
+
+    written: int = output.write_file(target, lambda handle: copy_entry_to(result, handle))
+    return written
+
+
+def write_value(result: GetReport, out: BinaryIO, *, terminal: bool) -> int:
+    """Copy a found value to ``out``, byte-exact; to a ``terminal`` a string or bytes value
+    without a final newline gets one, so the shell prompt stays off its last line."""
+    written = copy_entry_to(result, out)
+    value = result.value
+    if terminal and isinstance(value, str | bytes) and value[-1:] not in ("\n", b"\n"):
+        out.write(b"\n")
+    return written
+
+
+def looks_binary(result: GetReport) -> bool:
     """True when a found value would garble a terminal: a NUL or invalid UTF-8 near its start.
 
     Reads at most 8 KiB of a file entry (and seeks back); strings are never binary.
@@ -162,11 +189,16 @@ def encode_for_output(value: Any) -> bytes:
     return (json.dumps(_json_value(value), default=repr) + "\n").encode("utf-8")
 
 
-def remove_keys(manager: CacheManager, cache: str, keys: list[str]) -> RemoveReport:
-    """Remove keys from every tier of a cache; reports which were not there."""
+def remove_keys(
+    manager: CacheManager, cache: str, keys: list[str], *, missing_ok: bool = False
+) -> RemoveReport:
+    """Remove keys from every tier of a cache; reports which were not there (a problem
+    unless ``missing_ok``)."""
     tiered = manager.cache(cache)
     removed: list[str] = []
     missing: list[str] = []
     for key in keys:
         (removed if tiered.remove(key) else missing).append(key)
-    return RemoveReport(cache=cache, removed=tuple(removed), missing=tuple(missing))
+    return RemoveReport(
+        cache=cache, removed=tuple(removed), missing=tuple(missing), missing_ok=missing_ok
+    )

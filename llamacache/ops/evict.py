@@ -22,15 +22,15 @@ from llamacache import units
 from llamacache.engine import index
 from llamacache.engine.eviction import POLICIES
 from llamacache.engine.generation import bump_generation
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
-from llamacache.ops._common import check_writable, network_warning, targets
+from llamacache.ops._common import canonical_tier, check_writable, network_warning, targets
 from llamacache.ops._models import old_revisions
-from llamacache.ops._report import Report
+from llamacache.ops._report import Report, ReportWarning
 from llamacache.settings import CacheSettings
 
-TIERS = ("memory", "disk", "all")
+TIERS = ("memory", "disk", "local")  # "network" is ops.network_admin
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ class EvictPlan(Report):
     entries: tuple[PlannedEntry, ...]
     bytes: int
     created: float
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # for information (a policy-order fallback, no memory front)
+    warnings: tuple[ReportWarning, ...] = ()  # a cache on a network filesystem
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,15 @@ class EvictReport(Report):
     skipped: tuple[str, ...]  # keys changed or gone since the plan was made
     by_cache: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def nothing(cls) -> EvictReport:
+        """The result of an empty plan: nothing planned, nothing removed."""
+        return cls(planned=0, planned_bytes=0, removed=0, freed_bytes=0, skipped=())
+
+
+# The selectors, as Selectors names them (the CLI spells each as its flag: --key, --match ...).
+SELECTORS = ("key", "match", "older_than", "larger_than", "to_size", "keep_last")
+
 
 def parse_target(text: str, s: CacheSettings) -> int:
     """``--to-size``: a size ("4GB") or a percentage of the cache's ``disk_size`` ("50%")."""
@@ -98,14 +108,14 @@ def parse_target(text: str, s: CacheSettings) -> int:
         except ValueError:
             pct = -1.0
         if not 0 <= pct <= 100:
-            raise UsageError(
-                f'--to-size: {text!r} is not a size; expected e.g. "4GB" or "50%" (0-100%)'
+            raise OptionError(
+                "to_size", f'{text!r} is not a size; expected e.g. "4GB" or "50%" (0-100%)'
             )
         return int(s.disk_size * pct / 100)
     try:
-        return units.parse_size(value, field="--to-size", base_path=s.path)
+        return units.parse_size(value, field="to_size", base_path=s.path)
     except Exception as exc:
-        raise UsageError(str(exc)) from None
+        raise OptionError("to_size", str(exc).removeprefix("to_size: ")) from None
 
 
 def _conds(sel: Selectors, now: float) -> list[index.Cond]:
@@ -180,22 +190,24 @@ def plan_evict(
     manager: CacheManager, cache: str | None, sel: Selectors, *, tier: str = "disk"
 ) -> EvictPlan:
     """What ``evict`` would remove; reads the index only (UsageError for bad selectors)."""
+    tier = canonical_tier(tier)
     if tier not in TIERS:
-        raise UsageError(f"--tier: {tier!r} is not a tier; expected one of {', '.join(TIERS)}")
+        raise OptionError("tier", f"{tier!r} is not a tier; expected one of {', '.join(TIERS)}")
     if not sel.given():
-        raise UsageError(
-            "evict needs a selector: --key, --match, --older-than, --larger-than, "
-            "--to-size or --keep-last"
-        )
+        raise OptionError(
+            None, f"evict needs a selector: {', '.join(SELECTORS[:-1])} or {SELECTORS[-1]}",
+            also=SELECTORS,
+        )  # fmt: skip
     if sel.keep_last is not None and sel.keep_last < 0:
-        raise UsageError(f"--keep-last: {sel.keep_last} is not a count; expected 0 or more")
+        raise OptionError("keep_last", f"{sel.keep_last} is not a count; expected 0 or more")
     now = time.time()
     notes: list[str] = []
+    warnings: list[ReportWarning] = []
     entries: list[PlannedEntry] = []
     for s in targets(manager, cache):
         if (warning := network_warning(s)) is not None:
-            notes.append(warning)
-        if tier in ("disk", "all"):
+            warnings.append(warning)
+        if tier in ("disk", "local"):
             entries += _disk_entries(s, sel, now, notes)
         if tier == "memory":
             entries += _memory_entries(manager, s, sel)
@@ -208,7 +220,25 @@ def plan_evict(
         bytes=sum(e.bytes for e in entries),
         created=now,
         notes=tuple(notes),
+        warnings=tuple(warnings),
     )
+
+
+def prepare_evict(
+    manager: CacheManager,
+    cache: str | None,
+    sel: Selectors,
+    *,
+    tier: str = "disk",
+    saved: Path | None = None,
+    save_to: Path | None = None,
+) -> EvictPlan:
+    """The plan an evict works from: read from ``saved`` (a plan saved earlier) or made
+    from ``sel``; written to ``save_to`` as well when given."""
+    plan = load_plan(saved) if saved is not None else plan_evict(manager, cache, sel, tier=tier)
+    if save_to is not None:
+        save_plan(plan, save_to)
+    return plan
 
 
 def apply_evict(manager: CacheManager, plan: EvictPlan, *, wait: float = 0.0) -> EvictReport:
@@ -234,7 +264,7 @@ def apply_evict(manager: CacheManager, plan: EvictPlan, *, wait: float = 0.0) ->
             gone = set(missed)
             skipped += [e.key for e in disk if e.rowid in gone]
             for e in items:
-                if plan.tier in ("memory", "all"):
+                if plan.tier in ("memory", "local"):
                     tiered.memory.discard(e.key)
             removed += done.count + sum(1 for e in items if e.tier == "memory")
             freed += done.bytes
@@ -268,14 +298,15 @@ def load_plan(path: Path) -> EvictPlan:
         sel = Selectors(**raw)
         entries = tuple(PlannedEntry(**e) for e in body["entries"])
         return EvictPlan(
-            tier=body["tier"],
+            tier=canonical_tier(body["tier"]),
             selectors=sel,
             entries=entries,
             bytes=int(body["bytes"]),
             created=float(body["created"]),
             notes=tuple(body.get("notes", ())),
+            warnings=tuple(ReportWarning(**w) for w in body.get("warnings", ())),
         )
     except FileNotFoundError:
-        raise UsageError(f"--apply: {path}: no such file") from None
+        raise OptionError("saved", f"{path}: no such file") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--apply: {path} is not a saved evict plan ({exc})") from None
+        raise OptionError("saved", f"{path} is not a saved evict plan ({exc})") from None

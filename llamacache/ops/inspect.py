@@ -17,7 +17,7 @@ from llamacache import metrics_store
 from llamacache.engine import index, quarantine, unshared
 from llamacache.manager import CacheManager
 from llamacache.ops._common import network_warning, targets, unsigned_warning
-from llamacache.ops._report import Report
+from llamacache.ops._report import Report, ReportWarning
 from llamacache.ops.stats import ghost_advice
 from llamacache.resources import disk_limit_warning
 from llamacache.settings import CacheSettings
@@ -71,7 +71,7 @@ class CacheInfo:
     fs_free: int | None
     fs_total: int | None
     top: tuple[EntryInfo, ...]
-    warnings: tuple[str, ...]
+    warnings: tuple[ReportWarning, ...]
     # "N of M misses ... would have been hits with 2x the disk size" (ghost entries)
     advice: str | None = None
     unshared: int = 0  # writes not yet on the shared tier (retried in the background)
@@ -80,6 +80,7 @@ class CacheInfo:
 @dataclass(frozen=True)
 class InspectReport(Report):
     schema = "inspect"
+    schema_version = 2  # 2: warnings are objects {kind, cache, detail}
     caches: tuple[CacheInfo, ...]
     generated: float
 
@@ -95,7 +96,7 @@ def _counters(stored: dict[str, dict[str, int]], tier: str) -> dict[str, int]:
 
 
 def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> CacheInfo:
-    warnings: list[str] = []
+    warnings: list[ReportWarning] = []
     if (w := network_warning(s)) is not None:
         warnings.append(w)
     if (w := unsigned_warning(manager.settings, s)) is not None:
@@ -157,8 +158,8 @@ def _one(manager: CacheManager, s: CacheSettings, top: int, now: float) -> Cache
     for extra in sorted(tier_names - {"memory", "disk"}):  # e.g. a network tier's counters
         c = _counters(stored, extra)
         tiers.append(TierInfo(extra, None, None, 0, None, c, _hit_rate(c)))
-    if (w := disk_limit_warning(s, disk.bytes)) is not None:
-        warnings.append(w)
+    if (too_big := disk_limit_warning(s, disk.bytes)) is not None:
+        warnings.append(ReportWarning("disk-limit", s.name, too_big))
     free = total = None
     probe = s.path if s.path.exists() else s.path.parent
     if probe.exists():

@@ -15,10 +15,10 @@ from typing import Any
 
 from llamacache import units
 from llamacache.engine import index
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._common import network_warning, targets
-from llamacache.ops._report import Report
+from llamacache.ops._report import Report, ReportWarning
 
 # sort name -> index field
 SORTS: dict[str, str] = {
@@ -53,7 +53,7 @@ def _int(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise UsageError(f"--filter: {text!r} is not a whole number") from None
+        raise OptionError("filter", f"{text!r} is not a whole number") from None
 
 
 FIELDS: dict[str, FilterField] = {
@@ -85,20 +85,21 @@ class Entry:
 @dataclass(frozen=True)
 class LsReport(Report):
     schema = "ls"
+    schema_version = 2  # 2: warnings are objects {kind, cache, detail}
     entries: tuple[Entry, ...]
     total: int  # matching entries before --limit
     sort: str
     filters: tuple[str, ...]
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[ReportWarning, ...] = ()
 
 
 def compile_filter(text: str, now: float) -> index.Cond:
     """One ``--filter`` to an index condition; UsageError naming the filter when not valid."""
     m = _FILTER.match(text)
     if m is None:
-        raise UsageError(
-            f'--filter: {text!r} is not a filter; expected e.g. "size>1GB", "accessed>30d", '
-            '"key~tok*"'
+        raise OptionError(
+            "filter",
+            f'{text!r} is not a filter; expected e.g. "size>1GB", "accessed>30d", "key~tok*"',
         )
     name, op, value = m.groups()
     if name == "key":
@@ -106,11 +107,11 @@ def compile_filter(text: str, now: float) -> index.Cond:
             return index.Cond("key", "glob", value)
         if op in ("=", "!="):
             return index.Cond("key", op, value)
-        raise UsageError(f"--filter: key takes ~ (glob), = or !=, not {op!r}")
+        raise OptionError("filter", f"key takes ~ (glob), = or !=, not {op!r}")
     field = FIELDS.get(name)
     if field is None or op == "~":
         known = ", ".join(["key", *FIELDS])
-        raise UsageError(f"--filter: {text!r}: unknown field or operator; fields: {known}")
+        raise OptionError("filter", f"{text!r}: unknown field or operator; fields: {known}")
     try:
         parsed = field.parse(value)
     except UsageError:
@@ -130,9 +131,10 @@ def parse_sort(text: str) -> tuple[str, bool]:
     default except for key."""
     name, _, direction = text.partition(":")
     if name not in SORTS or direction not in ("", "asc", "desc"):
-        raise UsageError(
-            f"--sort: {text!r} is not a sort; expected one of {', '.join(SORTS)} "
-            "optionally followed by :asc or :desc"
+        raise OptionError(
+            "sort",
+            f"{text!r} is not a sort; expected one of {', '.join(SORTS)} "
+            "optionally followed by :asc or :desc",
         )
     direction = direction or ("asc" if name == "key" else "desc")
     return SORTS[name], direction == "desc"
@@ -152,7 +154,7 @@ def ls(
     conds = [compile_filter(f, now) for f in filters]
     out: list[Entry] = []
     total = 0
-    warnings: list[str] = []
+    warnings: list[ReportWarning] = []
     for s in targets(manager, cache):
         if (warning := network_warning(s)) is not None:
             warnings.append(warning)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import redis
 
 from llamacache.engine.netclient import as_bytes, redact
 from llamacache.engine.network import NetworkTier
-from llamacache.errors import NetworkTierError, UsageError
+from llamacache.errors import ExitCode, NetworkTierError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
 
@@ -101,6 +101,10 @@ class NetworkInspectReport(Report):
     def reachable(self) -> bool:
         return all(c.reachable for c in self.caches)
 
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.reachable else ExitCode.PROBLEM
+
 
 def inspect_network(
     manager: CacheManager, cache: str | None = None, top: int = 0
@@ -156,7 +160,7 @@ def _inspect_one(manager: CacheManager, cache: str) -> NetworkInfo:
 
 
 @dataclass(frozen=True)
-class NetworkListing(Report):
+class NetworkListReport(Report):
     schema = "network.ls"
     entries: tuple[NetworkEntry, ...]
 
@@ -166,7 +170,7 @@ def list_network(
     cache: str | None = None,
     match: str | None = None,
     top: int | None = None,
-) -> NetworkListing:
+) -> NetworkListReport:
     """Entries under each cache's prefix; ``top`` = the N largest with MEMORY USAGE.
 
     Costs one SCAN plus one MGET per 1000 entries (records are small; chunks are not read).
@@ -176,7 +180,7 @@ def list_network(
         found += _list_one(manager, name, match, top)
     if top is not None:
         found = sorted(found, key=lambda e: e.bytes, reverse=True)[:top]
-    return NetworkListing(tuple(found))
+    return NetworkListReport(tuple(found))
 
 
 def _list_one(
@@ -216,7 +220,7 @@ def _with_usage(tier: NetworkTier, rkey: str, e: NetworkEntry) -> NetworkEntry:
 
 
 @dataclass(frozen=True)
-class NetworkRemoval(Report):
+class NetworkRemovalReport(Report):
     schema = "network.remove"
     caches: tuple[str, ...]
     dry_run: bool
@@ -227,12 +231,46 @@ class NetworkRemoval(Report):
 
 def evict_network(
     manager: CacheManager, cache: str | None, match: str, dry_run: bool = False
-) -> NetworkRemoval:
+) -> NetworkRemovalReport:
     """UNLINK the entries whose key matches the glob ``match``; their chunks become orphans."""
     names = network_caches(manager, cache)
     parts = [_evict_one(manager, n, match, dry_run) for n in names]
     keys = tuple(k for p, _ in parts for k in p)
-    return NetworkRemoval(tuple(names), dry_run, len(keys), sum(c for _, c in parts), keys)
+    return NetworkRemovalReport(
+        caches=tuple(names),
+        dry_run=dry_run,
+        entries=len(keys),
+        chunks=sum(c for _, c in parts),
+        keys=keys,
+    )
+
+
+def evict_network_keys(
+    manager: CacheManager,
+    cache: str | None,
+    *,
+    keys: Sequence[str] = (),
+    match: str | None = None,
+    dry_run: bool = False,
+) -> NetworkRemovalReport:
+    """Remove the entries named exactly by ``keys``, or those matching the glob ``match``."""
+    if not keys and match is None:
+        raise UsageError("evicting from the network tier needs keys or a glob to match")
+    globs = [match] if match is not None else [glob_literal(k) for k in keys]
+    done = [evict_network(manager, cache, g, dry_run=dry_run) for g in globs]
+    removed = tuple(k for d in done for k in d.keys)
+    return NetworkRemovalReport(
+        caches=done[0].caches,
+        dry_run=dry_run,
+        entries=len(removed),
+        chunks=sum(d.chunks for d in done),
+        keys=removed,
+    )
+
+
+def glob_literal(text: str) -> str:
+    """``text`` matched literally by a glob (``*``, ``?`` and ``[`` bracketed)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _evict_one(
@@ -280,14 +318,16 @@ def clean_network(
     cache: str | None = None,
     dry_run: bool = False,
     grace: float = CLEAN_GRACE,
-) -> NetworkRemoval:
+) -> NetworkRemovalReport:
     """Sweep orphan chunks: no manifest refers to them and they sat idle for ``grace`` s.
 
     The grace keeps an upload in flight (chunks written, manifest not yet) safe.
     """
     names = network_caches(manager, cache)
     swept = sum(_clean_one(manager, n, dry_run, grace) for n in names)
-    return NetworkRemoval(tuple(names), dry_run, 0, swept, ())
+    return NetworkRemovalReport(
+        caches=tuple(names), dry_run=dry_run, entries=0, chunks=swept, keys=()
+    )
 
 
 def _clean_one(manager: CacheManager, cache: str, dry_run: bool, grace: float) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import redis
 
+from llamacache.errors import ExitCode
 from llamacache.manager import CacheManager
 from llamacache.ops import network_admin as na
 from llamacache.ops._report import Report
@@ -34,6 +35,14 @@ class NetworkVerifyReport(Report):
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.ok else ExitCode.PROBLEM
+
+    @property
+    def problem_count(self) -> int:
+        return len(self.problems)
 
 
 def verify_network(

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from llamacache.engine import unshared
 from llamacache.engine.network import stored_len
 from llamacache.engine.protocol import ABSENT, DELETED, SharedTier
-from llamacache.errors import UsageError
+from llamacache.errors import ExitCode, OptionError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._common import targets
 from llamacache.ops._report import Report
@@ -57,9 +57,10 @@ class PushReport(Report):
     seconds: float
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         """1 when something could not be shared (too large, failed, a manifest held)."""
-        return int(any(c.too_large or c.failed or c.held for c in self.caches))
+        problem = any(c.too_large or c.failed or c.held for c in self.caches)
+        return ExitCode.PROBLEM if problem else ExitCode.OK
 
 
 def push(
@@ -73,9 +74,9 @@ def push(
     """Upload the chosen entries (``keys``, or every entry with ``all_keys``) the shared
     tier lacks. UsageError without a network tier, or with neither keys nor all_keys."""
     if not keys and not all_keys:
-        raise UsageError("push: name KEYS to push, or --all")
+        raise OptionError(None, "push: name KEYS to push, or all_keys", also=("all_keys",))
     if keys and all_keys:
-        raise UsageError("push: give KEYS or --all, not both")
+        raise OptionError(None, "push: give KEYS or all_keys, not both", also=("all_keys",))
     if manager.settings.network is None:
         raise UsageError("push: no shared tier is configured (set cache.network.url)")
     t0 = time.monotonic()

@@ -20,7 +20,7 @@ from llamacache.engine.generation import bump_generation
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._common import check_writable, network_warning, targets
-from llamacache.ops._report import Report
+from llamacache.ops._report import Report, ReportWarning
 from llamacache.ops.verify import CacheVerify, Problem, verify_one
 from llamacache.settings import CacheSettings
 
@@ -45,12 +45,13 @@ class CacheRepair:
     index_rebuilt: bool
     salvaged_rows: int
     count: int  # diskcache's entry count after repair
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[ReportWarning, ...] = ()
 
 
 @dataclass(frozen=True)
 class RepairReport(Report):
     schema = "repair"
+    schema_version = 2  # 2: warnings are objects {kind, cache, detail}
     dry_run: bool
     caches: tuple[CacheRepair, ...]
     fixed: int

@@ -38,7 +38,7 @@ from llamacache.engine import transfer
 from llamacache.engine.disk import DiskTier
 from llamacache.engine.generation import bump_generation
 from llamacache.engine.safety import ensure_cache_root, ensure_private_dir
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError, UsageError
 from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._archive import (
@@ -85,15 +85,20 @@ def _targets(
     names = list(manifest.get("caches", {}))
     if cache is not None:
         if cache not in names:
-            raise UsageError(
-                f"--cache {cache}: not in the archive; it holds {', '.join(names) or 'nothing'}"
+            raise OptionError(
+                "cache",
+                f"not in the archive; it holds {', '.join(names) or 'nothing'}",
+                value=cache,
             )
         names = [cache]
     if into is not None:
         if len(names) != 1:
-            raise UsageError(
-                f"--into {into}: the archive holds {len(names)} caches ({', '.join(names)}); "
-                "pick one with --cache NAME"
+            raise OptionError(
+                "into",
+                f"the archive holds {len(names)} caches ({', '.join(names)}); "
+                "pick one with cache NAME",
+                value=into,
+                also=("cache",),
             )
         mapping = {names[0]: into}
     else:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache import _config_schema as schema
-from llamacache.errors import LlamacacheError, UsageError
+from llamacache.errors import LlamacacheError, OptionError, UsageError
 from llamacache.ops import output
 from llamacache.ops._report import Report
 
@@ -95,9 +95,11 @@ def cron_fields(every: float) -> str:
     """
     minutes, rest = divmod(int(round(every)), 60)
     if rest or minutes <= 0:
-        raise UsageError(
-            f"--every {every:g}s: cron runs at most once a minute, in whole minutes; "
-            f"use one of {_EVENLY} (or `llamacache daemon` for finer intervals)"
+        raise OptionError(
+            "every",
+            f"cron runs at most once a minute, in whole minutes; "
+            f"use one of {_EVENLY} (or `llamacache daemon` for finer intervals)",
+            value=f"{every:g}s",
         )
     if minutes < 60 and 60 % minutes == 0:
         return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
@@ -108,9 +110,11 @@ def cron_fields(every: float) -> str:
         return "0 0 * * *"
     if not rest and hours == 24 * 7:
         return "0 0 * * 0"
-    raise UsageError(
-        f"--every {_human(every)}: cron cannot run that interval evenly; "
-        f"use one of {_EVENLY}, or `llamacache schedule systemd` / `llamacache daemon`"
+    raise OptionError(
+        "every",
+        f"cron cannot run that interval evenly; "
+        f"use one of {_EVENLY}, or `llamacache schedule systemd` / `llamacache daemon`",
+        value=_human(every),
     )
 
 
@@ -243,7 +247,11 @@ def _read_crontab(crontab_file: Path | None) -> str:
     if crontab_file is not None:
         return crontab_file.read_text() if crontab_file.exists() else ""
     if shutil.which("crontab") is None:
-        raise UsageError("crontab is not installed; use --crontab-file PATH or schedule systemd")
+        raise OptionError(
+            None,
+            "crontab is not installed; use crontab_file PATH or schedule systemd",
+            also=("crontab_file",),
+        )
     done = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         if "no crontab" in done.stderr.lower():
@@ -331,7 +339,7 @@ def systemd(
     ``systemctl --user enable --now`` (printed by the CLI): it needs a user session.
     """
     if every < 1:
-        raise UsageError(f"--every {every:g}s: systemd timers need at least 1s")
+        raise OptionError("every", "systemd timers need at least 1s", value=f"{every:g}s")
     command = tuple(clean_command(cache, config_file, cache_dir, lock_wait(every)))
     environment = carried_environment(env or {})
     units = systemd_units(every, command, log, cache, environment)
@@ -364,3 +372,29 @@ def systemd(
         changed=changed,
         environment=environment,
     )
+
+
+def schedule(
+    kind: str,
+    *,
+    every: float = DEFAULT_EVERY,
+    cache: str | None = None,
+    config_file: Path | None = None,
+    cache_dir: Path | None = None,
+    log: Path | None = None,
+    action: str = "print",
+    target: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ScheduleReport:
+    """``cron`` or ``systemd`` by name; ``target`` is the crontab file or the units folder."""
+    if kind == "cron":
+        return cron(
+            every=every, cache=cache, config_file=config_file, cache_dir=cache_dir, log=log,
+            action=action, crontab_file=target, env=env,
+        )  # fmt: skip
+    if kind == "systemd":
+        return systemd(
+            every=every, cache=cache, config_file=config_file, cache_dir=cache_dir, log=log,
+            action=action, units_dir=target, env=env,
+        )  # fmt: skip
+    raise UsageError(f"{kind!r} is not a scheduler; expected cron or systemd")

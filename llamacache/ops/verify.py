@@ -27,13 +27,13 @@ from pathlib import Path
 from llamacache.engine import EntryMeta, check_key, checksums, index
 from llamacache.engine.index import Problem
 from llamacache.engine.safety import leads_outside
-from llamacache.errors import CorruptEntryError, LockBusyError, UsageError
+from llamacache.errors import CorruptEntryError, ExitCode, LockBusyError, UsageError
 from llamacache.formats import VALIDATORS
 from llamacache.locking import lock_holder
 from llamacache.manager import CacheManager
 from llamacache.ops import _models
 from llamacache.ops._common import network_warning, targets
-from llamacache.ops._report import Report
+from llamacache.ops._report import Report, ReportWarning
 from llamacache.settings import CacheSettings
 
 __all__ = ["CacheVerify", "Problem", "VerifyReport", "verify"]
@@ -61,7 +61,7 @@ class CacheVerify:
     stale_tmp: int
     complete: bool
     problems: tuple[Problem, ...]
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[ReportWarning, ...] = ()
     immutable: bool = False  # the index was read as an immutable snapshot
     skipped: int = 0  # rows changed or removed by a live writer after the snapshot
 
@@ -69,6 +69,7 @@ class CacheVerify:
 @dataclass(frozen=True)
 class VerifyReport(Report):
     schema = "verify"
+    schema_version = 2  # 2: warnings are objects {kind, cache, detail}
     mode: str  # "full" or "quick"
     sample_percent: float
     max_time: float | None
@@ -78,6 +79,14 @@ class VerifyReport(Report):
     bytes_per_second: float
     complete: bool  # every selected entry was examined (no --max-time stop)
     ok: bool
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.ok else ExitCode.PROBLEM
+
+    @property
+    def problem_count(self) -> int:
+        return sum(len(c.problems) for c in self.caches)
 
 
 @dataclass
@@ -336,7 +345,7 @@ def _result(
     counts: dict[str, int],
     problems: list[Problem],
     complete: bool,
-    warnings: tuple[str, ...],
+    warnings: tuple[ReportWarning, ...],
 ) -> CacheVerify:
     def n(kind: str) -> int:
         return sum(1 for p in problems if p.kind == kind)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from llamacache._config_schema import cache_env
 from llamacache.engine import EntryMeta, checksums, index
 from llamacache.engine.tiered import TieredCache
-from llamacache.errors import CacheIOError, UsageError
+from llamacache.errors import CacheIOError, ExitCode, OptionError, UsageError
 from llamacache.formats import VALIDATORS
 from llamacache.manager import CacheManager
 from llamacache.ml import model as M
@@ -89,6 +89,11 @@ class WarmReport(Report):
         """--share could not share everything (too large, refused, a manifest held)."""
         c = self.shared
         return c is not None and bool(c.too_large or c.failed or c.held)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """1 when the run stopped at its budget or --share could not share everything."""
+        return ExitCode.PROBLEM if self.stopped_at_budget or self.share_failed else ExitCode.OK
 
 
 class _Counting:
@@ -223,7 +228,9 @@ def plan(
     """The items a warm would store, in order; UsageError for a bad or unsafe source."""
     settings = manager.settings.cache(cache)
     if not sources and not manifests:
-        raise UsageError("warm needs at least one SOURCE or --manifest PATH")
+        raise OptionError(
+            None, "warm needs at least one SOURCE or manifest PATH", also=("manifest",)
+        )
     planner = Planner(settings.format == "safetensors", revision, name)
     for arg in sources:
         for path in expand(arg):
@@ -402,7 +409,7 @@ def warm(
     files first, a manifest only once all its files are shared, refs after their manifest).
     """
     if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: expected 1 or more")
+        raise OptionError("jobs", "expected 1 or more", value=str(jobs))
     if share and manager.settings.network is None:
         raise UsageError("warm --share: no shared tier is configured (set cache.network.url)")
     items = plan(manager, cache, sources, manifests, revision=revision, name=name)

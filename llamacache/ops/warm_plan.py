@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from llamacache.errors import UsageError
+from llamacache.errors import OptionError, UsageError
 from llamacache.ml import model as M
 
 _GLOB = set("*?[")
@@ -64,17 +64,17 @@ def read_manifest(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"--manifest {path}: {exc.strerror or exc}") from None
+        raise OptionError("manifest", f"{exc.strerror or exc}", value=str(path)) from None
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
         try:
             body = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise UsageError(f"--manifest {path}: not valid JSON: {exc}") from None
+            raise OptionError("manifest", f"not valid JSON: {exc}", value=str(path)) from None
         entries = body.get("files") if isinstance(body, dict) else body
         if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-            raise UsageError(
-                f'--manifest {path}: expected a JSON list of paths or {{"files": [...]}}'
+            raise OptionError(
+                "manifest", 'expected a JSON list of paths or {"files": [...]}', value=str(path)
             )
         return entries
     lines = (line.strip() for line in text.splitlines())

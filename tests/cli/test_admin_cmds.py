@@ -37,7 +37,7 @@ def test_inspect_json_counters_top_and_reset(tmp_path: Path) -> None:
     d = fill(root, {"small": b"x" * 10}, {"big": b"y" * 100_000, "mid": b"z" * 50_000})
     metrics_store.add(d, {("disk", "hits"): 3, ("disk", "misses"): 1, ("memory", "hits"): 5})
     body = json.loads(cli("--cache-dir", str(root), "--json", "inspect", "--top", "2").stdout)
-    assert body["schema"] == "llamacache.inspect" and body["schema_version"] == 1
+    assert body["schema"] == "llamacache.inspect" and body["schema_version"] == 2
     (c,) = body["caches"]
     tiers = {t["tier"]: t for t in c["tiers"]}
     disk = tiers["disk"]
@@ -352,7 +352,7 @@ def test_to_size_percentage_is_of_the_cache_disk_size(tmp_path: Path) -> None:
     s = manager(tmp_path / "root", **{"cache.disk.size": "1MB"}).settings.caches["default"]
     assert parse_target("35%", s) == 350_000 and parse_target("2KB", s) == 2000
     for bad in ("150%", "x%", "lots"):
-        with pytest.raises(UsageError, match="to-size"):
+        with pytest.raises(UsageError, match="to_size"):
             parse_target(bad, s)
 
 

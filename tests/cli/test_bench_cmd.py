@@ -18,12 +18,12 @@ SMALL = ("--keys", "50", "--ops", "300", "--value-size", "1KB")
 
 
 @pytest.mark.parametrize("workload", ["uniform", "zipf", "scan", "mixed"])
-@pytest.mark.parametrize("tier", ["memory", "disk", "tiered"])
+@pytest.mark.parametrize("tier", ["memory", "disk", "local", "tiered"])
 def test_each_workload_and_tier_runs(tier: str, workload: str) -> None:
     body = cli_json("bench", "--tier", tier, "--workload", workload, *SMALL)
     assert body["schema"] == "llamacache.bench" and body["cache"] is None
     (res,) = body["results"]
-    assert res["kind"] == tier and res["ops"] == 300
+    assert res["kind"] == {"tiered": "local"}.get(tier, tier) and res["ops"] == 300
     assert res["ops_per_s"] > 0 and res["p50"] <= res["p95"] <= res["p99"] <= res["max"]
     assert res["hit_ratio"] == 1.0  # every key was stored first and all fit
 
@@ -31,7 +31,7 @@ def test_each_workload_and_tier_runs(tier: str, workload: str) -> None:
 def test_compare_runs_the_baselines_and_reports_ratios() -> None:
     body = cli_json("bench", "--compare", "--policy", "lru", "--read-ratio", "1", *SMALL)
     kinds = [r["kind"] for r in body["results"]]
-    assert kinds == ["tiered", "diskcache", "memory", "cachetools"]
+    assert kinds == ["local", "diskcache", "memory", "cachetools"]
     assert body["results"][1]["target"] == "diskcache least-recently-used"
     assert set(body["ratios"]) == {
         "llamacache tiered / diskcache least-recently-used",

@@ -91,7 +91,8 @@ def test_path_reports_discovered_file(monkeypatch: pytest.MonkeyPatch, tmp_path:
 def test_validate_warns_unknown_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLAMACACHE_MEMORY_SIZZE", "1GB")
     body = cli_json("config", "validate")
-    assert any("LLAMACACHE_MEMORY_SIZZE" in w for w in body["warnings"])
+    assert any("LLAMACACHE_MEMORY_SIZZE" in w["detail"] for w in body["warnings"])
+    assert {w["kind"] for w in body["warnings"]} == {"unknown-variable"}
 
 
 def test_subprocess_config_show_json() -> None:

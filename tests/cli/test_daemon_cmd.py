@@ -48,6 +48,7 @@ def test_daemon_expires_entries_on_schedule_and_exits_0_on_sigterm(tmp_path: Pat
         runs = _wait_for_lines(proc, 2)
         assert len(runs) >= 2, proc.stderr.read() if proc.stderr else ""
         assert runs[0]["cache"] == "default" and runs[0]["status"] == "ok"
+        assert runs[0]["schema"] == "llamacache.daemon.run" and runs[0]["schema_version"] == 1
         assert runs[0]["expired"] == 1 and runs[1]["expired"] == 0
         # SIGTERM while the scheduler waits between runs: exit 0 without finishing the wait
         proc.send_signal(signal.SIGTERM)

@@ -244,3 +244,11 @@ def test_schedule_refuses_to_drop_or_write_a_secret(
     assert "LLAMACACHE_SIGNING_KEY" in result.stderr and "LLAMACACHE_NETWORK_URL" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
     assert not crontab.exists() and not list(tmp_path.glob("*.service"))
+
+
+def test_the_commands_default_interval_is_the_ops() -> None:
+    """schedule_cmd keeps its own copy so start-up does not import the op; same value."""
+    from llamacache.cli import schedule_cmd
+    from llamacache.ops import schedule as schedule_ops
+
+    assert schedule_cmd.DEFAULT_EVERY == schedule_ops.DEFAULT_EVERY

@@ -66,7 +66,7 @@ def test_verify_names_every_fault_and_writes_nothing(tmp_path: Path) -> None:
     assert "'in-ok'" not in result.stdout and "'f-ok'" not in result.stdout
     assert snapshot(root) == before  # nothing created, changed or removed
     body = json.loads(cli("--cache-dir", str(root), "verify", "--json").stdout)
-    assert body["schema"] == "llamacache.verify" and body["schema_version"] == 1
+    assert body["schema"] == "llamacache.verify" and body["schema_version"] == 2
     (c,) = body["caches"]
     assert (c["corrupt"], c["missing"], c["orphaned"], c["stale_tmp"]) == (6, 1, 1, 1)
     assert c["verified"] == 2 and body["ok"] is False

@@ -1,0 +1,62 @@
+"""What the root options decided for one invocation, read by every command (``state(ctx)``).
+
+Its own module so command modules import it without importing the app that imports them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from llamacache.cli.render import Renderer
+
+if TYPE_CHECKING:
+    from llamacache.manager import CacheManager
+
+
+@dataclass
+class State:
+    """What the global options decided; commands read it from ``ctx.obj``."""
+
+    config_file: Path | None = None
+    cache_dir: Path | None = None
+    json: bool = False
+    quiet: bool = False
+    debug: bool = False
+    _manager: CacheManager | None = field(default=None, repr=False)
+
+    def manager(self) -> CacheManager:
+        """The manager for this invocation, resolved once (config errors exit 2)."""
+        if self._manager is None:
+            from llamacache.config import resolve
+            from llamacache.manager import CacheManager
+
+            overrides: dict[str, object] = {}
+            if self.cache_dir is not None:
+                overrides["cache.disk.path"] = str(self.cache_dir)
+            settings = resolve(
+                config_file=self.config_file,
+                overrides=overrides,
+                override_source="flag:--cache-dir",
+            )
+            self._manager = CacheManager(settings)
+        return self._manager
+
+    def renderer(self, *, quiet: bool = False, wide: bool = False) -> Renderer:
+        """A renderer honouring --json and --quiet, the command's --wide, and ``quiet``
+        when the command's own output replaces the talk (``bench --csv``)."""
+        return Renderer(json_mode=self.json, quiet=self.quiet or quiet, wide=wide)
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, State)
+    return obj
