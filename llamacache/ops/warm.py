@@ -411,7 +411,7 @@ def warm(
     if jobs < 1:
         raise OptionError("jobs", "expected 1 or more", value=str(jobs))
     if share and manager.settings.network is None:
-        raise UsageError("warm --share: no shared tier is configured (set cache.network.url)")
+        raise OptionError("share", "no shared tier is configured (set cache.network.url)")
     items = plan(manager, cache, sources, manifests, revision=revision, name=name)
     s = manager.settings.cache(cache)
     cache_limit = index.disk_limit(s)
