@@ -35,7 +35,7 @@ _llamacache_options() {
         "schedule systemd") echo "--every --cache -c --log --install --uninstall --units-dir --json --quiet --help -h" ;;
         "stats") echo "--cache -c --prometheus --reset --wide -w --json --quiet --help -h" ;;
         "verify") echo "--cache -c --quick --sample --max-time --tier --wide -w --json --quiet --help -h" ;;
-        "warm") echo "--cache -c --manifest -m --revision --name --page-cache --budget --jobs -j --dry-run --wide -w --json --quiet --help -h" ;;
+        "warm") echo "--cache -c --manifest -m --revision --name --page-cache --budget --jobs -j --share --dry-run --wide -w --json --quiet --help -h" ;;
     esac
 }
 

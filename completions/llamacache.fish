@@ -219,6 +219,7 @@ complete -c llamacache -n '__fish_seen_subcommand_from warm' -l name -x -d 'Mode
 complete -c llamacache -n '__fish_seen_subcommand_from warm' -l page-cache -d 'Also pull the cached files into the OS page cache.'
 complete -c llamacache -n '__fish_seen_subcommand_from warm' -l budget -x -d 'Lower the room a warm may fill, e.g. "50GB" (default and maximum: the cache\'s size limit).'
 complete -c llamacache -n '__fish_seen_subcommand_from warm' -l jobs -s j -x -d 'Parallel readers.'
+complete -c llamacache -n '__fish_seen_subcommand_from warm' -l share -d 'Then upload what the shared tier lacks (a manifest once all its files are).'
 complete -c llamacache -n '__fish_seen_subcommand_from warm' -l dry-run -d 'Show what would happen; change nothing.'
 complete -c llamacache -n '__fish_seen_subcommand_from warm' -l wide -s w -d 'Every column, full keys and exact times (default: fit the terminal\'s width).'
 complete -c llamacache -n '__fish_seen_subcommand_from warm' -l json -d 'Print one JSON document on stdout instead of tables (also after the command).'

@@ -73,6 +73,7 @@ def _optional_text(value: object, field: str, ctx: Ctx) -> object:
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+SENTINEL_SCHEME = "redis+sentinel://"  # engine/sentinel_url.py parses it
 
 
 def _redis_url(value: object, field: str, ctx: Ctx) -> object:
@@ -86,7 +87,14 @@ def _redis_url(value: object, field: str, ctx: Ctx) -> object:
     from llamacache.redaction import redact_url
 
     why = ""
-    if not url.startswith(REDIS_SCHEMES) or len(url) <= len(url.partition("://")[0]) + 3:
+    if url.startswith(SENTINEL_SCHEME):
+        from llamacache.engine.sentinel_url import parse_sentinel_url
+
+        try:
+            parse_sentinel_url(url)
+        except ValueError as exc:
+            why = f"is not a valid Sentinel URL ({exc})"
+    elif not url.startswith(REDIS_SCHEMES) or len(url) <= len(url.partition("://")[0]) + 3:
         why = "is not a Redis URL"
     else:
         try:  # what redis-py will do with it at first use: fail here, as a config error
@@ -97,7 +105,8 @@ def _redis_url(value: object, field: str, ctx: Ctx) -> object:
     if why:
         raise ConfigError(
             f"{field}: {units.show(redact_url(url))} {why}; expected e.g. "
-            '"redis://host:6379/0", "rediss://host:6380/0" or "unix:///run/redis.sock"'
+            '"redis://host:6379/0", "rediss://host:6380/0", "unix:///run/redis.sock" or '
+            '"redis+sentinel://host:26379,host2:26379/mymaster/0"'
         )
     return url
 
@@ -312,7 +321,7 @@ SETTINGS: tuple[Setting, ...] = (
         "cache.network.url",
         _redis_url,
         None,
-        "redis://host:port/db of the shared tier",
+        "redis://host:port/db (or redis+sentinel://host:port,.../service/db) of the shared tier",
         show=_url,
     ),
     _g("cache.network.key_prefix", _text, "llamacache:", "prefix of every Redis key"),

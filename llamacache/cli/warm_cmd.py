@@ -65,6 +65,13 @@ def warm(
         ),
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel readers.")] = 1,
+    share: Annotated[
+        bool,
+        typer.Option(
+            "--share",
+            help="Then upload what the shared tier lacks (a manifest once all its files are).",
+        ),
+    ] = False,
     dry_run: DryRunOpt = False,
     wide: WideOpt = False,
 ) -> Report:
@@ -74,6 +81,9 @@ def warm(
 
     A warm never evicts: when the files not yet cached do not fit under the cache's limit
     (or a lower --budget), nothing is stored and it exits 1 naming the setting to raise.
+
+    With --share, a file too large to share (cache.network.max_value_size), or one the
+    server refused, is warned about and the exit status is 1.
     """
     s = state(ctx)
     r = s.renderer(wide=wide)
@@ -89,8 +99,11 @@ def warm(
             budget=budget,
             jobs=jobs,
             dry_run=dry_run,
+            share=share,
             progress=progress,
         )
+    for warning in report.shared.warnings if report.shared else ():
+        r.warn(warning)
     r.emit(report, _human)
     if report.stopped_at_budget:
         r.warn(over_budget_message(report))
@@ -122,6 +135,11 @@ def _human(r: Renderer, rep: warm_ops.WarmReport) -> None:
     r.line(f"skipped {rep.skipped} already cached ({size(rep.skipped_bytes)})")
     if rep.models:
         r.line("complete: " + ", ".join(rep.models))
+    sh = rep.shared
+    if sh is not None:
+        line = f"shared: uploaded {sh.pushed} ({size(sh.pushed_bytes)}), {sh.present} already there"
+        lost = len(sh.too_large) + len(sh.failed) + len(sh.held)
+        r.line(line + (f", {lost} not shared" if lost else ""))
     pc = rep.page_cache
     if pc is not None:
         if pc.available:

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 import redis
 from redis._parsers.encoders import Encoder
 from redis.connection import PythonRespSerializer
+
+from llamacache.engine.sentinel_url import SCHEME as SENTINEL_SCHEME
+from llamacache.engine.sentinel_url import parse_sentinel_url
 
 DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)  # the server is unreachable
 _POOLS: dict[tuple[str, int, float, float], redis.ConnectionPool] = {}
@@ -33,15 +37,67 @@ def connection_pool(
             # one buffer); the pure-Python packer sends large chunks as they are.
             encode = Encoder("utf-8", "strict", False).encode  # type: ignore[no-untyped-call]
             packer = PythonRespSerializer(6000, encode)
-            pool = redis.ConnectionPool.from_url(
-                url,
-                socket_timeout=reply_timeout,
-                socket_connect_timeout=connect_timeout,
-                protocol=2,
-                command_packer=packer,
-            )
+            opts: dict[str, Any] = {
+                "socket_timeout": reply_timeout,
+                "socket_connect_timeout": connect_timeout,
+                "protocol": 2,
+                "command_packer": packer,
+            }
+            if url.startswith(SENTINEL_SCHEME):
+                pool = _sentinel_pool(url, opts)
+            else:
+                pool = redis.ConnectionPool.from_url(url, **opts)
             _POOLS[k] = pool
     return pool
+
+
+def _sentinel_pool(url: str, opts: dict[str, Any]) -> redis.ConnectionPool:
+    """A pool whose connections ask the Sentinels for the current master on every connect.
+
+    After a failover the old master drops its clients (Sentinel kills them) or answers
+    READONLY; redis-py then disconnects and the next connection goes to the new master.
+    The invalidation listener builds its connection from this pool's class and arguments,
+    so it follows the master the same way.
+    """
+    from redis.sentinel import Sentinel, SentinelConnectionPool
+
+    addr = parse_sentinel_url(url)
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_timeout": opts["socket_timeout"],
+        "socket_connect_timeout": opts["socket_connect_timeout"],
+        "protocol": 2,
+    }
+    if addr.sentinel_username:
+        sentinel_kwargs["username"] = addr.sentinel_username
+    if addr.sentinel_password:
+        sentinel_kwargs["password"] = addr.sentinel_password
+    manager = Sentinel(list(addr.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    return SentinelConnectionPool(  # type: ignore[no-untyped-call]
+        addr.service_name,
+        manager,
+        db=addr.db,
+        username=addr.username,
+        password=addr.password,
+        **opts,
+    )
+
+
+def master_moved(pool: redis.ConnectionPool, conn: Any) -> bool:
+    """Behind Sentinel: ask where the master is now; True when ``conn`` points elsewhere.
+
+    A manual or graceful failover leaves the old master accepting writes for seconds
+    (Sentinel converts it to a replica later), so waiting for an error is not enough.
+    Asking also makes redis-py drop the pool's idle connections to the old master.
+    Always False for a plain server.
+    """
+    ask = getattr(pool, "get_master_address", None)
+    if ask is None:
+        return False
+    try:
+        host, port = ask()
+    except redis.RedisError:  # no Sentinel answered: the heartbeat decides
+        return False
+    return (getattr(conn, "host", host), getattr(conn, "port", port)) != (host, port)
 
 
 class EchoCounter:

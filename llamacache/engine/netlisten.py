@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from llamacache.engine import netformat as nf
+from llamacache.engine.netclient import master_moved
 from llamacache.redaction import redact_logger
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 log = redact_logger(logging.getLogger("llamacache.network"))
 CHANNEL = "__redis__:invalidate"
 POLL = 0.25  # seconds between checks of the stop flag while idle
+MASTER_CHECK = 0.5  # seconds between asking the Sentinels where the master is
 
 
 class InvalidationListener(threading.Thread):
@@ -127,11 +129,15 @@ class InvalidationListener(threading.Thread):
     def _loop(self) -> None:
         conn = self._conn
         beat = self.heartbeat
-        next_ping = time.monotonic() + beat
+        next_ping = next_master = time.monotonic() + beat
         while not self._stop_flag.is_set():
             now = time.monotonic()
             if now - self.heard_at > 3 * beat + 0.1:  # silent path: reconnect
                 raise redis.TimeoutError(f"no reply to PING for {now - self.heard_at:.2f} s")
+            if now >= next_master:  # behind Sentinel: follow a failover within ~0.5 s
+                next_master = now + MASTER_CHECK
+                if master_moved(self.tier.client.connection_pool, conn):
+                    raise redis.ConnectionError("the master moved (Sentinel failover)")
             if now >= next_ping:
                 conn.send_command("PING")
                 next_ping = now + beat

@@ -21,6 +21,7 @@ breaker), so local tiers keep serving at local speed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -33,6 +34,7 @@ from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
 from llamacache.engine.netclient import DOWN, EchoCounter, as_bytes, connection_pool, redact
 from llamacache.engine.protocol import ABSENT, DELETED, UNKNOWN, ChunkMissing, TierStats
+from llamacache.engine.sentinel_url import SCHEME as SENTINEL_SCHEME
 from llamacache.errors import ConfigError, NetworkTierError
 from llamacache.redaction import redact_logger
 from llamacache.settings import NetworkSettings
@@ -69,6 +71,7 @@ class RecordShape:
 DELETE_MARK_SECONDS = 7 * 86400  # how long a remove is remembered for revalidating copies
 BATCH_BYTES = 16 * 1024 * 1024  # bytes per pipelined batch of chunks (bounds memory)
 RETRY_INTERVAL = 5.0  # seconds the breaker stays open after a failure
+SENTINEL_RETRY = 0.5  # behind Sentinel a failure is usually a failover: retry sooner
 
 
 def stored_len(meta: bytes) -> int:
@@ -199,7 +202,14 @@ class NetworkTier:
 
     def _trip(self, exc: BaseException) -> None:
         now = time.monotonic()
-        self._down_until = now + self.retry_interval
+        hold = self.retry_interval
+        if self.url.startswith(SENTINEL_SCHEME):
+            # likely a failover: drop idle connections to the old master (the next one asks
+            # the Sentinels where the master is now) and retry soon
+            with contextlib.suppress(Exception):
+                self.client.connection_pool.disconnect(inuse_connections=False)
+            hold = min(hold, SENTINEL_RETRY)
+        self._down_until = now + hold
         self.errors += 1
         if now - self._warned_at >= self.retry_interval:
             self._warned_at = now

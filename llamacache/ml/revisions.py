@@ -127,9 +127,15 @@ class ModelInfo:
 
 
 def write_manifest(
-    cache: TieredCache, name: str, revision: str, files: Mapping[str, EntryMeta | ModelFile]
+    cache: TieredCache,
+    name: str,
+    revision: str,
+    files: Mapping[str, EntryMeta | ModelFile],
+    *,
+    share: bool = True,
 ) -> ModelInfo:
-    """Record a revision as complete (call only after every file is stored)."""
+    """Record a revision as complete (call only after every file is stored). ``share=False``
+    keeps it on this machine (``warm --share``: a file of it could not be shared)."""
     for rel in files:
         check_relpath(rel)
     entries = tuple(
@@ -152,7 +158,7 @@ def write_manifest(
     }
     # Published only when every file is: a manifest naming a file that was too large to
     # share would send other machines to "not cached" (``push`` re-checks the files).
-    share = all(cache.shares_size(f.size) for f in entries)
+    share = share and all(cache.shares_size(f.size) for f in entries)
     cache.put(manifest_key(name, revision), json.dumps(body), share=share)
     return info
 

@@ -187,8 +187,9 @@ def _push_entry(tiered: Any, net: Any, key: Hashable, t: _Tally) -> None:
 
 
 def _files_shared(tiered: Any, net: Any, manifest: str) -> bool:
-    """Every file the manifest lists is on the shared tier with the listed digest."""
-    from llamacache.ml.model import file_key, read_manifest
+    """Every file the manifest lists is on the shared tier with the listed digest, under the
+    key the row names (a blob, or an old row's per-revision entry): the key a reader uses."""
+    from llamacache.ml.model import read_manifest
 
     base = manifest[: -len(_MANIFEST_SUFFIX)]
     name, _, revision = base.rpartition("@")
@@ -198,4 +199,4 @@ def _files_shared(tiered: Any, net: Any, manifest: str) -> bool:
         return False
     if info is None:
         return False
-    return all(net.shared_digest(file_key(name, revision, f.path)) == f.digest for f in info.files)
+    return all(net.shared_digest(info.key(f)) == f.digest for f in info.files)

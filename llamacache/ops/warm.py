@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llamacache._config_schema import cache_env
 from llamacache.engine import EntryMeta, checksums, index
@@ -33,6 +33,9 @@ from llamacache.ops import _pagecache
 from llamacache.ops._report import Report
 from llamacache.ops.warm_plan import Planner, WarmItem, expand, read_manifest
 from llamacache.settings import CacheSettings
+
+if TYPE_CHECKING:  # ops.push imports redis: loaded only by --share
+    from llamacache.ops.push import CachePush
 
 Progress = Callable[[int, int | None], None]
 BLOCK = 4 * 1024 * 1024
@@ -79,10 +82,18 @@ class WarmReport(Report):
     limit_setting: str = ""  # the setting that sizes the cache, e.g. "caches.model.size"
     limit_env: str = ""  # and its environment variable, e.g. "LLAMACACHE_MODEL_SIZE"
     budget_given: bool = False  # True: --budget (lower than the cache's limit) bound the run
+    shared: CachePush | None = None  # --share: what was uploaded to the shared tier
+
+    @property
+    def share_failed(self) -> bool:
+        """--share could not share everything (too large, refused, a manifest held)."""
+        c = self.shared
+        return c is not None and bool(c.too_large or c.failed or c.held)
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.PROBLEM if self.stopped_at_budget else ExitCode.OK
+        """1 when the run stopped at its budget or --share could not share everything."""
+        return ExitCode.PROBLEM if self.stopped_at_budget or self.share_failed else ExitCode.OK
 
 
 class _Counting:
@@ -343,7 +354,11 @@ def _decide(todo: list[WarmItem], used: int, limit: int, action: str) -> dict[st
 
 
 def _complete_models(
-    cache: TieredCache, items: list[WarmItem], results: dict[str, WarmedFile], run: _Run
+    cache: TieredCache,
+    items: list[WarmItem],
+    results: dict[str, WarmedFile],
+    run: _Run,
+    unshared: Collection[str] = (),
 ) -> list[str]:
     groups: dict[tuple[str, str], list[WarmItem]] = {}
     for item in items:
@@ -358,7 +373,8 @@ def _complete_models(
             old = M.read_manifest(cache, model, rev)
             files.update({f.path: f for f in old.files} if old else {})
         files.update({i.relpath: run.metas[i.key] for i in group if i.relpath})
-        M.write_manifest(cache, model, rev, files)
+        local = any(_stored_key(i, run.metas) in unshared for i in group)
+        M.write_manifest(cache, model, rev, files, share=not local)
         for ref in sorted({r for i in group for r in i.refs}):  # after the manifest
             M.write_ref(cache, model, ref, rev)
         done.append(f"{model}@{rev}")
@@ -377,6 +393,7 @@ def warm(
     budget: int | None = None,
     jobs: int = 1,
     dry_run: bool = False,
+    share: bool = False,
     progress: Progress | None = None,
 ) -> WarmReport:
     """Store every planned file (``jobs`` parallel readers) if they all fit, else none.
@@ -387,9 +404,14 @@ def warm(
     report says how much was needed and which setting sizes the cache. Costs one read of
     each source already cached at the same size, one read + one write of every other file
     and, with ``page_cache``, one more read of the cached files.
+
+    ``share`` then uploads what the shared tier lacks of the warmed entries (``ops.push``:
+    files first, a manifest only once all its files are shared, refs after their manifest).
     """
     if jobs < 1:
         raise OptionError("jobs", "expected 1 or more", value=str(jobs))
+    if share and manager.settings.network is None:
+        raise OptionError("share", "no shared tier is configured (set cache.network.url)")
     items = plan(manager, cache, sources, manifests, revision=revision, name=name)
     s = manager.settings.cache(cache)
     cache_limit = index.disk_limit(s)
@@ -419,7 +441,12 @@ def warm(
                     run.metas[key] = run.metas[orig.key]
                 action = "skipped" if stored_once else results[orig.key].action
                 results[key] = WarmedFile(by_key[key].source, key, by_key[key].size, action)
-        models = _complete_models(tiered, items, results, run)
+        files_pushed = None
+        if share:  # files first: a manifest must never reach the server before its files
+            out = [results[i.key] for i in items]
+            files_pushed = _push(manager, cache, _warmed_keys(items, out, run.metas))
+        unshared = set(files_pushed.too_large + files_pushed.failed) if files_pushed else set()
+        models = _complete_models(tiered, items, results, run, unshared)
     seconds = time.perf_counter() - started
     out = [results[i.key] for i in items]
     stored = [r for r in out if r.action in ("stored", "planned")]
@@ -430,6 +457,9 @@ def warm(
         kept = [(i, r) for i, r in zip(items, out, strict=True) if r.action != "over-budget"]
         keys = {_stored_key(i, run.metas) for i, r in kept if r.action in ("stored", "skipped")}
         pc = _warm_page_cache(manager.cache(cache), sorted(keys))
+    shared = None
+    if share and not dry_run:
+        shared = _share_models(manager, cache, items, out, models, files_pushed, run.metas)
     stored_bytes = sum(r.bytes for r in stored)
     return WarmReport(
         cache=cache,
@@ -452,6 +482,85 @@ def warm(
         limit_setting=f"caches.{cache}.size",
         limit_env=cache_env(cache, "size"),
         budget_given=budget is not None and budget < cache_limit,
+        shared=shared,
+    )
+
+
+def _warmed_keys(items: list[WarmItem], out: list[WarmedFile], metas: dict[str, Any]) -> set[str]:
+    """The keys holding the bytes of every file this warm stored or found cached."""
+    kept = zip(items, out, strict=True)
+    return {_stored_key(i, metas) for i, r in kept if r.action in ("stored", "skipped")}
+
+
+def _push(manager: CacheManager, cache: str, keys: set[str]) -> CachePush | None:
+    from llamacache.ops import push as ops_push
+
+    if not keys:
+        return None
+    done = ops_push.push(manager, sorted(keys), cache=cache).caches
+    return done[0] if done else None
+
+
+def _share_models(
+    manager: CacheManager,
+    cache: str,
+    items: list[WarmItem],
+    out: list[WarmedFile],
+    models: list[str],
+    files: CachePush | None,
+    metas: dict[str, EntryMeta],
+) -> CachePush | None:
+    """After the files: the completed manifests (push checks every file is shared), then
+    the refs of the revisions whose manifest is on the shared tier."""
+    kept = [i for i, r in zip(items, out, strict=True) if r.action in ("stored", "skipped")]
+    revisions = {(i.model, i.revision) for i in kept if i.model and i.revision}
+    manifests = {M.manifest_key(m, r) for m, r in revisions if f"{m}@{r}" in models}
+    held = {M.manifest_key(m, r) for m, r in revisions if f"{m}@{r}" not in models}
+    one = _push(manager, cache, manifests)
+    held |= set(one.held) if one else set()
+    refs = {
+        M.ref_key(i.model, ref)
+        for i in kept
+        if i.model and i.revision and M.manifest_key(i.model, i.revision) not in held
+        for ref in i.refs
+    }
+    for more in (_push(manager, cache, refs), files):
+        if more is not None:
+            one = more if one is None else _merged(one, more)
+    if one is None:
+        return None
+    return _name_sources(one, {_stored_key(i, metas): i.source for i in kept})
+
+
+def _name_sources(done: CachePush, sources: dict[str, Path]) -> CachePush:
+    """Warnings that name the source file too, not only the blob key holding its bytes."""
+    import dataclasses
+
+    warnings = []
+    for w in done.warnings:
+        for key, src in sources.items():
+            w = w.replace(repr(key), f"{key!r} ({src})")
+        warnings.append(w)
+    return dataclasses.replace(done, warnings=tuple(warnings))
+
+
+def _merged(a: CachePush, b: CachePush) -> CachePush:
+    """One cache's two push passes as one result."""
+    from llamacache.ops.push import CachePush
+
+    return CachePush(
+        a.name,
+        a.checked + b.checked,
+        a.pushed + b.pushed,
+        a.pushed_bytes + b.pushed_bytes,
+        a.present + b.present,
+        a.differs + b.differs,
+        a.deleted + b.deleted,
+        a.kept_local + b.kept_local,
+        a.too_large + b.too_large,
+        a.held + b.held,
+        a.failed + b.failed,
+        a.warnings + b.warnings,
     )
 
 

@@ -19,7 +19,8 @@ def test_push_all_after_flush_and_too_large_holds_the_manifest(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from llamacache.manager import CacheManager
-    from llamacache.ml.model import file_key, write_manifest
+    from llamacache.ml.model import write_manifest
+    from llamacache.ml.revisions import store_blob
 
     prefix = f"push{os.getpid()}:"
     monkeypatch.setenv("LLAMACACHE_NETWORK_URL", redis_server.url)
@@ -31,9 +32,11 @@ def test_push_all_after_flush_and_too_large_holds_the_manifest(
     with CacheManager() as m:
         c = m.cache("model")
         c.put("plain", "text")
-        metas = {"small.bin": c.put_file(file_key("m", "r1", "small.bin"), small)}
+        with small.open("rb") as f:  # stored as the revision's manifest row names it
+            metas = {"small.bin": store_blob(c, "small.bin", f)[0]}
         write_manifest(c, "m", "r1", metas)  # complete and shareable
-        metas2 = {"big.bin": c.put_file(file_key("m", "r2", "big.bin"), big)}
+        with big.open("rb") as f:
+            metas2 = {"big.bin": store_blob(c, "big.bin", f)[0]}
         write_manifest(c, "m", "r2", metas2)  # its file is too large to share
         c.remove("gone")
     admin = redis.Redis.from_url(redis_server.url)
@@ -45,7 +48,8 @@ def test_push_all_after_flush_and_too_large_holds_the_manifest(
     body = json.loads(done.stdout)
     (one,) = body["caches"]
     assert one["pushed"] == 3  # plain, small.bin, r1's manifest
-    assert one["too_large"] == ["m@r2/big.bin"]
+    (too_large,) = one["too_large"]
+    assert too_large.startswith("blobs/") and too_large.endswith(".bin")
     assert one["held"] == ["m@r2/.manifest.json"]
     assert b"max_value_size" in done.stderr
 

@@ -20,6 +20,9 @@ FORMS = [
     f"rediss://bob:p@ss/w{SECRET}@127.0.0.1:{{port}}/0?ssl_keyfile=/k.pem",
     f"unix://bob:{SECRET}@/run/redis.sock?db=0",
     f"unix:///run/redis.sock?db=0&password={SECRET}",
+    f"redis+sentinel://bob:{SECRET}@127.0.0.1:{{port}},127.0.0.1:{{port}}/mymaster/0",
+    f"redis+sentinel://:{SECRET}@127.0.0.1:{{port}}/mymaster",
+    f"redis+sentinel://127.0.0.1:{{port}}/mymaster?sentinel_password={SECRET}",
 ]
 
 
@@ -34,6 +37,8 @@ def test_tls_paths_and_user_names_stay_readable() -> None:
     out = redact_url("rediss://bob:pw@h:1/0?ssl_keyfile=/etc/k.pem&password=pw")
     assert out == "rediss://bob:***@h:1/0?ssl_keyfile=/etc/k.pem&password=***"
     assert redact_url("redis://[::1") == "redis://[::1"
+    out = redact_url("redis+sentinel://bob:pw@h:1,h2:2/mymaster/0?sentinel_password=pw")
+    assert out == "redis+sentinel://bob:***@h:1,h2:2/mymaster/0?sentinel_password=***"
 
 
 @pytest.mark.parametrize("form", FORMS[::4])

@@ -1,0 +1,95 @@
+"""warm --share: after warming, upload what the shared tier lacks; manifests only when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.cli.helpers import run
+from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+def _names(admin: redis.Redis, prefix: str) -> set[str]:
+    return {k.decode() for k in admin.scan_iter(match=prefix + "model:e:*")}
+
+
+def _setup(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, tag: str) -> str:
+    prefix = f"wsh{tag}{os.getpid()}:"
+    monkeypatch.setenv("LLAMACACHE_NETWORK_URL", redis_server.url)
+    monkeypatch.setenv("LLAMACACHE_NETWORK_KEY_PREFIX", prefix)
+    monkeypatch.setenv("LLAMACACHE_NETWORK_MAX_VALUE_SIZE", "200KB")
+    return prefix
+
+
+def test_warm_share_republishes_after_the_server_lost_everything(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    prefix = _setup(redis_server, monkeypatch, "a")
+    model = tmp_path / "tiny"
+    model.mkdir()
+    (model / "config.json").write_text('{"a": 1}')
+    (model / "w.bin").write_bytes(os.urandom(60_000))
+    done = run("warm", str(model), "--json")
+    assert done.returncode == 0, done.stderr
+    admin = redis.Redis.from_url(redis_server.url)
+    for key in admin.scan_iter(match=prefix + "*"):
+        admin.delete(key)  # the server lost everything
+    assert not _names(admin, prefix)
+
+    plain = run("warm", str(model), "--json")  # without --share: skipped, nothing shared
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout)["shared"] is None
+
+    done = run("warm", str(model), "--share", "--json")
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    assert body["skipped"] == 2  # already cached locally
+    assert body["shared"]["pushed"] == 2  # the two files the server lost
+    assert body["shared"]["present"] == 1  # the manifest, written (and shared) after them
+    names = _names(admin, prefix)
+    assert any("tiny@main/.manifest.json" in n for n in names)
+    assert sum("blobs/" in n for n in names) == 2
+
+    again = run("warm", str(model), "--share", "--json")
+    assert json.loads(again.stdout)["shared"]["pushed"] == 0
+    assert json.loads(again.stdout)["shared"]["present"] == 3
+
+
+def test_warm_share_too_large_is_reported_and_holds_the_manifest(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    prefix = _setup(redis_server, monkeypatch, "b")
+    model = tmp_path / "big"
+    model.mkdir()
+    (model / "config.json").write_text('{"b": 2}')
+    (model / "w.bin").write_bytes(os.urandom(300_000))  # over max_value_size
+    done = run("warm", str(model), "--share", "--json")
+    assert done.returncode == 1, done.stderr  # something could not be shared
+    err = done.stderr.decode()
+    assert "max_value_size" in err and "w.bin" in err
+    assert "manifest" in err
+    shared = json.loads(done.stdout)["shared"]
+    assert len(shared["too_large"]) == 1
+    assert shared["held"] == ["big@main/.manifest.json"]
+    names = _names(admin := redis.Redis.from_url(redis_server.url), prefix)
+    assert not any(".manifest.json" in n for n in names)  # never a revision missing a file
+    assert any("blobs/" in n and n.endswith(".json") for n in names)  # the small file is
+    assert admin is not None
+
+    human = run("warm", str(model), "--share")
+    assert human.returncode == 1
+    assert b"not shared" in human.stdout
+
+
+def test_warm_share_without_a_shared_tier_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    done = run("warm", str(tmp_path / "f.txt"), "--share")
+    assert done.returncode == 2
+    assert b"cache.network.url" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
