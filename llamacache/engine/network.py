@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import redis
@@ -493,6 +494,21 @@ class NetworkTier:
         if not self._keys and len(meta) >= 4 and meta[3] == framing.K_PICKLE:
             return False
         return framing.parse_meta(meta).stored_len <= self.settings.max_value_size
+
+    def put_stored(
+        self,
+        key: Hashable,
+        meta: bytes,
+        path: Path | None,
+        inline: bytes | None,
+        *,
+        only_if_absent: bool = False,
+    ) -> bool:
+        """Share an entry as the disk tier holds it: a value file streamed, or inline bytes."""
+        if path is not None:
+            with open(path, "rb") as f:
+                return bool(self.put_file(key, meta, f, None, only_if_absent=only_if_absent))
+        return bool(self.put(key, meta, inline or b"", None, only_if_absent=only_if_absent))
 
     def put_file(
         self,

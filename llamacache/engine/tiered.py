@@ -728,15 +728,10 @@ class TieredCache:
         found = self.disk.locate(key)
         if found is None:  # gone locally since: nothing to share
             return True
-        meta, path, inline = found
-        if path is not None:
-            with open(path, "rb") as f:
-                ok = net.put_file(key, meta, f, None, only_if_absent=True)
-        else:
-            ok = net.put(key, meta, inline or b"", None, only_if_absent=True)
+        ok = bool(net.put_stored(key, *found, only_if_absent=True))
         if ok:
             self.reshared += 1
-        return bool(ok)
+        return ok
 
     def unshared_count(self) -> int:
         """Writes of this cache (any process) not yet on the shared tier."""

@@ -173,12 +173,7 @@ def _push_entry(tiered: Any, net: Any, key: Hashable, t: _Tally) -> None:
         else:
             t.kept_local += 1
         return
-    if path is not None:
-        with open(path, "rb") as f:
-            ok = net.put_file(key, meta, f, None, only_if_absent=True)
-    else:
-        ok = net.put(key, meta, inline or b"", None, only_if_absent=True)
-    if ok:
+    if net.put_stored(key, meta, path, inline, only_if_absent=True):
         t.pushed += 1
         t.pushed_bytes += stored_len(meta)
         unshared.forget(tiered.disk.directory, key)
