@@ -391,6 +391,13 @@ class ModelCache:
                 f"model {info.name}@{info.revision}: {f.path} is no longer in cache "
                 f"{self.cache.name!r} (evicted?); put the model again"
             )
+        meta = found.meta
+        if f.checksum is not None and (meta.checksum, meta.digest.hex()) != (f.checksum, f.digest):
+            found.handle.close()  # a blob named after other content (e.g. planted in Redis)
+            self.cache.corrupt += 1
+            raise CorruptEntryError(
+                self.cache.name, info.key(f), "content does not match the digest it is named by"
+            )
         return found.handle
 
     def _corrupt(self, key: str, exc: Exception) -> CorruptEntryError:
