@@ -47,6 +47,7 @@ from llamacache.engine.files import (
     verify_open_file,
 )
 from llamacache.engine.protocol import EvictionResult, TierStats
+from llamacache.engine.safety import is_value_name
 from llamacache.errors import CacheIOError, DiskFullError, LlamacacheError, translate_os_error
 from llamacache.settings import CacheSettings
 
@@ -279,7 +280,23 @@ class DiskTier:
             rows = self._cache._sql(_SELECT, (db_key, raw, time.time())).fetchall()
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
-        return rows[0] if rows else None
+        return self._checked(key, rows[0]) if rows else None
+
+    def _checked(self, key: Hashable, row: tuple[Any, ...]) -> Any:
+        """``row`` when its header, file name and payload have the types we write.
+
+        A flipped type byte in the index turns a column into a number or text; a planted
+        row names a file outside the cache. Either is a corrupt entry, never a path to
+        open or a length to allocate.
+        """
+        tag, filename, value = row[:3]
+        if (
+            not isinstance(tag, bytes)
+            or (filename is not None and not is_value_name(filename))
+            or (value is not None and not isinstance(value, bytes))
+        ):
+            raise self._corrupt(key, "damaged index row")
+        return row
 
     def get(self, key: Hashable) -> tuple[bytes, bytes] | None:
         """``(meta, payload)`` or None; a file-backed payload is read whole. Records access."""
@@ -466,7 +483,7 @@ class DiskTier:
             rows = self._cache._sql(_SELECT_TIMES, (db_key, raw, time.time())).fetchall()
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
-        return rows[0] if rows else None
+        return self._checked(key, rows[0]) if rows else None
 
     def open(self, key: Hashable) -> BinaryIO | None:
         """The stored payload as a binary file (unverified; see TieredCache.open), or None."""

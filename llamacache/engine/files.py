@@ -21,7 +21,7 @@ import diskcache
 from diskcache.core import MODE_BINARY, UNKNOWN
 
 from llamacache.engine import checksums
-from llamacache.engine.safety import leads_outside
+from llamacache.engine.safety import is_value_name, leads_outside
 
 BLOCK = 4 * 1024 * 1024
 
@@ -103,6 +103,8 @@ class LlamaDisk(diskcache.Disk):  # type: ignore[misc]
         same-named file wherever it points; a link as the file itself is only unlinked.
         Costs one ``realpath`` of the folder.
         """
+        if not is_value_name(file_path):
+            return  # a damaged row's file name is never a path to delete
         folder = os.path.dirname(os.path.join(self._directory, file_path))
         if leads_outside(self._directory, folder):
             return  # the row is gone; the link stays for repair to report

@@ -32,7 +32,7 @@ from typing import Any
 
 from llamacache.engine import framing, generation, quarantine, reserve, unshared
 from llamacache.engine.eviction import POLICIES, ROW_COST_SQL, SIZE_SQL
-from llamacache.engine.safety import CACHEDIR_TAG, is_own_name, leads_outside
+from llamacache.engine.safety import CACHEDIR_TAG, is_own_name, is_value_name, leads_outside
 from llamacache.errors import CorruptEntryError
 from llamacache.locking import LOCK_NAME
 
@@ -241,7 +241,7 @@ def _row(r: tuple[Any, ...]) -> Row:
         _int(count),
         tag,
         _int(size),
-        filename if isinstance(filename, str) else None,
+        filename if is_value_name(filename) else None,  # damage names no file
         meta,
     )
 
@@ -406,7 +406,7 @@ class Snapshot:
     def value_of(self, rowid: int) -> bytes | None:
         """The inline payload of one row (None for file-backed rows)."""
         found = self.con.execute("SELECT value FROM Cache WHERE rowid = ?", (rowid,)).fetchone()
-        return None if found is None or found[0] is None else bytes(found[0])
+        return found[0] if found is not None and isinstance(found[0], bytes) else None
 
     def lookup(self, key: str, now: float) -> tuple[bytes | None, Path | None] | None:
         """``(header, value file or None)`` of an unexpired text key, or None (``warm``)."""
@@ -418,8 +418,8 @@ class Snapshot:
         if found is None:
             return None
         tag, filename = found
-        return (bytes(tag) if tag is not None else None), (
-            self.directory / filename if filename else None
+        return (bytes(tag) if isinstance(tag, bytes) else None), (
+            self.directory / filename if is_value_name(filename) else None
         )
 
     def text_keys(self, pattern: str) -> Iterator[tuple[int, str, float]]:

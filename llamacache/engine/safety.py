@@ -54,6 +54,15 @@ def is_own_name(rel: str) -> bool:
     return bool(_OWN_VALUE.fullmatch(rel) or _OWN_TMP.fullmatch(rel))
 
 
+def is_value_name(name: object) -> bool:
+    """True when an index row's file name is one the cache writes (``xx/yy/<hex>.val``).
+
+    Any other value (a number from a flipped type byte, ``../`` from a planted row)
+    is damage: never a path to open or delete.
+    """
+    return isinstance(name, str) and bool(_OWN_VALUE.fullmatch(name))
+
+
 def check_parents(path: Path, what: str = "cache directory") -> None:
     """Refuse ``path`` when a folder above it can be written by anyone without the sticky bit.
 

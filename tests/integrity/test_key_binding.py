@@ -100,3 +100,46 @@ def test_key_hash_distinguishes_types(key: object) -> None:
     same = [o for o in others if type(o) is type(key) and o == key]
     assert len(same) == 1
     assert all(framing.key_hash(o) != framing.key_hash(key) for o in others if o is not same[0])
+
+
+@pytest.mark.parametrize(
+    ("column", "planted"),
+    [
+        ("filename", 7),  # a flipped type byte in the row header: an integer file name
+        ("filename", "../../outside/victim.val"),  # a row naming a file outside the cache
+        ("filename", b"ab/cd/0123.val"),  # a blob where text belongs
+        ("value", 10**12),  # an integer payload (bytes(n) would allocate n bytes)
+        ("value", "text payload"),
+        ("tag", 12345),
+    ],
+)
+def test_a_damaged_row_is_corrupt_on_every_path(
+    cache_root: Path, column: str, planted: object
+) -> None:
+    assert cli("put", "k", "x" * (5000 if column != "value" else 10)).exit_code == 0
+    outside = cache_root.parent / "outside"
+    outside.mkdir()
+    victim = outside / "victim.val"
+    victim.write_bytes(b"not the cache's")
+    con = sqlite3.connect(cache_root / "default" / "cache.db")
+    if column == "value":
+        con.execute("UPDATE Cache SET filename = NULL WHERE key = 'k'")
+    con.execute(f"UPDATE Cache SET {column} = ? WHERE key = 'k'", (planted,))
+    con.commit()
+    con.close()
+    s = replace(BASE, name="default", path=cache_root / "default", memory_size=0)
+    cache = TieredCache(s, metrics=False)
+    for read in (cache.get, cache.get_path, cache.open):
+        with pytest.raises(CorruptEntryError, match="damaged index row"):
+            read("k")
+    cache.close()
+    got = run("get", "k")
+    assert got.returncode == 1 and got.stdout == b"", got.stderr
+    assert b"Traceback" not in got.stderr and b"damaged index row" in got.stderr
+    admin = [("verify",), ("inspect",), ("ls",), ("get", "--json", "k"), ("repair",)]
+    for args in [*admin, ("evict", "--key", "k", "--yes"), ("clean",)]:
+        done = run(*args)
+        assert b"Traceback" not in done.stdout + done.stderr, (args, done.stderr)
+        assert done.returncode in (0, 1), (args, done.returncode, done.stderr)
+    assert run("get", "k").returncode == 1  # gone or still refused, never served
+    assert victim.read_bytes() == b"not the cache's"
