@@ -37,6 +37,7 @@ import diskcache
 
 from llamacache.engine import checksums, eviction, framing, ghosts, index, recency, reserve
 from llamacache.engine.eviction import EVICT_BATCH, POLICIES
+from llamacache.engine.failures import DB_ERRORS
 from llamacache.engine.files import (
     BadValueFile,
     LlamaDisk,
@@ -256,7 +257,7 @@ class DiskTier:
         """Look whether any process has left ghosts (at open; later via ``note_ghosts``)."""
         try:
             self._ghosts = ghosts.any_ghosts(self._cache._sql)
-        except sqlite3.Error:
+        except DB_ERRORS:
             self._ghosts = False
 
     def note_ghosts(self, present: bool) -> None:
@@ -278,7 +279,7 @@ class DiskTier:
         db_key, raw = self._disk.put(key)
         try:
             rows = self._cache._sql(_SELECT, (db_key, raw, time.time())).fetchall()
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             raise self._error(exc) from exc
         return self._checked(key, rows[0]) if rows else None
 
@@ -328,7 +329,7 @@ class DiskTier:
         try:
             if ghosts.contains(self._cache._sql, ghosts.key_hash(*self._disk.put(key))):
                 self.ghost_hits += 1
-        except sqlite3.Error:
+        except DB_ERRORS:
             pass  # advisory, like recency
 
     def _vanished(self, key: Hashable, filename: str) -> None:
@@ -481,7 +482,7 @@ class DiskTier:
         db_key, raw = self._disk.put(key)
         try:
             rows = self._cache._sql(_SELECT_TIMES, (db_key, raw, time.time())).fetchall()
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             raise self._error(exc) from exc
         return self._checked(key, rows[0]) if rows else None
 
@@ -520,7 +521,7 @@ class DiskTier:
         """Live SQLite pages plus value-file bytes: what the cache occupies on disk now."""
         try:
             return index.index_bytes(self._cache._con)
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             raise self._error(exc) from exc
 
     # -- writes -----------------------------------------------------------------------------
@@ -726,7 +727,7 @@ class DiskTier:
         try:
             with self._cache._transact(retry=False):
                 self._cache._con.executemany(recency.FLUSH, rows)
-        except (sqlite3.Error, OSError, diskcache.Timeout) as exc:
+        except (*DB_ERRORS, OSError, diskcache.Timeout) as exc:
             log.debug("cache %r: dropped %d access records: %s", self.name, len(rows), exc)
             return 0
         return len(rows)
@@ -857,7 +858,7 @@ class DiskTier:
         before = self.used_bytes()
         try:
             self._cache._sql_retry("VACUUM")
-        except sqlite3.Error as exc:
+        except DB_ERRORS as exc:
             raise self._error(exc) from exc
         self._slack = 0
         return max(0, before - self.used_bytes())

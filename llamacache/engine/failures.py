@@ -17,6 +17,10 @@ from llamacache.errors import (
     ReadOnlyCacheError,
 )
 
+# What a damaged index raises: SQLite's errors, and UnicodeDecodeError when the message
+# SQLite returns (e.g. "malformed database schema (...)") quotes bytes that are not UTF-8.
+DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, UnicodeDecodeError)
+
 _DISK_FULL_MESSAGES = ("database or disk is full", "disk i/o error: no space")
 
 

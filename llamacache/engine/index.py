@@ -32,6 +32,7 @@ from typing import Any
 
 from llamacache.engine import framing, generation, quarantine, reserve, unshared
 from llamacache.engine.eviction import POLICIES, ROW_COST_SQL, SIZE_SQL
+from llamacache.engine.failures import DB_ERRORS
 from llamacache.engine.safety import CACHEDIR_TAG, is_own_name, is_value_name, leads_outside
 from llamacache.errors import CorruptEntryError
 from llamacache.locking import LOCK_NAME
@@ -143,8 +144,9 @@ def connect(
         except sqlite3.OperationalError as exc:
             last = exc
             continue
-        except sqlite3.DatabaseError as exc:
-            raise CorruptEntryError(cache, "<index>", f"SQLite index is damaged: {exc}") from None
+        except DB_ERRORS as exc:
+            why = "malformed database schema" if isinstance(exc, UnicodeDecodeError) else exc
+            raise CorruptEntryError(cache, "<index>", f"SQLite index is damaged: {why}") from None
         con.create_function("llc_raw_len", 1, _raw_len, deterministic=True)
         return con, mode == "immutable"
     raise CorruptEntryError(cache, "<index>", f"cannot open the SQLite index {db}: {last}")
@@ -342,7 +344,7 @@ class Snapshot:
             found = self.con.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'LlcAccess'"
             ).fetchone()
-        except sqlite3.DatabaseError as exc:
+        except DB_ERRORS as exc:
             self.con.close()
             raise CorruptEntryError(cache, "<index>", f"SQLite index is damaged: {exc}") from None
         self._table = _WITH_ACCESS if found else "Cache"
@@ -564,7 +566,7 @@ def used_bytes_at(directory: Path) -> int:
         return 0
     try:
         return index_bytes(con)
-    except sqlite3.Error:
+    except DB_ERRORS:
         return 0
     finally:
         con.close()
@@ -588,7 +590,7 @@ def _indexed_now(directory: Path, names: list[str]) -> set[str]:
                 )
             }
         return out
-    except sqlite3.DatabaseError:
+    except DB_ERRORS:
         return set(names)
     finally:
         con.close()
@@ -802,11 +804,11 @@ def _salvage(old: sqlite3.Connection, batch_size: int = 200) -> list[tuple[objec
     select = f"SELECT rowid, {_COPY_COLS} FROM Cache"
     try:
         old.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError:
+    except DB_ERRORS:
         return []  # not even the schema is readable
     try:
         (top,) = old.execute("SELECT max(rowid) FROM Cache").fetchone()
-    except sqlite3.DatabaseError:
+    except DB_ERRORS:
         top = None
     # without a known last rowid, give up after this many unreadable batches in a row
     patience = None if top is not None else 50
@@ -818,12 +820,12 @@ def _salvage(old: sqlite3.Connection, batch_size: int = 200) -> list[tuple[objec
             batch = old.execute(
                 f"{select} WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, batch_size)
             ).fetchall()
-        except sqlite3.DatabaseError:
+        except DB_ERRORS:
             found = 0
             for rowid in range(last + 1, last + batch_size + 1):
                 try:
                     got = [r[1:] for r in old.execute(f"{select} WHERE rowid = ?", (rowid,))]
-                except sqlite3.DatabaseError:
+                except DB_ERRORS:
                     continue
                 rows += got
                 found += len(got)
@@ -890,7 +892,7 @@ def rebuild(directory: Path, reason: str) -> int:
             rows = _salvage(old)
         finally:
             old.close()
-    except sqlite3.DatabaseError:
+    except DB_ERRORS:
         rows = []
     if not rows and _walk_files(directory)[0]:
         # an empty index beside value files would make every one of them an orphan

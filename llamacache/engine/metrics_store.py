@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
+from llamacache.engine.failures import DB_ERRORS
 from llamacache.errors import LlamacacheError
 
 DB_NAME = "cache.db"  # diskcache's index file
@@ -58,7 +59,15 @@ def add(cache_dir: Path, deltas: Mapping[tuple[str, str], int]) -> None:
 
 
 def read(cache_dir: Path) -> Counters:
-    """The stored counters ({} when none were ever flushed); works read-only."""
+    """The stored counters ({} when none were ever flushed, or the index is damaged:
+    counters are advisory, and ``verify`` is what reports the damage); works read-only."""
+    try:
+        return _read(cache_dir)
+    except DB_ERRORS:
+        return {}
+
+
+def _read(cache_dir: Path) -> Counters:
     db = cache_dir / DB_NAME
     if not db.exists():
         return {}
@@ -100,8 +109,8 @@ def has_ghosts(cache_dir: Path) -> bool:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
         return con.execute("SELECT 1 FROM LlcGhost LIMIT 1").fetchone() is not None
-    except sqlite3.OperationalError:
-        return False  # no such table: a cache no engine of this version has opened
+    except DB_ERRORS:
+        return False  # no such table (a cache no engine of this version opened), or damage
     finally:
         con.close()
 

@@ -260,3 +260,50 @@ def test_streamed_read_of_a_damaged_file_fails_at_the_end(tmp_path: Path, figure
         cache.open("w")
     figure("corrupt_streamed", 0)
     cache.close()
+
+
+def _damaged_schema(db: Path, undecodable: bool) -> None:
+    """Damage ``sqlite_master`` in place: SQLite then calls the schema malformed.
+
+    With ``undecodable`` the flipped byte makes SQLite's error message quote bytes that
+    are not UTF-8, which Python's sqlite3 raises as UnicodeDecodeError, not sqlite3.Error
+    (what the bit-flip fuzz hit). The byte is found by trying each one of page 1.
+    """
+    original = db.read_bytes()
+    probe = db.with_name("probe.db")
+    for pos in range(100, 4096):
+        data = bytearray(original)
+        data[pos] ^= 0x80
+        probe.write_bytes(bytes(data))
+        con = sqlite3.connect(probe)
+        try:
+            con.execute("SELECT count(*) FROM Cache").fetchone()
+        except UnicodeDecodeError:
+            if undecodable:
+                break
+        except sqlite3.DatabaseError as exc:
+            if not undecodable and "malformed database schema" in str(exc):
+                break
+        finally:
+            con.close()
+    else:
+        pytest.fail("no byte of page 1 gave the wanted damage")
+    probe.unlink()
+    db.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("undecodable", [False, True], ids=["malformed", "not-utf8"])
+def test_a_damaged_schema_is_reported_by_every_command(tmp_path: Path, undecodable: bool) -> None:
+    root = tmp_path / "c"
+    cmd = [*llamacache_cmd(), "--cache-dir", str(root)]
+    subprocess.run([*cmd, "put", "k", "v"], check=True, capture_output=True)
+    _damaged_schema(root / "default" / "cache.db", undecodable)
+    for args in (["get", "k"], ["inspect"], ["ls"], ["stats"], ["verify"], ["clean"]):
+        done = subprocess.run([*cmd, *args], capture_output=True, timeout=60, check=False)
+        assert b"Traceback" not in done.stderr and b"unexpected" not in done.stderr, (args, done)
+        assert done.returncode in (0, 1), (args, done)
+    verify = subprocess.run([*cmd, "verify"], capture_output=True, timeout=60, check=False)
+    assert verify.returncode == 1 and b"damaged" in verify.stdout + verify.stderr
+    repair = subprocess.run([*cmd, "repair"], capture_output=True, timeout=60, check=False)
+    assert repair.returncode == 0, repair
+    assert subprocess.run([*cmd, "verify"], capture_output=True, check=False).returncode == 0
