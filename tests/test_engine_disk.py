@@ -277,7 +277,7 @@ def test_admin_index_reader_sees_batched_recency(tmp_path: Path) -> None:
     assert order[:3] == ["3", "4", "5"] and sorted(order[3:]) == ["0", "1", "2"]
 
 
-def test_digest_files_parallel_matches_one_process_and_xxhsum(tmp_path: Path) -> None:
+def test_digest_files_parallel_matches_one_thread_and_xxhsum(tmp_path: Path) -> None:
     import os
     import shutil
     import subprocess
@@ -285,14 +285,14 @@ def test_digest_files_parallel_matches_one_process_and_xxhsum(tmp_path: Path) ->
     from llamacache.engine import checksums
 
     paths = []
-    for i, size in enumerate((0, 1, 70_000, 3 * 2**20, 12_345)):
+    for i, size in enumerate((0, 1, 70_000, 3 * 2**20, 12_345, 130 * 2**20)):
         p = tmp_path / f"f{i}"
         p.write_bytes(os.urandom(size))
         paths.append(str(p))
     paths.append(str(tmp_path / "missing"))
     serial = checksums.digest_files_parallel("xxh3", paths, jobs=1)
-    forked = checksums.digest_files_parallel("xxh3", paths, jobs=3)
-    assert forked == serial  # same order, same bytes, the same error text for the lost file
+    threads = checksums.digest_files_parallel("xxh3", paths, jobs=3)
+    assert threads == serial  # same order, same bytes, the same error text for the lost file
     assert isinstance(serial[-1], str) and "missing" in serial[-1]
     for path, d in zip(paths[:-1], serial[:-1], strict=True):
         with open(path, "rb") as f:
@@ -304,3 +304,42 @@ def test_digest_files_parallel_matches_one_process_and_xxhsum(tmp_path: Path) ->
     if tool is not None:  # the same digest the standard tool prints
         out = subprocess.run([tool, "-H128", paths[3]], capture_output=True, text=True).stdout
         assert out.split()[0] == bytes(serial[3]).hex()  # type: ignore[arg-type]
+
+
+def test_digest_file_never_follows_a_link_blocks_on_a_fifo_or_hashes_another_size(
+    tmp_path: Path,
+) -> None:
+    """The pool hashes a path some time after verify checked it: whatever was planted or
+    swapped in meanwhile is refused at the open, never followed or waited on."""
+    import errno
+    import os
+    import time
+
+    from llamacache.engine import checksums
+
+    real = tmp_path / "real"
+    real.write_bytes(b"x" * 5000)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(OSError) as exc:
+        checksums.digest_file("xxh3", link)
+    assert exc.value.errno == errno.ELOOP
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(checksums.FileChanged, match="not a regular file"):
+        checksums.digest_file("xxh3", fifo)  # no writer: a blocking open would hang here
+    with pytest.raises(checksums.FileChanged, match="5000 bytes, expected 4999"):
+        checksums.digest_file("xxh3", real, size=4999)
+    with pytest.raises(FileNotFoundError):
+        checksums.digest_file("xxh3", tmp_path / "gone")
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(3 * 2**20))
+    assert checksums.digest_file("xxh3", big, deadline=time.monotonic() - 1) is None
+    with checksums.DigestPool(2, deadline=None) as pool:
+        jobs = [pool.submit("xxh3", p, None) for p in (big, real, fifo, tmp_path / "gone")]
+        assert jobs[0].result() == checksums.digest("xxh3", big.read_bytes())
+        assert jobs[1].result() == checksums.digest("xxh3", real.read_bytes())
+        with pytest.raises(checksums.FileChanged):
+            jobs[2].result()
+        with pytest.raises(FileNotFoundError):
+            jobs[3].result()

@@ -7,9 +7,13 @@ cryptographic digest (blake3 is ~4x faster than sha256 here).
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from stat import S_ISREG
 from typing import Protocol, Union
 
 import blake3
@@ -74,89 +78,181 @@ def hasher(algo: str) -> Hasher:
 
 # -- whole files, across cores -----------------------------------------------------------------
 
-MAP_STEP = 64 * 1024 * 1024  # a mapped file is hashed in slices this big (bounded page-ins)
-# A forked worker costs a few ms and the parent's page tables; below this much data per
-# worker one process is faster (xxh3 hashes a warm GiB in ~50 ms).
-BYTES_PER_JOB = 1024 * 1024 * 1024
+MAP_MIN = 1024 * 1024  # files at least this large are hashed from a read-only mapping
+MAP_STEP = 64 * 1024 * 1024  # a mapped file is hashed in slices this big (deadline, progress)
 
 
-def digest_file(algo: str, path: str) -> bytes:
-    """The digest of a whole file, hashed from a read-only mapping (no copy into a buffer).
+class FileChanged(OSError):
+    """The file opened is not the regular file of the size the caller expected: it was
+    replaced (or planted) between the caller's check and the open."""
 
-    Raises OSError for a file that cannot be opened. An empty file has no mapping.
+
+def digest_file(
+    algo: str,
+    path: str | os.PathLike[str],
+    *,
+    size: int | None = None,
+    deadline: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> bytes | None:
+    """The digest of a whole file; None when ``deadline`` (``time.monotonic()``) passed
+    before the last slice.
+
+    Opened without following a symbolic link and without blocking (a FIFO never hangs
+    the reader); FileChanged when it is not a regular file or not ``size`` bytes. Files of
+    MAP_MIN or more are hashed straight from a read-only mapping (no copy into a buffer),
+    in MAP_STEP slices, calling ``progress(bytes)`` after each; value files are replaced
+    by rename and removed by unlink, never truncated in place, so a mapping stays valid.
+    Raises OSError (FileNotFoundError for a vanished file) when it cannot be opened.
     """
-    import mmap
-    import os
-
-    h = hasher(algo)
-    with open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not S_ISREG(st.st_mode):
+            raise FileChanged(errno.EINVAL, "not a regular file", str(path))
+        if size is not None and st.st_size != size:
+            raise FileChanged(errno.EINVAL, f"{st.st_size} bytes, expected {size}", str(path))
+        h = hasher(algo)
+        total = st.st_size
+        if total < MAP_MIN:
+            while chunk := os.read(fd, MAP_MIN):
+                h.update(chunk)
             return h.digest()
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        import mmap
+
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
             if hasattr(mm, "madvise"):
                 mm.madvise(mmap.MADV_SEQUENTIAL)
             view = memoryview(mm)
             try:
-                for start in range(0, size, MAP_STEP):
-                    chunk = view[start : start + MAP_STEP]
-                    h.update(chunk)
-                    chunk.release()
+                for start in range(0, total, MAP_STEP):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return None
+                    piece = view[start : start + MAP_STEP]
+                    h.update(piece)  # xxhash >= 4.1, blake3, hashlib: the GIL is released
+                    piece.release()
+                    if progress is not None:
+                        progress(min(MAP_STEP, total - start))
             finally:
                 view.release()
-    return h.digest()
+        return h.digest()
+    finally:
+        os.close(fd)
 
 
-def _digest_share(algo: str, paths: list[str]) -> list[bytes | str]:
-    out: list[bytes | str] = []
-    for path in paths:
-        try:
-            out.append(digest_file(algo, path))
-        except OSError as exc:
-            out.append(f"{path}: {exc.strerror or exc}")
-    return out
+class DigestJob:
+    """One file queued on a DigestPool; ``result()`` waits for it."""
+
+    __slots__ = ("algo", "path", "size", "hashed", "_done", "_value", "_error")
+
+    def __init__(self, algo: str, path: str | os.PathLike[str], size: int | None) -> None:
+        import threading
+
+        self.algo, self.path, self.size = algo, path, size
+        self.hashed = 0  # bytes hashed so far (written by one worker thread, read for progress)
+        self._done = threading.Event()
+        self._value: bytes | None = None
+        self._error: OSError | None = None
+
+    def _count(self, n: int) -> None:
+        self.hashed += n
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once the file is hashed (or failed)."""
+        return self._done.wait(timeout)
+
+    def result(self) -> bytes | None:
+        """The digest, None when stopped by the pool's deadline; raises the open's OSError."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class DigestPool:
+    """Whole files hashed by ``jobs`` threads (default: the CPUs this process may use),
+    ahead of the caller who collects results in any order it likes.
+
+    Threads, not processes: the hashers release the GIL while hashing a large buffer
+    (xxhash from 4.1), so N threads hash N files at once with no fork, pickling or
+    start-up cost. A context manager; closing waits for the files in hand to finish.
+    """
+
+    def __init__(self, jobs: int | None = None, deadline: float | None = None) -> None:
+        import queue
+
+        if jobs is None:
+            get = getattr(os, "sched_getaffinity", None)
+            jobs = len(get(0)) if get is not None else (os.cpu_count() or 1)
+        self.jobs = max(1, jobs)
+        self.deadline = deadline
+        self._queue: queue.SimpleQueue[DigestJob | None] = queue.SimpleQueue()
+        self._threads: list[object] = []
+
+    def submit(self, algo: str, path: str | os.PathLike[str], size: int | None = None) -> DigestJob:
+        """Queue one file (``size``: the bytes expected, FileChanged otherwise)."""
+        job = DigestJob(algo, path, size)
+        self._queue.put(job)
+        if len(self._threads) < self.jobs:
+            import threading
+
+            t = threading.Thread(target=self._work, name="llamacache-digest", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return job
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                job._value = digest_file(
+                    job.algo, job.path, size=job.size, deadline=self.deadline, progress=job._count
+                )
+            except OSError as exc:
+                job._error = exc
+            except BaseException as exc:  # never leave a waiter hanging
+                job._error = OSError(errno.EIO, f"hashing failed: {exc!r}", str(job.path))
+            finally:
+                job._done.set()
+
+    def close(self) -> None:
+        """Stop the workers once the queue drains; waits for them."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join()  # type: ignore[attr-defined]
+        self._threads.clear()
+
+    def __enter__(self) -> DigestPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def digest_files_parallel(
     algo: str, paths: list[str], sizes: list[int] | None = None, jobs: int | None = None
 ) -> list[bytes | str]:
-    """Digests of whole files, in order, hashed by ``jobs`` forked processes (default: the
-    CPUs this process may use, one per BYTES_PER_JOB of data); a file that cannot be read
-    gives its error text instead.
-
-    The hashers hold the GIL, so threads would not help; fork shares the parent's imports,
-    so a worker starts in milliseconds. Files are dealt largest first to the least-loaded
-    worker (``sizes`` in bytes; measured when not given). Costs one read of every file.
-    Falls back to this process for one job, one file, or where fork is unavailable.
-    """
-    import os
-
-    if sizes is None:
-        sizes = [os.stat(p).st_size if os.path.exists(p) else 0 for p in paths]
-    if jobs is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        jobs = min(cpus or 1, sum(sizes) // BYTES_PER_JOB)
-    jobs = max(1, min(jobs, len(paths)))
-    if jobs == 1 or not hasattr(os, "fork"):
-        return _digest_share(algo, paths)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    shares: list[list[int]] = [[] for _ in range(jobs)]
-    loads = [0] * jobs
-    for i in sorted(range(len(paths)), key=lambda i: -sizes[i]):
-        w = loads.index(min(loads))
-        shares[w].append(i)
-        loads[w] += sizes[i]
-    out: list[bytes | str] = [b""] * len(paths)
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        futures = [
-            (share, pool.submit(_digest_share, algo, [paths[i] for i in share]))
-            for share in shares
-            if share
+    """Digests of whole files, in order, hashed on ``jobs`` threads (a DigestPool); a file
+    that cannot be read gives its error text instead. ``sizes`` are accepted for callers
+    that know them: a file of another size gives an error text. One job hashes in this
+    thread."""
+    out: list[bytes | str] = []
+    if jobs == 1:
+        for i, path in enumerate(paths):
+            try:
+                d = digest_file(algo, path, size=None if sizes is None else sizes[i])
+                out.append(d or b"")
+            except OSError as exc:
+                out.append(f"{path}: {exc.strerror or exc}")
+        return out
+    with DigestPool(jobs) as pool:
+        jobs_ = [
+            pool.submit(algo, p, None if sizes is None else sizes[i]) for i, p in enumerate(paths)
         ]
-        for share, future in futures:
-            for i, result in zip(share, future.result(), strict=True):
-                out[i] = result
+        for path, job in zip(paths, jobs_, strict=True):
+            try:
+                out.append(job.result() or b"")
+            except OSError as exc:
+                out.append(f"{path}: {exc.strerror or exc}")
     return out

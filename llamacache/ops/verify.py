@@ -8,27 +8,26 @@ than ``temp_grace`` (younger ones may be a live put's).
 Never writes: the index is read through one read-only engine snapshot and files are opened
 for reading only. Beside live writers, a problem is re-checked against the index as it is
 now, and a row removed or rewritten since the snapshot is skipped, not called corrupt.
-Hashing reads 4 MiB blocks with ``readinto`` into one reused buffer, so the cost per byte
-is the hash's and the disk's, not Python's.
+Value files are hashed on one thread per CPU (the engine's digest pool; the hashers release
+the GIL), from read-only mappings, so the cost per byte is the hash's and the disk's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import mmap
 import os
 import random
 import stat
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache.engine import EntryMeta, check_key, checksums, index
 from llamacache.engine.index import Problem
 from llamacache.engine.safety import leads_outside
 from llamacache.errors import CorruptEntryError, ExitCode, LockBusyError, UsageError
-from llamacache.formats import VALIDATORS
 from llamacache.locking import lock_holder
 from llamacache.manager import CacheManager
 from llamacache.ops import _models
@@ -38,9 +37,7 @@ from llamacache.settings import CacheSettings
 
 __all__ = ["CacheVerify", "Problem", "VerifyReport", "verify"]
 
-BLOCK = 4 * 1024 * 1024
-MMAP_MIN = 16 * 1024 * 1024  # files at least this large are hashed from a mapping
-MMAP_STEP = 64 * 1024 * 1024  # progress / --max-time granularity within a mapped file
+LOOKAHEAD = 64  # value files queued on the digest pool ahead of the one being finished
 Progress = Callable[[int, int | None], None]
 
 
@@ -96,117 +93,118 @@ class _State:
     total: int | None
     done: int = 0
     stopped: bool = False
-    buf: bytearray = field(default_factory=lambda: bytearray(BLOCK))
 
     def out_of_time(self) -> bool:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             self.stopped = True
         return self.stopped
 
-
-def _hash_file(path: Path, algo: str, st: _State) -> tuple[bytes | None, int]:
-    """(digest, bytes read), digest None when stopped by the deadline mid-file.
-
-    Large files are hashed straight from a read-only mapping (no copy into a buffer:
-    ~2x the throughput of read+hash when the file is in the page cache); small ones are
-    read with ``readinto`` into the one reused 4 MiB buffer. Value files are replaced by
-    rename and removed by unlink, never truncated in place, so a mapping stays valid.
-    """
-    hasher = checksums.hasher(algo)
-    update = hasher.update
-    total = 0
-    with open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
-        if size >= MMAP_MIN:
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                if hasattr(mm, "madvise"):
-                    mm.madvise(mmap.MADV_SEQUENTIAL)
-                view = memoryview(mm)
-                try:
-                    for start in range(0, size, MMAP_STEP):
-                        chunk = view[start : start + MMAP_STEP]
-                        update(chunk)
-                        chunk.release()
-                        n = min(MMAP_STEP, size - start)
-                        total += n
-                        st.done += n
-                        st.progress(st.done, st.total)
-                        if st.out_of_time():
-                            return None, total
-                finally:
-                    view.release()
-            return hasher.digest(), total
-        view = memoryview(st.buf)
-        readinto = f.readinto
-        while True:
-            n = readinto(view)
-            if not n:
-                break
-            update(view[:n])
-            total += n
-            st.done += n
-    return hasher.digest(), total
+    def advance(self, n: int) -> None:
+        self.done += n
+        self.progress(self.done, self.total)
 
 
-def _check_file(
-    row: index.Row, meta: EntryMeta, s: CacheSettings, quick: bool, st: _State
-) -> tuple[str, str] | None | bool:
-    """(kind, detail), None when sound, or False when the deadline stopped it mid-file.
+# (kind, detail) of a problem found, None when sound, False when the deadline stopped it
+Found = tuple[str, str] | None | bool
 
-    A file that vanishes at any point (a concurrent remove or overwrite) is "missing";
-    the caller re-reads the row to tell a change from damage.
-    """
+
+def _stat_file(row: index.Row, s: CacheSettings) -> tuple[str, str] | None:
+    """The checks on a value file that need no reading: not a link leading out, a regular
+    file, the size the index records. A vanished file is "missing"."""
     path = s.path / (row.filename or "")
     try:
         if leads_outside(s.path, path) and os.path.lexists(path):
             return ("corrupt", "value file is a symbolic link (not followed)")
         stt = os.lstat(path)
-        if not stat.S_ISREG(stt.st_mode):
-            return ("corrupt", "value file is not a regular file")
-        if stt.st_size != row.size:
-            return ("corrupt", f"value file is {stt.st_size} bytes, index records {row.size}")
-        if not quick:
-            digest, _n = _hash_file(path, meta.checksum, st)
-            if digest is None:
-                return False
-            if digest != meta.digest:
-                return ("corrupt", "checksum mismatch")
-        validator = VALIDATORS.get(s.format or "")
-        # Only files that claim the format by name: a model's config.json is not safetensors.
-        claims = isinstance(row.key, str) and row.key.endswith(f".{s.format}")
-        if validator is not None and meta.kind == "rawfile" and claims:
-            problem = validator(path)
-            if problem is not None:
-                return ("corrupt", f"not a valid {s.format} file: {problem}")
     except FileNotFoundError:
         return ("missing", "value file is missing")
+    if not stat.S_ISREG(stt.st_mode):
+        return ("corrupt", "value file is not a regular file")
+    if stt.st_size != row.size:
+        return ("corrupt", f"value file is {stt.st_size} bytes, index records {row.size}")
     return None
 
 
-def _check_row(
-    row: index.Row, s: CacheSettings, snap: index.Snapshot, quick: bool, st: _State
-) -> Problem | None | bool:
-    """A Problem, None when sound, or False when the deadline stopped it mid-entry."""
+def _after_digest(row: index.Row, meta: EntryMeta, s: CacheSettings, digest: bytes) -> Found:
+    """The checks after a value file was hashed: its digest, then its format's validator."""
+    if digest != meta.digest:
+        return ("corrupt", "checksum mismatch")
+    return _format_check(row, meta, s)
+
+
+def _format_check(row: index.Row, meta: EntryMeta, s: CacheSettings) -> Found:
+    """A cache with a ``format``: the structural validator, on files that claim the format
+    by name (a model's config.json is not safetensors)."""
+    claims = isinstance(row.key, str) and row.key.endswith(f".{s.format}")
+    if s.format and meta.kind == "rawfile" and claims:
+        from llamacache.formats import VALIDATORS
+
+        validator = VALIDATORS.get(s.format)
+        problem = validator(s.path / (row.filename or "")) if validator else None
+        if problem is not None:
+            return ("corrupt", f"not a valid {s.format} file: {problem}")
+    return None
+
+
+def _check_file(
+    row: index.Row, meta: EntryMeta, s: CacheSettings, quick: bool, st: _State
+) -> Found:
+    """One value file checked in this thread (a re-check, or a file that changed under
+    the pool). A file that vanishes at any point (a concurrent remove or overwrite) is
+    "missing"; the caller re-reads the row to tell a change from damage."""
+    found = _stat_file(row, s)
+    if found is not None or quick:
+        return found if found is not None else _format_check(row, meta, s)
+    try:
+        digest = checksums.digest_file(
+            meta.checksum, s.path / (row.filename or ""), size=row.size, deadline=st.deadline
+        )
+    except FileNotFoundError:
+        return ("missing", "value file is missing")
+    except checksums.FileChanged as exc:
+        return ("corrupt", f"value file changed while read: {exc.strerror}")
+    if digest is None:
+        st.stopped = True
+        return False
+    return _after_digest(row, meta, s, digest)
+
+
+def _check_header(row: index.Row) -> tuple[str, str] | None:
+    """The checks on an entry's header: readable, its length, bound to this key."""
     meta = row.meta
-    found: tuple[str, str] | None | bool = None
     if meta is None:
-        found = ("corrupt", "damaged entry header")
-    elif meta.stored_len != row.size:
-        found = ("corrupt", f"payload is {row.size} bytes, header records {meta.stored_len}")
-    elif not check_key(meta, row.key):
-        found = ("corrupt", "entry belongs to another key (or predates key binding)")
-    elif row.filename is not None:
-        found = _check_file(row, meta, s, quick, st)
-    elif not quick:
-        payload = snap.value_of(row.rowid) or b""
-        st.done += len(payload)
-        if checksums.digest(meta.checksum, payload) != meta.digest:
-            found = ("corrupt", "checksum mismatch")
+        return ("corrupt", "damaged entry header")
+    if meta.stored_len != row.size:
+        return ("corrupt", f"payload is {row.size} bytes, header records {meta.stored_len}")
+    if not check_key(meta, row.key):
+        return ("corrupt", "entry belongs to another key (or predates key binding)")
+    return None
+
+
+def _as_problem(row: index.Row, found: Found) -> Problem | None | bool:
     if found is None or found is False:
         return found
     assert isinstance(found, tuple)
     kind, detail = found
     return Problem(kind, row.key_text, row.filename, detail, row.rowid, row.store_time, row.size)
+
+
+def _check_row(
+    row: index.Row, s: CacheSettings, snap: index.Snapshot, quick: bool, st: _State
+) -> Problem | None | bool:
+    """A Problem, None when sound, or False when the deadline stopped it mid-entry; every
+    check in this thread."""
+    found: Found = _check_header(row)
+    meta = row.meta
+    if found is not None or meta is None:
+        pass
+    elif row.filename is not None:
+        found = _check_file(row, meta, s, quick, st)
+    elif not quick:
+        payload = snap.value_of(row.rowid) or b""
+        if checksums.digest(meta.checksum, payload) != meta.digest:
+            found = ("corrupt", "checksum mismatch")
+    return _as_problem(row, found)
 
 
 def _same(a: index.Row, b: index.Row | None) -> bool:
@@ -263,33 +261,100 @@ def _scan(
     counts: dict[str, int],
     problems: list[Problem],
 ) -> None:
-    """Check every (sampled) row of the snapshot until done or out of time."""
-    for row in snap.rows():
-        if fraction < 1.0 and rng.random() >= fraction:
-            continue
-        if st.out_of_time():
-            break
-        before = st.done
-        found = _check_row(row, s, snap, quick, st)
-        if found is False:
-            break
-        assert found is None or isinstance(found, Problem)
-        if isinstance(found, Problem):
-            found = _confirm(row, found, s, quick, st)
-            if found is None:
-                counts["skipped"] += 1
-                continue
-        counts["checked"] += 1
-        counts["bytes"] += row.size if not quick else 0
-        if found is None:
-            counts["verified"] += 1
-        else:
-            problems.append(found)
-        if quick:
-            st.done += 1
-        elif st.done == before:
-            st.done += row.size
-        st.progress(st.done, st.total)
+    """Check every (sampled) row of the snapshot until done or out of time.
+
+    Value files are hashed on a pool of threads (one per CPU), up to LOOKAHEAD files
+    ahead of the row being finished, which is finished in snapshot order in this thread:
+    header, key binding and size are checked before a file is queued, the digest and
+    format after. A file replaced between its check and its hashing is checked again
+    here, and any problem is confirmed against the index as it is now.
+    """
+    pending: deque[tuple[index.Row, Found | checksums.DigestJob]] = deque()
+    rows = iter(snap.rows())
+    more = True
+    with checksums.DigestPool(deadline=st.deadline) as pool:
+        try:
+            while True:
+                while more and len(pending) < LOOKAHEAD:
+                    row = next(rows, None)
+                    if row is None:
+                        more = False
+                    elif fraction < 1.0 and rng.random() >= fraction:
+                        continue
+                    elif st.out_of_time():
+                        more = False
+                    else:
+                        pending.append((row, _start(row, s, snap, quick, pool)))
+                if not pending:
+                    break
+                row, started = pending.popleft()
+                found = _finish(row, started, s, quick, st, pending)
+                if found is False:
+                    break
+                assert found is None or isinstance(found, Problem)
+                if isinstance(found, Problem):
+                    found = _confirm(row, found, s, quick, st)
+                    if found is None:
+                        counts["skipped"] += 1
+                        continue
+                counts["checked"] += 1
+                counts["bytes"] += row.size if not quick else 0
+                if found is None:
+                    counts["verified"] += 1
+                else:
+                    problems.append(found)
+                st.advance(1 if quick else row.size)
+        finally:
+            pool.deadline = 0.0  # files still queued stop at once (none is reported)
+
+
+def _start(
+    row: index.Row, s: CacheSettings, snap: index.Snapshot, quick: bool, pool: checksums.DigestPool
+) -> Found | checksums.DigestJob:
+    """Every check of a row that needs no file read; a value file that passes them is
+    queued on the pool (returned as its job)."""
+    found = _check_header(row)
+    meta = row.meta
+    if found is not None or meta is None:
+        return found
+    if row.filename is not None:
+        found = _stat_file(row, s)
+        if found is not None or quick:
+            return found if found is not None else _format_check(row, meta, s)
+        return pool.submit(meta.checksum, s.path / row.filename, row.size)
+    if not quick:
+        payload = snap.value_of(row.rowid) or b""
+        if checksums.digest(meta.checksum, payload) != meta.digest:
+            return ("corrupt", "checksum mismatch")
+    return None
+
+
+def _finish(
+    row: index.Row,
+    started: Found | checksums.DigestJob,
+    s: CacheSettings,
+    quick: bool,
+    st: _State,
+    pending: deque[tuple[index.Row, Found | checksums.DigestJob]],
+) -> Problem | None | bool:
+    """The row's result once its file (if queued) is hashed; progress while waiting."""
+    if not isinstance(started, checksums.DigestJob):
+        return _as_problem(row, started)
+    while not started.wait(0.2):
+        ahead = sum(j.hashed for _r, j in pending if isinstance(j, checksums.DigestJob))
+        st.progress(st.done + started.hashed + ahead, st.total)
+    meta = row.meta
+    assert meta is not None
+    try:
+        digest = started.result()
+    except FileNotFoundError:
+        return _as_problem(row, ("missing", "value file is missing"))
+    except checksums.FileChanged:  # replaced since its check: check it again, in full
+        return _as_problem(row, _check_file(row, meta, s, quick, st))
+    if digest is None:
+        st.stopped = True
+        return False
+    return _as_problem(row, _after_digest(row, meta, s, digest))
 
 
 def _verify_one(

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from llamacache.engine import quarantine
 from llamacache.formats import VALIDATORS
@@ -172,3 +173,34 @@ def test_read_path_quarantines_with_on_corrupt_miss(tmp_path: Path) -> None:
     assert body["key"] == "'w'" and "checksum" in body["reason"]
     assert (reason.parent / p.name).read_bytes() == bytes(data)
     assert cli("--cache-dir", str(root), "verify").exit_code == 0
+
+
+def test_verify_judges_the_file_it_hashes_when_swapped_after_its_check(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Files are hashed on threads a little after their size was checked. A value file
+    swapped in between (the index row unchanged: real damage, not a writer) is still
+    reported: a same-size swap as a checksum mismatch, another size by its size."""
+    from llamacache.engine import checksums
+
+    root = tmp_path / "root"
+    d = fill(root, {}, {f"f{i}": BLOB for i in range(4)})
+    real_submit = checksums.DigestPool.submit
+    swaps = {value_path(d, "f1"): b"y" * len(BLOB), value_path(d, "f2"): b"short"}
+
+    def swap_then_submit(self: Any, algo: str, path: Any, size: Any = None) -> Any:
+        if Path(path) in swaps:
+            tmp = Path(path).with_suffix(".swap")
+            tmp.write_bytes(swaps.pop(Path(path)))
+            os.replace(tmp, path)
+        return real_submit(self, algo, path, size)
+
+    monkeypatch.setattr(checksums.DigestPool, "submit", swap_then_submit)
+    body = json.loads(cli("--cache-dir", str(root), "--json", "verify").stdout)
+    assert not swaps  # both swaps happened after the check, before the hashing
+    problems = {p["key"]: p["detail"] for p in body["caches"][0]["problems"]}
+    assert problems == {
+        "f1": "checksum mismatch",
+        "f2": f"value file is 5 bytes, index records {len(BLOB)}",
+    }
+    assert body["caches"][0]["verified"] == 2 and body["caches"][0]["skipped"] == 0
