@@ -5,6 +5,7 @@
 # * zsh and fish (the completion scripts are loaded in real shells) and man-db + groff
 #   (man pages must render without warnings); where they cannot be installed, those tests skip
 #   and say why;
+# * xxhsum (Debian's xxhash package), the baseline of tests/benchmarks/bench_verify.py;
 # * torch (the CPU wheel, pinned) for the DataLoader tests, which otherwise skip.
 # Idempotent: installs only what is missing.
 set -euo pipefail
@@ -24,11 +25,12 @@ have zsh || missing+=(zsh)
 have fish || missing+=(fish)
 have man || missing+=(man-db)
 have groff || missing+=(groff-base)
+have xxhsum || missing+=(xxhash)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-test-deps: installing ${missing[*]} with apt-get"
   apt_install "${missing[@]}" || echo "install-test-deps: could not install ${missing[*]}; those tests will skip" >&2
 else
-  echo "install-test-deps: zsh, fish, man and groff already present"
+  echo "install-test-deps: zsh, fish, man, groff and xxhsum already present"
 fi
 
 # -- torch (CPU), for the DataLoader tests ------------------------------------------------------
