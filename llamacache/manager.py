@@ -13,15 +13,17 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llamacache.config import CacheConfig, resolve
-from llamacache.engine.protocol import CacheTier
 from llamacache.engine.safety import ensure_cache_root
-from llamacache.engine.tiered import CleanupResult, TieredCache
 from llamacache.errors import ConfigError
 from llamacache.scheduler import AsyncScheduler
 from llamacache.settings import DEFAULT_CACHE, Settings
+
+if TYPE_CHECKING:  # the tiered stack is imported when a cache is opened, not by admin reads
+    from llamacache.engine.protocol import CacheTier
+    from llamacache.engine.tiered import CleanupResult, TieredCache
 
 
 def _settings_from(
@@ -78,6 +80,8 @@ class CacheManager:
         with self._lock:
             cache = self._caches.get(name)
             if cache is None:
+                from llamacache.engine.tiered import TieredCache
+
                 ensure_cache_root(self.settings.root)
                 cache = TieredCache(cache_settings, lower=self._lower_tiers(name))
                 self._caches[name] = cache

@@ -22,11 +22,13 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llamacache.engine import EntryMeta, checksums, decode, index
-from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CacheIOError, CorruptEntryError, LlamacacheError, UsageError
+
+if TYPE_CHECKING:  # only a parameter type: verify reads manifests without the tiered stack
+    from llamacache.engine.tiered import TieredCache
 
 DEFAULT_REVISION = "main"
 MANIFEST = ".manifest.json"

@@ -23,17 +23,20 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from llamacache.engine import EntryMeta, check_key, checksums, index
+from llamacache.engine import check_key, checksums, index
 from llamacache.engine.index import Problem
 from llamacache.engine.safety import leads_outside
 from llamacache.errors import CorruptEntryError, ExitCode, LockBusyError, UsageError
 from llamacache.locking import lock_holder
-from llamacache.manager import CacheManager
-from llamacache.ops import _models
 from llamacache.ops._common import network_warning, targets
 from llamacache.ops._report import Report, ReportWarning
-from llamacache.settings import CacheSettings
+
+if TYPE_CHECKING:
+    from llamacache.engine import EntryMeta
+    from llamacache.manager import CacheManager
+    from llamacache.settings import CacheSettings
 
 __all__ = ["CacheVerify", "Problem", "VerifyReport", "verify"]
 
@@ -389,7 +392,9 @@ def _verify_one(
             entries = snap.count()
             orphans, stale = snap.strays(time.time(), grace=s.temp_grace, skip=s.temp_dir)
             problems += orphans + stale
-            problems += _models.problems(snap, time.time(), s.temp_grace)  # revisions, blobs
+            from llamacache.ops import _models  # model revisions and blobs (imports ml)
+
+            problems += _models.problems(snap, time.time(), s.temp_grace)
             _scan(snap, s, quick, fraction, st, rng, counts, problems)
         except index.ERRORS as exc:
             index_ok = False
