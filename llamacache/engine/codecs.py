@@ -12,10 +12,10 @@ import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-import lz4.frame
-import zstandard
+if TYPE_CHECKING:  # imported on first use: reading an index or a raw value needs neither
+    import zstandard
 
 BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
 
@@ -33,6 +33,8 @@ def _zstd_c(level: int) -> zstandard.ZstdCompressor:
         cache = _local.zc = {}
     comp = cache.get(level)
     if comp is None:
+        import zstandard
+
         comp = cache[level] = zstandard.ZstdCompressor(level=level)
     return comp
 
@@ -40,6 +42,8 @@ def _zstd_c(level: int) -> zstandard.ZstdCompressor:
 def _zstd_d() -> zstandard.ZstdDecompressor:
     dec: zstandard.ZstdDecompressor | None = getattr(_local, "zd", None)
     if dec is None:
+        import zstandard
+
         dec = _local.zd = zstandard.ZstdDecompressor()
     return dec
 
@@ -63,11 +67,15 @@ def _zlib_decompress(data: BytesLike, raw_len: int) -> bytes:
 
 
 def _lz4_compress(data: BytesLike, level: int) -> bytes:
+    import lz4.frame
+
     out: bytes = lz4.frame.compress(bytes(data), compression_level=max(0, min(level, 16)))
     return out
 
 
 def _lz4_decompress(data: BytesLike, raw_len: int) -> bytes:
+    import lz4.frame
+
     out: bytes = lz4.frame.decompress(bytes(data))
     return out
 

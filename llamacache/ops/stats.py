@@ -10,7 +10,6 @@ node_exporter's textfile collector.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,6 +235,8 @@ def write_atomic(path: Path, text: str) -> None:
     """
     path = path.expanduser().absolute()
     try:
+        import tempfile  # only when writing the file: inspect and stats never import it
+
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
