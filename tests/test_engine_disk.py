@@ -343,3 +343,40 @@ def test_digest_file_never_follows_a_link_blocks_on_a_fifo_or_hashes_another_siz
             jobs[2].result()
         with pytest.raises(FileNotFoundError):
             jobs[3].result()
+
+
+def test_closing_a_digest_pool_stops_mid_file_and_releases_every_waiter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C or a --max-time stop closes the pool mid-file with files still queued: the
+    file being hashed stops at its next slice, the queued ones are never hashed, and
+    nobody waiting on one of them hangs."""
+    import threading
+
+    from llamacache.engine import checksums
+
+    monkeypatch.setattr(checksums, "MAP_STEP", 1 << 20)  # stop points every MiB
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(8 << 20))
+    started, release = threading.Event(), threading.Event()
+    count = checksums.DigestPool._count
+
+    def first_slice_waits(self: checksums.DigestPool, job: checksums.DigestJob, n: int) -> None:
+        started.set()
+        release.wait(30)
+        count(self, job, n)
+
+    monkeypatch.setattr(checksums.DigestPool, "_count", first_slice_waits)
+    pool = checksums.DigestPool(1)
+    jobs = [pool.submit("xxh3", big, None) for _ in range(5)]
+    assert started.wait(30)  # the worker is inside the first file
+    closer = threading.Thread(target=pool.close)
+    closer.start()
+    while not pool._closing:
+        time.sleep(0.001)
+    release.set()
+    closer.join(30)
+    assert not closer.is_alive()
+    assert all(j.wait(0) for j in jobs)  # every job is settled once close returns
+    assert [j.result() for j in jobs] == [None] * 5  # stopped mid-file, the rest skipped
+    assert jobs[0].hashed == 1 << 20  # one slice, not the whole file

@@ -8,6 +8,7 @@ cryptographic digest (blake3 is ~4x faster than sha256 here).
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import time
@@ -141,6 +142,10 @@ def digest_file(
         os.close(fd)
 
 
+class _Closing(Exception):
+    """Raised inside a worker when its pool closes mid-file."""
+
+
 class DigestJob:
     """One file queued on a DigestPool; ``result()`` waits for it."""
 
@@ -154,9 +159,6 @@ class DigestJob:
         self._done = threading.Event()
         self._value: bytes | None = None
         self._error: OSError | None = None
-
-    def _count(self, n: int) -> None:
-        self.hashed += n
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once the file is hashed (or failed)."""
@@ -189,6 +191,7 @@ class DigestPool:
         self.deadline = deadline
         self._queue: queue.SimpleQueue[DigestJob | None] = queue.SimpleQueue()
         self._threads: list[object] = []
+        self._closing = False
 
     def submit(self, algo: str, path: str | os.PathLike[str], size: int | None = None) -> DigestJob:
         """Queue one file (``size``: the bytes expected, FileChanged otherwise)."""
@@ -205,9 +208,16 @@ class DigestPool:
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
             try:
-                job._value = digest_file(
-                    job.algo, job.path, size=job.size, deadline=self.deadline, progress=job._count
-                )
+                if not self._closing:
+                    job._value = digest_file(
+                        job.algo,
+                        job.path,
+                        size=job.size,
+                        deadline=self.deadline,
+                        progress=functools.partial(self._count, job),
+                    )
+            except _Closing:
+                pass  # abandoned: nobody waits for it
             except OSError as exc:
                 job._error = exc
             except BaseException as exc:  # never leave a waiter hanging
@@ -215,8 +225,16 @@ class DigestPool:
             finally:
                 job._done.set()
 
+    def _count(self, job: DigestJob, n: int) -> None:
+        """After each slice of a mapped file: progress, and a prompt stop on close."""
+        job.hashed += n
+        if self._closing:
+            raise _Closing
+
     def close(self) -> None:
-        """Stop the workers once the queue drains; waits for them."""
+        """Stop the workers: files not yet hashed are skipped, a file being hashed stops at
+        its next slice (Ctrl-C or a --max-time stop waits for no large file); waits."""
+        self._closing = True
         for _ in self._threads:
             self._queue.put(None)
         for t in self._threads:

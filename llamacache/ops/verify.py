@@ -276,39 +276,36 @@ def _scan(
     rows = iter(snap.rows())
     more = True
     with checksums.DigestPool(deadline=st.deadline) as pool:
-        try:
-            while True:
-                while more and len(pending) < LOOKAHEAD:
-                    row = next(rows, None)
-                    if row is None:
-                        more = False
-                    elif fraction < 1.0 and rng.random() >= fraction:
-                        continue
-                    elif st.out_of_time():
-                        more = False
-                    else:
-                        pending.append((row, _start(row, s, snap, quick, pool)))
-                if not pending:
-                    break
-                row, started = pending.popleft()
-                found = _finish(row, started, s, quick, st, pending)
-                if found is False:
-                    break
-                assert found is None or isinstance(found, Problem)
-                if isinstance(found, Problem):
-                    found = _confirm(row, found, s, quick, st)
-                    if found is None:
-                        counts["skipped"] += 1
-                        continue
-                counts["checked"] += 1
-                counts["bytes"] += row.size if not quick else 0
-                if found is None:
-                    counts["verified"] += 1
+        while True:
+            while more and len(pending) < LOOKAHEAD:
+                row = next(rows, None)
+                if row is None:
+                    more = False
+                elif fraction < 1.0 and rng.random() >= fraction:
+                    continue
+                elif st.out_of_time():
+                    more = False
                 else:
-                    problems.append(found)
-                st.advance(1 if quick else row.size)
-        finally:
-            pool.deadline = 0.0  # files still queued stop at once (none is reported)
+                    pending.append((row, _start(row, s, snap, quick, pool)))
+            if not pending:
+                break
+            row, started = pending.popleft()
+            found = _finish(row, started, s, quick, st, pending)
+            if found is False:
+                break
+            assert found is None or isinstance(found, Problem)
+            if isinstance(found, Problem):
+                found = _confirm(row, found, s, quick, st)
+                if found is None:
+                    counts["skipped"] += 1
+                    continue
+            counts["checked"] += 1
+            counts["bytes"] += row.size if not quick else 0
+            if found is None:
+                counts["verified"] += 1
+            else:
+                problems.append(found)
+            st.advance(1 if quick else row.size)
 
 
 def _start(
