@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from dataclasses import dataclass
 from stat import S_ISREG
 from typing import Protocol, Union
 
-import blake3
 import xxhash
 
 BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
@@ -47,19 +45,38 @@ def _xxh3(data: BytesLike) -> bytes:
     return out
 
 
+# blake3 and hashlib (OpenSSL) load on first use: xxh3 is the default, and every command
+# that only reads an index (inspect, ls) would pay ~3 ms to import them.
+def _blake3_new() -> Hasher:
+    import blake3
+
+    h: Hasher = blake3.blake3()
+    return h
+
+
 def _blake3(data: BytesLike) -> bytes:
+    import blake3
+
     out: bytes = blake3.blake3(data).digest()
     return out
 
 
+def _sha256_new() -> Hasher:
+    import hashlib
+
+    return hashlib.sha256()
+
+
 def _sha256(data: BytesLike) -> bytes:
+    import hashlib
+
     return hashlib.sha256(data).digest()
 
 
 ALGORITHMS: tuple[Algorithm, ...] = (
     Algorithm("xxh3", 1, 16, xxhash.xxh3_128, _xxh3),
-    Algorithm("blake3", 2, 32, blake3.blake3, _blake3),
-    Algorithm("sha256", 3, 32, hashlib.sha256, _sha256),
+    Algorithm("blake3", 2, 32, _blake3_new, _blake3),
+    Algorithm("sha256", 3, 32, _sha256_new, _sha256),
 )
 BY_NAME: dict[str, Algorithm] = {a.name: a for a in ALGORITHMS}
 BY_ID: dict[int, Algorithm] = {a.id: a for a in ALGORITHMS}
