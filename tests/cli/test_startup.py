@@ -85,3 +85,39 @@ def test_first_word_skips_root_options_and_their_values() -> None:
     assert first_word(["--config", "x.toml", "--json", "inspect", "-c", "m"]) == "inspect"
     assert first_word(["--cache-dir=/tmp", "--version"]) == "--version"
     assert first_word(["--json"]) is None
+
+
+def _modules_after_main(*args: str) -> set[str]:
+    probe = "import sys, json\n" + _run_main(*args) + "\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("command", ["inspect", "verify"])
+def test_inspect_and_verify_load_only_what_reading_an_index_needs(
+    command: str, tmp_path: Path
+) -> None:
+    """No other command's module, no cache stack (diskcache, the tiered engine), no dataset
+    code, no compressor and no cryptographic hash for a default (xxh3) cache: each costs
+    start-up time that bench_startup.py and bench_verify.py measure."""
+    root = tmp_path / "root"
+    assert cli("--cache-dir", str(root), "put", "k", "v" * 5000).exit_code == 0
+    loaded = _modules_after_main("--cache-dir", str(root), "--quiet", command)
+    assert f"llamacache.ops.{command}" in loaded  # it did run
+    other_commands = {
+        f"llamacache.cli.{m}" for m in set(COMMANDS.values()) if m != f"{command}_cmd"
+    }
+    unneeded = {
+        "diskcache",
+        "llamacache.engine.tiered",
+        "llamacache.engine.disk",
+        "llamacache.ml.dataset",
+        "zstandard",
+        "lz4",
+        "blake3",
+        "tempfile",
+        *other_commands,
+    }
+    assert sorted(loaded & unneeded) == []
