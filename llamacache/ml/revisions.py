@@ -214,6 +214,18 @@ def read_manifest(cache: TieredCache, name: str, revision: str) -> ModelInfo | N
     return parse_manifest(raw, cache.name, name, revision)
 
 
+def stored_manifest(cache: TieredCache, name: str, revision: str) -> ModelInfo | None:
+    """The manifest as the disk tier holds it now (not a memory-front copy, which another
+    process may have replaced): what blob removal must consult. CorruptEntryError for a
+    manifest that does not verify or parse."""
+    key = manifest_key(name, revision)
+    found = cache.disk.get(key)
+    if found is None:
+        return None
+    raw = decode(found[0], found[1], cache.name, key)
+    return parse_manifest(raw, cache.name, name, revision) if isinstance(raw, str) else None
+
+
 def hash_source(source: Path | Any, algo: str) -> tuple[bytes, int]:
     """``(digest, size)`` of a file (path) or a ``readinto`` stream: one sequential pass in
     4 MiB blocks. CacheIOError names a file that cannot be read."""
