@@ -47,6 +47,7 @@ class ModelScan:
     revisions: list[Revision] = field(default_factory=list)
     blobs: dict[str, Blob] = field(default_factory=dict)
     files: list[tuple[int, str, str, float]] = field(default_factory=list)  # per-revision rows
+    refs: list[tuple[int, str, str | None]] = field(default_factory=list)  # rowid, model, target
 
     def listed(self) -> set[str] | None:
         """Blobs some manifest lists; None when a manifest cannot be read (then any blob
@@ -74,9 +75,23 @@ def scan(snap: index.Snapshot) -> ModelScan:
             found.revisions.append(
                 Revision(m["model"], m["rev"], row.rowid, row.store_time, row.size, blobs)
             )
-        elif m["path"] != M.REF:  # a file stored under its revision (before blobs)
+        elif m["path"] == M.REF:
+            found.refs.append((row.rowid, m["model"], _ref_target(snap, row)))
+        else:  # a file stored under its revision (before blobs)
             found.files.append((row.rowid, m["model"], m["rev"], row.store_time))
     return found
+
+
+def _ref_target(snap: index.Snapshot, row: index.Row) -> str | None:
+    """The revision a ref row names (read and verified), or None when it cannot be read."""
+    payload = snap.value_of(row.rowid)
+    if row.tag is None or payload is None:
+        return None
+    try:
+        text = decode(row.tag, payload, "", row.key_text)
+    except (LlamacacheError, ValueError):
+        return None
+    return text if isinstance(text, str) else None
 
 
 def _manifest_blobs(
@@ -98,9 +113,10 @@ def _manifest_blobs(
 
 def old_revisions(snap: index.Snapshot, keep: int) -> set[int]:
     """Rowids of model entries outside each model's ``keep`` newest revisions (by newest
-    store time among a revision's rows): their manifests, per-revision files, and the
-    blobs only those revisions list. A blob any kept manifest lists stays; if a kept
-    manifest cannot be read, no blob is chosen."""
+    store time among a revision's rows): their manifests, per-revision files, the refs
+    naming them (as ``hf cache`` deletes ``refs/<name>`` with its revision: no ref may
+    resolve to a revision that is gone), and the blobs only those revisions list. A blob any
+    kept manifest lists stays; if a kept manifest cannot be read, no blob is chosen."""
     found = scan(snap)
     newest: dict[str, dict[str, float]] = {}
     members = [(r.rowid, r.model, r.rev, r.stored) for r in found.revisions] + found.files
@@ -112,6 +128,11 @@ def old_revisions(snap: index.Snapshot, keep: int) -> set[int]:
         for model, revs in newest.items()
     }
     old = {rowid for rowid, model, rev, _ in members if rev not in kept[model]}
+    old |= {
+        rowid
+        for rowid, model, target in found.refs
+        if target in newest.get(model, {}) and target not in kept[model]
+    }
     still: set[str] = set()
     gone: set[str] = set()
     for r in found.revisions:
