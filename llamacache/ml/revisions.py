@@ -157,10 +157,44 @@ def write_manifest(
         "files": [_row(f) for f in entries],
     }
     # Published only when every file is: a manifest naming a file that was too large to
-    # share would send other machines to "not cached" (``push`` re-checks the files).
+    # share, or that the server lost since it was stored here (a flush, eviction), would
+    # send other machines to "not cached" (``push`` re-checks the files).
     share = share and all(cache.shares_size(f.size) for f in entries)
+    share = share and _on_shared_tier(cache, info) is not False
     cache.put(manifest_key(name, revision), json.dumps(body), share=share)
     return info
+
+
+def _on_shared_tier(cache: TieredCache, info: ModelInfo) -> bool | None:
+    """Whether the shared tier holds every file ``info`` lists as the disk tier does; a file
+    it lacks (absent, or removed there) is uploaded again from the disk tier first. False
+    when a file is not there or differs; None when the server cannot tell (unreachable:
+    the manifest's own put then fails and is re-shared later, as any write is).
+
+    Costs one small read (GETRANGE of a record's head) per file, plus the upload of what
+    is missing.
+    """
+    if not cache.lower:
+        return True
+    from llamacache.engine.network import NetworkTier  # imported already with the tier
+    from llamacache.engine.protocol import ABSENT, DELETED, UNKNOWN
+
+    for net in (t for t in cache.lower if isinstance(t, NetworkTier)):
+        for f in info.files:
+            key = info.key(f)
+            found = cache.disk.locate(key)
+            if found is None:
+                return False
+            verdict = net.compare(key, found[0])
+            if verdict == UNKNOWN:
+                return None
+            if verdict == "same":
+                continue
+            if verdict not in (ABSENT, DELETED) or not net.shareable(found[0]):
+                return False
+            if not net.put_stored(key, *found, only_if_absent=True):
+                return None if not net.available() else False
+    return True
 
 
 def write_ref(cache: TieredCache, name: str, ref: str, revision: str) -> None:
