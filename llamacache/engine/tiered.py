@@ -135,7 +135,8 @@ class TieredCache:
         self._inv_seq = 0
         self._resharing: threading.Thread | None = None
         self.reshared = 0
-        beat = max(settings.coherence_interval, 0.05) / 2
+        # a reply younger than the bound (interval + 50 ms) without a PING per get
+        beat = (settings.coherence_interval + 0.05) / 2
         for tier in self.lower:
             bind = getattr(tier, "bind_front", None)
             if bind is not None:
