@@ -52,6 +52,7 @@ from llamacache.ml.revisions import (
     parse_manifest,
     read_manifest,
     ref_key,
+    share_files,
     store_blob,
     stored_manifest,
     write_manifest,
@@ -187,6 +188,7 @@ class ModelCache:
         pending = dict(sources)
         for _ in range(_PUBLISH_TRIES):
             self._store(pending, files, listed)
+            shared = share_files(self.cache, (name, rev, files))  # network: outside the lock
             # Publish under the index's writer lock, which blob removal holds while it looks
             # for manifests listing a blob (``_drop_unreferenced``): a blob found here stays
             # until the manifest naming it is gone, and one removed meanwhile is stored again.
@@ -197,7 +199,7 @@ class ModelCache:
                         for key in list(self._keys(name, rev)):  # old per-revision entries
                             if not key.endswith(("/" + MANIFEST, "/" + REF)):
                                 self.cache.remove(key)
-                    info = write_manifest(self.cache, name, rev, files)
+                    info = write_manifest(self.cache, name, rev, files, files_shared=shared)
                     self.cache.remove(ref_key(name, rev))  # "main" is now this revision
                     break
             lost = sorted(gone - sources.keys())
