@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS = {
     "ArchiveError": "llamacache.errors",
-    "AsyncScheduler": "llamacache.scheduler",
+    "AsyncScheduler": "llamacache.manager",
     "CacheConfig": "llamacache.config",
     "CacheIOError": "llamacache.errors",
     "CacheManager": "llamacache.manager",
@@ -35,12 +35,12 @@ _EXPORTS = {
     "LlamacacheError": "llamacache.errors",
     "LockBusyError": "llamacache.errors",
     "ModelCache": "llamacache.ml",
-    "MonitoredCacheManager": "llamacache.monitored",
+    "MonitoredCacheManager": "llamacache.monitoring",
     "NetworkTierError": "llamacache.errors",
     "NotCachedError": "llamacache.errors",
     "OptionError": "llamacache.errors",
     "ReadOnlyCacheError": "llamacache.errors",
-    "ResourceManager": "llamacache.resources",
+    "ResourceManager": "llamacache.engine.resources",
     "UnsafeCacheDirError": "llamacache.errors",
     "UsageError": "llamacache.errors",
 }
@@ -74,6 +74,7 @@ assert sorted(_EXPORTS) == __all__[:-1]
 
 if TYPE_CHECKING:
     from llamacache.config import CacheConfig
+    from llamacache.engine.resources import ResourceManager
     from llamacache.errors import (
         ArchiveError,
         CacheIOError,
@@ -90,12 +91,9 @@ if TYPE_CHECKING:
         UnsafeCacheDirError,
         UsageError,
     )
-    from llamacache.manager import CacheManager
+    from llamacache.manager import AsyncScheduler, CacheManager
     from llamacache.ml import DatasetCache, ModelCache
-    from llamacache.monitored import MonitoredCacheManager
-    from llamacache.monitoring import CacheMetricsCollector
-    from llamacache.resources import ResourceManager
-    from llamacache.scheduler import AsyncScheduler
+    from llamacache.monitoring import CacheMetricsCollector, MonitoredCacheManager
 
 
 def __getattr__(name: str) -> Any:

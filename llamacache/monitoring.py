@@ -1,9 +1,15 @@
-"""The seed's ``MonitoredCacheManager``: a CacheManager that reports its own metrics.
+"""The seed's monitoring API: ``MonitoredCacheManager`` and ``CacheMetricsCollector``.
 
+A ``MonitoredCacheManager`` is a CacheManager that reports its own metrics:
 ``await get_metrics()`` flushes this process's counters, then reads what every process
 has stored for each cache, so the numbers include yesterday's training job (and any
 ``bench --cache`` run), not just this process. ``get_metrics(scope="process")`` counts only
 this manager's own gets and puts since it opened each cache.
+
+The seed's monitoring snippet builds a ``CacheMetricsCollector`` with no arguments inside
+its own ``MonitoredCacheManager`` and awaits ``get_hit_rate()``, ``get_memory_usage()`` and
+``get_eviction_count()``. Given no manager, the collector opens one on first use with the
+resolved configuration (``CacheManager()``), so the snippet runs as written.
 """
 
 from __future__ import annotations
@@ -11,11 +17,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from llamacache import metrics, metrics_store
+from llamacache.engine import metrics, metrics_store
+from llamacache.engine.resources import available_memory
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import UsageError
 from llamacache.manager import CacheManager
-from llamacache.resources import available_memory
 
 
 class MonitoredCacheManager(CacheManager):
@@ -90,3 +96,34 @@ def _own(cache: TieredCache) -> metrics_store.Counters:
         if value:  # as stored: a counter never bumped is absent
             out.setdefault(tier, {})[name] = value
     return out
+
+
+class CacheMetricsCollector:
+    """Reads hit rate, memory usage and evictions (lifetime counters by default)."""
+
+    def __init__(self, manager: MonitoredCacheManager | None = None, scope: str = "lifetime"):
+        self._manager = manager
+        self.scope = scope
+
+    @property
+    def manager(self) -> MonitoredCacheManager:
+        if self._manager is None:
+            self._manager = MonitoredCacheManager()
+        return self._manager
+
+    async def get_metrics(self) -> dict[str, Any]:
+        """Everything ``MonitoredCacheManager.get_metrics`` reports."""
+        return await self.manager.get_metrics(self.scope)
+
+    async def get_hit_rate(self) -> float | None:
+        """Share of gets served by any tier (None before the first get)."""
+        rate = (await self.get_metrics())["hit_rate"]
+        return None if rate is None else float(rate)
+
+    async def get_memory_usage(self) -> int:
+        """Bytes held by this process's memory fronts."""
+        return int((await self.get_metrics())["memory_usage"])
+
+    async def get_eviction_count(self) -> int:
+        """Entries evicted for room, memory and disk tiers together."""
+        return int((await self.get_metrics())["eviction_count"])

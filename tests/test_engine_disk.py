@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import framing
 from llamacache.engine.disk import DiskTier
-from llamacache.settings import CacheSettings
 
 KB = 1024
 

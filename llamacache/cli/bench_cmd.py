@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache import units
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import DurationOpt, SizeOpt
 from llamacache.cli.render import Renderer, size
 from llamacache.cli.state import state
+from llamacache.config import units
 from llamacache.errors import ConfigError, UsageError
 from llamacache.ops._report import Report
 

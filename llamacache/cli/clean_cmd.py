@@ -62,7 +62,7 @@ def _human(r: Renderer, rep: clean_ops.CleanReport) -> None:
 
 def over_limit_message(cache: str, used: int, limit: int) -> str:
     """Over budget after a clean: which setting sizes the cache, and its variable."""
-    from llamacache._config_schema import cache_env
+    from llamacache.config.schema import cache_env
 
     return (
         f"cache {cache!r} is still over its limit ({size(used)} of {size(limit)}): its policy "

@@ -12,8 +12,8 @@ import typer
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt
 from llamacache.cli.state import state
+from llamacache.config.units import format_size
 from llamacache.ops._report import Report
-from llamacache.units import format_size
 
 if TYPE_CHECKING:
     from llamacache.ops import daemon as daemon_ops

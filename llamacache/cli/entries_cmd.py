@@ -61,7 +61,7 @@ def put(
 
 
 def _put_human(r: Renderer, rep: entries_ops.PutReport) -> None:
-    from llamacache.units import format_size
+    from llamacache.config.units import format_size
 
     r.info(f"stored {rep.key!r} in cache {rep.cache!r} ({format_size(rep.bytes)})")
 

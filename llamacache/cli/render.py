@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
-from llamacache.units import format_duration, format_size
+from llamacache.config.units import format_duration, format_size
 
 if TYPE_CHECKING:
     from llamacache.ops._report import Report
@@ -364,7 +364,7 @@ class Renderer:
     def warn(self, warning: object) -> None:
         """A warning (a ReportWarning or text) as one stderr line; silent with --quiet."""
         if not self.quiet:
-            from llamacache.redaction import redact_text
+            from llamacache.config.redaction import redact_text
 
             text = redact_text(str(warning))  # a warning may quote a URL holding a password
             self._talk(f"llamacache: warning: {text}", "33")

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, TypeVar, Union
 
 import diskcache
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import checksums, eviction, framing, ghosts, index, recency, reserve
 from llamacache.engine.eviction import EVICT_BATCH, POLICIES
 from llamacache.engine.failures import DB_ERRORS
@@ -50,7 +51,6 @@ from llamacache.engine.files import (
 from llamacache.engine.protocol import EvictionResult, TierStats
 from llamacache.engine.safety import is_value_name
 from llamacache.errors import CacheIOError, DiskFullError, LlamacacheError, translate_os_error
-from llamacache.settings import CacheSettings
 
 log = logging.getLogger("llamacache.disk")
 T = TypeVar("T")

@@ -22,10 +22,12 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from llamacache.config.settings import MAX_DURATION, CacheSettings
 from llamacache.engine import checksums, framing, index, quarantine, unshared
 from llamacache.engine.disk import DiskTier, VerifiedEntry
 from llamacache.engine.generation import ALL, Generation, key_hash
 from llamacache.engine.memory import MemoryFront
+from llamacache.engine.metrics import CacheMetrics
 from llamacache.engine.protocol import (
     DELETED,
     CacheTier,
@@ -35,8 +37,6 @@ from llamacache.engine.protocol import (
 )
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
 from llamacache.errors import CorruptEntryError, LlamacacheError, UnsafeCacheDirError, UsageError
-from llamacache.metrics import CacheMetrics
-from llamacache.settings import MAX_DURATION, CacheSettings
 
 _MISS: Any = object()
 _now_ns = time.monotonic_ns
@@ -371,7 +371,7 @@ class TieredCache:
         Called by the metrics ticker every FLUSH_SECONDS and by ``cleanup()``: one psutil
         call, never per get.
         """
-        from llamacache.resources import relieve_pressure
+        from llamacache.engine.resources import relieve_pressure
 
         return relieve_pressure(
             self.memory, self.settings.memory_size, self.settings.pressure_floor

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llamacache._config_schema import cache_env
+from llamacache.config.schema import cache_env
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import EntryMeta, checksums, index
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CacheIOError, ExitCode, OptionError, UsageError
@@ -32,7 +33,6 @@ from llamacache.ml import model as M
 from llamacache.ops import _pagecache
 from llamacache.ops._report import Report
 from llamacache.ops.warm_plan import Planner, WarmItem, expand, read_manifest
-from llamacache.settings import CacheSettings
 
 if TYPE_CHECKING:  # ops.push imports redis: loaded only by --share
     from llamacache.ops.push import CachePush

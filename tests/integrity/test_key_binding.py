@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import framing
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CorruptEntryError
-from llamacache.settings import CacheSettings
 from tests.cli.helpers import cli, run
 
 BASE = CacheSettings(name="c", path=Path("/nonexistent"), disk_size=10**9, memory_size=10**8)
