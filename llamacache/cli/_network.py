@@ -39,9 +39,9 @@ def wants_network(tier: str, unsupported: Mapping[str, bool] | None = None) -> b
     return tier == "network"
 
 
-def _need_redis(s: State) -> None:
+def _need_redis(state: State) -> None:
     """Before importing the network ops (they import redis): a url, and the redis package."""
-    if s.manager().settings.network is None:
+    if state.manager().settings.network is None:
         raise UsageError("no network tier: set [cache.network] url (or LLAMACACHE_NETWORK_URL)")
     try:
         import redis  # noqa: F401
@@ -77,12 +77,12 @@ def _inspect_human(r: Renderer, rep: network_admin.NetworkInspectReport) -> None
         _ls_human(r, network_admin.NetworkListReport(rep.top))
 
 
-def inspect(s: State, cache: str | None, top: int) -> network_admin.NetworkInspectReport:
-    _need_redis(s)
+def inspect(state: State, cache: str | None, top: int) -> network_admin.NetworkInspectReport:
+    _need_redis(state)
     from llamacache.ops import network_admin
 
-    r = s.renderer()
-    manager = s.manager()
+    r = state.renderer()
+    manager = state.manager()
     report = network_admin.inspect_network(manager, cache, top=top)
     r.emit(report, _inspect_human)
     for c in report.caches:
@@ -110,18 +110,18 @@ def _ls_human(r: Renderer, rep: network_admin.NetworkListReport) -> None:
 
 
 def ls(
-    s: State,
+    state: State,
     cache: str | None,
     *,
     keys_only: bool = False,
     top: int | None = None,
     match: str | None = None,
 ) -> network_admin.NetworkListReport:
-    _need_redis(s)
+    _need_redis(state)
     from llamacache.ops import network_admin
 
-    report = network_admin.list_network(s.manager(), cache, match=match, top=top)
-    r = s.renderer()
+    report = network_admin.list_network(state.manager(), cache, match=match, top=top)
+    r = state.renderer()
     if keys_only and not r.json_mode:
         r.keys(e.key for e in report.entries)
     else:
@@ -139,13 +139,13 @@ def _verify_human(r: Renderer, rep: network_verify.NetworkVerifyReport) -> None:
         r.table(None, ("cache", "key", "problem"), rows)
 
 
-def verify(s: State, cache: str | None) -> network_verify.NetworkVerifyReport:
-    _need_redis(s)
+def verify(state: State, cache: str | None) -> network_verify.NetworkVerifyReport:
+    _need_redis(state)
     from llamacache.ops import network_verify
 
-    r = s.renderer()
+    r = state.renderer()
     with r.progress("verifying network tier") as progress:
-        report = network_verify.verify_network(s.manager(), cache, progress=progress)
+        report = network_verify.verify_network(state.manager(), cache, progress=progress)
     r.emit(report, _verify_human)
     r.verdict(report)
     return report
@@ -159,7 +159,7 @@ def _removal_human(r: Renderer, rep: network_admin.NetworkRemovalReport) -> None
 
 
 def evict(
-    s: State,
+    state: State,
     cache: str | None,
     *,
     keys: list[str],
@@ -168,15 +168,15 @@ def evict(
     dry_run: bool,
     yes: bool,
 ) -> network_admin.NetworkRemovalReport | None:
-    _need_redis(s)
+    _need_redis(state)
     from llamacache.ops import network_admin
 
     if others_given:
         raise UsageError("--tier network takes only --key and --match as selectors")
     if not keys and match is None:
         raise UsageError("--tier network needs --key KEY or --match GLOB")
-    r = s.renderer()
-    manager = s.manager()
+    r = state.renderer()
+    manager = state.manager()
     if not dry_run and not yes:
         plan = network_admin.evict_network_keys(
             manager, cache, keys=keys, match=match, dry_run=True
@@ -193,12 +193,12 @@ def evict(
 
 
 def clean(
-    s: State, cache: str | None, dry_run: bool, grace: float | None = None
+    state: State, cache: str | None, dry_run: bool, grace: float | None = None
 ) -> network_admin.NetworkRemovalReport:
-    _need_redis(s)
+    _need_redis(state)
     from llamacache.ops import network_admin
 
     kw = {} if grace is None else {"grace": grace}
-    report = network_admin.clean_network(s.manager(), cache, dry_run=dry_run, **kw)
-    s.renderer().emit(report, _removal_human)
+    report = network_admin.clean_network(state.manager(), cache, dry_run=dry_run, **kw)
+    state.renderer().emit(report, _removal_human)
     return report

@@ -10,7 +10,7 @@ import typer
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt, WaitOpt, complete_cache_names
 from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -49,10 +49,10 @@ def backup(
 
     Safe while other processes use the caches; exit 1 when a corrupt entry had to be left out.
     """
-    s = state(ctx)
-    r = s.renderer()
+    state = state_of(ctx)
+    r = state.renderer()
     with r.progress("backup") as bar:
-        report = backup_ops.backup(s.manager(), to, cache=cache, progress=bar)
+        report = backup_ops.backup(state.manager(), to, cache=cache, progress=bar)
     r.emit(report, _backup_human)
     return report
 
@@ -117,11 +117,11 @@ def restore(
     """Verify every checksum in FILE, then restore it; nothing is written if any check fails."""
     if merge and replace:
         raise UsageError("--merge and --replace exclude each other")
-    s = state(ctx)
-    r = s.renderer()
+    state = state_of(ctx)
+    r = state.renderer()
     with r.progress("restore") as bar:
         report = restore_ops.restore(
-            s.manager(),
+            state.manager(),
             archive,
             cache=cache,
             into=into,

@@ -9,7 +9,7 @@ import typer
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import DurationOpt, SizeOpt
 from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.config import units
 from llamacache.errors import ConfigError, UsageError
 from llamacache.ops._report import Report
@@ -114,8 +114,8 @@ def bench(
     ] = False,
 ) -> Report:
     """Measure ops/s, p50/p95/p99/max latency, hit ratio and bytes/s under a workload."""
-    s = state(ctx)
-    if s.json and csv_out:
+    state = state_of(ctx)
+    if state.json and csv_out:
         raise UsageError("give --json or --csv, not both")
     low, high = _value_sizes(value_size)
     spec = bench_ops.BenchSpec(
@@ -123,10 +123,10 @@ def bench(
         value_max=high, ops=None if duration is not None else ops, duration=duration,
         processes=processes, compare=compare, seed=seed,
     )  # fmt: skip
-    r = s.renderer(quiet=csv_out)
+    r = state.renderer(quiet=csv_out)
     with r.progress("bench") as progress:
         report = bench_ops.bench(
-            s.manager(), spec, cache=cache, policy=policy, memory_size=memory_size,
+            state.manager(), spec, cache=cache, policy=policy, memory_size=memory_size,
             disk_size=disk_size, progress=progress,
         )  # fmt: skip
     if csv_out:

@@ -11,7 +11,7 @@ from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt, WideOpt, _duration
 from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -90,13 +90,13 @@ def clean(
     wide: WideOpt = False,
 ) -> Report:
     """Apply each cache's policy: expire, age out, evict to threshold, sweep strays (cron)."""
-    s = state(ctx)
+    state = state_of(ctx)
     if wants_network(tier, {"--wait": bool(wait)}):
-        return _network.clean(s, cache, dry_run, grace)
+        return _network.clean(state, cache, dry_run, grace)
     if grace is not None:
         raise UsageError("--grace: only with --tier network (orphan chunks on the server)")
-    report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
-    r = s.renderer(wide=wide)
+    report = clean_ops.clean(state.manager(), cache, dry_run=dry_run, wait=wait)
+    r = state.renderer(wide=wide)
     r.emit_caches(report, _human)
     return report
 

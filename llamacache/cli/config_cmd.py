@@ -10,7 +10,7 @@ import typer
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import WideOpt
 from llamacache.cli.render import Renderer
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
@@ -50,18 +50,18 @@ def show(
     wide: WideOpt = False,
 ) -> Report:
     """Every resolved setting, its value, where it came from and its environment variable."""
-    s = state(ctx)
-    report = config_ops.show(s.manager().settings, prefix)
-    s.renderer(wide=wide).emit(report, _show)
+    state = state_of(ctx)
+    report = config_ops.show(state.manager().settings, prefix)
+    state.renderer(wide=wide).emit(report, _show)
     return report
 
 
 @config_app.command("validate")
 def validate(ctx: typer.Context) -> Report:
     """Load the configuration and report errors (exit 2) or what is ignored."""
-    s = state(ctx)
-    report = config_ops.validate(s.manager().settings)
-    r = s.renderer()
+    state = state_of(ctx)
+    report = config_ops.validate(state.manager().settings)
+    r = state.renderer()
     for warning in report.warnings:
         r.warn(warning)
     r.emit(
@@ -76,9 +76,9 @@ def validate(ctx: typer.Context) -> Report:
 @config_app.command("path")
 def path(ctx: typer.Context) -> Report:
     """Which config file is used, and where llamacache looks for one."""
-    s = state(ctx)
-    report = config_ops.search_path(s.config_file)
-    r = s.renderer()
+    state = state_of(ctx)
+    report = config_ops.search_path(state.config_file)
+    r = state.renderer()
 
     def human(r: Renderer, rep: config_ops.ConfigPathReport) -> None:
         r.line(str(rep.config_file) if rep.config_file else "(no config file; built-in defaults)")
@@ -99,9 +99,9 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> Report:
     """Write a commented starter config file with every setting at its default."""
-    s = state(ctx)
+    state = state_of(ctx)
     report = config_ops.init(path or config_ops.default_init_path(), force)
-    s.renderer().emit(report, lambda r, rep: r.line(f"wrote {rep.path}"))
+    state.renderer().emit(report, lambda r, rep: r.line(f"wrote {rep.path}"))
     return report
 
 

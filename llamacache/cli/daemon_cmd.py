@@ -11,7 +11,7 @@ import typer
 
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.config.units import format_size
 from llamacache.ops._report import Report
 
@@ -45,10 +45,10 @@ def daemon(
     Each cache is cleaned at start, then at its own cleanup_interval; one line per run on stderr
     (--json: one JSON object per line).
     """
-    s = state(ctx)
-    manager = s.manager()
+    state = state_of(ctx)
+    manager = state.manager()
     caches = [manager.settings.cache(cache).name] if cache else None
-    r = s.renderer()
+    r = state.renderer()
 
     def on_run(run: daemon_ops.DaemonRunReport) -> None:
         if run.message == daemon_ops.NO_DIRECTORY:

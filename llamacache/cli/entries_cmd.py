@@ -16,7 +16,7 @@ from llamacache.cli.options import (
     complete_keys,
 )
 from llamacache.cli.render import Renderer
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -43,12 +43,12 @@ def put(
     ttl: TtlOpt = None,
 ) -> Report:
     """Store a string, a file (--file) or stdin ("-") under KEY."""
-    s = state(ctx)
+    state = state_of(ctx)
     if not key:
         raise UsageError('KEY: "" is empty; expected a key of at least one character')
     if (value is None) == (file is None):
         raise UsageError('put needs exactly one of VALUE, "-" (stdin) or --file PATH')
-    manager = s.manager()
+    manager = state.manager()
     if file is not None:
         report = entries_ops.put_stream(manager, cache, key, file, ttl)
     elif value == "-":
@@ -56,7 +56,7 @@ def put(
     else:
         assert value is not None
         report = entries_ops.put_string(manager, cache, key, value, ttl)
-    s.renderer().emit(report, _put_human)
+    state.renderer().emit(report, _put_human)
     return report
 
 
@@ -86,11 +86,11 @@ def get(
     refused unless --force; piped or --out output is byte-exact. --out writes a new
     file readable by its owner only (a temp file renamed into place).
     """
-    s = state(ctx)
+    state = state_of(ctx)
     if out is not None:
         _check_out(out)
-    r = s.renderer()
-    result = entries_ops.get_entry(s.manager(), cache, key)
+    r = state.renderer()
+    result = entries_ops.get_entry(state.manager(), cache, key)
     try:
         if r.json_mode:
             r.json(result)
@@ -145,11 +145,11 @@ def rm(
     with -0 (safe for any key, unlike xargs):
     llamacache ls -c training -0 | llamacache rm -c training -0 -
     """
-    s = state(ctx)
+    state = state_of(ctx)
     report = entries_ops.remove_keys(
-        s.manager(), cache, _keys_to_remove(keys or [], null), missing_ok=missing_ok
+        state.manager(), cache, _keys_to_remove(keys or [], null), missing_ok=missing_ok
     )
-    r = s.renderer()
+    r = state.renderer()
 
     def human(r: Renderer, rep: entries_ops.RemoveReport) -> None:
         r.info(

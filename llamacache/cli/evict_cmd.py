@@ -11,7 +11,7 @@ from llamacache.cli import _network, options
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt, WideOpt, YesOpt
 from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -119,15 +119,15 @@ def evict(
     wide: WideOpt = False,
 ) -> Report | None:
     """Remove entries by selector (AND-combined); shows the plan and asks first unless -y."""
-    s = state(ctx)
+    state = state_of(ctx)
     if tier == "network":
         others = (older_than, larger_than, to_size, keep_last, plan_out, apply)
         return _network.evict(
-            s, cache, keys=list(key or ()), match=match,
+            state, cache, keys=list(key or ()), match=match,
             others_given=any(o is not None for o in others), dry_run=dry_run, yes=yes,
         )  # fmt: skip
-    r = s.renderer(wide=wide)
-    manager = s.manager()
+    r = state.renderer(wide=wide)
+    manager = state.manager()
     sel = evict_ops.Selectors(
         keys=tuple(key or ()),
         match=match,

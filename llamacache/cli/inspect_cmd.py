@@ -11,7 +11,7 @@ from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.options import CacheOpt, WideOpt
 from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
@@ -149,13 +149,13 @@ def inspect(
     wide: WideOpt = False,
 ) -> Report:
     """Entries, size vs limit, ages, counters and free space per cache and tier (index only)."""
-    s = state(ctx)
+    state = state_of(ctx)
     if wants_network(tier, {"--reset-stats": reset_stats}):
-        return _network.inspect(s, cache, top)
-    report = inspect_ops.inspect(s.manager(), cache, top=top, reset_stats=reset_stats)
-    r = s.renderer(wide=wide)
-    net = _network_figures(s.manager(), cache)
-    resident = page_cache_ops.residency(s.manager(), cache) if page_cache else None
+        return _network.inspect(state, cache, top)
+    report = inspect_ops.inspect(state.manager(), cache, top=top, reset_stats=reset_stats)
+    r = state.renderer(wide=wide)
+    net = _network_figures(state.manager(), cache)
+    resident = page_cache_ops.residency(state.manager(), cache) if page_cache else None
     figures = None if net is None else {i.cache: i for i in net.caches}
 
     def human(r: Renderer, rep: inspect_ops.InspectReport) -> None:

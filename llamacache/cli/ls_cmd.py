@@ -11,7 +11,7 @@ from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.options import CacheOpt, WideOpt
 from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -94,16 +94,16 @@ def ls(
     wide: WideOpt = False,
 ) -> Report:
     """List entries (index only): key, size, times, hits, expiry, codec, checksum."""
-    s = state(ctx)
+    state = state_of(ctx)
     other_filters = [f for f in filters or () if not f.startswith("key~")]
     others = {"--sort": sort != "stored", "--limit": limit is not None}
     if null and tier != "local":
         raise UsageError("-0 lists keys of the local tiers; drop --tier or -0")
     if wants_network(tier, {**others, "--filter (other than key~GLOB)": bool(other_filters)}):
         match = next((f[4:] for f in filters or () if f.startswith("key~")), None)
-        return _network.ls(s, cache, keys_only=keys_only, match=match)
-    report = ls_ops.ls(s.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))
-    r = s.renderer(wide=wide)
+        return _network.ls(state, cache, keys_only=keys_only, match=match)
+    report = ls_ops.ls(state.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))
+    r = state.renderer(wide=wide)
     for w in report.warnings:
         r.warn(w)
     if (null or keys_only) and not r.json_mode:  # -0: any key survives the pipe

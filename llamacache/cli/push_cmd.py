@@ -9,7 +9,7 @@ import typer
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt
 from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
@@ -55,11 +55,11 @@ def push(
     Never overwrites other content or resurrects a delete. Model manifests go last,
     and only when all their files are shared. Exit 1 when something could not be shared.
     """
-    s = state(ctx)
-    r = s.renderer()
+    state = state_of(ctx)
+    r = state.renderer()
     with r.progress("push") as bar:
         report = push_ops.push(
-            s.manager(), tuple(keys or ()), cache=cache, all_keys=all_keys, progress=bar
+            state.manager(), tuple(keys or ()), cache=cache, all_keys=all_keys, progress=bar
         )
     r.emit_caches(report, _human)
     return report

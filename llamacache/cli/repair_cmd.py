@@ -9,7 +9,7 @@ import typer
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt
 from llamacache.cli.render import Renderer
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
@@ -46,9 +46,9 @@ def repair(
     wait: WaitOpt = 0.0,
 ) -> Report:
     """Fix what verify finds: quarantine corrupt entries, remove strays, rebuild counts."""
-    s = state(ctx)
-    report = repair_ops.repair(s.manager(), cache, dry_run=dry_run, wait=wait)
-    r = s.renderer()
+    state = state_of(ctx)
+    report = repair_ops.repair(state.manager(), cache, dry_run=dry_run, wait=wait)
+    r = state.renderer()
     r.emit_caches(report, _human)
     return report
 

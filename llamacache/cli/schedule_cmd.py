@@ -11,7 +11,7 @@ import typer
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt, _duration
 from llamacache.cli.render import Renderer
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -70,22 +70,22 @@ def _schedule(
     target: Path | None,
 ) -> Report:
     """What ``schedule cron`` and ``schedule systemd`` share: one op call, one rendering."""
-    s = state(ctx)
+    state = state_of(ctx)
     action = _action(install, uninstall)
     if cache is not None:
-        s.manager().settings.cache(cache)  # unknown name: exit 2 before any change
+        state.manager().settings.cache(cache)  # unknown name: exit 2 before any change
     report = schedule_ops.schedule(
         kind,
         every=every,
         cache=cache,
-        config_file=s.manager().settings.config_file,
-        cache_dir=s.cache_dir,
+        config_file=state.manager().settings.config_file,
+        cache_dir=state.cache_dir,
         log=log,
         action=action,
         target=target,
         env=os.environ,
     )
-    s.renderer().emit(report, _human)
+    state.renderer().emit(report, _human)
     return report
 
 

@@ -10,7 +10,7 @@ import typer
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt, WideOpt
 from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -101,12 +101,12 @@ def stats(
     wide: WideOpt = False,
 ) -> Report:
     """Hit rate, evictions, ghost hits and latency of each cache, summed over every process."""
-    s = state(ctx)
-    if prometheus == "-" and s.json:
+    state = state_of(ctx)
+    if prometheus == "-" and state.json:
         raise UsageError("--json and --prometheus -: both print on stdout; choose one")
     target = None if prometheus is None or prometheus == "-" else Path(prometheus)
-    report = stats_ops.stats(s.manager(), cache, reset=reset, prometheus_file=target)
-    r = s.renderer(wide=wide)
+    report = stats_ops.stats(state.manager(), cache, reset=reset, prometheus_file=target)
+    r = state.renderer(wide=wide)
     if prometheus == "-":
         r.text(stats_ops.prometheus_text(report))
     else:

@@ -11,7 +11,7 @@ from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.options import CacheOpt, WideOpt
 from llamacache.cli.render import Renderer, duration, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
@@ -104,14 +104,14 @@ def verify(
     wide: WideOpt = False,
 ) -> Report:
     """Check SQLite integrity, files, checksums and strays; never writes. Exit 1 on a problem."""
-    s = state(ctx)
+    state = state_of(ctx)
     others = {"--quick": quick, "--sample": sample != 100.0, "--max-time": max_time is not None}
     if wants_network(tier, others):
-        return _network.verify(s, cache)
-    r = s.renderer(wide=wide)
+        return _network.verify(state, cache)
+    r = state.renderer(wide=wide)
     with r.progress("verifying", unit_bytes=not quick) as progress:
         report = verify_ops.verify(
-            s.manager(), cache, quick=quick, sample=sample, max_time=max_time, progress=progress
+            state.manager(), cache, quick=quick, sample=sample, max_time=max_time, progress=progress
         )
     r.emit_caches(report, _human)
     r.verdict(report)

@@ -10,7 +10,7 @@ import typer
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import DryRunOpt, WideOpt, _size
 from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
@@ -85,11 +85,11 @@ def warm(
     With --share, a file too large to share (cache.network.max_value_size), or one the
     server refused, is warned about and the exit status is 1.
     """
-    s = state(ctx)
-    r = s.renderer(wide=wide)
+    state = state_of(ctx)
+    r = state.renderer(wide=wide)
     with r.progress("warming", unit_bytes=True) as progress:
         report = warm_ops.warm(
-            s.manager(),
+            state.manager(),
             cache,
             sources or [],
             manifest or [],
