@@ -41,6 +41,8 @@ _EXPORTS = {
     "OptionError": "llamacache.errors",
     "ReadOnlyCacheError": "llamacache.errors",
     "ResourceManager": "llamacache.engine.resources",
+    "SafetensorsError": "llamacache.errors",
+    "StaleEntryError": "llamacache.errors",
     "UnsafeCacheDirError": "llamacache.errors",
     "UsageError": "llamacache.errors",
 }
@@ -66,6 +68,8 @@ __all__ = [
     "OptionError",
     "ReadOnlyCacheError",
     "ResourceManager",
+    "SafetensorsError",
+    "StaleEntryError",
     "UnsafeCacheDirError",
     "UsageError",
     "__version__",
@@ -88,6 +92,8 @@ if TYPE_CHECKING:
         NotCachedError,
         OptionError,
         ReadOnlyCacheError,
+        SafetensorsError,
+        StaleEntryError,
         UnsafeCacheDirError,
         UsageError,
     )

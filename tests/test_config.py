@@ -17,8 +17,9 @@ MB = 10**6
 SIZE_HINT = 'expected e.g. "100GB", "512MiB", "30%"'
 POLICIES = "lru, fifo, lfu, time, size, none"
 
-# The seed's blocks, byte for byte (seed/Cache.md). The cache-type blocks sit inside a
-# numbered list there; their list indentation is removed so they can share one file.
+# The original specification's config blocks, byte for byte (the YAML, TOML and
+# environment examples users were given). The cache-type blocks sit inside a numbered
+# list there; their list indentation is removed so they can share one file.
 SEED_CORE_YAML = """\
 cache:
   memory:

@@ -55,8 +55,9 @@ def test_the_grep_catches_a_copy_of_the_format(tmp_path: Path) -> None:
     assert all(pattern.search(sample) for _, pattern in FORBIDDEN)
 
 
-# Issue 18: the package's top level is the architecture's map (DESIGN.md), not a drawer.
-# Each entry is a part of that map; a new module goes inside one of them.
+# The package's top level is the architecture's map (cli -> ops -> manager -> engine, with
+# config, ml, formats, monitoring and errors beside them), not a drawer: each entry is a
+# part of that map, and a new module goes inside one of them.
 TOP_LEVEL = {
     "cli": "parses, calls one op, renders (the only user of typer and rich)",
     "ops": "one function per command, each returning a report",

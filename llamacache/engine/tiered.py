@@ -36,7 +36,13 @@ from llamacache.engine.protocol import (
     TierStats,
 )
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
-from llamacache.errors import CorruptEntryError, LlamacacheError, UnsafeCacheDirError, UsageError
+from llamacache.errors import (
+    CorruptEntryError,
+    LlamacacheError,
+    StaleEntryError,
+    UnsafeCacheDirError,
+    UsageError,
+)
 
 _MISS: Any = object()
 _now_ns = time.monotonic_ns
@@ -400,7 +406,7 @@ class TieredCache:
         meta, payload = found
         try:
             value = framing.decode(meta, payload, self.name, key)
-        except framing.StaleEntryError:  # an older format: a miss until the next put
+        except StaleEntryError:  # an older format: a miss until the next put
             return default
         except CorruptEntryError as exc:
             if shared:  # bytes from elsewhere: drop our copy of them, never the shared record
@@ -530,7 +536,7 @@ class TieredCache:
             found = self.disk.open_verified(key, files_only)
             if found is None and self.lower and self._get_lower(key, read=False) is not None:
                 found = self.disk.open_verified(key, files_only)
-        except framing.StaleEntryError:
+        except StaleEntryError:
             return None
         except CorruptEntryError as exc:
             return self._corrupt(exc, key, None)  # type: ignore[no-any-return]
