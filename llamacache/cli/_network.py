@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli.render import Renderer, size
+from llamacache.cli import render
 from llamacache.cli.state import State
 from llamacache.errors import UsageError
 
@@ -51,32 +51,6 @@ def _need_redis(state: State) -> None:
         raise missing_redis(exc) from None
 
 
-def _inspect_human(r: Renderer, rep: network_admin.NetworkInspectReport) -> None:
-    from llamacache.ops import network_admin
-
-    rows = [
-        (
-            c.cache,
-            c.url,
-            c.server_version or "-",
-            "yes" if c.reachable else "NO",
-            f"{c.entries:,}",
-            f"{c.chunks:,}",
-            size(c.used_memory),
-            "-" if c.maxmemory is None else (size(c.maxmemory) if c.maxmemory else "none"),
-            c.maxmemory_policy or "-",
-            "-" if c.keyspace_hits is None else f"{c.keyspace_hits:,}/{c.keyspace_misses:,}",
-            c.mode + (", signed" if c.signed else ", UNSIGNED"),
-        )
-        for c in rep.caches
-    ]
-    cols: tuple[str, ...] = ("cache", "url", "server", "up", "entries", "chunks", "used")
-    cols += ("maxmemory", "policy", "server hits/misses", "mode")
-    r.table("network tier", cols, rows, right=("entries", "chunks", "used"))
-    if rep.top:
-        _ls_human(r, network_admin.NetworkListReport(rep.top))
-
-
 def inspect(state: State, cache: str | None, top: int) -> network_admin.NetworkInspectReport:
     _need_redis(state)
     from llamacache.ops import network_admin
@@ -84,29 +58,12 @@ def inspect(state: State, cache: str | None, top: int) -> network_admin.NetworkI
     r = state.renderer()
     manager = state.manager()
     report = network_admin.inspect_network(manager, cache, top=top)
-    r.emit(report, _inspect_human)
+    r.emit(report, render.network_inspect_view)
     for c in report.caches:
         if not c.reachable:
             r.status(f"network tier {c.url} unreachable: {c.error}")
             break
     return report
-
-
-def _ls_human(r: Renderer, rep: network_admin.NetworkListReport) -> None:
-    rows = [
-        (
-            e.cache,
-            e.key,
-            size(e.bytes),
-            e.kind,
-            "chunked" if e.chunked else "inline",
-            "-" if e.ttl is None else f"{e.ttl:.0f}s",
-            size(e.memory_usage),
-        )
-        for e in rep.entries
-    ]
-    cols = ("cache", "key", "size", "kind", "stored", "ttl", "memory usage")
-    r.table(None, cols, rows, right=("size", "memory usage"))
 
 
 def ls(
@@ -125,18 +82,8 @@ def ls(
     if keys_only and not r.json_mode:
         r.keys(e.key for e in report.entries)
     else:
-        r.emit(report, _ls_human)
+        r.emit(report, render.network_ls_view)
     return report
-
-
-def _verify_human(r: Renderer, rep: network_verify.NetworkVerifyReport) -> None:
-    r.line(
-        f"network tier: checked {rep.checked:,} entries ({size(rep.bytes_checked)}) "
-        f"in {', '.join(rep.caches) or 'no caches'}"
-    )
-    if rep.problems:
-        rows = [(p.cache, p.key, p.problem) for p in rep.problems]
-        r.table(None, ("cache", "key", "problem"), rows)
 
 
 def verify(state: State, cache: str | None) -> network_verify.NetworkVerifyReport:
@@ -146,16 +93,9 @@ def verify(state: State, cache: str | None) -> network_verify.NetworkVerifyRepor
     r = state.renderer()
     with r.progress("verifying network tier") as progress:
         report = network_verify.verify_network(state.manager(), cache, progress=progress)
-    r.emit(report, _verify_human)
+    r.emit(report, render.network_verify_view)
     r.verdict(report)
     return report
-
-
-def _removal_human(r: Renderer, rep: network_admin.NetworkRemovalReport) -> None:
-    verb = "would remove" if rep.dry_run else "removed"
-    for key in rep.keys:
-        r.line(key)
-    r.line(f"network tier: {verb} {rep.entries:,} entries and {rep.chunks:,} orphan chunks")
 
 
 def evict(
@@ -188,7 +128,7 @@ def evict(
     report = network_admin.evict_network_keys(
         manager, cache, keys=keys, match=match, dry_run=dry_run
     )
-    r.emit(report, _removal_human)
+    r.emit(report, render.network_removal_view)
     return report
 
 
@@ -200,5 +140,5 @@ def clean(
 
     kw = {} if grace is None else {"grace": grace}
     report = network_admin.clean_network(state.manager(), cache, dry_run=dry_run, **kw)
-    state.renderer().emit(report, _removal_human)
+    state.renderer().emit(report, render.network_removal_view)
     return report

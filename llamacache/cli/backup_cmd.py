@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli import render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt, WaitOpt, complete_cache_names
-from llamacache.cli.render import Renderer, size
 from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
@@ -20,21 +20,6 @@ if TYPE_CHECKING:
 else:
     backup_ops = lazy("llamacache.ops.backup")
     restore_ops = lazy("llamacache.ops.restore")
-
-
-def _backup_human(r: Renderer, rep: backup_ops.BackupReport) -> None:
-    r.table(
-        None,
-        ["cache", "entries", "bytes"],
-        [(c.name, c.entries, size(c.bytes)) for c in rep.caches],
-        right=["entries", "bytes"],
-    )
-    r.info(
-        f"wrote {rep.archive} ({size(rep.archive_bytes)}, {rep.entries} entries"
-        f"{f', {rep.vanished} removed meanwhile' if rep.vanished else ''}) in {rep.seconds:.1f}s"
-    )
-    for item in rep.corrupt:
-        r.warn(f"left out a corrupt entry: {item} (run `llamacache verify`)")
 
 
 def backup(
@@ -53,21 +38,8 @@ def backup(
     r = state.renderer()
     with r.progress("backup") as bar:
         report = backup_ops.backup(state.manager(), to, cache=cache, progress=bar)
-    r.emit(report, _backup_human)
+    r.emit(report, render.backup_view)
     return report
-
-
-def _restore_human(r: Renderer, rep: restore_ops.RestoreReport) -> None:
-    r.table(
-        None,
-        ["cache", "from", "entries", "bytes", "expired"],
-        [(c.name, c.source, c.entries, size(c.bytes), c.expired) for c in rep.caches],
-        right=["entries", "bytes", "expired"],
-    )
-    r.info(
-        f"verified {rep.verified} entries, restored ({rep.mode}) from {rep.archive}"
-        f" in {rep.seconds:.1f}s"
-    )
 
 
 def restore(
@@ -131,7 +103,7 @@ def restore(
             allow_pickle=allow_pickle,
             max_entries=max_entries,
         )
-    r.emit(report, _restore_human)
+    r.emit(report, render.restore_view)
     return report
 
 

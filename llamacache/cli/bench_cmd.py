@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli import render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import DurationOpt, SizeOpt
-from llamacache.cli.render import Renderer, size
 from llamacache.cli.state import state_of
 from llamacache.config import units
 from llamacache.errors import ConfigError, UsageError
@@ -31,43 +31,6 @@ def _value_sizes(text: str) -> tuple[int, int]:
     if not 0 < lo <= hi:
         raise UsageError(f"--value-size: {text!r} must be above 0 and written LOW-HIGH")
     return lo, hi
-
-
-def _us(seconds: float) -> str:
-    return f"{seconds * 1e6:,.1f}"
-
-
-def _human(r: Renderer, rep: bench_ops.BenchReport) -> None:
-    spec = rep.spec
-    vs = size(spec.value_min) if spec.value_min == spec.value_max else (
-        f"{size(spec.value_min)}-{size(spec.value_max)}"
-    )  # fmt: skip
-    r.line(
-        f"{spec.workload} workload, read ratio {spec.read_ratio:g}, {spec.keys} keys x {vs}, "
-        f"policy {rep.policy}, memory {size(rep.memory_size)}, "
-        f"{spec.processes} process(es), cache {rep.cache or '(temporary)'}"
-    )
-    rows = [
-        (
-            res.target,
-            f"{res.ops_per_s:,.0f}",
-            _us(res.p50),
-            _us(res.p95),
-            _us(res.p99),
-            _us(res.max),
-            "-" if res.hit_ratio is None else f"{100 * res.hit_ratio:.1f}%",
-            f"{size(int(res.bytes_per_s))}/s",
-        )
-        for res in rep.results
-    ]
-    r.table(
-        None,
-        ["target", "ops/s", "p50 us", "p95 us", "p99 us", "max us", "hit ratio", "throughput"],
-        rows,
-        right=["ops/s", "p50 us", "p95 us", "p99 us", "max us", "hit ratio", "throughput"],
-    )
-    for label, ratio in rep.ratios.items():
-        r.line(f"{label}: {ratio:.2f}x ops/s")
 
 
 def bench(
@@ -132,7 +95,7 @@ def bench(
     if csv_out:
         r.csv(bench_ops.csv_rows(report))
     else:
-        r.emit(report, _human)
+        r.emit(report, render.bench_view)
     return report
 
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli import render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import WideOpt
-from llamacache.cli.render import Renderer
 from llamacache.cli.state import state_of
 from llamacache.ops._report import Report
 
@@ -22,27 +22,6 @@ else:
 config_app = typer.Typer(help="Show, check and create the configuration.", no_args_is_help=True)
 
 
-def _show(r: Renderer, report: config_ops.ConfigShowReport) -> None:
-    r.line(f"config file: {report.config_file or '(none: built-in defaults)'}")
-    r.line(f"cache root:  {report.root}")
-    rows = [(row.key, _fmt(row.value), row.source, row.env_var or "-") for row in report.settings]
-    r.table(
-        None,
-        ["setting", "value", "source", "environment variable"],
-        rows,
-        elide=("value",),
-        wide_only=("environment variable",),
-    )
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 @config_app.command("show")
 def show(
     ctx: typer.Context,
@@ -52,7 +31,7 @@ def show(
     """Every resolved setting, its value, where it came from and its environment variable."""
     state = state_of(ctx)
     report = config_ops.show(state.manager().settings, prefix)
-    state.renderer(wide=wide).emit(report, _show)
+    state.renderer(wide=wide).emit(report, render.config_show_view)
     return report
 
 
@@ -78,14 +57,7 @@ def path(ctx: typer.Context) -> Report:
     """Which config file is used, and where llamacache looks for one."""
     state = state_of(ctx)
     report = config_ops.search_path(state.config_file)
-    r = state.renderer()
-
-    def human(r: Renderer, rep: config_ops.ConfigPathReport) -> None:
-        r.line(str(rep.config_file) if rep.config_file else "(no config file; built-in defaults)")
-        for p in rep.searched:
-            r.info(f"  searched: {p}")
-
-    r.emit(report, human)
+    state.renderer().emit(report, render.config_path_view)
     return report
 
 

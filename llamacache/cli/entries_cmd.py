@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli import render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import (
     ExistingKeyArg,
@@ -15,7 +16,6 @@ from llamacache.cli.options import (
     TtlOpt,
     complete_keys,
 )
-from llamacache.cli.render import Renderer
 from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
@@ -56,14 +56,8 @@ def put(
     else:
         assert value is not None
         report = entries_ops.put_string(manager, cache, key, value, ttl)
-    state.renderer().emit(report, _put_human)
+    state.renderer().emit(report, render.put_view)
     return report
-
-
-def _put_human(r: Renderer, rep: entries_ops.PutReport) -> None:
-    from llamacache.config.units import format_size
-
-    r.info(f"stored {rep.key!r} in cache {rep.cache!r} ({format_size(rep.bytes)})")
 
 
 def get(
@@ -149,17 +143,7 @@ def rm(
     report = entries_ops.remove_keys(
         state.manager(), cache, _keys_to_remove(keys or [], null), missing_ok=missing_ok
     )
-    r = state.renderer()
-
-    def human(r: Renderer, rep: entries_ops.RemoveReport) -> None:
-        r.info(
-            f"removed {len(rep.removed)} of {len(rep.removed) + len(rep.missing)} "
-            f"from cache {rep.cache!r}"
-        )
-        for key in () if missing_ok else rep.missing:
-            r.warn(f"{key!r} was not in cache {rep.cache!r}")
-
-    r.emit(report, human)
+    state.renderer().emit(report, render.remove_view)
     return report
 
 
