@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import framing
 from llamacache.engine.disk import DiskTier
 from llamacache.errors import CorruptEntryError
-from llamacache.settings import CacheSettings
 
 KB = 1024
 

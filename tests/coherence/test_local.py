@@ -11,9 +11,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import TieredCache
 from llamacache.engine.generation import RING, Generation, bump_generation, key_hash
-from llamacache.settings import CacheSettings
 from tests.cli.helpers import run
 from tests.coherence._util import BOUND, TRIALS, report, wait_seen
 
