@@ -19,7 +19,7 @@ Heartbeats cost the server a command each, so they follow use: while the cache i
 it is not, one every ``IDLE_HEARTBEAT`` seconds. A read after a quiet spell pays one round
 trip: ``confirm`` sends a PING and waits for its PONG, which the server sends after every
 invalidation it published before, so nothing missed is trusted. (It used to PING every
-12.5 ms at the default interval, ~40 commands a second per process, idle or not.)
+25 ms at the default interval, ~40 commands a second per process, idle or not.)
 """
 
 from __future__ import annotations
