@@ -10,9 +10,9 @@ import typer
 
 from llamacache.cli import render
 from llamacache.cli._boundary import ErrorBoundaryGroup
-from llamacache.cli.state import State, state
+from llamacache.cli.state import State, state_of
 
-__all__ = ["COMMANDS", "State", "new_app", "state"]  # and `app`, built on first use
+__all__ = ["COMMANDS", "State", "new_app", "state_of"]  # and `app`, built on first use
 
 
 def _cache_dir(value: str) -> Path:
@@ -71,9 +71,9 @@ def root(
     ] = False,
 ) -> None:
     """Tiered caches for ML work: inspect, warm, verify, evict and clean them."""
-    s = State(config_file=config, cache_dir=cache_dir, json=json_out, quiet=quiet, debug=debug)
-    ctx.obj = s
-    ctx.call_on_close(s.close)
+    state = State(config_file=config, cache_dir=cache_dir, json=json_out, quiet=quiet, debug=debug)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
 
 
 # Every command word -> the module that registers it (with its siblings); help order.

@@ -59,6 +59,8 @@ def _sentinel_pool(url: str, opts: dict[str, Any]) -> redis.ConnectionPool:
     The invalidation listener builds its connection from this pool's class and arguments,
     so it follows the master the same way.
     """
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
     from redis.sentinel import Sentinel, SentinelConnectionPool
 
     addr = parse_sentinel_url(url)
@@ -66,6 +68,11 @@ def _sentinel_pool(url: str, opts: dict[str, Any]) -> redis.ConnectionPool:
         "socket_timeout": opts["socket_timeout"],
         "socket_connect_timeout": opts["socket_connect_timeout"],
         "protocol": 2,
+        # No retries with backoff per Sentinel (redis-py's default for a client: 3, sleeping
+        # up to ~7 s): the next Sentinel in the list is the retry, the timeouts bound each
+        # try, as for a plain server. With them an unreachable Sentinel made every command
+        # wait 15-65 s.
+        "retry": Retry(NoBackoff(), 0),
     }
     if addr.sentinel_username:
         sentinel_kwargs["username"] = addr.sentinel_username
@@ -143,6 +150,6 @@ def as_bytes(data: bytes | str) -> bytes:
 
 def redact(url: str) -> str:
     """The URL without a password (it ends up in logs and error messages)."""
-    from llamacache.redaction import redact_url
+    from llamacache.config.redaction import redact_url
 
     return redact_url(url)

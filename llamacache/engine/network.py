@@ -31,14 +31,14 @@ from typing import Any, BinaryIO
 
 import redis
 
+from llamacache.config.redaction import redact_logger
+from llamacache.config.settings import NetworkSettings
 from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
 from llamacache.engine.netclient import DOWN, EchoCounter, as_bytes, connection_pool, redact
 from llamacache.engine.protocol import ABSENT, DELETED, UNKNOWN, ChunkMissing, TierStats
 from llamacache.engine.sentinel_url import SCHEME as SENTINEL_SCHEME
 from llamacache.errors import ConfigError, NetworkTierError
-from llamacache.redaction import redact_logger
-from llamacache.settings import NetworkSettings
 
 log = redact_logger(logging.getLogger("llamacache.network"))
 _warned: set[str] = set()  # one warning per process and kind of event
@@ -167,7 +167,8 @@ class NetworkTier:
     ) -> None:
         """Start the invalidation listener feeding a memory front (TieredCache calls this).
 
-        It PINGs every ``heartbeat`` seconds and reconnects when a reply is overdue.
+        It PINGs every ``heartbeat`` seconds while the cache is read (rarely while it is
+        not) and reconnects when a reply is overdue.
         """
         if not self._listen or self.listener is not None:
             return
@@ -177,10 +178,11 @@ class NetworkTier:
         self.listener.start()
 
     def listening(self, within: float) -> bool:
-        """True when the listener is subscribed and heard from the server in ``within`` s
-        (else invalidations may have been missed and local copies need revalidating)."""
+        """True when the listener is subscribed and has every invalidation published up to
+        ``within`` s ago (else local copies need revalidating). After a quiet spell this
+        costs one PING round trip (at most ``within``); see ``InvalidationListener.confirm``."""
         listener = self.listener
-        return listener is not None and listener.alive_within(within)
+        return listener is not None and listener.confirm(within)
 
     def forget_echoes(self) -> None:
         """Drop pending echo counts (the listener reconnected: old echoes never come)."""

@@ -89,7 +89,7 @@ class SharedTier(CacheTier, Protocol):
         ...
 
     def listening(self, within: float) -> bool:
-        """True while invalidations are being received (a reply heard within ``within`` s)."""
+        """True while invalidations are being received (all published up to ``within`` s ago)."""
         ...
 
     def shareable(self, meta: bytes) -> bool:

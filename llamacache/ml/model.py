@@ -3,8 +3,10 @@
 How a revision is stored lives in ``revisions``: each distinct file body once, as a blob
 shared by every revision and model with those bytes, and a revision as a manifest listing
 blobs, written LAST so an interrupted ``put_model`` never looks complete, and removed FIRST
-when a revision is replaced. Removing a revision removes the blobs no other manifest in the
-cache lists, so a file's bytes leave with the last revision that uses them.
+when a revision's file set is replaced. The manifest is published, and blobs no manifest
+lists are removed, under the index's writer lock, so a published manifest never lists a
+blob another process removed meanwhile. Removing a revision removes the blobs no other
+manifest in the cache lists, so a file's bytes leave with the last revision that uses them.
 
 Revision names resolve like the hub's: a ref (``main``, recorded by ``warm`` from a hub
 repo's ``refs/``) names a commit; else a stored revision of that exact name; else a unique
@@ -23,6 +25,7 @@ from typing import Any
 from llamacache.engine import EntryMeta, index
 from llamacache.engine.safety import leads_outside
 from llamacache.errors import (
+    CacheIOError,
     CorruptEntryError,
     NotCachedError,
     UsageError,
@@ -49,7 +52,9 @@ from llamacache.ml.revisions import (
     parse_manifest,
     read_manifest,
     ref_key,
+    share_files,
     store_blob,
+    stored_manifest,
     write_manifest,
     write_ref,
 )
@@ -85,6 +90,7 @@ __all__ = [
 WEIGHTS = "model.safetensors"  # the file name put_model gives a dict of arrays
 SNAPSHOTS_DIR = "snapshots"  # model_path views, in the cache's own directory
 _SHORT_HASH = re.compile(r"[0-9a-f]{4,64}")
+_PUBLISH_TRIES = 5  # stores of blobs another process removed before put_model could publish
 
 
 def _sources(
@@ -172,10 +178,52 @@ class ModelCache:
         except CorruptEntryError:
             old = None
         listed = {f.size for f in listed_files(self.cache)}  # sizes a stored file could match
-        self.cache.remove(manifest_key(name, rev))  # from here on the revision is incomplete
         files: dict[str, EntryMeta | ModelFile] = {}
         if old is not None and not replace:
+            # added files: the stored revision stays complete (and keeps its blobs listed,
+            # so no removal elsewhere takes them) until the new manifest replaces it
             files.update({f.path: f for f in old.files})
+        else:  # a new file set: from here on the revision is incomplete
+            self.cache.remove(manifest_key(name, rev))
+        pending = dict(sources)
+        for _ in range(_PUBLISH_TRIES):
+            self._store(pending, files, listed)
+            shared = share_files(self.cache, (name, rev, files))  # network: outside the lock
+            # Publish under the index's writer lock, which blob removal holds while it looks
+            # for manifests listing a blob (``_drop_unreferenced``): a blob found here stays
+            # until the manifest naming it is gone, and one removed meanwhile is stored again.
+            with self.cache.disk.transaction():
+                gone = {r for r, m in files.items() if not self._holds(name, rev, r, m)}
+                if not gone:
+                    if replace:
+                        for key in list(self._keys(name, rev)):  # old per-revision entries
+                            if not key.endswith(("/" + MANIFEST, "/" + REF)):
+                                self.cache.remove(key)
+                    info = write_manifest(self.cache, name, rev, files, files_shared=shared)
+                    self.cache.remove(ref_key(name, rev))  # "main" is now this revision
+                    break
+            lost = sorted(gone - sources.keys())
+            if lost:  # only a removal of this very revision takes files it keeps
+                raise NotCachedError(
+                    f"model {name}@{rev} was removed while files were added to it "
+                    f"({lost[0]} is gone); store the whole model again"
+                )
+            pending = {rel: sources[rel] for rel in gone}
+        else:
+            raise CacheIOError(
+                f"model {name}@{rev}: other processes kept removing its files while it was "
+                "stored; store it again"
+            )
+        if old is not None:
+            self._drop_unreferenced(
+                {old.key(f) for f in old.files if f.checksum} - {info.key(f) for f in info.files}
+            )
+        return info
+
+    def _store(
+        self, sources: Mapping[str, Any], files: dict[str, EntryMeta | ModelFile], listed: set[int]
+    ) -> None:
+        """Store each source as a blob (once) and record its header in ``files``."""
         algo = self.cache.settings.checksum
         for rel, src in sources.items():
             if _source(src, size=True) in listed:  # may be stored: look before writing
@@ -183,23 +231,20 @@ class ModelCache:
                 files[rel] = store_blob(self.cache, rel, _source(src), digest, n)[0]
             else:  # cannot be stored yet: one pass, named after its digest
                 files[rel] = store_blob(self.cache, rel, _source(src))[0]
-        if replace:
-            for key in list(self._keys(name, rev)):  # per-revision entries of old manifests
-                if not key.endswith(("/" + MANIFEST, "/" + REF)):
-                    self.cache.remove(key)
-        info = write_manifest(self.cache, name, rev, files)
-        self.cache.remove(ref_key(name, rev))  # "main" is now this revision, not a ref
-        if old is not None:
-            self._drop_unreferenced(
-                {old.key(f) for f in old.files if f.checksum} - {info.key(f) for f in info.files}
-            )
-        return info
+
+    def _holds(self, name: str, rev: str, rel: str, m: EntryMeta | ModelFile) -> bool:
+        """Whether the disk tier holds the entry a manifest row for ``m`` would name."""
+        if isinstance(m, ModelFile):
+            key = ModelInfo(name, rev, (), 0.0).key(m)
+        else:
+            key = blob_key(m.checksum, m.digest.hex(), rel)
+        return self.cache.disk.contains(key)
 
     def _check_fits(self, name: str, size: int) -> None:
         limit = index.disk_limit(self.cache.settings)
         if size > limit:
-            from llamacache._config_schema import cache_env
-            from llamacache.units import format_size
+            from llamacache.config.schema import cache_env
+            from llamacache.config.units import format_size
 
             raise UsageError(
                 f"model {name!r} is {format_size(size)} but cache {self.cache.name!r} keeps at "
@@ -223,11 +268,11 @@ class ModelCache:
                 yield model, rev
 
     def _referenced(self) -> set[str]:
-        """Keys of every blob some readable manifest in the cache lists (reads them all)."""
+        """Keys of every blob some readable manifest on disk lists (reads them all)."""
         used: set[str] = set()
         for model, rev in self._manifests():
             try:
-                info = read_manifest(self.cache, model, rev)
+                info = stored_manifest(self.cache, model, rev)
             except CorruptEntryError:
                 continue
             if info is not None:
@@ -236,10 +281,17 @@ class ModelCache:
 
     def _drop_unreferenced(self, candidates: set[str]) -> int:
         """Remove the blobs among ``candidates`` that no manifest lists any more: the bytes
-        of a file go when its last revision goes. Returns entries removed."""
+        of a file go when its last revision goes. Returns entries removed.
+
+        Holds the index's writer lock from the look at every manifest to the last removal;
+        ``put_model`` holds it while it checks its blobs and publishes, so a blob is never
+        removed from under a manifest being published (another process's included).
+        """
         if not candidates:
             return 0
-        return sum(self.cache.remove(key) for key in sorted(candidates - self._referenced()))
+        with self.cache.disk.transaction():
+            unused = sorted(candidates - self._referenced())
+            return sum(self.cache.remove(key) for key in unused)
 
     def refs(self, name: str) -> dict[str, str]:
         """The model's refs (``{"main": commit}``), as ``warm`` recorded them from a hub repo."""

@@ -135,34 +135,75 @@ def write_manifest(
     files: Mapping[str, EntryMeta | ModelFile],
     *,
     share: bool = True,
+    files_shared: bool | None = None,
 ) -> ModelInfo:
     """Record a revision as complete (call only after every file is stored). ``share=False``
-    keeps it on this machine (``warm --share``: a file of it could not be shared)."""
+    keeps it on this machine (``warm --share``: a file of it could not be shared).
+    ``files_shared``: what ``share_files`` answered already (else it is asked here)."""
     for rel in files:
         check_relpath(rel)
-    entries = tuple(
-        sorted(
-            (
-                m
-                if isinstance(m, ModelFile)
-                else ModelFile(rel, m.raw_len, m.digest.hex(), m.checksum)
-                for rel, m in files.items()
-            ),
-            key=lambda f: f.path,
-        )
-    )
-    info = ModelInfo(name, revision, entries, time.time())
+    info = _info(name, revision, files)
     body = {
         "model": name,
         "revision": revision,
         "created": info.created,
-        "files": [_row(f) for f in entries],
+        "files": [_row(f) for f in info.files],
     }
     # Published only when every file is: a manifest naming a file that was too large to
-    # share would send other machines to "not cached" (``push`` re-checks the files).
-    share = share and all(cache.shares_size(f.size) for f in entries)
+    # share, or that the server lost since it was stored here (a flush, eviction), would
+    # send other machines to "not cached" (``push`` re-checks the files).
+    if share and files_shared is None:
+        files_shared = share_files(cache, info)
+    share = share and files_shared is not False
     cache.put(manifest_key(name, revision), json.dumps(body), share=share)
     return info
+
+
+def _info(name: str, revision: str, files: Mapping[str, EntryMeta | ModelFile]) -> ModelInfo:
+    rows = (
+        m if isinstance(m, ModelFile) else ModelFile(rel, m.raw_len, m.digest.hex(), m.checksum)
+        for rel, m in files.items()
+    )
+    return ModelInfo(name, revision, tuple(sorted(rows, key=lambda f: f.path)), time.time())
+
+
+def share_files(
+    cache: TieredCache, info: ModelInfo | tuple[str, str, Mapping[str, EntryMeta | ModelFile]]
+) -> bool | None:
+    """Whether the shared tier holds every file a manifest lists as the disk tier does; a
+    file it lacks (absent, or removed there) is uploaded again from the disk tier first.
+    False when a file is too large to share, not there or differs; None when the server
+    cannot tell (unreachable: the manifest's own put then fails and is re-shared later, as
+    any write is). ``info`` is a ModelInfo or ``(name, revision, files)``.
+
+    Costs one small read (GETRANGE of a record's head) per file, plus the upload of what
+    is missing: call it outside any lock.
+    """
+    if not isinstance(info, ModelInfo):
+        info = _info(*info)
+    if not all(cache.shares_size(f.size) for f in info.files):
+        return False
+    if not cache.lower:
+        return True
+    from llamacache.engine.network import NetworkTier  # imported already with the tier
+    from llamacache.engine.protocol import ABSENT, DELETED, UNKNOWN
+
+    for net in (t for t in cache.lower if isinstance(t, NetworkTier)):
+        for f in info.files:
+            key = info.key(f)
+            found = cache.disk.locate(key)
+            if found is None:
+                return False
+            verdict = net.compare(key, found[0])
+            if verdict == UNKNOWN:
+                return None
+            if verdict == "same":
+                continue
+            if verdict not in (ABSENT, DELETED) or not net.shareable(found[0]):
+                return False
+            if not net.put_stored(key, *found, only_if_absent=True):
+                return None if not net.available() else False
+    return True
 
 
 def write_ref(cache: TieredCache, name: str, ref: str, revision: str) -> None:
@@ -214,6 +255,18 @@ def read_manifest(cache: TieredCache, name: str, revision: str) -> ModelInfo | N
     if not isinstance(raw, str):
         return None
     return parse_manifest(raw, cache.name, name, revision)
+
+
+def stored_manifest(cache: TieredCache, name: str, revision: str) -> ModelInfo | None:
+    """The manifest as the disk tier holds it now (not a memory-front copy, which another
+    process may have replaced): what blob removal must consult. CorruptEntryError for a
+    manifest that does not verify or parse."""
+    key = manifest_key(name, revision)
+    found = cache.disk.get(key)
+    if found is None:
+        return None
+    raw = decode(found[0], found[1], cache.name, key)
+    return parse_manifest(raw, cache.name, name, revision) if isinstance(raw, str) else None
 
 
 def hash_source(source: Path | Any, algo: str) -> tuple[bytes, int]:

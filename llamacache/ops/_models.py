@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from llamacache.engine import decode, index
 from llamacache.engine.index import Problem
 from llamacache.errors import LlamacacheError
-from llamacache.ml import model as M
+from llamacache.ml.revisions import BLOBS, MANIFEST, REF, manifest_key, parse_manifest
 
 MODEL_KEY = re.compile(r"^(?P<model>.+)@(?P<rev>[^/]+)/(?P<path>.+)$")  # "{model}@{rev}/{file}"
 
@@ -47,6 +47,7 @@ class ModelScan:
     revisions: list[Revision] = field(default_factory=list)
     blobs: dict[str, Blob] = field(default_factory=dict)
     files: list[tuple[int, str, str, float]] = field(default_factory=list)  # per-revision rows
+    refs: list[tuple[int, str, str | None]] = field(default_factory=list)  # rowid, model, target
 
     def listed(self) -> set[str] | None:
         """Blobs some manifest lists; None when a manifest cannot be read (then any blob
@@ -62,21 +63,35 @@ class ModelScan:
 def scan(snap: index.Snapshot) -> ModelScan:
     """Every manifest, per-revision file and blob row of one cache (reads manifests only)."""
     found = ModelScan()
-    for row in snap.rows([index.Cond("key", "glob", f"{M.BLOBS}/*")]):
+    for row in snap.rows([index.Cond("key", "glob", f"{BLOBS}/*")]):
         key = row.key_text
         found.blobs[key] = Blob(key, row.rowid, row.store_time, row.size)
     for row in snap.rows([index.Cond("key", "glob", "*@*/*")]):
         m = MODEL_KEY.match(row.key_text)
         if m is None or "@" in m["model"]:
             continue
-        if m["path"] == M.MANIFEST:
+        if m["path"] == MANIFEST:
             blobs = _manifest_blobs(snap, row, m["model"], m["rev"])
             found.revisions.append(
                 Revision(m["model"], m["rev"], row.rowid, row.store_time, row.size, blobs)
             )
-        elif m["path"] != M.REF:  # a file stored under its revision (before blobs)
+        elif m["path"] == REF:
+            found.refs.append((row.rowid, m["model"], _ref_target(snap, row)))
+        else:  # a file stored under its revision (before blobs)
             found.files.append((row.rowid, m["model"], m["rev"], row.store_time))
     return found
+
+
+def _ref_target(snap: index.Snapshot, row: index.Row) -> str | None:
+    """The revision a ref row names (read and verified), or None when it cannot be read."""
+    payload = snap.value_of(row.rowid)
+    if row.tag is None or payload is None:
+        return None
+    try:
+        text = decode(row.tag, payload, "", row.key_text)
+    except (LlamacacheError, ValueError):
+        return None
+    return text if isinstance(text, str) else None
 
 
 def _manifest_blobs(
@@ -90,7 +105,7 @@ def _manifest_blobs(
         text = decode(row.tag, payload, "", row.key_text)
         if not isinstance(text, str):
             return None
-        info = M.parse_manifest(text, "", model, rev)
+        info = parse_manifest(text, "", model, rev)
     except (LlamacacheError, ValueError):
         return None
     return frozenset(info.key(f) for f in info.files if f.checksum)
@@ -98,9 +113,10 @@ def _manifest_blobs(
 
 def old_revisions(snap: index.Snapshot, keep: int) -> set[int]:
     """Rowids of model entries outside each model's ``keep`` newest revisions (by newest
-    store time among a revision's rows): their manifests, per-revision files, and the
-    blobs only those revisions list. A blob any kept manifest lists stays; if a kept
-    manifest cannot be read, no blob is chosen."""
+    store time among a revision's rows): their manifests, per-revision files, the refs
+    naming them (as ``hf cache`` deletes ``refs/<name>`` with its revision: no ref may
+    resolve to a revision that is gone), and the blobs only those revisions list. A blob any
+    kept manifest lists stays; if a kept manifest cannot be read, no blob is chosen."""
     found = scan(snap)
     newest: dict[str, dict[str, float]] = {}
     members = [(r.rowid, r.model, r.rev, r.stored) for r in found.revisions] + found.files
@@ -112,6 +128,11 @@ def old_revisions(snap: index.Snapshot, keep: int) -> set[int]:
         for model, revs in newest.items()
     }
     old = {rowid for rowid, model, rev, _ in members if rev not in kept[model]}
+    old |= {
+        rowid
+        for rowid, model, target in found.refs
+        if target in newest.get(model, {}) and target not in kept[model]
+    }
     still: set[str] = set()
     gone: set[str] = set()
     for r in found.revisions:
@@ -135,7 +156,7 @@ def problems(snap: index.Snapshot, now: float, grace: float) -> list[Problem]:
         missing = sorted((r.blobs or frozenset()) - found.blobs.keys())
         if missing:
             detail = f"revision {r.model}@{r.rev} lists {len(missing)} file(s) no longer cached"
-            key = M.manifest_key(r.model, r.rev)
+            key = manifest_key(r.model, r.rev)
             out.append(Problem("incomplete", key, None, detail, r.rowid, r.stored, r.size))
     listed = found.listed()
     if listed is not None:

@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING
 
 from llamacache.engine import check_key, checksums, index
 from llamacache.engine.index import Problem
+from llamacache.engine.locking import lock_holder
 from llamacache.engine.safety import leads_outside
 from llamacache.errors import CorruptEntryError, ExitCode, LockBusyError, UsageError
-from llamacache.locking import lock_holder
 from llamacache.ops._common import network_warning, targets
 from llamacache.ops._report import Report, ReportWarning
 
 if TYPE_CHECKING:
+    from llamacache.config.settings import CacheSettings
     from llamacache.engine import EntryMeta
     from llamacache.manager import CacheManager
-    from llamacache.settings import CacheSettings
 
 __all__ = ["CacheVerify", "Problem", "VerifyReport", "verify"]
 

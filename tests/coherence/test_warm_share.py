@@ -42,9 +42,11 @@ def test_warm_share_republishes_after_the_server_lost_everything(
         admin.delete(key)  # the server lost everything
     assert not _names(admin, prefix)
 
-    plain = run("warm", str(model), "--json")  # without --share: skipped, nothing shared
+    plain = run("warm", str(model), "--json")  # without --share: no push report
     assert plain.returncode == 0, plain.stderr
     assert json.loads(plain.stdout)["shared"] is None
+    for key in admin.scan_iter(match=prefix + "*"):  # (it re-shared the manifest's files)
+        admin.delete(key)
 
     done = run("warm", str(model), "--share", "--json")
     assert done.returncode == 0, done.stderr
@@ -93,3 +95,56 @@ def test_warm_share_without_a_shared_tier_is_a_usage_error(tmp_path: Path) -> No
     assert done.returncode == 2
     assert b"cache.network.url" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _lost_blobs(admin: redis.Redis, prefix: str) -> None:
+    for key in admin.scan_iter(match=prefix + "model:e:*blobs/*"):
+        admin.delete(key)  # the server lost the files (eviction, a flush), not the rest
+
+
+@pytest.mark.parametrize("lost", ["everything", "blobs"])
+def test_plain_warm_never_publishes_a_manifest_without_its_files(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lost: str
+) -> None:
+    """A plain ``warm`` of files already cached rewrites the manifest; the shared copy of it
+    must not name blobs the server lost (other machines would get "not cached")."""
+    prefix = _setup(redis_server, monkeypatch, "c" + lost[0])
+    model = tmp_path / "tiny"
+    model.mkdir()
+    (model / "config.json").write_text('{"c": 3}')
+    (model / "w.bin").write_bytes(os.urandom(60_000))
+    assert run("warm", str(model), "--json").returncode == 0
+    admin = redis.Redis.from_url(redis_server.url)
+    if lost == "everything":
+        for key in admin.scan_iter(match=prefix + "*"):
+            admin.delete(key)
+    else:
+        _lost_blobs(admin, prefix)
+    assert sum("blobs/" in n for n in _names(admin, prefix)) == 0
+
+    plain = run("warm", str(model), "--json")
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout)["skipped"] == 2  # nothing stored again locally
+    names = _names(admin, prefix)
+    assert any("tiny@main/.manifest.json" in n for n in names)  # published ...
+    assert sum("blobs/" in n for n in names) == 2  # ... with the files it lists
+
+
+def test_put_model_of_cached_files_reshares_what_the_server_lost(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from llamacache import CacheManager, ModelCache
+
+    prefix = _setup(redis_server, monkeypatch, "d")
+    model = tmp_path / "tiny"
+    model.mkdir()
+    (model / "w.bin").write_bytes(os.urandom(60_000))
+    with CacheManager() as m:
+        ModelCache(m).put_model("tiny", model)
+    admin = redis.Redis.from_url(redis_server.url)
+    _lost_blobs(admin, prefix)
+    with CacheManager() as m:
+        ModelCache(m).put_model("tiny", model)  # the blob is cached here: found, not copied
+    names = _names(admin, prefix)
+    assert any("tiny@main/.manifest.json" in n for n in names)
+    assert sum("blobs/" in n for n in names) == 1

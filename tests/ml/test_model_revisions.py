@@ -201,6 +201,35 @@ def test_evict_keep_last_frees_the_blobs_only_old_revisions_use(tmp_path: Path) 
     assert cli("verify", "-c", "model").exit_code == 0
 
 
+def test_evict_keep_last_drops_the_refs_of_evicted_revisions(tmp_path: Path) -> None:
+    """As ``hf cache`` deletes ``refs/<name>`` files with the revisions they point at: after
+    ``evict --keep-last``, no ref resolves to a revision whose manifest is gone."""
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        for i, rev in enumerate(("r1", "r2", "r3")):
+            mc.put_model("m", {"w": np.full(1000, i, np.float32)}, revision=rev)
+        mc.put_model("other", {"w": np.zeros(10, np.float32)}, revision="r1")
+        mc.set_ref("m", "stable", "r1")
+        mc.set_ref("m", "beta", "r2")
+        mc.set_ref("m", "latest", "r3")
+        mc.set_ref("other", "stable", "r1")  # another model's revision of the same name
+    plan = cli_json("evict", "-c", "model", "--keep-last", "1", "--dry-run")
+    planned = {e["key"] for e in plan["entries"]}
+    assert {"m@stable/.ref", "m@beta/.ref"} <= planned  # shown before anything is removed
+    assert not planned & {"m@latest/.ref", "other@stable/.ref"}
+    assert cli("evict", "-c", "model", "--keep-last", "1", "-y").exit_code == 0
+    with CacheManager() as m:
+        mc = ModelCache(m)
+        assert mc.revisions("m") == ["r3"]
+        assert mc.refs("m") == {"latest": "r3"} and mc.refs("other") == {"stable": "r1"}
+        assert mc.get_model("m", "latest")["w"][0] == 2
+        assert mc.get_model("other", "stable")["w"][0] == 0
+        for ref in ("stable", "beta"):
+            with pytest.raises(NotCachedError):
+                mc.info("m", ref)
+    assert cli("verify", "-c", "model").exit_code == 0
+
+
 def _cfg(tmp_path: Path) -> Path:
     (tmp_path / "cfg.json").write_text('{"same": true}')
     return tmp_path / "cfg.json"

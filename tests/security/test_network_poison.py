@@ -138,3 +138,33 @@ def test_rejected_records_are_listed_by_verify_and_unsigned_tiers_are_named(
     assert run_get.exit_code == 0
     assert "unsigned" in cli("inspect", "--cache", "default").stderr
     assert not (tmp_path / "pwned").exists()
+
+
+def test_planted_deletion_marks_cost_availability_never_a_wrong_value(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """docs/security.md: anyone who can write to the shared Redis can plant a deletion mark
+    (a bare flag, not signed). With the record there, the record wins; with it gone, the
+    entry becomes a miss everywhere. Never another value, signing key or not."""
+    from llamacache.engine import netformat as nf
+
+    net = net_settings(redis_server.url, signing_key="team secret")
+    a = tiered(tmp_path / "a", net)
+    a.put("kept", "v1")
+    a.put("gone", "v2")
+    a.close()
+    b = tiered(tmp_path / "b", net)
+    assert (b.get("kept"), b.get("gone")) == ("v1", "v2")  # b's disk holds copies now
+    b.close()
+    tier = network_of(b)
+    admin = redis.Redis.from_url(redis_server.url)
+    for key in ("kept", "gone"):  # the attacker's writes
+        admin.set(tier.deleted_prefix + nf.encode_key(key), b"1")
+    admin.unlink(tier.rkey("gone"))
+    b = tiered(tmp_path / "b", net)  # a new process on b: its disk copies are revalidated
+    try:
+        assert b.get("kept") == "v1"  # the signed record outranks a mark
+        assert b.get("gone", "miss") == "miss"  # availability: a miss, then recomputed
+        assert b.get("gone", "miss") == "miss"
+    finally:
+        b.close()

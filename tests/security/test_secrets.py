@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llamacache.redaction import redact_text, redact_url
+from llamacache.config.redaction import redact_text, redact_url
 from tests.cli.helpers import cli, run
 from tests.redis_server import free_port
 
@@ -47,6 +47,8 @@ def test_no_output_prints_the_password(form: str, monkeypatch: pytest.MonkeyPatc
     (the unreachable warning), and --debug: nothing shows the secret."""
     url = form.format(port=free_port())  # nothing listens: warnings and errors happen
     monkeypatch.setenv("LLAMACACHE_NETWORK_URL", url)
+    monkeypatch.setenv("LLAMACACHE_NETWORK_CONNECT_TIMEOUT", "0.2")  # refused at once anyway
+    monkeypatch.setenv("LLAMACACHE_NETWORK_REPLY_TIMEOUT", "0.5")
     for args in (
         ("config", "show"),
         ("--json", "config", "show"),
