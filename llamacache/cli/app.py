@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from llamacache.cli import render
+from llamacache.cli import (
+    backup_cmd,
+    bench_cmd,
+    clean_cmd,
+    config_cmd,
+    daemon_cmd,
+    entries_cmd,
+    evict_cmd,
+    inspect_cmd,
+    ls_cmd,
+    push_cmd,
+    render,
+    repair_cmd,
+    schedule_cmd,
+    stats_cmd,
+    verify_cmd,
+    warm_cmd,
+)
 from llamacache.cli._boundary import ErrorBoundaryGroup
 from llamacache.cli.state import State, state_of
 
@@ -76,33 +93,27 @@ def root(
     ctx.call_on_close(state.close)
 
 
-# Every command word -> the module that registers it (with its siblings); help order.
-COMMANDS: dict[str, str] = {
-    "inspect": "inspect_cmd",
-    "ls": "ls_cmd",
-    "warm": "warm_cmd",
-    "verify": "verify_cmd",
-    "repair": "repair_cmd",
-    "evict": "evict_cmd",
-    "clean": "clean_cmd",
-    "stats": "stats_cmd",
-    "bench": "bench_cmd",
-    "schedule": "schedule_cmd",
-    "daemon": "daemon_cmd",
-    "backup": "backup_cmd",
-    "restore": "backup_cmd",
-    "push": "push_cmd",
-    "put": "entries_cmd",
-    "get": "entries_cmd",
-    "rm": "entries_cmd",
-    "config": "config_cmd",
+# Every command word -> the function that registers it (with its siblings); help order.
+COMMANDS: dict[str, Callable[[typer.Typer], None]] = {
+    "inspect": inspect_cmd.register,
+    "ls": ls_cmd.register,
+    "warm": warm_cmd.register,
+    "verify": verify_cmd.register,
+    "repair": repair_cmd.register,
+    "evict": evict_cmd.register,
+    "clean": clean_cmd.register,
+    "stats": stats_cmd.register,
+    "bench": bench_cmd.register,
+    "schedule": schedule_cmd.register,
+    "daemon": daemon_cmd.register,
+    "backup": backup_cmd.register,
+    "restore": backup_cmd.register,
+    "push": push_cmd.register,
+    "put": entries_cmd.register,
+    "get": entries_cmd.register,
+    "rm": entries_cmd.register,
+    "config": config_cmd.register,
 }
-
-
-def _register(module: str, app: typer.Typer) -> None:
-    """Import one command module (only the one being run, on the fast path) and let it
-    add its command(s) to ``app``."""
-    importlib.import_module(f"llamacache.cli.{module}").register(app)
 
 
 def new_app(only: str | None = None) -> typer.Typer:
@@ -110,8 +121,8 @@ def new_app(only: str | None = None) -> typer.Typer:
 
     Typer builds the parameters of every registered command before it parses a line
     (~3 ms each), so the entry point registers just the command being run; help, an
-    unknown word or shell completion get the whole table. Only the modules registered are
-    imported, and each names its op lazily (cli/_lazy.py).
+    unknown word or shell completion get the whole table. Importing the command modules
+    is cheap: each names its op lazily (cli/_lazy.py).
     """
     app = typer.Typer(
         name="llamacache",
@@ -123,9 +134,9 @@ def new_app(only: str | None = None) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(root)
-    modules = [COMMANDS[only]] if only in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
-    for module in modules:
-        _register(module, app)
+    registers = [COMMANDS[only]] if only in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for register in registers:
+        register(app)
     return app
 
 
