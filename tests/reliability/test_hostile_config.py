@@ -135,7 +135,7 @@ class Tally:
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             self.anomalies.append(f"{what}: {type(result.exception).__name__}: {result.exception}")
             return
-        if "Traceback" in err or "unexpected" in err:
+        if "Traceback" in err or "error: unexpected " in err:  # the boundary's line for a crash
             self.anomalies.append(f"{what}: {err[:300]}")
         if result.exit_code == 0:
             return

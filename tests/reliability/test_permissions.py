@@ -111,7 +111,7 @@ def one_line_naming(done: subprocess.CompletedProcess[str], path: Path) -> bool:
         done.returncode != 0
         and err.count("\n") == 1
         and "Traceback" not in err
-        and "unexpected" not in err
+        and "error: unexpected " not in err
         and str(path) in err
     )
 
