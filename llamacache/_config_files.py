@@ -167,7 +167,7 @@ def canonical(written: str, where: str) -> tuple[str, str | None]:
         siblings += [
             a.removeprefix(section) for a in schema.GLOBAL_ALIASES if a.startswith(section)
         ]
-        raise _unknown(written, siblings + ["memory", "disk", "network"], where)
+        raise _unknown(written, siblings + ["memory", "disk", "network", "object"], where)
     if parts[0] == "caches" and len(parts) in (2, 3):
         name, rest = parts[1], parts[2:]
     elif len(parts) in (1, 2) and parts[0].endswith("_cache") and len(parts[0]) > 6:

@@ -42,6 +42,7 @@ from llamacache.settings import (
     DEFAULT_CACHE,
     CacheSettings,
     NetworkSettings,
+    ObjectSettings,
     Settings,
 )
 
@@ -224,6 +225,13 @@ def _network(glob: Mapping[str, Resolved]) -> NetworkSettings | None:
     return NetworkSettings(**kw)  # type: ignore[arg-type]
 
 
+def _object(glob: Mapping[str, Resolved]) -> ObjectSettings | None:
+    if glob["cache.object.url"][0] is None:
+        return None
+    kw = {f.name: glob[f"cache.object.{f.name}"][0] for f in fields(ObjectSettings)}
+    return ObjectSettings(**kw)  # type: ignore[arg-type]
+
+
 def _ordered_names(*groups: Iterable[str]) -> list[str]:
     seen: dict[str, None] = {}
     for group in groups:
@@ -281,6 +289,7 @@ def resolve(
         root=root,
         caches=caches,
         network=_network(glob),
+        object_store=_object(glob),
         config_file=path,
         sources=sources,
         values=values,
