@@ -41,7 +41,7 @@ from typing import Any, BinaryIO
 
 from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
-from llamacache.engine.protocol import ChunkMissing, TierStats
+from llamacache.engine.protocol import ABSENT, UNKNOWN, ChunkMissing, TierStats
 from llamacache.errors import ConfigError
 from llamacache.redaction import redact_logger, redact_url
 from llamacache.settings import ObjectSettings
@@ -275,6 +275,55 @@ class ObjectTier:
             self._reject(key, str(exc))
             return None
         return rec, meta
+
+    def _peek(self, key: Hashable) -> bytes | str:
+        """The stored record's entry meta (unauthenticated: a version check, never data),
+        or ABSENT / UNKNOWN."""
+        import obstore
+
+        if not self.available():
+            return UNKNOWN
+        path = self.entry_path(key)
+        try:
+            data = bytes(obstore.get(self.store, path).bytes())
+        except FileNotFoundError:
+            return ABSENT
+        except Exception as exc:
+            self._trip(exc)
+            return UNKNOWN
+        meta = nf.peek_meta(data[: nf.PEEK_BYTES])
+        return ABSENT if meta is None else meta
+
+    def has(self, key: Hashable) -> bool:
+        """True when the store holds a record for ``key`` (a HEAD; False when unreachable)."""
+        if not self.available():
+            return False
+        try:
+            return self._exists(self.entry_path(key))
+        except Exception as exc:
+            self._trip(exc)
+            return False
+
+    def compare(self, key: Hashable, meta: bytes) -> str:
+        """ "same", "differs", ABSENT or UNKNOWN for a local copy with ``meta`` (``push``)."""
+        theirs = self._peek(key)
+        if not isinstance(theirs, bytes):
+            return theirs
+        try:
+            a, b = framing.parse_meta(theirs), framing.parse_meta(meta)
+        except ValueError:
+            return "differs"
+        return "same" if (a.digest, a.stored_len) == (b.digest, b.stored_len) else "differs"
+
+    def shared_digest(self, key: Hashable) -> str | None:
+        """Hex digest of the stored record's value, or None when there is none to read."""
+        theirs = self._peek(key)
+        if not isinstance(theirs, bytes):
+            return None
+        try:
+            return framing.parse_meta(theirs).digest.hex()
+        except ValueError:
+            return None
 
     def open_stream(self, key: Hashable) -> tuple[bytes, int, Iterator[memoryview]] | None:
         """``(meta, total length, verified parts)`` or None on a miss.
