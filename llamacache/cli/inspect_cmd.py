@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli import _network
+from llamacache.cli import _network, _object
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.options import CacheOpt, WideOpt
@@ -150,6 +150,8 @@ def inspect(
 ) -> Report:
     """Entries, size vs limit, ages, counters and free space per cache and tier (index only)."""
     s = state(ctx)
+    if _object.wants_object(tier, {"--reset-stats": reset_stats, "--top": top > 0}):
+        return _object.inspect(s, cache)
     if wants_network(tier, {"--reset-stats": reset_stats}):
         return _network.inspect(s, cache, top)
     report = inspect_ops.inspect(s.manager(), cache, top=top, reset_stats=reset_stats)

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import random
 import threading
 import time
 from collections.abc import Hashable, Iterator
@@ -655,11 +657,11 @@ class ObjectTier:
             obstore.delete(self.store, [b.name for b in gone])
         return gone
 
-    def verify_entries(self, sample: int | None = None) -> Iterator[ObjectCheck]:
+    def verify_entries(self, fraction: float | None = None) -> Iterator[ObjectCheck]:
         """Every entry through the read gate and its parts against the manifest.
 
-        ``sample``: check at most this many parts per entry (first, last and evenly spread),
-        skipping the whole-value digest; None checks every byte. Writes nothing.
+        ``fraction``: read that share of each entry's parts, chosen at random (at least one),
+        skipping the whole-value digest; None reads every byte. Writes nothing.
         """
         import obstore
 
@@ -677,16 +679,16 @@ class ObjectTier:
             if rec.rtype == nf.T_INLINE:  # admit checked it whole
                 yield ObjectCheck(key, None, len(rec.body))
                 continue
-            yield self._check_blob(key, meta, nf.unpack_manifest(rec.body), sample)
+            yield self._check_blob(key, meta, nf.unpack_manifest(rec.body), fraction)
 
     def _check_blob(
-        self, key: str, meta: framing.EntryMeta, man: nf.Manifest, sample: int | None
+        self, key: str, meta: framing.EntryMeta, man: nf.Manifest, fraction: float | None
     ) -> ObjectCheck:
         blob = blob_path(meta.checksum, meta.digest)
         picks = list(range(man.count))
-        if sample is not None and sample < man.count:
-            step = (man.count - 1) / max(1, sample - 1)
-            picks = sorted({round(j * step) for j in range(sample)})
+        if fraction is not None:
+            want = min(man.count, max(1, math.ceil(man.count * fraction)))
+            picks = sorted(random.sample(picks, want))
         whole = checksums.BY_NAME[meta.checksum].new()
         seen = 0
         per = max(1, WINDOW_BYTES // man.chunk_size)
