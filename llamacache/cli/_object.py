@@ -39,14 +39,14 @@ def _inspect_human(r: Renderer, rep: object_admin.ObjectInspectReport) -> None:
             "yes" if c.reachable else "NO",
             f"{c.entries:,}",
             size(c.bytes),
-            f"{c.blobs:,}",
-            size(c.blob_bytes),
+            f"{c.parts:,}",
+            size(c.part_bytes),
             c.mode + (", signed" if c.signed else ", UNSIGNED"),
         )
         for c in rep.caches
     ]
-    cols = ("cache", "url", "up", "entries", "bytes", "blobs (all caches)", "blob bytes", "mode")
-    r.table("object tier", cols, rows, right=("entries", "bytes", "blob bytes"))
+    cols = ("cache", "url", "up", "entries", "bytes", "parts (all caches)", "part bytes", "mode")
+    r.table("object tier", cols, rows, right=("entries", "bytes", "part bytes"))
     for c in rep.caches[:1]:
         r.line(f"not shared through the object tier: {c.not_shared}")
 
@@ -113,7 +113,7 @@ def _removal_human(r: Renderer, rep: object_admin.ObjectRemovalReport) -> None:
     for key in rep.keys:
         r.line(key)
     r.line(
-        f"object tier: {verb} {rep.entries:,} entries and {rep.blobs:,} unreferenced blobs "
+        f"object tier: {verb} {rep.entries:,} entries and {rep.parts:,} unreferenced parts "
         f"({size(rep.bytes)})"
     )
 

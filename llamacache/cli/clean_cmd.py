@@ -83,7 +83,7 @@ def clean(
             "--grace",
             parser=_duration,
             metavar="DURATION",
-            help="With --tier network or object: keep orphan chunks or unreferenced blobs "
+            help="With --tier network or object: keep orphan chunks or unreferenced parts "
             'younger than this (an upload in flight), default "5m" (network), "1d" (object).',
         ),
     ] = None,
@@ -96,7 +96,7 @@ def clean(
     if wants_network(tier, {"--wait": bool(wait)}):
         return _network.clean(s, cache, dry_run, grace)
     if grace is not None:
-        raise UsageError("--grace: only with --tier network or object (orphan chunks or blobs)")
+        raise UsageError("--grace: only with --tier network or object (orphan chunks or parts)")
     report = clean_ops.clean(s.manager(), cache, dry_run=dry_run, wait=wait)
     r = s.renderer(wide=wide)
     r.emit_caches(report, _human)

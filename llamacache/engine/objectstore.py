@@ -1,4 +1,4 @@
-"""The object tier: large values as content-addressed blobs in S3-compatible storage.
+"""The object tier: large values as content-addressed parts in S3-compatible storage.
 
 Why a second shared tier: Redis keeps every shared byte in RAM on one server; model weights
 are immutable and large, which is what object stores (AWS S3, MinIO, R2, Ceph, GCS's S3 API)
@@ -6,20 +6,24 @@ do well: disk-backed, parallel ranged reads, read-only credentials enforced by t
 
 Layout under ``s3://bucket/prefix`` (every name is the engine's; nothing else writes here):
 
-* ``blobs/<checksum>/<hex digest>`` -- one object per distinct value (the entry's stored
-  payload, byte for byte), shared by every key, cache and machine: identical bytes are
-  uploaded once. Uploaded as a multipart upload, which S3 makes visible only when complete.
+* ``parts/<algo>/<hex digest>`` -- one object per distinct ``part_size`` part of a value,
+  named by the part's digest (blake3 when records are signed, else xxh3): shared by every
+  key, cache and machine, so identical bytes are uploaded once (a HEAD first, then a PUT;
+  parts go up in parallel). Separate objects rather than one multipart object because reads
+  then cost the same per part on every S3 implementation, a part shared by two models is
+  stored once, and what a killed upload leaves is visible to ``clean`` (an unfinished
+  multipart upload is not, until a lifecycle rule aborts it).
 * ``<cache>/e/<hex of the encoded key>`` -- the entry record: the same signed record the
-  Redis tier writes (``netformat.pack_record``, type manifest) whose manifest lists the
-  digest of every ``part_size`` part of the blob. Written last, after the blob is complete,
-  so a killed upload is never visible as an entry.
+  Redis tier writes (``netformat.pack_record``): a manifest listing every part's digest, or,
+  for a small value (model manifests, refs, config files), the value inline. Written last,
+  after every part is stored, so a killed upload is never visible as an entry.
 
-Reads fetch the parts with parallel ranged GETs (obstore, in Rust), a window ahead of the
-disk writer; each part is checked against the manifest and the whole value's digest is
-checked before the last part is handed over, so a damaged blob is a miss and its bytes are
-never indexed locally. Values under ``threshold`` are not stored here: they stay local (or
-go to Redis, which is the right place for small, mutable values). The object tier has no
-invalidation: use it for immutable entries (models, dataset shards).
+Reads fetch the parts with parallel GETs (obstore, in Rust) kept ``WINDOW_BYTES`` ahead of
+the disk writer; each part is checked against the manifest and the whole value's digest is
+checked before the last part is handed over, so a damaged part is a miss and its bytes are
+never indexed locally. Values under ``threshold`` other than files and model manifests are
+not stored here: they stay local (or go to Redis, the place for small, mutable values). The
+object tier has no invalidation: use it for immutable entries (models, dataset shards).
 
 A store that is down or throttling: obstore retries with backoff; when that fails the tier
 misses and skips writes for ``retry_interval`` seconds, with one warning per interval.
@@ -27,12 +31,14 @@ misses and skips writes for ``retry_interval`` seconds, with one warning per int
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Hashable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,10 +57,10 @@ from llamacache.settings import ObjectSettings
 log = redact_logger(logging.getLogger("llamacache.object"))
 
 RETRY_INTERVAL = 5.0  # seconds the breaker stays open after a failure
-WINDOW_BYTES = 64 * 1024 * 1024  # bytes fetched per window of parallel ranged GETs
+WINDOW_BYTES = 128 * 1024 * 1024  # bytes of GETs in flight ahead of the reader
+PARALLEL_GETS = 16  # part GETs at once
+PARALLEL_PUTS = 8  # part uploads at once
 MAX_DECLARED = 1 << 44  # largest value a record may declare (16 TiB)
-UPLOAD_CONCURRENCY = 8  # parts uploaded at once
-MIN_UPLOAD_PART = 5 * 1024 * 1024  # S3's smallest multipart part (but the last)
 # model revision manifests and refs (ml/revisions.py names them): small, shared anyway
 IMMUTABLE_SUFFIXES = ("/.manifest.json", "/.ref")
 MAX_KEY_HEX = 800  # longer encoded keys are hashed (S3 names are at most 1024 bytes)
@@ -107,9 +113,17 @@ def make_store(settings: ObjectSettings) -> Any:
     )
 
 
-def blob_path(checksum: str, digest: bytes) -> str:
-    """Name of the blob holding the stored payload with this digest."""
-    return f"blobs/{checksum}/{digest.hex()}"
+PARTS = "parts/"
+
+
+def part_path(algo: checksums.Algorithm, digest: bytes) -> str:
+    """Name of the object holding the part with this digest."""
+    return f"{PARTS}{algo.name}/{digest.hex()}"
+
+
+def part_names(man: nf.Manifest) -> list[str]:
+    """The object names of a manifest's parts, in order."""
+    return [part_path(man.algo, d) for d in man.digests]
 
 
 def entry_dir(cache: str) -> str:
@@ -135,11 +149,6 @@ def key_text(name: str) -> str:
     return text if key is None else str(key)
 
 
-def _is_down(exc: BaseException) -> bool:
-    """True for failures that mean "cannot reach or use the store now" (not a missing object)."""
-    return not isinstance(exc, FileNotFoundError | ChunkMissing | nf.BadRecord)
-
-
 def _describe(exc: BaseException) -> str:
     """One readable line for an obstore error (its text spans many lines)."""
     name = type(exc).__name__
@@ -152,12 +161,12 @@ def _describe(exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class ObjectEntry:
-    """One entry record as listed: its key, size of the value, blob and upload time."""
+    """One entry record as listed: its key, size of the value, parts and upload time."""
 
     key: str
     name: str  # the record's object name (relative to the store prefix)
     bytes: int  # stored payload length (0 when the record is unreadable)
-    blob: str | None  # blob name it refers to (None: unreadable record)
+    parts: tuple[str, ...]  # part objects it refers to (none: inline or unreadable)
     modified: float  # epoch seconds the record was written
     kind: str = "?"
 
@@ -172,8 +181,8 @@ class ObjectCheck:
 
 
 @dataclass(frozen=True)
-class BlobInfo:
-    """One stored blob."""
+class StoredObject:
+    """One object in the store, as a listing shows it."""
 
     name: str
     bytes: int
@@ -213,7 +222,8 @@ class ObjectTier:
         self._lock = threading.Lock()
         self.hits = self.misses = self.puts = self.errors = self.corrupt = 0
         self.rejected = 0  # records or parts refused by verification
-        self.uploaded_blobs = 0  # blobs this process uploaded (identical ones are not)
+        self.uploaded_parts = self.uploaded_bytes = 0  # parts the store lacked, sent
+        self.present_parts = 0  # parts already stored (by anyone): not sent again
         self.skipped = 0  # values under the threshold (kept local)
         self.unshared = 0  # writes not sent: read-only or the store was down
 
@@ -346,51 +356,46 @@ class ObjectTier:
     def _parts(
         self, key: Hashable, meta: framing.EntryMeta, man: nf.Manifest
     ) -> Iterator[memoryview]:
-        """The parts in windows of parallel ranged GETs, the next window fetched while the
-        caller writes this one; every part checked against the signed manifest."""
-        blob = blob_path(meta.checksum, meta.digest)
+        """The parts in order, fetched by parallel GETs kept ``WINDOW_BYTES`` ahead of the
+        caller (who writes them to disk meanwhile); each checked against the manifest."""
         whole = checksums.BY_NAME[meta.checksum].new()
-        per = max(1, WINDOW_BYTES // man.chunk_size)
-        windows = [range(s, min(man.count, s + per)) for s in range(0, man.count, per)]
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacache-object")
+        ahead = max(1, WINDOW_BYTES // man.chunk_size)
+        pool = ThreadPoolExecutor(min(ahead, PARALLEL_GETS), thread_name_prefix="llamacache-get")
+        pending: deque[Future[list[Any]]] = deque()
         try:
-            ahead: Future[list[Any]] | None = pool.submit(self._fetch, blob, man, windows[0])
+            for i in range(min(ahead, man.count)):
+                pending.append(pool.submit(self._fetch_parts, man, [i]))
             seen = 0
-            for n, window in enumerate(windows):
-                assert ahead is not None
+            for i in range(man.count):
+                name = part_path(man.algo, man.digests[i])
                 try:
-                    datas = ahead.result()
+                    (data,) = pending.popleft().result()
                 except FileNotFoundError:
-                    self._reject(key, f"blob {blob} is missing")
-                    raise ChunkMissing(blob) from None
+                    self._reject(key, f"part {i} ({name}) is missing")
+                    raise ChunkMissing(name) from None
                 except Exception as exc:
                     self.misses += 1
                     self._trip(exc)
                     raise ChunkMissing(f"object store unreachable: {_describe(exc)}") from None
-                ahead = (
-                    pool.submit(self._fetch, blob, man, windows[n + 1])
-                    if n + 1 < len(windows)
-                    else None
-                )
-                for i, data in zip(window, datas, strict=True):
-                    view = memoryview(data)
-                    expect = min(man.chunk_size, man.total_len - i * man.chunk_size)
-                    if len(view) != expect or man.algo.digest(view) != man.digests[i]:
-                        self._reject(key, f"part {i} of {blob} does not match its manifest")
-                        raise ChunkMissing(f"{blob} part {i}")
-                    seen += len(view)
-                    whole.update(view)
-                    if seen == man.total_len and whole.digest() != meta.digest:
-                        self._reject(key, f"{blob}: assembled value digest mismatch")
-                        raise ChunkMissing(f"{blob}: assembled value digest mismatch")
-                    yield view
+                if i + ahead < man.count:
+                    pending.append(pool.submit(self._fetch_parts, man, [i + ahead]))
+                view = memoryview(data)
+                expect = min(man.chunk_size, man.total_len - i * man.chunk_size)
+                if len(view) != expect or man.algo.digest(view) != man.digests[i]:
+                    self._reject(key, f"part {i} ({name}) does not match its manifest")
+                    raise ChunkMissing(name)
+                seen += len(view)
+                whole.update(view)
+                if seen == man.total_len and whole.digest() != meta.digest:
+                    self._reject(key, "assembled value digest mismatch")
+                    raise ChunkMissing(f"{key!r}: assembled value digest mismatch")
+                yield view
             if seen == man.total_len:
                 self.hits += 1
         finally:
+            for fut in pending:
+                fut.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
-
-    def _fetch(self, blob: str, man: nf.Manifest, window: range) -> list[Any]:
-        return self._fetch_parts(blob, man, list(window))
 
     def get(self, key: Hashable) -> tuple[bytes, bytes] | None:
         """``(meta, payload)`` for ``key`` read whole (the cache streams instead)."""
@@ -426,7 +431,7 @@ class ObjectTier:
         expire: float | None = None,
         only_if_absent: bool = False,
     ) -> bool:
-        """Store a value of at least ``threshold`` bytes: blob (if absent), then the record."""
+        """Store a value this tier takes: the parts the store lacks, then the record."""
         return self.put_file(key, meta, BytesIO(payload), expire, only_if_absent)
 
     def put_stored(
@@ -454,8 +459,8 @@ class ObjectTier:
     ) -> bool:
         """Upload what the store lacks, read from ``source`` one part at a time.
 
-        The blob goes up as a multipart upload that is aborted (so never visible) when the
-        bytes read do not hash to the entry's digest; the entry record is written last.
+        Parts go up in parallel; when the bytes read do not hash to the entry's digest (the
+        local file changed or is damaged) the record is not written, so nothing is published.
         ``expire`` is not applied: object expiry is the bucket's lifecycle rules' job.
         """
         import obstore
@@ -468,7 +473,6 @@ class ObjectTier:
             self.unshared += 1
             return False
         path = self.entry_path(key)
-        blob = blob_path(entry.checksum, entry.digest)
         try:
             if only_if_absent and self._exists(path):
                 return True
@@ -477,19 +481,13 @@ class ObjectTier:
                 if len(body) != entry.stored_len or not framing.verify_payload(entry, body):
                     raise _Changed("its local bytes do not match their digest")
                 parts = nf.pack_record(path.encode(), nf.T_INLINE, meta, body, self._signing_key)
-                obstore.put(self.store, path, b"".join(parts))
-                self.puts += 1
-                return True
-            if self._exists(blob, entry.stored_len):
-                digests = self._digests(source, entry)
             else:
-                digests = self._upload(blob, source, entry)
-                self.uploaded_blobs += 1
-            man = nf.Manifest(entry.stored_len, self.part_size, self._part_algo, tuple(digests))
-            record = b"".join(
-                nf.pack_record(path.encode(), nf.T_MANIFEST, meta, man.pack(), self._signing_key)
-            )
-            obstore.put(self.store, path, record)
+                digests = self._upload(source, entry)
+                man = nf.Manifest(entry.stored_len, self.part_size, self._part_algo, digests)
+                parts = nf.pack_record(
+                    path.encode(), nf.T_MANIFEST, meta, man.pack(), self._signing_key
+                )
+            obstore.put(self.store, path, b"".join(parts))
         except _Changed as exc:
             log.warning("cache %r: %r not shared: %s", self.cache, key, exc)
             self.unshared += 1
@@ -510,46 +508,57 @@ class ObjectTier:
             return False
         return size is None or int(head["size"]) == size
 
-    def _read_parts(
-        self, source: BinaryIO, entry: framing.EntryMeta, digests: list[bytes]
-    ) -> Iterator[bytes]:
-        """Parts of ``source``, each digested; raises _Changed at the end if the bytes are not
-        the entry's (a local file changed or damaged: nothing is published)."""
+    def _read_parts(self, source: BinaryIO, entry: framing.EntryMeta) -> Iterator[bytes]:
+        """Parts of ``source``; raises _Changed before the last one if the bytes are not the
+        entry's (a local file changed or damaged: nothing is published)."""
         whole = checksums.BY_NAME[entry.checksum].new()
         total = 0
         while data := source.read(self.part_size):
-            digests.append(self._part_algo.digest(data))
             whole.update(data)
             total += len(data)
-            if total == entry.stored_len and whole.digest() != entry.digest:
+            if total >= entry.stored_len and (
+                total != entry.stored_len or whole.digest() != entry.digest
+            ):
                 raise _Changed("its local bytes do not match their digest")
             yield data
         if total != entry.stored_len:
             raise _Changed(f"its local file has {total} bytes, expected {entry.stored_len}")
 
-    def _digests(self, source: BinaryIO, entry: framing.EntryMeta) -> list[bytes]:
-        digests: list[bytes] = []
-        for _ in self._read_parts(source, entry, digests):
-            pass
-        return digests
-
-    def _upload(self, blob: str, source: BinaryIO, entry: framing.EntryMeta) -> list[bytes]:
+    def _send_part(self, data: bytes) -> bytes:
+        """Store one part under its digest unless the store has it; returns the digest."""
         import obstore
 
+        digest = self._part_algo.digest(data)
+        name = part_path(self._part_algo, digest)
+        if self._exists(name, len(data)):
+            with self._lock:
+                self.present_parts += 1
+            return digest
+        obstore.put(self.store, name, data)
+        with self._lock:
+            self.uploaded_parts += 1
+            self.uploaded_bytes += len(data)
+        return digest
+
+    def _upload(self, source: BinaryIO, entry: framing.EntryMeta) -> tuple[bytes, ...]:
+        """Every part of ``source`` stored (at most 2 x PARALLEL_PUTS parts in memory)."""
         digests: list[bytes] = []
-        obstore.put(
-            self.store,
-            blob,
-            self._read_parts(source, entry, digests),
-            chunk_size=max(self.part_size, MIN_UPLOAD_PART),
-            max_concurrency=UPLOAD_CONCURRENCY,
-        )
-        if entry.stored_len == 0:
-            digests = [self._part_algo.digest(b"")]
-        return digests
+        pending: deque[Future[bytes]] = deque()
+        with ThreadPoolExecutor(PARALLEL_PUTS, thread_name_prefix="llamacache-put") as pool:
+            try:
+                for data in self._read_parts(source, entry):
+                    if len(pending) >= 2 * PARALLEL_PUTS:
+                        digests.append(pending.popleft().result())
+                    pending.append(pool.submit(self._send_part, data))
+                while pending:
+                    digests.append(pending.popleft().result())
+            finally:
+                for fut in pending:
+                    fut.cancel()
+        return tuple(digests)
 
     def remove(self, key: Hashable) -> bool:
-        """Delete the entry record (its blob may be shared: ``clean`` sweeps unreferenced ones)."""
+        """Delete the entry record (its parts may be shared: ``clean`` sweeps unreferenced ones)."""
         if self.read_only or not self.available():
             return False
         import obstore
@@ -577,14 +586,14 @@ class ObjectTier:
 
     # -- admin ------------------------------------------------------------------------------
 
-    def _list(self, prefix: str | None) -> Iterator[BlobInfo]:
+    def _list(self, prefix: str | None) -> Iterator[StoredObject]:
         import obstore
 
         for batch in obstore.list(self.store, prefix=prefix):
             for meta in batch:
                 modified = meta["last_modified"]
                 stamp = modified.timestamp() if isinstance(modified, datetime) else 0.0
-                yield BlobInfo(str(meta["path"]), int(meta["size"]), stamp)
+                yield StoredObject(str(meta["path"]), int(meta["size"]), stamp)
 
     def reachable(self) -> str | None:
         """None when the store answers a listing; else one line saying why not."""
@@ -596,65 +605,62 @@ class ObjectTier:
             return _describe(exc)
         return None
 
+    def _read_record(self, name: str) -> tuple[nf.Record, framing.EntryMeta] | None:
+        """An entry record parsed without authenticating it (for listing and for telling
+        live parts from orphans, never for serving a value); None if gone or unreadable."""
+        import obstore
+
+        try:
+            data = bytes(obstore.get(self.store, name).bytes())
+            rec = nf.unpack_record(name.encode(), data, None)
+            return rec, framing.parse_meta(rec.meta)
+        except (FileNotFoundError, nf.BadRecord, ValueError):
+            return None
+
     def entries(self) -> Iterator[ObjectEntry]:
         """Every entry record of this cache, read without authenticating (for listing only)."""
-        import obstore
-
         for info in self._list(entry_dir(self.cache)):
-            name = info.name.rsplit("/", 1)[-1]
-            try:
-                data = bytes(obstore.get(self.store, info.name).bytes())
-            except FileNotFoundError:
+            key = key_text(info.name.rsplit("/", 1)[-1])
+            found = self._read_record(info.name)
+            if found is None:
+                yield ObjectEntry(key, info.name, 0, (), info.modified)
                 continue
-            try:
-                rec = nf.unpack_record(info.name.encode(), data, None)
-                meta = framing.parse_meta(rec.meta)
-            except (nf.BadRecord, ValueError):
-                yield ObjectEntry(key_text(name), info.name, 0, None, info.modified)
-                continue
-            inline = rec.rtype == nf.T_INLINE
-            yield ObjectEntry(
-                key_text(name),
-                info.name,
-                meta.stored_len,
-                None if inline else blob_path(meta.checksum, meta.digest),
-                info.modified,
-                meta.kind,
-            )
+            rec, meta = found
+            parts: tuple[str, ...] = ()
+            if rec.rtype == nf.T_MANIFEST:
+                with contextlib.suppress(nf.BadRecord):
+                    parts = tuple(part_names(nf.unpack_manifest(rec.body)))
+            yield ObjectEntry(key, info.name, meta.stored_len, parts, info.modified, meta.kind)
 
-    def blobs(self) -> Iterator[BlobInfo]:
-        """Every blob in the store (shared by all caches under the prefix)."""
-        return self._list("blobs/")
+    def stored_parts(self) -> Iterator[StoredObject]:
+        """Every part in the store (shared by all caches under the prefix)."""
+        return self._list(PARTS)
 
-    def referenced_blobs(self) -> set[str]:
-        """Blob names any entry record under the prefix refers to (every cache's, signed or
-        not: a record we cannot authenticate still keeps its blob)."""
-        import obstore
-
+    def referenced_parts(self) -> set[str]:
+        """Part names any entry record under the prefix refers to (every cache's, signed or
+        not: a record we cannot authenticate still keeps its parts)."""
         refs: set[str] = set()
         for info in self._list(None):
-            if info.name.startswith("blobs/") or "/e/" not in info.name:
+            if info.name.startswith(PARTS) or "/e/" not in info.name:
                 continue
-            try:
-                data = bytes(obstore.get(self.store, info.name).bytes())
-                rec = nf.unpack_record(info.name.encode(), data, None)
-                meta = framing.parse_meta(rec.meta)
-            except (FileNotFoundError, nf.BadRecord, ValueError):
-                continue
-            if rec.rtype == nf.T_MANIFEST:
-                refs.add(blob_path(meta.checksum, meta.digest))
+            found = self._read_record(info.name)
+            if found is not None and found[0].rtype == nf.T_MANIFEST:
+                try:
+                    refs.update(part_names(nf.unpack_manifest(found[0].body)))
+                except nf.BadRecord:
+                    continue
         return refs
 
-    def clean_blobs(self, grace: float, dry_run: bool = False) -> list[BlobInfo]:
-        """Delete blobs no entry refers to and older than ``grace`` seconds (an upload whose
-        record is not written yet is younger). Returns what was (or would be) deleted."""
+    def clean_parts(self, grace: float, dry_run: bool = False) -> list[StoredObject]:
+        """Delete parts no entry refers to and older than ``grace`` seconds (an upload whose
+        record is not written yet has young parts). Returns what was (or would be) deleted."""
         import obstore
 
         now = datetime.now(timezone.utc).timestamp()
-        refs = self.referenced_blobs()
-        gone = [b for b in self.blobs() if b.name not in refs and now - b.modified >= grace]
+        refs = self.referenced_parts()
+        gone = [p for p in self.stored_parts() if p.name not in refs and now - p.modified >= grace]
         if gone and not dry_run and not self.read_only:
-            obstore.delete(self.store, [b.name for b in gone])
+            obstore.delete(self.store, [p.name for p in gone])
         return gone
 
     def verify_entries(self, fraction: float | None = None) -> Iterator[ObjectCheck]:
@@ -679,46 +685,44 @@ class ObjectTier:
             if rec.rtype == nf.T_INLINE:  # admit checked it whole
                 yield ObjectCheck(key, None, len(rec.body))
                 continue
-            yield self._check_blob(key, meta, nf.unpack_manifest(rec.body), fraction)
+            yield self._check_parts(key, meta, nf.unpack_manifest(rec.body), fraction)
 
-    def _check_blob(
+    def _check_parts(
         self, key: str, meta: framing.EntryMeta, man: nf.Manifest, fraction: float | None
     ) -> ObjectCheck:
-        blob = blob_path(meta.checksum, meta.digest)
         picks = list(range(man.count))
         if fraction is not None:
             want = min(man.count, max(1, math.ceil(man.count * fraction)))
             picks = sorted(random.sample(picks, want))
         whole = checksums.BY_NAME[meta.checksum].new()
         seen = 0
-        per = max(1, WINDOW_BYTES // man.chunk_size)
-        for s in range(0, len(picks), per):
-            window = picks[s : s + per]
-            try:
-                datas = self._fetch_parts(blob, man, window)
-            except FileNotFoundError:
-                return ObjectCheck(key, f"blob {blob} is missing", seen)
-            for i, data in zip(window, datas, strict=True):
-                view = memoryview(data)
-                expect = min(man.chunk_size, man.total_len - i * man.chunk_size)
-                if len(view) != expect or man.algo.digest(view) != man.digests[i]:
-                    return ObjectCheck(key, f"part {i} of {blob} does not match its manifest", seen)
-                whole.update(view)
-                seen += len(view)
+        per = max(1, min(PARALLEL_GETS, WINDOW_BYTES // man.chunk_size))
+        with ThreadPoolExecutor(per, thread_name_prefix="llamacache-verify") as pool:
+            for s in range(0, len(picks), per):
+                window = picks[s : s + per]
+                futures = [pool.submit(self._fetch_parts, man, [i]) for i in window]
+                for i, fut in zip(window, futures, strict=True):
+                    name = part_path(man.algo, man.digests[i])
+                    try:
+                        (data,) = fut.result()
+                    except FileNotFoundError:
+                        return ObjectCheck(key, f"part {i} ({name}) is missing", seen)
+                    view = memoryview(data)
+                    expect = min(man.chunk_size, man.total_len - i * man.chunk_size)
+                    if len(view) != expect or man.algo.digest(view) != man.digests[i]:
+                        problem = f"part {i} ({name}) does not match its manifest"
+                        return ObjectCheck(key, problem, seen)
+                    whole.update(view)
+                    seen += len(view)
         if len(picks) == man.count and whole.digest() != meta.digest:
-            return ObjectCheck(key, f"{blob}: assembled value digest mismatch", seen)
+            return ObjectCheck(key, "assembled value digest mismatch", seen)
         return ObjectCheck(key, None, seen)
 
-    def _fetch_parts(self, blob: str, man: nf.Manifest, parts: list[int]) -> list[Any]:
+    def _fetch_parts(self, man: nf.Manifest, parts: list[int]) -> list[Any]:
+        """The bytes of the given parts (one GET each, in this thread)."""
         import obstore
 
-        if man.total_len == 0:
-            return [b""]
-        starts = [i * man.chunk_size for i in parts]
-        lengths = [min(man.chunk_size, man.total_len - s) for s in starts]
-        return list(
-            obstore.get_ranges(self.store, blob, starts=starts, lengths=lengths, coalesce=0)
-        )
+        return [obstore.get(self.store, part_path(man.algo, man.digests[i])).bytes() for i in parts]
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -2,9 +2,9 @@
 
 The layout belongs to the engine (``engine/objectstore.py``); this module walks what it lists
 and decides what to report. A store that cannot be reached is one line and exit code 1
-(``inspect`` reports it as a row instead). Blobs are shared by every cache under the prefix:
-``clean`` removes only blobs no entry of any cache refers to, and only past a grace period
-(an upload whose entry record is not written yet has a young blob).
+(``inspect`` reports it as a row instead). Parts are shared by every cache under the prefix:
+``clean`` removes only parts no entry of any cache refers to, and only past a grace period
+(an upload whose entry record is not written yet has young parts).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from llamacache.ops._report import Report
 from llamacache.redaction import redact_url
 
 Progress = Callable[[int, int | None], None]
-CLEAN_GRACE = 86400.0  # blobs younger than this may belong to an upload still in flight
+CLEAN_GRACE = 86400.0  # parts younger than this may belong to an upload still in flight
 
 
 def object_caches(manager: CacheManager, cache: str | None) -> list[str]:
@@ -60,7 +60,7 @@ def _failed(tier: ObjectTier, exc: BaseException) -> LlamacacheError:
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """One cache's share of the store, and the store's blobs (shared by every cache)."""
+    """One cache's share of the store, and the store's parts (shared by every cache)."""
 
     cache: str
     url: str
@@ -68,8 +68,8 @@ class ObjectInfo:
     error: str | None
     entries: int
     bytes: int  # payload bytes the cache's entries refer to
-    blobs: int  # blobs in the store (every cache's)
-    blob_bytes: int
+    parts: int  # parts in the store (every cache's)
+    part_bytes: int
     mode: str
     signed: bool
     not_shared: str  # what stays local with this tier alone
@@ -88,7 +88,7 @@ class ObjectInspectReport(Report):
 
 
 def inspect_object(manager: CacheManager, cache: str | None) -> ObjectInspectReport:
-    """Entries and bytes per cache, the store's blobs, and whether it answers."""
+    """Entries and bytes per cache, the store's parts, and whether it answers."""
     out = []
     for name in object_caches(manager, cache):
         tier = tier_for(manager, name)
@@ -103,7 +103,7 @@ def inspect_object(manager: CacheManager, cache: str | None) -> ObjectInspectRep
             continue
         try:
             entries = list(tier.entries())
-            blobs = list(tier.blobs())
+            parts = list(tier.stored_parts())
         except Exception as exc:
             out.append(ObjectInfo(name, url, False, str(_failed(tier, exc)), 0, 0, 0, 0, mode,
                                   False, local))  # fmt: skip
@@ -116,8 +116,8 @@ def inspect_object(manager: CacheManager, cache: str | None) -> ObjectInspectRep
                 None,
                 len(entries),
                 sum(e.bytes for e in entries),
-                len(blobs),
-                sum(b.bytes for b in blobs),
+                len(parts),
+                sum(p.bytes for p in parts),
                 mode,
                 bool(tier._keys),
                 local,
@@ -135,7 +135,7 @@ class ObjectListEntry:
     key: str
     kind: str
     bytes: int
-    stored: str  # "blob" or "inline"
+    stored: str  # "parts" or "inline"
     modified: float
 
 
@@ -155,7 +155,7 @@ def list_object(
         try:
             for e in tier.entries():
                 if match is None or fnmatch.fnmatchcase(e.key, match):
-                    stored = "inline" if e.blob is None else "blob"
+                    stored = f"{len(e.parts)} parts" if e.parts else "inline"
                     out.append(ObjectListEntry(name, e.key, e.kind, e.bytes, stored, e.modified))
         except Exception as exc:
             raise _failed(tier, exc) from None
@@ -234,8 +234,8 @@ class ObjectRemovalReport(Report):
     schema = "remove-object"
     dry_run: bool
     entries: int
-    blobs: int
-    bytes: int  # blob bytes freed
+    parts: int
+    bytes: int  # part bytes freed
     keys: tuple[str, ...]
 
 
@@ -247,7 +247,7 @@ def evict_object_keys(
     match: str | None,
     dry_run: bool = False,
 ) -> ObjectRemovalReport:
-    """Delete the entry records named by ``keys`` or matching ``match`` (their blobs stay
+    """Delete the entry records named by ``keys`` or matching ``match`` (their parts stay
     until ``clean`` finds them unreferenced)."""
     if not keys and match is None:
         raise UsageError("--tier object needs --key KEY or --match GLOB")
@@ -274,15 +274,14 @@ def clean_object(
     dry_run: bool = False,
     grace: float = CLEAN_GRACE,
 ) -> ObjectRemovalReport:
-    """Delete blobs no entry record (of any cache under the prefix) refers to, idle past
-    ``grace`` seconds. The store's incomplete multipart uploads are the bucket's lifecycle
-    rule's job (AbortIncompleteMultipartUpload): they are never visible as blobs."""
+    """Delete parts no entry record (of any cache under the prefix) refers to, idle past
+    ``grace`` seconds: what killed uploads left, and what evicted entries used."""
     names = object_caches(manager, cache)
     tier = tier_for(manager, names[0] if names else "default")
     if tier.read_only and not dry_run:
         raise UsageError("the object tier is read-only (mode = read-only): nothing is cleaned")
     try:
-        gone = tier.clean_blobs(grace, dry_run=dry_run)
+        gone = tier.clean_parts(grace, dry_run=dry_run)
     except Exception as exc:
         raise _failed(tier, exc) from None
     return ObjectRemovalReport(

@@ -44,8 +44,8 @@ def test_inspect_ls_verify(tmp_path: Path, s3: S3) -> None:
     got = _cli(env, "--json", "inspect", "--tier", "object", "-c", "model")
     assert got.exit_code == 0, got.stderr
     (info,) = json.loads(got.stdout)["caches"]
-    assert info["reachable"] and info["entries"] == 3 and info["blobs"] == 3
-    assert info["bytes"] == info["blob_bytes"] == sum(len(v) for v in values.values())
+    assert info["reachable"] and info["entries"] == 3 and info["parts"] == 6  # 2 + 3 + 1 MiB
+    assert info["bytes"] == info["part_bytes"] == sum(len(v) for v in values.values())
     assert "stay local" in info["not_shared"]
     listed = json.loads(_cli(env, "--json", "ls", "--tier", "object", "-c", "model").stdout)
     assert sorted(e["key"] for e in listed["entries"]) == sorted(values)
@@ -61,10 +61,9 @@ def test_verify_reports_a_flipped_byte_exit_1(tmp_path: Path, s3: S3) -> None:
     with machine(tmp_path / "A", s3.settings) as a:
         tier = _tier(a)
         entry = next(e for e in tier.entries() if e.key == "a/two")
-        assert entry.blob is not None
-        data = bytearray(obstore.get(tier.store, entry.blob).bytes())
-        data[-1] ^= 0x80  # the last part: a sampled verify reads it too (any share reads it
-        obstore.put(tier.store, entry.blob, bytes(data))  # only when picked; full reads all)
+        data = bytearray(obstore.get(tier.store, entry.parts[2]).bytes())
+        data[-1] ^= 0x80
+        obstore.put(tier.store, entry.parts[2], bytes(data))
     env = subprocess_env(tmp_path / "A", s3.settings)
     got = _cli(env, "--json", "verify", "--tier", "object", "-c", "model")
     assert got.exit_code == 1
@@ -77,7 +76,7 @@ def test_verify_reports_a_flipped_byte_exit_1(tmp_path: Path, s3: S3) -> None:
     assert body["checked"] == 3 and body["bytes_checked"] <= 3 * MB  # one part of each
 
 
-def test_evict_then_clean_removes_only_unreferenced_blobs_past_the_grace(
+def test_evict_then_clean_removes_only_unreferenced_parts_past_the_grace(
     tmp_path: Path, s3: S3
 ) -> None:
     values = _fill(tmp_path, s3)
@@ -85,16 +84,16 @@ def test_evict_then_clean_removes_only_unreferenced_blobs_past_the_grace(
     gone = _cli(env, "--json", "evict", "--tier", "object", "-c", "model", "--key", "a/one", "-y")
     assert gone.exit_code == 0, gone.stderr
     assert json.loads(gone.stdout)["keys"] == ["a/one"]
-    # another cache shares the "b/three" bytes: its blob stays referenced
+    # another cache shares the "b/three" bytes: its part stays referenced
     with machine(tmp_path / "A", s3.settings) as a:
         a.cache("default").put("copy", values["b/three"])
     young = json.loads(_cli(env, "--json", "clean", "--tier", "object", "-c", "model").stdout)
-    assert young["blobs"] == 0  # the unreferenced blob is younger than the grace (1d)
+    assert young["parts"] == 0  # the unreferenced parts are younger than the grace (1d)
     dry = _cli(env, "--json", "clean", "--tier", "object", "--grace", "0", "--dry-run")
-    assert json.loads(dry.stdout)["blobs"] == 1
+    assert json.loads(dry.stdout)["parts"] == 2  # a/one's two parts
     time.sleep(1.1)  # S3 times have one-second resolution
     done = json.loads(_cli(env, "--json", "clean", "--tier", "object", "--grace", "1s").stdout)
-    assert done["blobs"] == 1 and done["bytes"] == len(values["a/one"])
+    assert done["parts"] == 2 and done["bytes"] == len(values["a/one"])
     with machine(tmp_path / "B", s3.settings) as b:
         assert bytes(b.cache("model").get("a/two")) == values["a/two"]
         assert bytes(b.cache("model").get("b/three")) == values["b/three"]

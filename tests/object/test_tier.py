@@ -67,23 +67,25 @@ def test_model_shared_from_a_to_b_byte_identical(tmp_path: Path, s3: S3) -> None
         )
 
 
-def test_identical_blob_uploaded_once(tmp_path: Path, s3: S3) -> None:
+def test_identical_bytes_uploaded_once(tmp_path: Path, s3: S3) -> None:
     src = write_model(tmp_path / "src", 3)
+    weights = (src / "model.safetensors").stat().st_size
     with machine(tmp_path / "A", s3.settings) as a:
         models = ModelCache(a)
         models.put_model("one", src)
+        assert _tier(a).uploaded_bytes == weights  # small files go inline in their record
         models.put_model("two", src)  # same bytes, another model
-        assert _tier(a).uploaded_blobs == 1  # the weights; small files go inline
+        assert _tier(a).uploaded_bytes == weights
     with machine(tmp_path / "C", s3.settings) as c:  # another machine, same bytes
         ModelCache(c).put_model("three", src)
-        assert _tier(c).uploaded_blobs == 0
-        blobs = list(_tier(c).blobs())
-    big = [b for b in blobs if b.bytes > MB]
-    assert len(big) == 1 and big[0].bytes == (src / "model.safetensors").stat().st_size
+        tier = _tier(c)
+        assert tier.uploaded_bytes == 0 and tier.present_parts == 4  # 3 MiB + header: 4 parts
+        stored = list(tier.stored_parts())
+    assert sum(p.bytes for p in stored) == weights
 
 
 def test_killed_upload_is_never_visible(tmp_path: Path, local_s3: S3) -> None:
-    """A writer SIGKILLed mid-upload: no entry, no blob; B misses and writes nothing."""
+    """A writer SIGKILLed mid-upload: no entry; B misses and writes nothing."""
     s3 = local_s3
     data = tmp_path / "big.bin"
     data.write_bytes(os.urandom(6 * MB))
@@ -93,8 +95,8 @@ def test_killed_upload_is_never_visible(tmp_path: Path, local_s3: S3) -> None:
         from llamacache.engine import objectstore
         from llamacache.manager import CacheManager
         read = objectstore.ObjectTier._read_parts
-        def dying(self, source, entry, digests):
-            for i, part in enumerate(read(self, source, entry, digests)):
+        def dying(self, source, entry):
+            for i, part in enumerate(read(self, source, entry)):
                 if i == 3:
                     os.kill(os.getpid(), signal.SIGKILL)
                 yield part
@@ -111,13 +113,17 @@ def test_killed_upload_is_never_visible(tmp_path: Path, local_s3: S3) -> None:
         assert cache.get("big") is None
         assert "big" not in cache
         tier = _tier(b)
-        assert list(tier.entries()) == [] and list(tier.blobs()) == []
+        assert list(tier.entries()) == []  # the parts sent before the kill are orphans:
+        assert tier.referenced_parts() == set()  # `clean` sweeps them after its grace
+        orphans = list(tier.stored_parts())
+        assert tier.clean_parts(grace=3600) == []
+        assert len(tier.clean_parts(grace=0)) == len(orphans) and not list(tier.stored_parts())
 
 
-def _flip_byte(tier: ObjectTier, blob: str, offset: int) -> None:
-    data = bytearray(obstore.get(tier.store, blob).bytes())
+def _flip_byte(tier: ObjectTier, name: str, offset: int) -> None:
+    data = bytearray(obstore.get(tier.store, name).bytes())
     data[offset] ^= 0x01
-    obstore.put(tier.store, blob, bytes(data))
+    obstore.put(tier.store, name, bytes(data))
 
 
 def test_flipped_byte_is_a_miss_never_written_and_reported(tmp_path: Path, s3: S3) -> None:
@@ -125,8 +131,8 @@ def test_flipped_byte_is_a_miss_never_written_and_reported(tmp_path: Path, s3: S
     with machine(tmp_path / "A", s3.settings) as a:
         a.cache("model").put("weights", payload)
         (entry,) = _tier(a).entries()
-        assert entry.blob is not None
-        _flip_byte(_tier(a), entry.blob, 3 * MB + 7)  # inside part 3 of 6
+        assert len(entry.parts) == 6
+        _flip_byte(_tier(a), entry.parts[3], 7)  # inside part 3 of 6
     with machine(tmp_path / "B", s3.settings) as b:
         cache = b.cache("model")
         assert cache.get("weights") is None
@@ -187,11 +193,11 @@ def test_endpoint_down_mid_read_falls_back_to_local(
     fetch = ObjectTier._fetch_parts
     calls = []
 
-    def stop_after_first(self: ObjectTier, blob: str, man: object, parts: list[int]) -> object:
+    def stop_after_first(self: ObjectTier, man: object, parts: list[int]) -> object:
         calls.append(parts)
         if len(calls) == 2:
             server.stop()
-        return fetch(self, blob, man, parts)  # type: ignore[arg-type]
+        return fetch(self, man, parts)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ObjectTier, "_fetch_parts", stop_after_first)
     with machine(tmp_path / "B", settings) as b:
