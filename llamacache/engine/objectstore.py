@@ -361,29 +361,28 @@ class ObjectTier:
         whole = checksums.BY_NAME[meta.checksum].new()
         ahead = max(1, WINDOW_BYTES // man.chunk_size)
         pool = ThreadPoolExecutor(min(ahead, PARALLEL_GETS), thread_name_prefix="llamacache-get")
-        pending: deque[Future[list[Any]]] = deque()
+        pending: deque[Future[Any]] = deque()
         try:
             for i in range(min(ahead, man.count)):
-                pending.append(pool.submit(self._fetch_parts, man, [i]))
+                pending.append(pool.submit(self._fetch_checked, man, i))
             seen = 0
             for i in range(man.count):
                 name = part_path(man.algo, man.digests[i])
                 try:
-                    (data,) = pending.popleft().result()
+                    data = pending.popleft().result()
                 except FileNotFoundError:
                     self._reject(key, f"part {i} ({name}) is missing")
+                    raise ChunkMissing(name) from None
+                except _BadPart:
+                    self._reject(key, f"part {i} ({name}) does not match its manifest")
                     raise ChunkMissing(name) from None
                 except Exception as exc:
                     self.misses += 1
                     self._trip(exc)
                     raise ChunkMissing(f"object store unreachable: {_describe(exc)}") from None
                 if i + ahead < man.count:
-                    pending.append(pool.submit(self._fetch_parts, man, [i + ahead]))
+                    pending.append(pool.submit(self._fetch_checked, man, i + ahead))
                 view = memoryview(data)
-                expect = min(man.chunk_size, man.total_len - i * man.chunk_size)
-                if len(view) != expect or man.algo.digest(view) != man.digests[i]:
-                    self._reject(key, f"part {i} ({name}) does not match its manifest")
-                    raise ChunkMissing(name)
                 seen += len(view)
                 whole.update(view)
                 if seen == man.total_len and whole.digest() != meta.digest:
@@ -718,6 +717,15 @@ class ObjectTier:
             return ObjectCheck(key, "assembled value digest mismatch", seen)
         return ObjectCheck(key, None, seen)
 
+    def _fetch_checked(self, man: nf.Manifest, i: int) -> Any:
+        """Part ``i``, checked against the manifest here, in a fetching thread (the hashing
+        then runs beside the disk writer); raises _BadPart."""
+        (data,) = self._fetch_parts(man, [i])
+        expect = min(man.chunk_size, man.total_len - i * man.chunk_size)
+        if len(data) != expect or man.algo.digest(data) != man.digests[i]:
+            raise _BadPart(i)
+        return data
+
     def _fetch_parts(self, man: nf.Manifest, parts: list[int]) -> list[Any]:
         """The bytes of the given parts (one GET each, in this thread)."""
         import obstore
@@ -732,6 +740,10 @@ class ObjectTier:
 
     def close(self) -> None:
         """Nothing to stop: obstore's client pools close with the store."""
+
+
+class _BadPart(Exception):
+    """A fetched part that does not match its manifest digest."""
 
 
 class _Changed(Exception):
