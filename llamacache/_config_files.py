@@ -26,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 CACHE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 CONFIG_NAMES = ("llamacache.toml", "llamacache.yaml", "llamacache.yml")
 XDG_NAMES = ("config.toml", "config.yaml", "config.yml")
-_SECTIONS = ("cache", "caches", "cache.memory", "cache.disk", "cache.network")
+_SECTIONS = ("cache", "caches", "cache.memory", "cache.disk", "cache.network", "cache.object")
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,21 @@ def _shared_server() -> RecordingMotoServer:
         return _server
 
 
+def loopback_store_env(prefix: str) -> dict[str, str]:
+    """Environment variables pointing llamacache (and the client) at the loopback server
+    with a fresh prefix (for subprocesses, e.g. the docs' examples)."""
+    server = _shared_server()
+    return {
+        "LLAMACACHE_OBJECT_URL": f"s3://{BUCKET}/{prefix}",
+        "LLAMACACHE_OBJECT_ENDPOINT": server.endpoint,
+        "LLAMACACHE_OBJECT_REGION": "us-east-1",
+        "LLAMACACHE_OBJECT_PATH_STYLE": "true",
+        "AWS_ACCESS_KEY_ID": ACCESS,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
     """A fresh prefix in the bucket, with loopback-only credentials in the environment."""

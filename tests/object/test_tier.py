@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import obstore
 import pytest
@@ -246,3 +247,26 @@ def test_credentials_never_in_output(tmp_path: Path, local_s3: S3) -> None:
     text = "\n".join(out)
     assert "cache.object.endpoint" in text and "user:***@" in text
     assert "hunter2pw" not in text and "s3cr3t" not in text
+
+
+def test_with_redis_small_values_go_to_redis_large_to_the_store(
+    tmp_path: Path, s3: S3, redis_server: Any
+) -> None:
+    import redis
+
+    prefix = f"obj{os.getpid()}{tmp_path.name[-6:]}:"
+    extra = {"LLAMACACHE_NETWORK_URL": redis_server.url, "LLAMACACHE_NETWORK_KEY_PREFIX": prefix}
+    big, small = os.urandom(3 * MB), b"small value"
+    with machine(tmp_path / "A", s3.settings, **extra) as a:
+        cache = a.cache("model")
+        assert [t.name for t in cache.lower] == ["network", "object"]
+        cache.put("big", big)
+        cache.put("small", small)
+        assert [e.key for e in _tier(a).entries()] == ["big"]
+    admin = redis.Redis.from_url(redis_server.url)
+    keys = {k.decode() for k in admin.scan_iter(match=prefix + "*")}
+    assert any(k.endswith("s:small") for k in keys)
+    assert not any("big" in k for k in keys)  # not one byte of it in Redis's RAM
+    with machine(tmp_path / "B", s3.settings, **extra) as b:
+        assert b.cache("model").get("small") == small
+        assert bytes(b.cache("model").get("big")) == big
