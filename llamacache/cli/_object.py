@@ -57,7 +57,7 @@ def inspect(s: State, cache: str | None) -> object_admin.ObjectInspectReport:
     r.emit(report, _inspect_human)
     for c in report.caches:
         if not c.reachable:
-            r.status(f"object tier {c.url} unreachable: {c.error}")
+            r.status(f"object tier {c.url} {c.error}")
             break
     return report
 

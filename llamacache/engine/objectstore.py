@@ -36,6 +36,7 @@ import hashlib
 import logging
 import math
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -149,14 +150,32 @@ def key_text(name: str) -> str:
     return text if key is None else str(key)
 
 
+# S3 error codes that mean "these credentials will not do", whatever the HTTP status
+_CREDENTIAL_CODES = frozenset(
+    {"ExpiredToken", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied",
+     "InvalidToken", "TokenRefreshRequired", "InvalidClientTokenId"}
+)  # fmt: skip
+
+
 def _describe(exc: BaseException) -> str:
-    """One readable line for an obstore error (its text spans many lines)."""
+    """One readable phrase for an obstore error (its text spans many lines and quotes the
+    server's XML): "credentials refused (ExpiredToken): ..." or "unreachable (...)"."""
     name = type(exc).__name__
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    if name in ("UnauthenticatedError", "PermissionDeniedError"):
-        return f"credentials refused ({name}: check AWS_* variables or the profile; expired?)"
-    return redact_url(f"{name}: {first}"[:300])
+    text = str(exc)
+    found = re.search(r"<Code>([A-Za-z]+)</Code>", text)
+    code = found.group(1) if found else None
+    status = re.search(r"status code: (\d{3})", text)
+    refused = name in ("UnauthenticatedError", "PermissionDeniedError")
+    if refused or code in _CREDENTIAL_CODES or (status and status.group(1) in ("401", "403")):
+        why = code or (status.group(1) if status else name)
+        return (
+            f"credentials refused ({why}): check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and "
+            "AWS_SESSION_TOKEN (or the machine's role); they may have expired"
+        )
+    if code:
+        return f"unreachable (the store answered {code})"
+    lines = text.strip().splitlines()
+    return redact_url(f"unreachable ({name}: {lines[0] if lines else ''})"[:300])
 
 
 @dataclass(frozen=True)
@@ -249,8 +268,7 @@ class ObjectTier:
                 self._warned_at = now
         if warn:
             log.warning(
-                "cache %r: object tier %s unreachable (%s); local tiers keep serving, "
-                "retrying in %g s",
+                "cache %r: object tier %s %s; local tiers keep serving, retrying in %g s",
                 self.cache,
                 redact_url(self.url),
                 _describe(exc),
@@ -379,7 +397,7 @@ class ObjectTier:
                 except Exception as exc:
                     self.misses += 1
                     self._trip(exc)
-                    raise ChunkMissing(f"object store unreachable: {_describe(exc)}") from None
+                    raise ChunkMissing(f"object store: {_describe(exc)}") from None
                 if i + ahead < man.count:
                     pending.append(pool.submit(self._fetch_checked, man, i + ahead))
                 view = memoryview(data)

@@ -51,7 +51,7 @@ def _failed(tier: ObjectTier, exc: BaseException) -> LlamacacheError:
     from llamacache.engine.objectstore import _describe
 
     return LlamacacheError(
-        f"cache {tier.cache!r}: object tier {redact_url(tier.url)} unreachable: {_describe(exc)}"
+        f"cache {tier.cache!r}: object tier {redact_url(tier.url)} {_describe(exc)}"
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,14 +35,36 @@ ACCESS = "AKIALLAMACACHETEST"
 REAL_URL = os.environ.get("LLAMACACHE_TEST_S3_URL")
 
 
-class _Recording:
-    """WSGI middleware: records (method, path) of every request the server gets."""
+@dataclass
+class Fault:
+    """Answer the next ``count`` requests whose path contains ``match`` with an S3 error."""
 
-    def __init__(self, app: Any, log: list[tuple[str, str]]) -> None:
-        self.app, self.log = app, log
+    match: str
+    count: int
+    status: str = "503 Slow Down"
+    code: str = "SlowDown"
+
+
+class _Recording:
+    """WSGI middleware: records (method, path) of every request the server gets, and answers
+    with the S3 errors queued in ``faults`` (throttling, expired credentials)."""
+
+    def __init__(self, app: Any, log: list[tuple[str, str]], faults: list[Fault]) -> None:
+        self.app, self.log, self.faults = app, log, faults
 
     def __call__(self, environ: dict[str, Any], start: Callable[..., Any]) -> Any:
-        self.log.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+        path = environ.get("PATH_INFO", "")
+        self.log.append((environ["REQUEST_METHOD"], path))
+        where = path + "?" + urllib.parse.unquote(environ.get("QUERY_STRING", ""))
+        for fault in self.faults:
+            if fault.count > 0 and fault.match in where:
+                fault.count -= 1
+                body = (
+                    f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{fault.code}</Code>'
+                    f"<Message>{fault.code}</Message></Error>"
+                ).encode()
+                start(fault.status, [("Content-Type", "application/xml")])
+                return [body]
         return self.app(environ, start)
 
 
@@ -51,6 +74,7 @@ class RecordingMotoServer(moto_server.ThreadedMotoServer):  # type: ignore[misc,
     def __init__(self) -> None:
         super().__init__(ip_address="127.0.0.1", port=0, verbose=False)
         self.requests: list[tuple[str, str]] = []
+        self.faults: list[Fault] = []
 
     def _server_entry(self) -> None:
         from moto.moto_server.threaded_moto_server import (  # type: ignore[attr-defined]
@@ -62,7 +86,9 @@ class RecordingMotoServer(moto_server.ThreadedMotoServer):  # type: ignore[misc,
         )
         from werkzeug.serving import make_server
 
-        app = _Recording(DomainDispatcherApplication(create_backend_app), self.requests)
+        app = _Recording(
+            DomainDispatcherApplication(create_backend_app), self.requests, self.faults
+        )
         self._server = make_server(
             self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
         )

@@ -270,3 +270,43 @@ def test_with_redis_small_values_go_to_redis_large_to_the_store(
     with machine(tmp_path / "B", s3.settings, **extra) as b:
         assert b.cache("model").get("small") == small
         assert bytes(b.cache("model").get("big")) == big
+
+
+def test_throttling_is_retried_with_backoff(
+    tmp_path: Path, local_s3: S3, caplog: pytest.LogCaptureFixture
+) -> None:
+    """503 SlowDown on reads and writes: the client retries; nothing is lost or warned."""
+    from tests.object.conftest import Fault
+
+    s3 = local_s3
+    assert s3.server is not None
+    payload = os.urandom(3 * MB)
+    prefix = s3.settings.url.removeprefix("s3://").split("/", 1)[1]
+    s3.server.faults.append(Fault(f"{prefix}/parts/", 3))
+    caplog.set_level(logging.WARNING, logger="llamacache.object")
+    with machine(tmp_path / "A", s3.settings) as a:
+        a.cache("model").put("big", payload)
+        assert _tier(a).puts == 1
+    s3.server.faults.append(Fault(f"{prefix}/parts/", 3))
+    with machine(tmp_path / "B", s3.settings) as b:
+        assert bytes(b.cache("model").get("big")) == payload
+    assert not [f for f in s3.server.faults if f.count]  # every fault was served
+    assert "unreachable" not in caplog.text
+
+
+def test_refused_credentials_are_one_clear_line(tmp_path: Path, local_s3: S3) -> None:
+    from typer.testing import CliRunner
+
+    from llamacache.cli.app import app
+    from tests.object.conftest import Fault
+
+    s3 = local_s3
+    assert s3.server is not None
+    prefix = s3.settings.url.removeprefix("s3://").split("/", 1)[1]
+    s3.server.faults.append(Fault(prefix, 10, "403 Forbidden", "ExpiredToken"))
+    env = subprocess_env(tmp_path / "A", s3.settings)
+    got = CliRunner().invoke(app, ["verify", "--tier", "object", "-c", "model"], env=env)
+    s3.server.faults.clear()
+    assert got.exit_code == 1
+    lines = got.stderr.strip().splitlines()
+    assert len(lines) == 1 and "credentials" in lines[0], got.stderr
