@@ -52,7 +52,7 @@ from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
 from llamacache.engine.protocol import ABSENT, UNKNOWN, ChunkMissing, TierStats
 from llamacache.errors import ConfigError
-from llamacache.redaction import redact_logger, redact_url
+from llamacache.redaction import redact_logger, redact_text, redact_url
 from llamacache.settings import ObjectSettings
 
 log = redact_logger(logging.getLogger("llamacache.object"))
@@ -175,7 +175,7 @@ def _describe(exc: BaseException) -> str:
     if code:
         return f"unreachable (the store answered {code})"
     lines = text.strip().splitlines()
-    return redact_url(f"unreachable ({name}: {lines[0] if lines else ''})"[:300])
+    return redact_text(f"unreachable ({name}: {lines[0] if lines else ''})")[:300]
 
 
 @dataclass(frozen=True)
@@ -478,7 +478,7 @@ class ObjectTier:
 
         Parts go up in parallel; when the bytes read do not hash to the entry's digest (the
         local file changed or is damaged) the record is not written, so nothing is published.
-        ``expire`` is not applied: object expiry is the bucket's lifecycle rules' job.
+        ``expire`` (a TTL) is not applied: entries stay until evicted (``evict --tier object``).
         """
         import obstore
 

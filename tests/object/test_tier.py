@@ -241,7 +241,15 @@ def test_credentials_never_in_output(tmp_path: Path, local_s3: S3) -> None:
     env = subprocess_env(tmp_path / "A", s3.with_(endpoint=secret_url))
     runner = CliRunner()
     out = []
-    for args in (["config", "show"], ["config", "show", "--json"], ["inspect"]):
+    commands = (
+        ["config", "show"],
+        ["config", "show", "--json"],
+        ["inspect"],
+        ["inspect", "--tier", "object"],
+        ["verify", "--tier", "object"],
+        ["--debug", "ls", "--tier", "object"],
+    )
+    for args in commands:
         res = runner.invoke(app, args, env=env)
         out.append(res.output + (res.stderr if res.stderr_bytes is not None else ""))
     text = "\n".join(out)
