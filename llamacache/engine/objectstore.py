@@ -75,6 +75,11 @@ def missing_client(exc: ImportError) -> ConfigError:
     )
 
 
+def stored_len(meta: bytes) -> int:
+    """Bytes an entry with this header occupies (its stored payload)."""
+    return framing.parse_meta(meta).stored_len
+
+
 def split_url(url: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> (bucket, prefix without slashes at the ends)."""
     rest = url.removeprefix("s3://")
@@ -431,6 +436,10 @@ class ObjectTier:
         """True when a raw file of ``nbytes`` goes to this tier: any size (files are
         immutable content, e.g. model weights), unless read-only."""
         return not self.read_only
+
+    def takes_meta(self, key: Hashable, meta: bytes) -> bool:
+        """``takes`` for an entry header as the disk tier holds it (``push``), and we may write."""
+        return not self.read_only and self.takes(key, framing.parse_meta(meta))
 
     def takes(self, key: Hashable, entry: framing.EntryMeta) -> bool:
         """True for what this tier stores: values of at least ``threshold`` bytes, raw files

@@ -412,9 +412,10 @@ def warm(
         raise OptionError("jobs", "expected 1 or more", value=str(jobs))
     if any(str(src).startswith("s3://") for src in sources):
         if not all(str(src).startswith("s3://") for src in sources) or manifests or share:
-            raise UsageError(
-                "warm: an s3:// model is imported by itself (no local paths, --manifest or "
-                "--share with it)"
+            raise OptionError(
+                "sources",
+                "an s3:// model is imported by itself (no local paths, manifests or share)",
+                also=("manifests", "share"),
             )
         if dry_run:
             raise OptionError("dry_run", "not supported with an s3:// model")
