@@ -64,7 +64,7 @@ complete -c llamacache -n '__fish_seen_subcommand_from clean' -l cache -s c -x -
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l dry-run -d 'Show what would happen; change nothing.'
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l wait -x -d 'How long to wait for another run\'s lock before exiting with code 3.'
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l tier -x -a 'local network object' -d 'local (memory and disk), network: the shared Redis tier, or object: the S3-compatible store.'
-complete -c llamacache -n '__fish_seen_subcommand_from clean' -l grace -x -d 'With --tier network or object: keep orphan chunks or unreferenced blobs younger than this (an upload in flight), default "5m" (network), "1d" (object).'
+complete -c llamacache -n '__fish_seen_subcommand_from clean' -l grace -x -d 'With --tier network or object: keep orphan chunks or unreferenced parts younger than this (an upload in flight), default "5m" (network), "1d" (object).'
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l wide -s w -d 'Every column, full keys and exact times (default: fit the terminal\'s width).'
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l json -d 'Print one JSON document on stdout instead of tables (also after the command).'
 complete -c llamacache -n '__fish_seen_subcommand_from clean' -l quiet -d 'Print nothing but errors (also after the command).'

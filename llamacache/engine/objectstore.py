@@ -48,12 +48,12 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from llamacache.config.redaction import redact_logger, redact_text, redact_url
+from llamacache.config.settings import ObjectSettings
 from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
 from llamacache.engine.protocol import ABSENT, UNKNOWN, ChunkMissing, TierStats
 from llamacache.errors import ConfigError
-from llamacache.redaction import redact_logger, redact_text, redact_url
-from llamacache.settings import ObjectSettings
 
 log = redact_logger(logging.getLogger("llamacache.object"))
 
@@ -73,6 +73,11 @@ def missing_client(exc: ImportError) -> ConfigError:
         f"cache.object.url is set but the obstore package is missing ({exc}); "
         "install llamacache[object]"
     )
+
+
+def stored_len(meta: bytes) -> int:
+    """Bytes an entry with this header occupies (its stored payload)."""
+    return framing.parse_meta(meta).stored_len
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -431,6 +436,10 @@ class ObjectTier:
         """True when a raw file of ``nbytes`` goes to this tier: any size (files are
         immutable content, e.g. model weights), unless read-only."""
         return not self.read_only
+
+    def takes_meta(self, key: Hashable, meta: bytes) -> bool:
+        """``takes`` for an entry header as the disk tier holds it (``push``), and we may write."""
+        return not self.read_only and self.takes(key, framing.parse_meta(meta))
 
     def takes(self, key: Hashable, entry: framing.EntryMeta) -> bool:
         """True for what this tier stores: values of at least ``threshold`` bytes, raw files

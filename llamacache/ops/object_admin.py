@@ -13,11 +13,11 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from llamacache.config.redaction import redact_url
 from llamacache.engine.objectstore import ObjectTier, missing_client
-from llamacache.errors import ExitCode, LlamacacheError, UsageError
+from llamacache.errors import ExitCode, LlamacacheError, OptionError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
-from llamacache.redaction import redact_url
 
 Progress = Callable[[int, int | None], None]
 CLEAN_GRACE = 86400.0  # parts younger than this may belong to an upload still in flight
@@ -250,7 +250,7 @@ def evict_object_keys(
     """Delete the entry records named by ``keys`` or matching ``match`` (their parts stay
     until ``clean`` finds them unreferenced)."""
     if not keys and match is None:
-        raise UsageError("--tier object needs --key KEY or --match GLOB")
+        raise OptionError("keys", "the object tier needs keys or a match glob", also=("match",))
     gone: list[str] = []
     for name in object_caches(manager, cache):
         tier = tier_for(manager, name)

@@ -24,8 +24,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from llamacache.engine import framing, unshared
-from llamacache.engine.objectstore import ObjectTier
+from llamacache.engine import unshared
+from llamacache.engine.objectstore import ObjectTier, stored_len
 from llamacache.engine.protocol import ABSENT, DELETED, SharedTier
 from llamacache.errors import ExitCode, OptionError, UsageError
 from llamacache.manager import CacheManager
@@ -159,7 +159,7 @@ def _is_manifest(key: Hashable) -> bool:
 def _takes(tier: Any, key: Hashable, meta: bytes) -> bool:
     """True when ``tier`` is where this entry belongs (and it may write there)."""
     if isinstance(tier, ObjectTier):
-        return not tier.read_only and tier.takes(key, framing.parse_meta(meta))
+        return tier.takes_meta(key, meta)
     return bool(tier.shareable(meta))
 
 
@@ -185,7 +185,7 @@ def _push_entry(tiered: Any, tiers: list[Any], key: Hashable, t: _Tally) -> None
             break
     if outcome == "pushed":
         t.pushed += 1
-        t.pushed_bytes += framing.parse_meta(meta).stored_len
+        t.pushed_bytes += stored_len(meta)
     t.present += outcome == "same"
     t.differs += outcome == "differs"
     t.deleted += outcome == "deleted"
