@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS = {
     "ArchiveError": "llamacache.errors",
-    "AsyncScheduler": "llamacache.scheduler",
+    "AsyncScheduler": "llamacache.manager",
     "CacheConfig": "llamacache.config",
     "CacheIOError": "llamacache.errors",
     "CacheManager": "llamacache.manager",
@@ -35,12 +35,14 @@ _EXPORTS = {
     "LlamacacheError": "llamacache.errors",
     "LockBusyError": "llamacache.errors",
     "ModelCache": "llamacache.ml",
-    "MonitoredCacheManager": "llamacache.monitored",
+    "MonitoredCacheManager": "llamacache.monitoring",
     "NetworkTierError": "llamacache.errors",
     "NotCachedError": "llamacache.errors",
     "OptionError": "llamacache.errors",
     "ReadOnlyCacheError": "llamacache.errors",
-    "ResourceManager": "llamacache.resources",
+    "ResourceManager": "llamacache.engine.resources",
+    "SafetensorsError": "llamacache.errors",
+    "StaleEntryError": "llamacache.errors",
     "UnsafeCacheDirError": "llamacache.errors",
     "UsageError": "llamacache.errors",
 }
@@ -66,6 +68,8 @@ __all__ = [
     "OptionError",
     "ReadOnlyCacheError",
     "ResourceManager",
+    "SafetensorsError",
+    "StaleEntryError",
     "UnsafeCacheDirError",
     "UsageError",
     "__version__",
@@ -74,6 +78,7 @@ assert sorted(_EXPORTS) == __all__[:-1]
 
 if TYPE_CHECKING:
     from llamacache.config import CacheConfig
+    from llamacache.engine.resources import ResourceManager
     from llamacache.errors import (
         ArchiveError,
         CacheIOError,
@@ -87,15 +92,14 @@ if TYPE_CHECKING:
         NotCachedError,
         OptionError,
         ReadOnlyCacheError,
+        SafetensorsError,
+        StaleEntryError,
         UnsafeCacheDirError,
         UsageError,
     )
-    from llamacache.manager import CacheManager
+    from llamacache.manager import AsyncScheduler, CacheManager
     from llamacache.ml import DatasetCache, ModelCache
-    from llamacache.monitored import MonitoredCacheManager
-    from llamacache.monitoring import CacheMetricsCollector
-    from llamacache.resources import ResourceManager
-    from llamacache.scheduler import AsyncScheduler
+    from llamacache.monitoring import CacheMetricsCollector, MonitoredCacheManager
 
 
 def __getattr__(name: str) -> Any:

@@ -135,9 +135,25 @@ class ReadOnlyCacheError(CacheIOError):
 
 
 class LockBusyError(LlamacacheError):
-    """Another process holds the cache's admin lock."""
+    """Another process holds the cache's admin lock.
+
+    ``wait_argument`` names the argument that would have waited longer (``wait``); the
+    message advises it as Python (``wait=SECONDS``) and the command line's error boundary
+    spells its flag (``--wait DURATION``), as with OptionError.
+    """
 
     exit_code = ExitCode.BUSY
+
+    def __init__(self, message: str, *, wait_argument: str | None = None) -> None:
+        self.message = message
+        self.wait_argument = wait_argument
+        super().__init__(self.render(lambda name: f"{name}=SECONDS"))
+
+    def render(self, flag: Callable[[str], str]) -> str:
+        """The message, advising ``wait_argument`` spelled by ``flag`` (e.g. as a CLI flag)."""
+        if self.wait_argument is None:
+            return self.message
+        return f"{self.message}; retry later or pass {flag(self.wait_argument)}"
 
 
 class NetworkTierError(LlamacacheError):

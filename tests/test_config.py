@@ -7,18 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from llamacache import config, units
-from llamacache._config_schema import SEED_DEFAULTS, SETTINGS_BY_KEY, MachineShare
-from llamacache.config import CacheConfig, resolve
+from llamacache import config
+from llamacache.config import CacheConfig, resolve, units
+from llamacache.config.schema import SEED_DEFAULTS, SETTINGS_BY_KEY, MachineShare
+from llamacache.engine.resources import machine_size
 from llamacache.errors import ConfigError
-from llamacache.resources import machine_size
 
 MB = 10**6
 SIZE_HINT = 'expected e.g. "100GB", "512MiB", "30%"'
 POLICIES = "lru, fifo, lfu, time, size, none"
 
-# The seed's blocks, byte for byte (seed/Cache.md). The cache-type blocks sit inside a
-# numbered list there; their list indentation is removed so they can share one file.
+# The original specification's config blocks, byte for byte (the YAML, TOML and
+# environment examples users were given). The cache-type blocks sit inside a numbered
+# list there; their list indentation is removed so they can share one file.
 SEED_CORE_YAML = """\
 cache:
   memory:
@@ -674,8 +675,8 @@ def test_filling_a_machine_sized_cache_does_not_shrink_it(work: Path, home: dict
     import os
 
     from llamacache.engine.index import used_bytes_at
+    from llamacache.engine.resources import disk_free
     from llamacache.manager import CacheManager
-    from llamacache.resources import disk_free
 
     settings = resolve(env=home, cwd=work)
     with CacheManager(settings) as m:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import framing
 from llamacache.engine.disk import DiskTier
-from llamacache.settings import CacheSettings
+from llamacache.errors import CorruptEntryError
 
 KB = 1024
 
@@ -232,7 +233,9 @@ def test_access_side_table_backfills_a_cache_written_without_it(tmp_path: Path) 
     tier = DiskTier(settings(tmp_path, policy="lru"))
     con = tier._cache._con
     assert con.execute("SELECT count(*) FROM LlcAccess").fetchone() == (5,)
-    tier.get(0)
+    with pytest.raises(CorruptEntryError, match="damaged index row"):
+        tier.get(0)  # a row with no llamacache header is never served
+    tier.record_access(0)
     tier.flush_access()
     ((count,),) = con.execute(
         "SELECT a.access_count FROM LlcAccess a JOIN Cache c ON c.rowid = a.rowid WHERE c.key = 0"

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import checksums, codecs, framing
 from llamacache.errors import CorruptEntryError
-from llamacache.settings import CacheSettings
 
 BASE = CacheSettings(name="t", path=Path("/nonexistent"), disk_size=10**9, memory_size=10**8)
 VALUES = {

@@ -20,7 +20,7 @@ from llamacache.errors import CorruptEntryError, UnsafeCacheDirError
 
 
 def settings(tmp_path: Path, name: str = "c", **kw: object):  # type: ignore[no-untyped-def]
-    from llamacache.settings import CacheSettings
+    from llamacache.config.settings import CacheSettings
 
     base = CacheSettings(
         name=name, path=tmp_path / "root" / name, disk_size=10**9, memory_size=10**7
@@ -122,7 +122,7 @@ def test_put_file_one_gigabyte_streams(tmp_path: Path) -> None:
 
 
 def _worker(root: str, wid: int, n: int) -> int:
-    from llamacache.settings import CacheSettings
+    from llamacache.config.settings import CacheSettings
 
     s = CacheSettings(
         name="shared", path=Path(root), disk_size=10**9, memory_size=0, file_threshold=4096

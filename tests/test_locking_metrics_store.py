@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from llamacache import metrics_store
+from llamacache.engine import metrics_store
+from llamacache.engine.locking import admin_lock, lock_holder
 from llamacache.errors import LockBusyError
-from llamacache.locking import admin_lock, lock_holder
 
 
 def _hold(path: str, seconds: float, ready: mp.synchronize.Event) -> None:  # type: ignore[name-defined]

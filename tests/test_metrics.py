@@ -17,12 +17,12 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from llamacache import MonitoredCacheManager, ResourceManager, metrics, metrics_store, units
-from llamacache.config import resolve
-from llamacache.engine import TieredCache
+from llamacache import MonitoredCacheManager, ResourceManager
+from llamacache.config import resolve, units
+from llamacache.config.settings import CacheSettings
+from llamacache.engine import TieredCache, metrics, metrics_store
+from llamacache.engine.resources import limit_warnings
 from llamacache.ops import stats as stats_op
-from llamacache.resources import limit_warnings
-from llamacache.settings import CacheSettings
 
 KB = 1024
 
@@ -40,7 +40,7 @@ _WORKER = textwrap.dedent(
     import sys
     from pathlib import Path
     from llamacache.engine import TieredCache
-    from llamacache.settings import CacheSettings
+    from llamacache.config.settings import CacheSettings
     path, tag, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     s = CacheSettings(name="m", path=path, disk_size=10**9, memory_size=0,
                       compression="none", durability="none")
@@ -76,7 +76,7 @@ _LOOPER = textwrap.dedent(
     import sys
     from pathlib import Path
     from llamacache.engine import TieredCache
-    from llamacache.settings import CacheSettings
+    from llamacache.config.settings import CacheSettings
     s = CacheSettings(name="m", path=Path(sys.argv[1]), disk_size=10**9, memory_size=10**7,
                       compression="none", durability="none")
     tc = TieredCache(s)

@@ -1,4 +1,4 @@
-"""The seed's Python snippets (Cache.md), run as written but for the import paths."""
+"""The original specification's Python snippets, run as written but for the import paths."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llamacache import units
+from llamacache.config import units
 from llamacache.errors import ConfigError
 
 MB = 10**6

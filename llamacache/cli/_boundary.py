@@ -14,8 +14,8 @@ import typer
 from typer.core import TyperGroup
 
 from llamacache.cli import render
-from llamacache.errors import ExitCode, LlamacacheError, OptionError
-from llamacache.redaction import redact_text
+from llamacache.config.redaction import redact_text
+from llamacache.errors import ExitCode, LlamacacheError, LockBusyError, OptionError
 
 
 def _debug_requested(ctx: typer.Context) -> bool:
@@ -108,6 +108,8 @@ def _failure(exc: Exception, debug: bool) -> typer.Exit | None:
         return _traceback(exc)
     if isinstance(exc, OptionError):
         return _fail(exc.render(flag_for), int(exc.exit_code))
+    if isinstance(exc, LockBusyError):  # --wait takes a duration: "--wait DURATION"
+        return _fail(exc.render(lambda name: f"{flag_for(name)} DURATION"), int(exc.exit_code))
     if isinstance(exc, LlamacacheError):
         return _fail(str(exc), int(exc.exit_code))
     if isinstance(exc, OSError):

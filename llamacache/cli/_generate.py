@@ -166,7 +166,7 @@ def render_all() -> dict[str, str]:
     files[_reference.PATH] = _reference.markdown(cmds)
     configuration = _read(ROOT / CONFIG_DOC)
     if configuration is not None:
-        from llamacache._config_docs import with_table
+        from llamacache.config.docs import with_table
 
         files[CONFIG_DOC] = with_table(configuration)
     return files

@@ -84,7 +84,7 @@ def page(cmd: Cmd, cmds: list[Cmd]) -> str:
     see = [c.page for c in cmds if c.path and c.path[:-1] == cmd.path]
     if cmd.path:
         see.insert(0, "-".join(("llamacache", *cmd.path[:-1])))
-    see += [s for s in manual.see_also if s not in see]
+    see += [page for page in manual.see_also if page not in see]
     if see:
-        out += [".SH SEE ALSO", ",\n".join(f"\\fB{esc(s)}\\fR(1)" for s in see)]
+        out += [".SH SEE ALSO", ",\n".join(f"\\fB{esc(page)}\\fR(1)" for page in see)]
     return "\n".join(out) + "\n"

@@ -27,9 +27,9 @@ from llamacache.cli import (
     warm_cmd,
 )
 from llamacache.cli._boundary import ErrorBoundaryGroup
-from llamacache.cli.state import State, state
+from llamacache.cli.state import State, state_of
 
-__all__ = ["COMMANDS", "State", "new_app", "state"]  # and `app`, built on first use
+__all__ = ["COMMANDS", "State", "new_app", "state_of"]  # and `app`, built on first use
 
 
 def _cache_dir(value: str) -> Path:
@@ -88,9 +88,9 @@ def root(
     ] = False,
 ) -> None:
     """Tiered caches for ML work: inspect, warm, verify, evict and clean them."""
-    s = State(config_file=config, cache_dir=cache_dir, json=json_out, quiet=quiet, debug=debug)
-    ctx.obj = s
-    ctx.call_on_close(s.close)
+    state = State(config_file=config, cache_dir=cache_dir, json=json_out, quiet=quiet, debug=debug)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
 
 
 # Every command word -> the function that registers it (with its siblings); help order.

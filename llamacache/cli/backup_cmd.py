@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli import render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt, WaitOpt, complete_cache_names
-from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -20,21 +20,6 @@ if TYPE_CHECKING:
 else:
     backup_ops = lazy("llamacache.ops.backup")
     restore_ops = lazy("llamacache.ops.restore")
-
-
-def _backup_human(r: Renderer, rep: backup_ops.BackupReport) -> None:
-    r.table(
-        None,
-        ["cache", "entries", "bytes"],
-        [(c.name, c.entries, size(c.bytes)) for c in rep.caches],
-        right=["entries", "bytes"],
-    )
-    r.info(
-        f"wrote {rep.archive} ({size(rep.archive_bytes)}, {rep.entries} entries"
-        f"{f', {rep.vanished} removed meanwhile' if rep.vanished else ''}) in {rep.seconds:.1f}s"
-    )
-    for item in rep.corrupt:
-        r.warn(f"left out a corrupt entry: {item} (run `llamacache verify`)")
 
 
 def backup(
@@ -49,25 +34,12 @@ def backup(
 
     Safe while other processes use the caches; exit 1 when a corrupt entry had to be left out.
     """
-    s = state(ctx)
-    r = s.renderer()
+    state = state_of(ctx)
+    r = state.renderer()
     with r.progress("backup") as bar:
-        report = backup_ops.backup(s.manager(), to, cache=cache, progress=bar)
-    r.emit(report, _backup_human)
+        report = backup_ops.backup(state.manager(), to, cache=cache, progress=bar)
+    r.emit(report, render.backup_view)
     return report
-
-
-def _restore_human(r: Renderer, rep: restore_ops.RestoreReport) -> None:
-    r.table(
-        None,
-        ["cache", "from", "entries", "bytes", "expired"],
-        [(c.name, c.source, c.entries, size(c.bytes), c.expired) for c in rep.caches],
-        right=["entries", "bytes", "expired"],
-    )
-    r.info(
-        f"verified {rep.verified} entries, restored ({rep.mode}) from {rep.archive}"
-        f" in {rep.seconds:.1f}s"
-    )
 
 
 def restore(
@@ -117,11 +89,11 @@ def restore(
     """Verify every checksum in FILE, then restore it; nothing is written if any check fails."""
     if merge and replace:
         raise UsageError("--merge and --replace exclude each other")
-    s = state(ctx)
-    r = s.renderer()
+    state = state_of(ctx)
+    r = state.renderer()
     with r.progress("restore") as bar:
         report = restore_ops.restore(
-            s.manager(),
+            state.manager(),
             archive,
             cache=cache,
             into=into,
@@ -131,7 +103,7 @@ def restore(
             allow_pickle=allow_pickle,
             max_entries=max_entries,
         )
-    r.emit(report, _restore_human)
+    r.emit(report, render.restore_view)
     return report
 
 

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache import units
+from llamacache.cli import render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import DurationOpt, SizeOpt
-from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
+from llamacache.config import units
 from llamacache.errors import ConfigError, UsageError
 from llamacache.ops._report import Report
 
@@ -31,43 +31,6 @@ def _value_sizes(text: str) -> tuple[int, int]:
     if not 0 < lo <= hi:
         raise UsageError(f"--value-size: {text!r} must be above 0 and written LOW-HIGH")
     return lo, hi
-
-
-def _us(seconds: float) -> str:
-    return f"{seconds * 1e6:,.1f}"
-
-
-def _human(r: Renderer, rep: bench_ops.BenchReport) -> None:
-    spec = rep.spec
-    vs = size(spec.value_min) if spec.value_min == spec.value_max else (
-        f"{size(spec.value_min)}-{size(spec.value_max)}"
-    )  # fmt: skip
-    r.line(
-        f"{spec.workload} workload, read ratio {spec.read_ratio:g}, {spec.keys} keys x {vs}, "
-        f"policy {rep.policy}, memory {size(rep.memory_size)}, "
-        f"{spec.processes} process(es), cache {rep.cache or '(temporary)'}"
-    )
-    rows = [
-        (
-            res.target,
-            f"{res.ops_per_s:,.0f}",
-            _us(res.p50),
-            _us(res.p95),
-            _us(res.p99),
-            _us(res.max),
-            "-" if res.hit_ratio is None else f"{100 * res.hit_ratio:.1f}%",
-            f"{size(int(res.bytes_per_s))}/s",
-        )
-        for res in rep.results
-    ]
-    r.table(
-        None,
-        ["target", "ops/s", "p50 us", "p95 us", "p99 us", "max us", "hit ratio", "throughput"],
-        rows,
-        right=["ops/s", "p50 us", "p95 us", "p99 us", "max us", "hit ratio", "throughput"],
-    )
-    for label, ratio in rep.ratios.items():
-        r.line(f"{label}: {ratio:.2f}x ops/s")
 
 
 def bench(
@@ -114,8 +77,8 @@ def bench(
     ] = False,
 ) -> Report:
     """Measure ops/s, p50/p95/p99/max latency, hit ratio and bytes/s under a workload."""
-    s = state(ctx)
-    if s.json and csv_out:
+    state = state_of(ctx)
+    if state.json and csv_out:
         raise UsageError("give --json or --csv, not both")
     low, high = _value_sizes(value_size)
     spec = bench_ops.BenchSpec(
@@ -123,16 +86,16 @@ def bench(
         value_max=high, ops=None if duration is not None else ops, duration=duration,
         processes=processes, compare=compare, seed=seed,
     )  # fmt: skip
-    r = s.renderer(quiet=csv_out)
+    r = state.renderer(quiet=csv_out)
     with r.progress("bench") as progress:
         report = bench_ops.bench(
-            s.manager(), spec, cache=cache, policy=policy, memory_size=memory_size,
+            state.manager(), spec, cache=cache, policy=policy, memory_size=memory_size,
             disk_size=disk_size, progress=progress,
         )  # fmt: skip
     if csv_out:
         r.csv(bench_ops.csv_rows(report))
     else:
-        r.emit(report, _human)
+        r.emit(report, render.bench_view)
     return report
 
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli import render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import WideOpt
-from llamacache.cli.render import Renderer
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
@@ -22,27 +22,6 @@ else:
 config_app = typer.Typer(help="Show, check and create the configuration.", no_args_is_help=True)
 
 
-def _show(r: Renderer, report: config_ops.ConfigShowReport) -> None:
-    r.line(f"config file: {report.config_file or '(none: built-in defaults)'}")
-    r.line(f"cache root:  {report.root}")
-    rows = [(row.key, _fmt(row.value), row.source, row.env_var or "-") for row in report.settings]
-    r.table(
-        None,
-        ["setting", "value", "source", "environment variable"],
-        rows,
-        elide=("value",),
-        wide_only=("environment variable",),
-    )
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 @config_app.command("show")
 def show(
     ctx: typer.Context,
@@ -50,18 +29,18 @@ def show(
     wide: WideOpt = False,
 ) -> Report:
     """Every resolved setting, its value, where it came from and its environment variable."""
-    s = state(ctx)
-    report = config_ops.show(s.manager().settings, prefix)
-    s.renderer(wide=wide).emit(report, _show)
+    state = state_of(ctx)
+    report = config_ops.show(state.manager().settings, prefix)
+    state.renderer(wide=wide).emit(report, render.config_show_view)
     return report
 
 
 @config_app.command("validate")
 def validate(ctx: typer.Context) -> Report:
     """Load the configuration and report errors (exit 2) or what is ignored."""
-    s = state(ctx)
-    report = config_ops.validate(s.manager().settings)
-    r = s.renderer()
+    state = state_of(ctx)
+    report = config_ops.validate(state.manager().settings)
+    r = state.renderer()
     for warning in report.warnings:
         r.warn(warning)
     r.emit(
@@ -76,16 +55,9 @@ def validate(ctx: typer.Context) -> Report:
 @config_app.command("path")
 def path(ctx: typer.Context) -> Report:
     """Which config file is used, and where llamacache looks for one."""
-    s = state(ctx)
-    report = config_ops.search_path(s.config_file)
-    r = s.renderer()
-
-    def human(r: Renderer, rep: config_ops.ConfigPathReport) -> None:
-        r.line(str(rep.config_file) if rep.config_file else "(no config file; built-in defaults)")
-        for p in rep.searched:
-            r.info(f"  searched: {p}")
-
-    r.emit(report, human)
+    state = state_of(ctx)
+    report = config_ops.search_path(state.config_file)
+    state.renderer().emit(report, render.config_path_view)
     return report
 
 
@@ -99,9 +71,9 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> Report:
     """Write a commented starter config file with every setting at its default."""
-    s = state(ctx)
+    state = state_of(ctx)
     report = config_ops.init(path or config_ops.default_init_path(), force)
-    s.renderer().emit(report, lambda r, rep: r.line(f"wrote {rep.path}"))
+    state.renderer().emit(report, lambda r, rep: r.line(f"wrote {rep.path}"))
     return report
 
 

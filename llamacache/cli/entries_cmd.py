@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli import render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import (
     ExistingKeyArg,
@@ -15,8 +16,7 @@ from llamacache.cli.options import (
     TtlOpt,
     complete_keys,
 )
-from llamacache.cli.render import Renderer
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -43,12 +43,12 @@ def put(
     ttl: TtlOpt = None,
 ) -> Report:
     """Store a string, a file (--file) or stdin ("-") under KEY."""
-    s = state(ctx)
+    state = state_of(ctx)
     if not key:
         raise UsageError('KEY: "" is empty; expected a key of at least one character')
     if (value is None) == (file is None):
         raise UsageError('put needs exactly one of VALUE, "-" (stdin) or --file PATH')
-    manager = s.manager()
+    manager = state.manager()
     if file is not None:
         report = entries_ops.put_stream(manager, cache, key, file, ttl)
     elif value == "-":
@@ -56,14 +56,8 @@ def put(
     else:
         assert value is not None
         report = entries_ops.put_string(manager, cache, key, value, ttl)
-    s.renderer().emit(report, _put_human)
+    state.renderer().emit(report, render.put_view)
     return report
-
-
-def _put_human(r: Renderer, rep: entries_ops.PutReport) -> None:
-    from llamacache.units import format_size
-
-    r.info(f"stored {rep.key!r} in cache {rep.cache!r} ({format_size(rep.bytes)})")
 
 
 def get(
@@ -86,11 +80,11 @@ def get(
     refused unless --force; piped or --out output is byte-exact. --out writes a new
     file readable by its owner only (a temp file renamed into place).
     """
-    s = state(ctx)
+    state = state_of(ctx)
     if out is not None:
         _check_out(out)
-    r = s.renderer()
-    result = entries_ops.get_entry(s.manager(), cache, key)
+    r = state.renderer()
+    result = entries_ops.get_entry(state.manager(), cache, key)
     try:
         if r.json_mode:
             r.json(result)
@@ -145,21 +139,11 @@ def rm(
     with -0 (safe for any key, unlike xargs):
     llamacache ls -c training -0 | llamacache rm -c training -0 -
     """
-    s = state(ctx)
+    state = state_of(ctx)
     report = entries_ops.remove_keys(
-        s.manager(), cache, _keys_to_remove(keys or [], null), missing_ok=missing_ok
+        state.manager(), cache, _keys_to_remove(keys or [], null), missing_ok=missing_ok
     )
-    r = s.renderer()
-
-    def human(r: Renderer, rep: entries_ops.RemoveReport) -> None:
-        r.info(
-            f"removed {len(rep.removed)} of {len(rep.removed) + len(rep.missing)} "
-            f"from cache {rep.cache!r}"
-        )
-        for key in () if missing_ok else rep.missing:
-            r.warn(f"{key!r} was not in cache {rep.cache!r}")
-
-    r.emit(report, human)
+    state.renderer().emit(report, render.remove_view)
     return report
 
 

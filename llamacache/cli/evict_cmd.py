@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli import _network, _object, options
+from llamacache.cli import _network, _object, options, render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt, WideOpt, YesOpt
-from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.render import size
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -19,32 +19,6 @@ if TYPE_CHECKING:
     from llamacache.ops import evict as evict_ops
 else:
     evict_ops = lazy("llamacache.ops.evict")
-
-
-def _plan_human(r: Renderer, plan: evict_ops.EvictPlan) -> None:
-    if plan.entries and not r.quiet:
-        r.table(
-            None,
-            ("cache", "tier", "key", "size", "accessed"),
-            [
-                (e.cache, e.tier, e.key, size(e.bytes), r.time(e.access_time or None))
-                for e in plan.entries[:50]
-            ],
-            right=("size",),
-            wide_only=("tier",),
-        )
-        if len(plan.entries) > 50:
-            r.line(f"... and {len(plan.entries) - 50:,} more")
-    for warning in plan.warnings:
-        r.warn(warning)
-    for note in plan.notes:
-        r.info(note)
-
-
-def _done_human(r: Renderer, rep: evict_ops.EvictReport) -> None:
-    for key in rep.skipped:
-        r.warn(f"skipped {key!r}: changed or removed since the plan was made")
-    r.line(f"freed {size(rep.freed_bytes)} in {rep.removed:,} entries")
 
 
 def evict(
@@ -120,21 +94,21 @@ def evict(
     wide: WideOpt = False,
 ) -> Report | None:
     """Remove entries by selector (AND-combined); shows the plan and asks first unless -y."""
-    s = state(ctx)
+    state = state_of(ctx)
     if tier == "object":
         others = (older_than, larger_than, to_size, keep_last, plan_out, apply)
         return _object.evict(
-            s, cache, keys=list(key or ()), match=match,
+            state, cache, keys=list(key or ()), match=match,
             others_given=any(o is not None for o in others), dry_run=dry_run, yes=yes,
         )  # fmt: skip
     if tier == "network":
         others = (older_than, larger_than, to_size, keep_last, plan_out, apply)
         return _network.evict(
-            s, cache, keys=list(key or ()), match=match,
+            state, cache, keys=list(key or ()), match=match,
             others_given=any(o is not None for o in others), dry_run=dry_run, yes=yes,
         )  # fmt: skip
-    r = s.renderer(wide=wide)
-    manager = s.manager()
+    r = state.renderer(wide=wide)
+    manager = state.manager()
     sel = evict_ops.Selectors(
         keys=tuple(key or ()),
         match=match,
@@ -149,21 +123,21 @@ def evict(
     if plan_out is not None:
         r.info(f"saved a plan of {len(plan.entries):,} entries ({size(plan.bytes)}) to {plan_out}")
     if dry_run or plan_out is not None:
-        r.emit(plan, _plan_human)
+        r.emit(plan, render.evict_plan_view)
         r.info(f"dry run: would remove {len(plan.entries):,} entries, {size(plan.bytes)}")
         return plan
     if not plan.entries:
         report = evict_ops.EvictReport.nothing()
-        r.emit(report, _done_human)
+        r.emit(report, render.evict_view)
         return report
     if not r.json_mode:
-        _plan_human(r, plan)
+        render.evict_plan_view(r, plan)
     r.info(f"about to remove {len(plan.entries):,} entries, {size(plan.bytes)}")
     if not r.confirm("remove them?", yes=yes, action="evict"):
         r.info("cancelled; nothing removed")
         return None
     report = evict_ops.apply_evict(manager, plan, wait=wait)
-    r.emit(report, _done_human)
+    r.emit(report, render.evict_view)
     return report
 
 

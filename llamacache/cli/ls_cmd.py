@@ -6,12 +6,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli import _network, _object
+from llamacache.cli import _network, _object, render
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.options import CacheOpt, WideOpt
-from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -19,46 +18,6 @@ if TYPE_CHECKING:
     from llamacache.ops import ls as ls_ops
 else:
     ls_ops = lazy("llamacache.ops.ls")
-
-
-LS_COLUMNS = (
-    "cache",
-    "key",
-    "size",
-    "stored",
-    "accessed",
-    "hits",
-    "expires",
-    "kind",
-    "codec",
-    "checksum",
-)
-
-
-def _human(r: Renderer, rep: ls_ops.LsReport) -> None:
-    r.table(
-        None,
-        LS_COLUMNS,
-        [
-            (
-                e.cache,
-                e.key,
-                size(e.bytes),
-                r.time(e.stored),
-                r.time(e.accessed),
-                e.hits,
-                r.time(e.expires),
-                e.kind or "?",
-                e.codec or "?",
-                f"{e.checksum}:{(e.digest or '')[:12]}" if e.header_ok else "DAMAGED HEADER",
-            )
-            for e in rep.entries
-        ],
-        right=("size", "hits"),
-        wide_only=("stored", "expires", "kind", "codec", "checksum"),
-    )
-    if rep.total > len(rep.entries):
-        r.info(f"showing {len(rep.entries):,} of {rep.total:,} entries")
 
 
 def ls(
@@ -94,7 +53,7 @@ def ls(
     wide: WideOpt = False,
 ) -> Report:
     """List entries (index only): key, size, times, hits, expiry, codec, checksum."""
-    s = state(ctx)
+    state = state_of(ctx)
     other_filters = [f for f in filters or () if not f.startswith("key~")]
     others = {"--sort": sort != "stored", "--limit": limit is not None}
     if null and tier != "local":
@@ -102,18 +61,18 @@ def ls(
     unsupported = {**others, "--filter (other than key~GLOB)": bool(other_filters)}
     if _object.wants_object(tier, unsupported):
         match = next((f[4:] for f in filters or () if f.startswith("key~")), None)
-        return _object.ls(s, cache, keys_only=keys_only, match=match)
+        return _object.ls(state, cache, keys_only=keys_only, match=match)
     if wants_network(tier, unsupported):
         match = next((f[4:] for f in filters or () if f.startswith("key~")), None)
-        return _network.ls(s, cache, keys_only=keys_only, match=match)
-    report = ls_ops.ls(s.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))
-    r = s.renderer(wide=wide)
+        return _network.ls(state, cache, keys_only=keys_only, match=match)
+    report = ls_ops.ls(state.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))
+    r = state.renderer(wide=wide)
     for w in report.warnings:
         r.warn(w)
     if (null or keys_only) and not r.json_mode:  # -0: any key survives the pipe
         r.keys((e.key for e in report.entries), null=null)
     else:
-        r.emit(report, _human)
+        r.emit(report, render.ls_view)
     return report
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from llamacache import units
+from llamacache.config import units
 from llamacache.errors import ConfigError
 
 
@@ -87,8 +87,8 @@ def complete_keys(ctx: typer.Context, incomplete: str) -> list[str]:
 # What the shells complete without asking llamacache: option values from a fixed list,
 # keyed by (command path, option); "*" is any command. The ops validate against the same.
 def static_choices() -> dict[tuple[str, str], tuple[str, ...]]:
+    from llamacache.config.settings import POLICIES
     from llamacache.ops import _bench_targets, ls
-    from llamacache.settings import POLICIES
 
     return {
         ("*", "--tier"): ("local", "network", "object"),  # every admin command's --tier (TierOpt)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli import render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt, _duration
-from llamacache.cli.render import Renderer
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.errors import UsageError
 from llamacache.ops._report import Report
 
@@ -70,42 +70,23 @@ def _schedule(
     target: Path | None,
 ) -> Report:
     """What ``schedule cron`` and ``schedule systemd`` share: one op call, one rendering."""
-    s = state(ctx)
+    state = state_of(ctx)
     action = _action(install, uninstall)
     if cache is not None:
-        s.manager().settings.cache(cache)  # unknown name: exit 2 before any change
+        state.manager().settings.cache(cache)  # unknown name: exit 2 before any change
     report = schedule_ops.schedule(
         kind,
         every=every,
         cache=cache,
-        config_file=s.manager().settings.config_file,
-        cache_dir=s.cache_dir,
+        config_file=state.manager().settings.config_file,
+        cache_dir=state.cache_dir,
         log=log,
         action=action,
         target=target,
         env=os.environ,
     )
-    s.renderer().emit(report, _human)
+    state.renderer().emit(report, render.schedule_view)
     return report
-
-
-def _human(r: Renderer, rep: schedule_ops.ScheduleReport) -> None:
-    if rep.action == "print":  # file text verbatim: a console would fold long lines
-        for name, text in rep.files.items():
-            r.text(f"# {name}\n{text}\n" if rep.kind == "systemd" else text)
-        return
-    verb = "installed" if rep.action == "install" else "removed"
-    if not rep.changed:
-        r.info(f"nothing to do: already {verb} ({rep.target})")
-    else:
-        r.info(f"{verb} {', '.join(rep.files)} ({rep.target})")
-    if rep.kind == "systemd":
-        names = [n for n in rep.files if n.endswith(".timer")]
-        if rep.action == "install":
-            r.info("enable it: systemctl --user daemon-reload && ")
-            r.info(f"           systemctl --user enable --now {names[0]}")
-        elif rep.changed:
-            r.info(f"stop it: systemctl --user disable --now {names[0]}")
 
 
 @schedule_app.command("cron")

@@ -1,4 +1,4 @@
-"""What the root options decided for one invocation, read by every command (``state(ctx)``).
+"""What the root options decided for one invocation, read by every command (``state_of(ctx)``).
 
 Its own module so command modules import it without importing the app that imports them.
 """
@@ -56,7 +56,7 @@ class State:
             self._manager = None
 
 
-def state(ctx: typer.Context) -> State:
+def state_of(ctx: typer.Context) -> State:
     obj = ctx.find_root().obj
     assert isinstance(obj, State)
     return obj

@@ -6,63 +6,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli import _network, _object, options
+from llamacache.cli import _network, _object, options, render
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.options import CacheOpt, WideOpt
-from llamacache.cli.render import Renderer, duration, size
-from llamacache.cli.state import state
+from llamacache.cli.state import state_of
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
     from llamacache.ops import verify as verify_ops
 else:
     verify_ops = lazy("llamacache.ops.verify")
-
-
-def _human(r: Renderer, rep: verify_ops.VerifyReport) -> None:
-    rows = [
-        (
-            c.name,
-            f"{c.checked:,}/{c.entries:,}",
-            f"{c.verified:,}",
-            f"{c.corrupt:,}",
-            f"{c.missing:,}",
-            f"{c.orphaned:,}",
-            f"{c.stale_tmp:,}",
-            "ok" if c.index_ok else "DAMAGED",
-        )
-        for c in rep.caches
-    ]
-    r.table(
-        None,
-        ("cache", "checked", "verified", "corrupt", "missing", "orphaned", "stale tmp", "index"),
-        rows,
-        right=("checked", "verified", "corrupt", "missing", "orphaned", "stale tmp"),
-        wide_only=("verified", "orphaned", "stale tmp"),
-    )
-    for c in rep.caches:
-        for p in c.problems:
-            what = repr(p.key) if p.key is not None else p.path
-            r.line(f"{c.name}: {p.kind}: {what}: {p.detail}")
-    speed = f", {size(int(rep.bytes_per_second))}/s" if rep.checked_bytes else ""
-    cover = "" if rep.complete else " (stopped by --max-time: not every entry was checked)"
-    checked = sum(c.checked for c in rep.caches)
-    entries = sum(c.entries for c in rep.caches)
-    skipped = sum(c.skipped for c in rep.caches)
-    what = f"{rep.mode} verify"
-    if rep.sample_percent < 100.0:  # a sample is never reported as a full check
-        what = f"{rep.sample_percent:g}% sample verify" + (
-            " (quick)" if rep.mode == "quick" else ""
-        )
-    moved = f", {skipped:,} skipped (changed by a writer meanwhile)" if skipped else ""
-    verdict = "PROBLEMS FOUND" if not rep.ok else "all good"
-    if rep.ok and checked == 0 and entries > 0:
-        verdict = "no entry was checked"
-    r.line(
-        f"{what}: checked {checked:,} of {entries:,} entries{moved}, "
-        f"{size(rep.checked_bytes)} hashed in {duration(rep.seconds)}{speed}{cover}; {verdict}"
-    )
 
 
 def _percent(value: str | float) -> float:
@@ -105,18 +59,18 @@ def verify(
     wide: WideOpt = False,
 ) -> Report:
     """Check SQLite integrity, files, checksums and strays; never writes. Exit 1 on a problem."""
-    s = state(ctx)
+    state = state_of(ctx)
     others = {"--quick": quick, "--sample": sample != 100.0, "--max-time": max_time is not None}
     if _object.wants_object(tier, {"--quick": quick, "--max-time": max_time is not None}):
-        return _object.verify(s, cache, sample)
+        return _object.verify(state, cache, sample)
     if wants_network(tier, others):
-        return _network.verify(s, cache)
-    r = s.renderer(wide=wide)
+        return _network.verify(state, cache)
+    r = state.renderer(wide=wide)
     with r.progress("verifying", unit_bytes=not quick) as progress:
         report = verify_ops.verify(
-            s.manager(), cache, quick=quick, sample=sample, max_time=max_time, progress=progress
+            state.manager(), cache, quick=quick, sample=sample, max_time=max_time, progress=progress
         )
-    r.emit_caches(report, _human)
+    r.emit_caches(report, render.verify_view)
     r.verdict(report)
     return report
 

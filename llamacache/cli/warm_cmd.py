@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llamacache.cli import render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import DryRunOpt, WideOpt, _size
-from llamacache.cli.render import Renderer, size
-from llamacache.cli.state import state
+from llamacache.cli.render import size
+from llamacache.cli.state import state_of
 from llamacache.ops._report import Report
 
 if TYPE_CHECKING:
@@ -89,11 +90,11 @@ def warm(
     warm s3://bucket/prefix/org/model fetches a revision (--revision, default main) that
     another machine shared, verified against its signed manifest, using [cache.object].
     """
-    s = state(ctx)
-    r = s.renderer(wide=wide)
+    state = state_of(ctx)
+    r = state.renderer(wide=wide)
     with r.progress("warming", unit_bytes=True) as progress:
         report = warm_ops.warm(
-            s.manager(),
+            state.manager(),
             cache,
             sources or [],
             manifest or [],
@@ -108,7 +109,7 @@ def warm(
         )
     for warning in report.shared.warnings if report.shared else ():
         r.warn(warning)
-    r.emit(report, _human)
+    r.emit(report, render.warm_view)
     if report.stopped_at_budget:
         r.warn(over_budget_message(report))
     return report
@@ -126,33 +127,6 @@ def over_budget_message(rep: warm_ops.WarmReport) -> str:
         f"({rep.over_budget} files); raise {raise_what}, or free room with "
         f"'llamacache evict -c {rep.cache}'"
     )
-
-
-def _human(r: Renderer, rep: warm_ops.WarmReport) -> None:
-    rows = [(f.action, size(f.bytes), f.key) for f in rep.items]
-    r.table(None, ("action", "size", "key"), rows, right=("size",))
-    verb = "would store" if rep.dry_run else "stored"
-    line = f"{verb} {rep.files} files ({size(rep.bytes)}) in cache {rep.cache!r}"
-    if not rep.dry_run:
-        line += f" in {rep.seconds:.2f} s ({size(int(rep.bytes_per_second))}/s)"
-    r.line(line)
-    r.line(f"skipped {rep.skipped} already cached ({size(rep.skipped_bytes)})")
-    if rep.models:
-        r.line("complete: " + ", ".join(rep.models))
-    sh = rep.shared
-    if sh is not None:
-        line = f"shared: uploaded {sh.pushed} ({size(sh.pushed_bytes)}), {sh.present} already there"
-        lost = len(sh.too_large) + len(sh.failed) + len(sh.held)
-        r.line(line + (f", {lost} not shared" if lost else ""))
-    pc = rep.page_cache
-    if pc is not None:
-        if pc.available:
-            r.line(
-                f"page cache: {size(pc.resident_before)} -> {size(pc.resident_after)} resident "
-                f"of {size(pc.total_bytes)}"
-            )
-        else:
-            r.line(f"page cache: files read through; residency unknown ({pc.reason})")
 
 
 def register(app: typer.Typer) -> None:

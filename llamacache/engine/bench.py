@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import framing
 from llamacache.engine.protocol import CacheTier
-from llamacache.settings import CacheSettings
 
 __all__ = ["TierDriver"]
 

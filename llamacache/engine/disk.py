@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, TypeVar, Union
 
 import diskcache
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import checksums, eviction, framing, ghosts, index, recency, reserve
 from llamacache.engine.eviction import EVICT_BATCH, POLICIES
 from llamacache.engine.failures import DB_ERRORS
@@ -49,8 +50,13 @@ from llamacache.engine.files import (
 )
 from llamacache.engine.protocol import EvictionResult, TierStats
 from llamacache.engine.safety import is_value_name
-from llamacache.errors import CacheIOError, DiskFullError, LlamacacheError, translate_os_error
-from llamacache.settings import CacheSettings
+from llamacache.errors import (
+    CacheIOError,
+    DiskFullError,
+    LlamacacheError,
+    StaleEntryError,
+    translate_os_error,
+)
 
 log = logging.getLogger("llamacache.disk")
 T = TypeVar("T")
@@ -410,7 +416,7 @@ class DiskTier:
             raise self._corrupt(key, "bad entry header") from None
         if meta.key_hash is None:
             if not stale_ok:
-                raise framing.StaleEntryError(self.name, key, "written by an older llamacache")
+                raise StaleEntryError(self.name, key, "written by an older llamacache")
         elif not framing.check_key(meta, key):
             raise self._corrupt(key, "entry belongs to another key")
         if files_only and (filename is None or not meta.is_raw):

@@ -30,10 +30,9 @@ from typing import Any, BinaryIO, Union
 
 from xxhash import xxh3_64_digest as _xxh64
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import checksums, codecs
-from llamacache.errors import CorruptEntryError
-from llamacache.errors import StaleEntryError as StaleEntryError  # its old home
-from llamacache.settings import CacheSettings
+from llamacache.errors import CorruptEntryError, StaleEntryError
 
 BytesLike = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
 

@@ -33,9 +33,9 @@ from typing import Any
 from llamacache.engine import framing, generation, quarantine, reserve, unshared
 from llamacache.engine.eviction import POLICIES, ROW_COST_SQL, SIZE_SQL
 from llamacache.engine.failures import DB_ERRORS
+from llamacache.engine.locking import LOCK_NAME
 from llamacache.engine.safety import CACHEDIR_TAG, is_own_name, is_value_name, leads_outside
 from llamacache.errors import CorruptEntryError
-from llamacache.locking import LOCK_NAME
 
 __all__ = ["DB_NAME", "ROW_COST_SQL", "SIZE_SQL", "Cond", "Problem", "Row", "Snapshot", "Summary"]
 

@@ -143,6 +143,6 @@ def as_bytes(data: bytes | str) -> bytes:
 
 def redact(url: str) -> str:
     """The URL without a password (it ends up in logs and error messages)."""
-    from llamacache.redaction import redact_url
+    from llamacache.config.redaction import redact_url
 
     return redact_url(url)

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from llamacache.config.redaction import redact_logger
 from llamacache.engine import netformat as nf
 from llamacache.engine.netclient import master_moved
-from llamacache.redaction import redact_logger
 
 if TYPE_CHECKING:
     from llamacache.engine.network import NetworkTier

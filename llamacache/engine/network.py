@@ -31,14 +31,14 @@ from typing import Any, BinaryIO
 
 import redis
 
+from llamacache.config.redaction import redact_logger
+from llamacache.config.settings import NetworkSettings
 from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
 from llamacache.engine.netclient import DOWN, EchoCounter, as_bytes, connection_pool, redact
 from llamacache.engine.protocol import ABSENT, DELETED, UNKNOWN, ChunkMissing, TierStats
 from llamacache.engine.sentinel_url import SCHEME as SENTINEL_SCHEME
 from llamacache.errors import ConfigError, NetworkTierError
-from llamacache.redaction import redact_logger
-from llamacache.settings import NetworkSettings
 
 log = redact_logger(logging.getLogger("llamacache.network"))
 _warned: set[str] = set()  # one warning per process and kind of event

@@ -48,12 +48,12 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from llamacache.config.redaction import redact_logger, redact_text, redact_url
+from llamacache.config.settings import ObjectSettings
 from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
 from llamacache.engine.protocol import ABSENT, UNKNOWN, ChunkMissing, TierStats
 from llamacache.errors import ConfigError
-from llamacache.redaction import redact_logger, redact_text, redact_url
-from llamacache.settings import ObjectSettings
 
 log = redact_logger(logging.getLogger("llamacache.object"))
 

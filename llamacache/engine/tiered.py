@@ -22,10 +22,12 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from llamacache.config.settings import MAX_DURATION, CacheSettings
 from llamacache.engine import checksums, framing, index, quarantine, unshared
 from llamacache.engine.disk import DiskTier, VerifiedEntry
 from llamacache.engine.generation import ALL, Generation, key_hash
 from llamacache.engine.memory import MemoryFront
+from llamacache.engine.metrics import CacheMetrics
 from llamacache.engine.protocol import (
     DELETED,
     CacheTier,
@@ -34,9 +36,13 @@ from llamacache.engine.protocol import (
     TierStats,
 )
 from llamacache.engine.safety import ensure_private_dir, is_network_fs
-from llamacache.errors import CorruptEntryError, LlamacacheError, UnsafeCacheDirError, UsageError
-from llamacache.metrics import CacheMetrics
-from llamacache.settings import MAX_DURATION, CacheSettings
+from llamacache.errors import (
+    CorruptEntryError,
+    LlamacacheError,
+    StaleEntryError,
+    UnsafeCacheDirError,
+    UsageError,
+)
 
 _MISS: Any = object()
 _now_ns = time.monotonic_ns
@@ -371,7 +377,7 @@ class TieredCache:
         Called by the metrics ticker every FLUSH_SECONDS and by ``cleanup()``: one psutil
         call, never per get.
         """
-        from llamacache.resources import relieve_pressure
+        from llamacache.engine.resources import relieve_pressure
 
         return relieve_pressure(
             self.memory, self.settings.memory_size, self.settings.pressure_floor
@@ -400,7 +406,7 @@ class TieredCache:
         meta, payload = found
         try:
             value = framing.decode(meta, payload, self.name, key)
-        except framing.StaleEntryError:  # an older format: a miss until the next put
+        except StaleEntryError:  # an older format: a miss until the next put
             return default
         except CorruptEntryError as exc:
             if shared:  # bytes from elsewhere: drop our copy of them, never the shared record
@@ -530,7 +536,7 @@ class TieredCache:
             found = self.disk.open_verified(key, files_only)
             if found is None and self.lower and self._get_lower(key, read=False) is not None:
                 found = self.disk.open_verified(key, files_only)
-        except framing.StaleEntryError:
+        except StaleEntryError:
             return None
         except CorruptEntryError as exc:
             return self._corrupt(exc, key, None)  # type: ignore[no-any-return]

@@ -33,11 +33,11 @@ from typing import Any
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CorruptEntryError, UsageError
 from llamacache.manager import CacheManager
-from llamacache.ml import batches as B
-from llamacache.ml import shards as S
+from llamacache.ml.batches import batch_len, collate, uncollate, unpack
 from llamacache.ml.epoch import DatasetTooLargeWarning, EpochWriter, batch_key, shard_key
 from llamacache.ml.identity import dataset_identity, function_identity
 from llamacache.ml.model import NotCachedError
+from llamacache.ml.shards import SHARD_BYTES, Shard, ShardCorrupt
 
 DEFAULT_BATCH_SIZE = 32  # records per batch unless the constructor is told otherwise
 KEY_VERSION = 2  # bump when the batch layout or the fingerprint changes: old keys then miss
@@ -51,7 +51,7 @@ class CachedDataset:
 
     def __init__(self, owner: DatasetCache, key: str, info: dict[str, Any]) -> None:
         self._owner, self.key, self.info = owner, key, info
-        self._open: dict[int, S.Shard] = {}  # shards mapped by __getitem__/batch()
+        self._open: dict[int, Shard] = {}  # shards mapped by __getitem__/batch()
 
     def __len__(self) -> int:
         return int(self.info["records"])
@@ -72,7 +72,7 @@ class CachedDataset:
 
     def __iter__(self) -> Iterator[Any]:
         for batch in self.batches():
-            yield from B.uncollate(batch)
+            yield from uncollate(batch)
 
     def __getitem__(self, i: int) -> Any:
         n = len(self)
@@ -80,7 +80,7 @@ class CachedDataset:
             raise IndexError(i)
         i %= n
         size = int(self.info["batch_size"])
-        return B.uncollate(self.batch(i // size))[i % size]
+        return uncollate(self.batch(i // size))[i % size]
 
 
 class DatasetCache:
@@ -96,7 +96,7 @@ class DatasetCache:
         *,
         cache: str = "training",
         batch_size: int = DEFAULT_BATCH_SIZE,
-        shard_bytes: int = S.SHARD_BYTES,
+        shard_bytes: int = SHARD_BYTES,
     ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch_size {batch_size} must be at least 1")
@@ -186,7 +186,7 @@ class DatasetCache:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _shard(self, key: str, info: dict[str, Any], s: int) -> S.Shard:
+    def _shard(self, key: str, info: dict[str, Any], s: int) -> Shard:
         """Map shard ``s`` of an epoch: the descriptor the cache verified, whose entry digest
         must be the one the marker recorded (one hash pass per file identity, by the engine).
 
@@ -203,13 +203,11 @@ class DatasetCache:
             if found.meta.digest.hex() != spec["digest"]:
                 raise NotCachedError(f"dataset {key!r}: shard {s} was replaced")
             try:
-                return S.Shard(f.fileno(), info["layout"])
-            except S.ShardCorrupt as exc:  # verified bytes that are no shard: a bug or a forgery
+                return Shard(f.fileno(), info["layout"])
+            except ShardCorrupt as exc:  # verified bytes that are no shard: a bug or a forgery
                 raise CorruptEntryError(self.cache.name, skey, str(exc)) from None
 
-    def _read_batch(
-        self, key: str, info: dict[str, Any], i: int, shards: dict[int, S.Shard]
-    ) -> Any:
+    def _read_batch(self, key: str, info: dict[str, Any], i: int, shards: dict[int, Shard]) -> Any:
         for s, spec in enumerate(info.get("shards", ())):
             if spec["first"] <= i < spec["first"] + spec["count"]:
                 if s not in shards:
@@ -221,7 +219,7 @@ class DatasetCache:
             raise NotCachedError(f"dataset {key!r}: batch {i} is no longer cached")
         if isinstance(value, bytes):
             try:
-                return B.unpack(value)
+                return unpack(value)
             except (ValueError, KeyError) as exc:
                 raise CorruptEntryError(self.cache.name, bkey, f"bad batch: {exc}") from None
         return value
@@ -285,10 +283,10 @@ class DatasetCache:
         for record in dataset:
             records.append(fn(record) if fn is not None else record)
             if len(records) == self.batch_size:
-                yield B.collate(records)
+                yield collate(records)
                 records = []
         if records:
-            yield B.collate(records)
+            yield collate(records)
 
     def _fill(
         self,
@@ -304,7 +302,7 @@ class DatasetCache:
         try:
             for batch in self._source_batches(dataset, fn):
                 writer.put((n, batch))
-                records += B.batch_len(batch)
+                records += batch_len(batch)
                 if n >= skip:
                     yield batch
                 n += 1

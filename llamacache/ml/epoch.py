@@ -16,8 +16,8 @@ import threading
 import warnings
 from typing import Any, BinaryIO, cast
 
-from llamacache import units
-from llamacache._config_schema import cache_env
+from llamacache.config import units
+from llamacache.config.schema import cache_env
 from llamacache.engine.tiered import TieredCache
 from llamacache.ml import batches, shards
 

@@ -198,8 +198,8 @@ class ModelCache:
     def _check_fits(self, name: str, size: int) -> None:
         limit = index.disk_limit(self.cache.settings)
         if size > limit:
-            from llamacache._config_schema import cache_env
-            from llamacache.units import format_size
+            from llamacache.config.schema import cache_env
+            from llamacache.config.units import format_size
 
             raise UsageError(
                 f"model {name!r} is {format_size(size)} but cache {self.cache.name!r} keeps at "

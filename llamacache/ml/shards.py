@@ -13,8 +13,8 @@ item of a tuple batch. The dataset's completion marker (a small JSON entry writt
 lists the shards (cache key, first batch, batch count, size, digest) and the batch layout.
 
 Codec: shards are stored raw, never compressed. Measured here (2 shared cores, under load) on
-64 KiB int32 token batches (zipf): zstd level 1 decodes in ~70 us per batch (the issue saw
-~200 us), lz4 in ~35 us, while a view into a mapped raw shard costs ~0.3 us and the whole
+64 KiB int32 token batches (zipf): zstd level 1 decodes in ~70 us per batch (other runs
+saw ~200 us), lz4 in ~35 us, while a view into a mapped raw shard costs ~0.3 us and the whole
 fresh-process epoch read is ~6 us per batch. zstd would shrink these tokens 3x (lz4 1.5x);
 shards trade that disk space for a read 10x+ faster and batches that can be mapped.
 

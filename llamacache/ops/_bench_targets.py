@@ -17,13 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from llamacache.config.settings import CacheSettings, NetworkSettings
 from llamacache.engine.bench import TierDriver
 from llamacache.engine.disk import DiskTier
 from llamacache.engine.memory import MemoryFront
 from llamacache.engine.protocol import CacheTier
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import OptionError, UsageError
-from llamacache.settings import CacheSettings, NetworkSettings
 
 WORKLOADS = ("uniform", "zipf", "scan", "mixed")
 TIERS = ("memory", "disk", "local", "network")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 
+from llamacache.config.settings import CacheSettings, Settings
 from llamacache.engine.safety import check_private_dir, is_network_fs
 from llamacache.errors import UnsafeCacheDirError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import ReportWarning
-from llamacache.settings import CacheSettings, Settings
 
 # One meaning of --tier in every command: the tiers an op acts on. Each command takes the
 # ones it can act on (admin commands: local or network; evict: memory, disk, local or

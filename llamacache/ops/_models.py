@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from llamacache.engine import decode, index
 from llamacache.engine.index import Problem
 from llamacache.errors import LlamacacheError
-from llamacache.ml import model as M
+from llamacache.ml.revisions import BLOBS, MANIFEST, REF, manifest_key, parse_manifest
 
 MODEL_KEY = re.compile(r"^(?P<model>.+)@(?P<rev>[^/]+)/(?P<path>.+)$")  # "{model}@{rev}/{file}"
 
@@ -62,19 +62,19 @@ class ModelScan:
 def scan(snap: index.Snapshot) -> ModelScan:
     """Every manifest, per-revision file and blob row of one cache (reads manifests only)."""
     found = ModelScan()
-    for row in snap.rows([index.Cond("key", "glob", f"{M.BLOBS}/*")]):
+    for row in snap.rows([index.Cond("key", "glob", f"{BLOBS}/*")]):
         key = row.key_text
         found.blobs[key] = Blob(key, row.rowid, row.store_time, row.size)
     for row in snap.rows([index.Cond("key", "glob", "*@*/*")]):
         m = MODEL_KEY.match(row.key_text)
         if m is None or "@" in m["model"]:
             continue
-        if m["path"] == M.MANIFEST:
+        if m["path"] == MANIFEST:
             blobs = _manifest_blobs(snap, row, m["model"], m["rev"])
             found.revisions.append(
                 Revision(m["model"], m["rev"], row.rowid, row.store_time, row.size, blobs)
             )
-        elif m["path"] != M.REF:  # a file stored under its revision (before blobs)
+        elif m["path"] != REF:  # a file stored under its revision (before blobs)
             found.files.append((row.rowid, m["model"], m["rev"], row.store_time))
     return found
 
@@ -90,7 +90,7 @@ def _manifest_blobs(
         text = decode(row.tag, payload, "", row.key_text)
         if not isinstance(text, str):
             return None
-        info = M.parse_manifest(text, "", model, rev)
+        info = parse_manifest(text, "", model, rev)
     except (LlamacacheError, ValueError):
         return None
     return frozenset(info.key(f) for f in info.files if f.checksum)
@@ -135,7 +135,7 @@ def problems(snap: index.Snapshot, now: float, grace: float) -> list[Problem]:
         missing = sorted((r.blobs or frozenset()) - found.blobs.keys())
         if missing:
             detail = f"revision {r.model}@{r.rev} lists {len(missing)} file(s) no longer cached"
-            key = M.manifest_key(r.model, r.rev)
+            key = manifest_key(r.model, r.rev)
             out.append(Problem("incomplete", key, None, detail, r.rowid, r.stored, r.size))
     listed = found.listed()
     if listed is not None:

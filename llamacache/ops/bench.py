@@ -19,12 +19,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from llamacache.config.settings import POLICIES, CacheSettings, NetworkSettings
 from llamacache.errors import OptionError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops import _bench_targets as bt
 from llamacache.ops._common import canonical_tier
 from llamacache.ops._report import Report
-from llamacache.settings import POLICIES, CacheSettings, NetworkSettings
 
 Progress = Callable[[int, int | None], None]
 BATCH = 1024  # ops generated and reported per step

@@ -15,14 +15,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import index
 from llamacache.engine.generation import bump_generation
-from llamacache.locking import admin_lock
+from llamacache.engine.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._common import check_writable, network_warning, targets
 from llamacache.ops._report import Report, ReportWarning
 from llamacache.ops.evict import Selectors, plan_evict
-from llamacache.settings import CacheSettings
 
 
 @dataclass(frozen=True)

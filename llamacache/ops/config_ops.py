@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache import config
+from llamacache.config.settings import Settings
 from llamacache.errors import OptionError, UsageError
 from llamacache.ops import output
 from llamacache.ops._report import Report, ReportWarning
-from llamacache.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llamacache import units
+from llamacache.config import units
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import index
 from llamacache.engine.eviction import POLICIES
 from llamacache.engine.generation import bump_generation
+from llamacache.engine.locking import admin_lock
 from llamacache.errors import OptionError
-from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._common import canonical_tier, check_writable, network_warning, targets
 from llamacache.ops._models import old_revisions
 from llamacache.ops._report import Report, ReportWarning
-from llamacache.settings import CacheSettings
 
 TIERS = ("memory", "disk", "local")  # "network" is ops.network_admin
 

@@ -13,14 +13,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from llamacache import metrics_store
-from llamacache.engine import index, quarantine, unshared
+from llamacache.config.settings import CacheSettings
+from llamacache.engine import index, metrics_store, quarantine, unshared
+from llamacache.engine.resources import disk_limit_warning
 from llamacache.manager import CacheManager
 from llamacache.ops._common import network_warning, targets, unsigned_warning
 from llamacache.ops._report import Report, ReportWarning
 from llamacache.ops.stats import ghost_advice
-from llamacache.resources import disk_limit_warning
-from llamacache.settings import CacheSettings
 
 COUNTERS = ("hits", "misses", "puts", "evictions", "evicted_bytes", "expirations", "corrupt")
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from llamacache import units
+from llamacache.config import units
 from llamacache.engine import index
 from llamacache.errors import OptionError, UsageError
 from llamacache.manager import CacheManager

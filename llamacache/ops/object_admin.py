@@ -13,11 +13,11 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from llamacache.config.redaction import redact_url
 from llamacache.engine.objectstore import ObjectTier, missing_client
 from llamacache.errors import ExitCode, LlamacacheError, OptionError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
-from llamacache.redaction import redact_url
 
 Progress = Callable[[int, int | None], None]
 CLEAN_GRACE = 86400.0  # parts younger than this may belong to an upload still in flight

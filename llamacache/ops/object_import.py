@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from llamacache.config.redaction import redact_url
 from llamacache.engine.objectstore import ObjectTier, split_url
 from llamacache.errors import NotCachedError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ml.model import ModelCache
 from llamacache.ml.revisions import DEFAULT_REVISION, check_revision, manifest_key, ref_key
 from llamacache.ops.warm import WarmedFile, WarmReport
-from llamacache.redaction import redact_url
 
 Progress = Callable[[int, int | None], None]
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import index, quarantine
 from llamacache.engine.generation import bump_generation
-from llamacache.locking import admin_lock
+from llamacache.engine.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._common import check_writable, network_warning, targets
 from llamacache.ops._report import Report, ReportWarning
 from llamacache.ops.verify import CacheVerify, Problem, verify_one
-from llamacache.settings import CacheSettings
 
 
 @dataclass(frozen=True)

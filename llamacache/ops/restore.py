@@ -37,9 +37,9 @@ from typing import Any
 from llamacache.engine import transfer
 from llamacache.engine.disk import DiskTier
 from llamacache.engine.generation import bump_generation
+from llamacache.engine.locking import admin_lock
 from llamacache.engine.safety import ensure_cache_root, ensure_private_dir
 from llamacache.errors import OptionError, UsageError
-from llamacache.locking import admin_lock
 from llamacache.manager import CacheManager
 from llamacache.ops._archive import (
     MAX_ENTRIES,

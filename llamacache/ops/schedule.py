@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from llamacache import _config_schema as schema
+from llamacache.config import schema
 from llamacache.errors import LlamacacheError, OptionError, UsageError
 from llamacache.ops import output
 from llamacache.ops._report import Report
@@ -119,7 +119,7 @@ def cron_fields(every: float) -> str:
 
 
 def _human(seconds: float) -> str:
-    from llamacache.units import format_duration
+    from llamacache.config.units import format_duration
 
     return format_duration(seconds)
 

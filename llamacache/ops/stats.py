@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from llamacache import metrics, metrics_store
-from llamacache.engine import index
+from llamacache.config.settings import CacheSettings
+from llamacache.engine import index, metrics, metrics_store
 from llamacache.errors import CacheIOError, LlamacacheError
 from llamacache.manager import CacheManager
 from llamacache.ops._report import Report
-from llamacache.settings import CacheSettings
 
 Counters = Mapping[str, Mapping[str, int]]
 

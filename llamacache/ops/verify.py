@@ -24,17 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import EntryMeta, check_key, checksums, index
 from llamacache.engine.index import Problem
+from llamacache.engine.locking import lock_holder
 from llamacache.engine.safety import leads_outside
 from llamacache.errors import CorruptEntryError, ExitCode, LockBusyError, UsageError
 from llamacache.formats import VALIDATORS
-from llamacache.locking import lock_holder
 from llamacache.manager import CacheManager
 from llamacache.ops import _models
 from llamacache.ops._common import network_warning, targets
 from llamacache.ops._report import Report, ReportWarning
-from llamacache.settings import CacheSettings
 
 __all__ = ["CacheVerify", "Problem", "VerifyReport", "verify"]
 

@@ -22,17 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llamacache._config_schema import cache_env
+from llamacache.config.schema import cache_env
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import EntryMeta, checksums, index
 from llamacache.engine.tiered import TieredCache
 from llamacache.errors import CacheIOError, ExitCode, OptionError, UsageError
 from llamacache.formats import VALIDATORS
 from llamacache.manager import CacheManager
-from llamacache.ml import model as M
+from llamacache.ml import revisions
 from llamacache.ops import _pagecache
 from llamacache.ops._report import Report
 from llamacache.ops.warm_plan import Planner, WarmItem, expand, read_manifest
-from llamacache.settings import CacheSettings
 
 if TYPE_CHECKING:  # ops.push is loaded only by --share
     from llamacache.ops.push import CachePush
@@ -157,7 +157,7 @@ class _Run:
             if (model, revision) in self.unmarked:
                 return
             self.unmarked.add((model, revision))
-        self.cache.remove(M.manifest_key(model, revision))
+        self.cache.remove(revisions.manifest_key(model, revision))
 
     def check_blob(self, item: WarmItem, rel: str) -> WarmedFile | None:
         """A "skipped" result when the cache holds a model file's bytes as a blob. Only a
@@ -165,16 +165,16 @@ class _Run:
         any other cannot be cached and is left to ``store``'s single pass."""
         with self.lock:
             if self.sizes is None:
-                self.sizes = {f.size for f in M.listed_files(self.cache)}
+                self.sizes = {f.size for f in revisions.listed_files(self.cache)}
             maybe = item.size in self.sizes
         if not maybe:
             return None
         src = _Counting(item.source, self.tick)
         try:
-            digest, size = M.hash_source(src, self.cache.settings.checksum)
+            digest, size = revisions.hash_source(src, self.cache.settings.checksum)
         finally:
             src.close()
-        meta = M.find_blob(self.cache, rel, digest, size)
+        meta = revisions.find_blob(self.cache, rel, digest, size)
         if meta is None:
             return None
         with self.lock:
@@ -206,7 +206,7 @@ class _Run:
         src = _Counting(item.source, self.tick)
         try:
             if item.model is not None and item.relpath:  # one pass, named after its digest
-                meta = M.store_blob(self.cache, item.relpath, src)[0]
+                meta = revisions.store_blob(self.cache, item.relpath, src)[0]
             else:
                 meta = self.cache.put_file(item.key, src)  # type: ignore[arg-type]
         finally:
@@ -318,10 +318,13 @@ def _blob_keys(
         if item.model is not None and item.relpath:
             src = _Counting(item.source, tick)
             try:
-                digest, _ = M.hash_source(src, settings.checksum)
+                digest, _ = revisions.hash_source(src, settings.checksum)
             finally:
                 src.close()
-            out[item.key] = (M.blob_key(settings.checksum, digest.hex(), item.relpath), digest)
+            out[item.key] = (
+                revisions.blob_key(settings.checksum, digest.hex(), item.relpath),
+                digest,
+            )
     return out
 
 
@@ -333,7 +336,7 @@ def _same_bytes(todo: list[WarmItem]) -> tuple[list[WarmItem], dict[str, WarmIte
     keep: list[WarmItem] = []
     for i in todo:
         if i.model is not None and i.relpath:
-            ident = (os.path.realpath(i.source), M.blob_key("", "", i.relpath))  # + suffix
+            ident = (os.path.realpath(i.source), revisions.blob_key("", "", i.relpath))  # + suffix
             if ident in first:
                 dups[i.key] = first[ident]
                 continue
@@ -370,13 +373,13 @@ def _complete_models(
             continue  # incomplete: its manifest stays absent
         files: dict[str, Any] = {}
         if not any(i.replace for i in group):
-            old = M.read_manifest(cache, model, rev)
+            old = revisions.read_manifest(cache, model, rev)
             files.update({f.path: f for f in old.files} if old else {})
         files.update({i.relpath: run.metas[i.key] for i in group if i.relpath})
         local = any(_stored_key(i, run.metas) in unshared for i in group)
-        M.write_manifest(cache, model, rev, files, share=not local)
+        revisions.write_manifest(cache, model, rev, files, share=not local)
         for ref in sorted({r for i in group for r in i.refs}):  # after the manifest
-            M.write_ref(cache, model, ref, rev)
+            revisions.write_ref(cache, model, ref, rev)
         done.append(f"{model}@{rev}")
     return done
 
@@ -527,15 +530,15 @@ def _share_models(
     """After the files: the completed manifests (push checks every file is shared), then
     the refs of the revisions whose manifest is on the shared tier."""
     kept = [i for i, r in zip(items, out, strict=True) if r.action in ("stored", "skipped")]
-    revisions = {(i.model, i.revision) for i in kept if i.model and i.revision}
-    manifests = {M.manifest_key(m, r) for m, r in revisions if f"{m}@{r}" in models}
-    held = {M.manifest_key(m, r) for m, r in revisions if f"{m}@{r}" not in models}
+    pairs = {(i.model, i.revision) for i in kept if i.model and i.revision}
+    manifests = {revisions.manifest_key(m, r) for m, r in pairs if f"{m}@{r}" in models}
+    held = {revisions.manifest_key(m, r) for m, r in pairs if f"{m}@{r}" not in models}
     one = _push(manager, cache, manifests)
     held |= set(one.held) if one else set()
     refs = {
-        M.ref_key(i.model, ref)
+        revisions.ref_key(i.model, ref)
         for i in kept
-        if i.model and i.revision and M.manifest_key(i.model, i.revision) not in held
+        if i.model and i.revision and revisions.manifest_key(i.model, i.revision) not in held
         for ref in i.refs
     }
     for more in (_push(manager, cache, refs), files):
@@ -583,7 +586,7 @@ def _stored_key(item: WarmItem, metas: dict[str, EntryMeta]) -> str:
     meta = metas.get(item.key)
     if item.model is None or not item.relpath or meta is None:
         return item.key
-    return M.blob_key(meta.checksum, meta.digest.hex(), item.relpath)
+    return revisions.blob_key(meta.checksum, meta.digest.hex(), item.relpath)
 
 
 def _warm_page_cache(cache: TieredCache, keys: list[str]) -> PageCacheReport:

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llamacache.errors import OptionError, UsageError
-from llamacache.ml import model as M
+from llamacache.ml.revisions import (
+    DEFAULT_REVISION,
+    check_name,
+    check_relpath,
+    check_revision,
+    file_key,
+)
 
 _GLOB = set("*?[")
 
@@ -120,8 +126,8 @@ def _hub_refs(repo: Path) -> dict[str, list[str]]:
         for ref in sorted(refs.iterdir()):
             if ref.is_file() and not ref.is_symlink() and ref.stat().st_size <= 256:
                 try:
-                    M.check_revision(ref.name)
-                    commit = M.check_revision(ref.read_text(encoding="utf-8").strip())
+                    check_revision(ref.name)
+                    commit = check_revision(ref.read_text(encoding="utf-8").strip())
                 except (UsageError, OSError, UnicodeDecodeError):
                     continue  # not a ref we can record (refs/pr/N are folders)
                 out.setdefault(commit, []).append(ref.name)
@@ -168,11 +174,11 @@ class Planner:
         self.items.setdefault(item.key, item)
 
     def _model_item(self, src: Path, model: str, rev: str, rel: str, replace: bool) -> WarmItem:
-        M.check_name(model)
-        M.check_revision(rev)
-        M.check_relpath(rel)
+        check_name(model)
+        check_revision(rev)
+        check_relpath(rel)
         size = src.stat().st_size
-        return WarmItem(src, M.file_key(model, rev, rel), size, model, rev, rel, replace)
+        return WarmItem(src, file_key(model, rev, rel), size, model, rev, rel, replace)
 
     def add_path(self, path: Path, named: bool = False) -> None:
         """One existing path: a hub cache/repo/snapshot, a folder, or a file.
@@ -195,7 +201,7 @@ class Planner:
             for src, rel in _walk(path, path):
                 if self.model_layout:
                     model = self.name or path.name
-                    rev = self.revision or M.DEFAULT_REVISION
+                    rev = self.revision or DEFAULT_REVISION
                     self._add(self._model_item(src, model, rev, rel, True))
                 else:
                     key = f"{self.name or path.name}/{rel}"
@@ -203,7 +209,7 @@ class Planner:
         elif path.is_file():
             if self.model_layout:
                 model = self.name or (path.stem if named else path.parent.name)
-                rev = self.revision or M.DEFAULT_REVISION
+                rev = self.revision or DEFAULT_REVISION
                 self._add(self._model_item(path, model, rev, path.name, False))
             else:
                 key = f"{self.name}/{path.name}" if self.name else path.name

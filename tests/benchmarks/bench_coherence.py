@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from llamacache.config import resolve  # noqa: E402
+from llamacache.config.settings import CHUNK_SIZE  # noqa: E402
 from llamacache.manager import CacheManager  # noqa: E402
-from llamacache.settings import CHUNK_SIZE  # noqa: E402
 from tests.coherence._util import BOUND, pct, wait_seen  # noqa: E402
 from tests.network.helpers import net_settings, network_of, tiered  # noqa: E402
 from tests.redis_server import RedisServer, find_server  # noqa: E402

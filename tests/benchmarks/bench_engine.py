@@ -21,9 +21,9 @@ from typing import Any
 import cachetools
 import diskcache
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import TieredCache
 from llamacache.engine.memory import MemoryFront
-from llamacache.settings import CacheSettings
 
 
 def best(fn: Callable[[], int], repeat: int = 3) -> float:

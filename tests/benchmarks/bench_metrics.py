@@ -20,11 +20,11 @@ from pathlib import Path
 import cachetools
 
 from llamacache.config import resolve
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import TieredCache
 from llamacache.engine.tiered import _MISS
 from llamacache.manager import CacheManager
 from llamacache.ops.bench import BenchSpec, bench
-from llamacache.settings import CacheSettings
 
 
 class PlainTiered(TieredCache):

@@ -30,9 +30,9 @@ import redis
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from llamacache.config.settings import CacheSettings, NetworkSettings  # noqa: E402
 from llamacache.engine.network import NetworkTier  # noqa: E402
 from llamacache.engine.tiered import TieredCache  # noqa: E402
-from llamacache.settings import CacheSettings, NetworkSettings  # noqa: E402
 from tests.redis_server import RedisServer, find_server  # noqa: E402
 
 MB = 1024 * 1024

@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 import obstore  # noqa: E402
 
+from llamacache.config.settings import CacheSettings, NetworkSettings, ObjectSettings  # noqa: E402
 from llamacache.engine import netformat as nf  # noqa: E402
 from llamacache.engine.network import NetworkTier  # noqa: E402
 from llamacache.engine.objectstore import ObjectTier, part_names  # noqa: E402
 from llamacache.engine.tiered import TieredCache  # noqa: E402
-from llamacache.settings import CacheSettings, NetworkSettings, ObjectSettings  # noqa: E402
 from tests.redis_server import RedisServer, find_server  # noqa: E402
 
 MB = 1024 * 1024

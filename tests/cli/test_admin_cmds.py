@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llamacache import metrics_store
+from llamacache.engine import metrics_store
 from tests.cli.admin_helpers import fill, manager, snapshot
 from tests.cli.helpers import cli, llamacache_exe, run
 
@@ -272,7 +272,8 @@ def test_clean_brings_cache_under_threshold_and_ages_out(tmp_path: Path) -> None
 
 def _hold_lock(cache_dir: Path, seconds: float) -> subprocess.Popen[bytes]:
     code = (
-        "import sys, time; from pathlib import Path; from llamacache.locking import admin_lock\n"
+        "import sys, time; from pathlib import Path\n"
+        "from llamacache.engine.locking import admin_lock\n"
         f"with admin_lock(Path({str(cache_dir)!r}), cache='default'):\n"
         "    print('held', flush=True); time.sleep(float(sys.argv[1]))\n"
     )

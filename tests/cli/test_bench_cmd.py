@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llamacache import metrics_store
+from llamacache.engine import metrics_store
 from tests.cli.helpers import cli, cli_json, llamacache_exe
 
 SMALL = ("--keys", "50", "--ops", "300", "--value-size", "1KB")

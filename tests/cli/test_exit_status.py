@@ -37,7 +37,8 @@ def _usage(root: Path) -> int:
 def _busy(root: Path) -> int:
     assert cli("--cache-dir", str(root), "put", "k", "v").exit_code == 0
     code = (
-        "import sys, time; from pathlib import Path; from llamacache.locking import admin_lock\n"
+        "import sys, time; from pathlib import Path\n"
+        "from llamacache.engine.locking import admin_lock\n"
         f"with admin_lock(Path({str(root / 'default')!r}), cache='default'):\n"
         "    print('held', flush=True); time.sleep(120)\n"
     )

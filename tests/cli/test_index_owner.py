@@ -12,7 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from llamacache.locking import admin_lock
+from llamacache.engine.locking import admin_lock
 from tests.cli.admin_helpers import fill, manager
 from tests.cli.helpers import cli
 

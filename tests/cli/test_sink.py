@@ -110,3 +110,34 @@ def test_root_flags_work_after_the_command_but_not_after_double_dash(tmp_path: P
     quiet = cli("--cache-dir", root, "rm", "--quiet", "--", "--json")
     assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
     assert cli("--cache-dir", root, "get", "--", "--json").exit_code == 1  # removed
+
+
+def _views(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, name) of every function, nested ones included, that draws a report for people:
+    one that takes the Renderer as a parameter."""
+    return [
+        (node.lineno, node.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and any(
+            a.annotation is not None and ast.unparse(a.annotation).endswith("Renderer")
+            for a in node.args.args
+        )
+    ]
+
+
+def test_every_human_view_lives_in_the_renderer() -> None:
+    """A command hands the renderer its report and the view's name; the view (the table
+    and lines people read) is in ``render.py``, beside the JSON and --quiet decisions."""
+    found = [
+        f"cli/{path.name}:{line}: {name}"
+        for path in sorted(CLI.glob("*.py"))
+        if path.name != "render.py"
+        for line, name in _views(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert found == [], "move the view into cli/render.py:\n" + "\n".join(found)
+
+
+def test_the_view_scan_finds_a_nested_view() -> None:
+    sample = "def cmd():\n    def human(r: Renderer, rep: X) -> None:\n        r.line('x')\n"
+    assert _views(ast.parse(sample)) == [(2, "human")]

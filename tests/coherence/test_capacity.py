@@ -10,9 +10,9 @@ import pytest
 import redis
 
 from llamacache.config import resolve
+from llamacache.config.settings import CHUNK_SIZE
 from llamacache.manager import CacheManager
 from llamacache.ops import network_admin as na
-from llamacache.settings import CHUNK_SIZE
 from tests.cli.helpers import run
 from tests.redis_server import RedisServer
 

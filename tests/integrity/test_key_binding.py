@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import framing
 from llamacache.engine.tiered import TieredCache
-from llamacache.errors import CorruptEntryError
-from llamacache.settings import CacheSettings
+from llamacache.errors import CorruptEntryError, StaleEntryError
 from tests.cli.helpers import cli, run
 
 BASE = CacheSettings(name="c", path=Path("/nonexistent"), disk_size=10**9, memory_size=10**8)
@@ -80,7 +80,7 @@ def test_header_version_is_3_and_old_headers_read_as_a_miss(tmp_path: Path) -> N
     old = body + struct.pack("<I", zlib.crc32(body))
     assert framing.parse_meta(old).version == 2 and framing.parse_meta(old).key_hash is None
     assert not framing.check_key(old, "k")
-    with pytest.raises(framing.StaleEntryError):
+    with pytest.raises(StaleEntryError):
         framing.decode(old, bytes(payload), "c", "k")
     # through a cache: a stale row is a miss (even with on_corrupt = raise), not a crash
     s = replace(BASE, path=tmp_path / "c", memory_size=0)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from llamacache import CacheManager, ModelCache
+from llamacache.config.settings import CacheSettings
 from llamacache.engine.memory import MemoryFront
 from llamacache.engine.tiered import TieredCache
-from llamacache.settings import CacheSettings
 from tests.cli.helpers import cli, run
 
 BASE = CacheSettings(name="c", path=Path("/nonexistent"), disk_size=10**9, memory_size=10**6)

@@ -6,9 +6,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from llamacache.config.settings import CacheSettings, NetworkSettings
 from llamacache.engine.network import NetworkTier
 from llamacache.engine.tiered import TieredCache
-from llamacache.settings import CacheSettings, NetworkSettings
 
 MB = 1024 * 1024
 

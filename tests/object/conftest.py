@@ -27,7 +27,7 @@ import pytest
 pytest.importorskip("obstore")
 moto_server = pytest.importorskip("moto.moto_server.threaded_moto_server")
 
-from llamacache.settings import ObjectSettings  # noqa: E402
+from llamacache.config.settings import ObjectSettings  # noqa: E402
 
 BUCKET = "llamacache-test"
 SECRET = "s3cr3t-TEST-value-never-printed"

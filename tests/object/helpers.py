@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
+from llamacache.config.settings import ObjectSettings
 from llamacache.manager import CacheManager
-from llamacache.settings import ObjectSettings
 
 MB = 1024 * 1024
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import diskcache
 
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import TieredCache
-from llamacache.settings import CacheSettings
 
 Figure = Callable[[str, object], None]  # the ``figure`` fixture: figure("lost_writes", 0)
 

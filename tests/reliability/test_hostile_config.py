@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from llamacache._config_schema import SETTINGS
 from llamacache.cli.app import app
+from llamacache.config.schema import SETTINGS
 
 from ._util import Figure, llamacache_cmd, open_cache
 

@@ -24,11 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llamacache.cli.app import State
+from llamacache.config.settings import CacheSettings
 from llamacache.engine import checksums, framing
 from llamacache.engine import netformat as nf
 from llamacache.errors import CorruptEntryError, LlamacacheError
 from llamacache.ops import restore as restore_ops
-from llamacache.settings import CacheSettings
 from tests.cli.helpers import cli
 from tests.network.helpers import net_settings, tiered
 from tests.redis_server import RedisServer

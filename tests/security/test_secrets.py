@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llamacache.redaction import redact_text, redact_url
+from llamacache.config.redaction import redact_text, redact_url
 from tests.cli.helpers import cli, run
 from tests.redis_server import free_port
 

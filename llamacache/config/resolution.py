@@ -1,7 +1,7 @@
 """Configuration, resolved once: defaults < config file < environment < arguments/flags.
 
 The settings themselves are a table (``SETTINGS``, ``CACHE_KEYS`` in
-``_config_schema``); this module layers the sources, parses every value once
+``schema``); this module layers the sources, parses every value once
 (a bad value is an error, never a silent default) and records where each
 resolved value came from so ``config show`` can tell the user.
 """
@@ -13,9 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from llamacache import _config_schema as schema
-from llamacache import units
-from llamacache._config_files import (
+from llamacache.config import schema, units
+from llamacache.config.files import (
     Raw,
     canonical,
     check_cache_name,
@@ -24,7 +23,7 @@ from llamacache._config_files import (
     load_document,
     put,
 )
-from llamacache._config_schema import (
+from llamacache.config.schema import (
     CACHE_KEYS,
     ENV_PREFIX,
     SEED_CACHES,
@@ -35,9 +34,7 @@ from llamacache._config_schema import (
     Setting,
     cache_env,
 )
-from llamacache._config_starter import render_starter_config
-from llamacache.errors import ConfigError
-from llamacache.settings import (
+from llamacache.config.settings import (
     BUILTIN_CACHES,
     DEFAULT_CACHE,
     CacheSettings,
@@ -45,6 +42,8 @@ from llamacache.settings import (
     ObjectSettings,
     Settings,
 )
+from llamacache.config.starter import render_starter_config
+from llamacache.errors import ConfigError
 
 __all__ = [
     "CACHE_KEYS",
@@ -177,7 +176,7 @@ def _cache_value(
 def _sized(default: object, cache_dir: Path) -> Resolved:
     """A built-in default; one sized for the machine is measured now, its rule as source."""
     if isinstance(default, schema.MachineShare):
-        from llamacache.resources import machine_size
+        from llamacache.engine.resources import machine_size
 
         return machine_size(default, cache_dir), default.source
     return default, "default"

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from llamacache.config.settings import MAX_DURATION
 from llamacache.errors import ConfigError
-from llamacache.settings import MAX_DURATION
 
 MB = 10**6
 # SQLite (the disk index) stores signed 64-bit integers; a larger "size" is a typo.

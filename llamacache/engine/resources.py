@@ -19,12 +19,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from llamacache.units import format_size
+from llamacache.config.units import format_size
 
 if TYPE_CHECKING:
-    from llamacache._config_schema import MachineShare
+    from llamacache.config.schema import MachineShare
+    from llamacache.config.settings import CacheSettings, Settings
     from llamacache.engine.memory import MemoryFront
-    from llamacache.settings import CacheSettings, Settings
 
 
 def _psutil() -> Any:
@@ -39,7 +39,7 @@ def machine_size(rule: MachineShare, cache_dir: Path) -> int:
     RAM, or of the free space on the cache's filesystem plus what the cache holds already
     (so filling a cache never shrinks its own limit), capped, never below the floor, in
     whole megabytes so ``config show`` prints it plainly."""
-    from llamacache.units import MB, physical_memory
+    from llamacache.config.units import MB, physical_memory
 
     if rule.kind == "memory":
         base = physical_memory()

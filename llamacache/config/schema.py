@@ -1,7 +1,7 @@
 """The settings tables: every key, its parser, default, environment variable and help.
 
 Kept as data (a table, not if-chains) so resolution, ``config show``, the starter file and the
-docs all read one list. ``config.py`` holds the machinery that applies it.
+docs all read one list. ``resolution.py`` holds the machinery that applies it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from llamacache import settings as s
-from llamacache import units
+from llamacache.config import settings as s
+from llamacache.config import units
 from llamacache.errors import ConfigError
 
 ENV_PREFIX = "LLAMACACHE_"
@@ -89,7 +89,7 @@ def _redis_url(value: object, field: str, ctx: Ctx) -> object:
     assert isinstance(url, str)
     from urllib.parse import urlsplit
 
-    from llamacache.redaction import redact_url
+    from llamacache.config.redaction import redact_url
 
     why = ""
     if url.startswith(SENTINEL_SCHEME):
@@ -122,7 +122,7 @@ def _s3_url(value: object, field: str, ctx: Ctx) -> object:
     if url is None:
         return None
     assert isinstance(url, str)
-    from llamacache.redaction import redact_url
+    from llamacache.config.redaction import redact_url
 
     bucket = url.removeprefix("s3://").partition("/")[0]
     if not url.startswith("s3://") or not bucket or "@" in bucket or ":" in bucket:
@@ -261,7 +261,7 @@ def _secrets(value: object) -> object:
 
 def _url(value: object) -> object:
     """A URL as `config show` prints it: every credential replaced by ***."""
-    from llamacache.redaction import redact_url
+    from llamacache.config.redaction import redact_url
 
     return redact_url(value) if isinstance(value, str) else value
 

@@ -1,6 +1,6 @@
 """The resolved, frozen configuration objects the engine and the commands read.
 
-``config.py`` builds these from defaults, the config file, the environment and
+``resolution.py`` builds these from defaults, the config file, the environment and
 flags; nothing else constructs them except tests. Every size is already bytes,
 every duration seconds, every path absolute: consumers never parse.
 """

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from llamacache import metrics_store
+from llamacache.engine import metrics_store
 
 if TYPE_CHECKING:
     from llamacache.engine.tiered import TieredCache

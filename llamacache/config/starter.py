@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomli_w
 
-from llamacache._config_schema import (
+from llamacache.config.schema import (
     CACHE_KEYS_BY_NAME,
     SEED_CACHES,
     SEED_DEFAULTS,

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llamacache import _config_schema as schema
+from llamacache.config import schema
+from llamacache.config.units import show
 from llamacache.errors import ConfigError
-from llamacache.units import show
 
 if sys.version_info >= (3, 11):
     import tomllib

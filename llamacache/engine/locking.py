@@ -48,8 +48,8 @@ def admin_lock(cache_dir: Path, *, cache: str, wait: float = 0.0) -> Iterator[Pa
                 if time.monotonic() >= deadline:
                     waited = f" after waiting {wait:g}s" if wait > 0 else ""
                     raise LockBusyError(
-                        f"cache {cache!r} is locked by another clean/evict/repair{waited}; "
-                        "retry later or pass --wait DURATION"
+                        f"cache {cache!r} is locked by another clean/evict/repair{waited}",
+                        wait_argument="wait",
                     ) from None
                 time.sleep(_POLL_SECONDS)
         os.ftruncate(fd, 0)
