@@ -162,7 +162,7 @@ _CREDENTIAL_CODES = frozenset(
 )  # fmt: skip
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """One readable phrase for an obstore error (its text spans many lines and quotes the
     server's XML): "credentials refused (ExpiredToken): ..." or "unreachable (...)"."""
     name = type(exc).__name__
@@ -251,6 +251,11 @@ class ObjectTier:
         self.skipped = 0  # values under the threshold (kept local)
         self.unshared = 0  # writes not sent: read-only or the store was down
 
+    @property
+    def signed(self) -> bool:
+        """True when records are signed and only authenticated ones may hold pickles."""
+        return bool(self._keys)
+
     # -- names ------------------------------------------------------------------------------
 
     def entry_path(self, key: Hashable) -> str:
@@ -276,7 +281,7 @@ class ObjectTier:
                 "cache %r: object tier %s %s; local tiers keep serving, retrying in %g s",
                 self.cache,
                 redact_url(self.url),
-                _describe(exc),
+                describe_error(exc),
                 self.retry_interval,
             )
 
@@ -402,7 +407,7 @@ class ObjectTier:
                 except Exception as exc:
                     self.misses += 1
                     self._trip(exc)
-                    raise ChunkMissing(f"object store: {_describe(exc)}") from None
+                    raise ChunkMissing(f"object store: {describe_error(exc)}") from None
                 if i + ahead < man.count:
                     pending.append(pool.submit(self._fetch_checked, man, i + ahead))
                 view = memoryview(data)
@@ -628,7 +633,7 @@ class ObjectTier:
         try:
             next(iter(obstore.list(self.store, prefix=entry_dir(self.cache), chunk_size=1)), None)
         except Exception as exc:
-            return _describe(exc)
+            return describe_error(exc)
         return None
 
     def _read_record(self, name: str) -> tuple[nf.Record, framing.EntryMeta] | None:

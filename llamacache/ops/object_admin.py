@@ -48,10 +48,10 @@ def tier_for(manager: CacheManager, cache: str) -> ObjectTier:
 
 
 def _failed(tier: ObjectTier, exc: BaseException) -> LlamacacheError:
-    from llamacache.engine.objectstore import _describe
+    from llamacache.engine.objectstore import describe_error
 
     return LlamacacheError(
-        f"cache {tier.cache!r}: object tier {redact_url(tier.url)} {_describe(exc)}"
+        f"cache {tier.cache!r}: object tier {redact_url(tier.url)} {describe_error(exc)}"
     )
 
 
@@ -119,7 +119,7 @@ def inspect_object(manager: CacheManager, cache: str | None) -> ObjectInspectRep
                 len(parts),
                 sum(p.bytes for p in parts),
                 mode,
-                bool(tier._keys),
+                tier.signed,
                 local,
             )
         )
