@@ -70,7 +70,7 @@ _llamacache_value_kind() {
         "clean --cache") echo "cache" ;;
         "clean -c") echo "cache" ;;
         "clean --wait") echo "value" ;;
-        "clean --tier") echo "choice:local network" ;;
+        "clean --tier") echo "choice:local network object" ;;
         "clean --grace") echo "value" ;;
         "daemon --cache") echo "cache" ;;
         "daemon -c") echo "cache" ;;
@@ -82,7 +82,7 @@ _llamacache_value_kind() {
         "evict --larger-than") echo "value" ;;
         "evict --to-size") echo "value" ;;
         "evict --keep-last") echo "value" ;;
-        "evict --tier") echo "choice:memory disk local network" ;;
+        "evict --tier") echo "choice:memory disk local network object" ;;
         "evict --plan-out") echo "value" ;;
         "evict --apply") echo "value" ;;
         "evict --wait") echo "value" ;;
@@ -93,13 +93,13 @@ _llamacache_value_kind() {
         "inspect --cache") echo "cache" ;;
         "inspect -c") echo "cache" ;;
         "inspect --top") echo "value" ;;
-        "inspect --tier") echo "choice:local network" ;;
+        "inspect --tier") echo "choice:local network object" ;;
         "ls --cache") echo "cache" ;;
         "ls -c") echo "cache" ;;
         "ls --sort") echo "choice:size size:asc size:desc accessed accessed:asc accessed:desc stored stored:asc stored:desc hits hits:asc hits:desc key key:asc key:desc expires expires:asc expires:desc" ;;
         "ls --limit") echo "value" ;;
         "ls --filter") echo "value" ;;
-        "ls --tier") echo "choice:local network" ;;
+        "ls --tier") echo "choice:local network object" ;;
         "push --cache") echo "cache" ;;
         "push -c") echo "cache" ;;
         "put --file") echo "value" ;;
@@ -134,7 +134,7 @@ _llamacache_value_kind() {
         "verify -c") echo "cache" ;;
         "verify --sample") echo "value" ;;
         "verify --max-time") echo "value" ;;
-        "verify --tier") echo "choice:local network" ;;
+        "verify --tier") echo "choice:local network object" ;;
         "warm --cache") echo "cache" ;;
         "warm -c") echo "cache" ;;
         "warm --manifest") echo "value" ;;

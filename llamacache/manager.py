@@ -13,6 +13,7 @@ blocks on disk.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -104,15 +105,36 @@ class CacheManager:
         return cache
 
     def _lower_tiers(self, name: str) -> list[CacheTier]:
-        """The shared network tier when ``[cache.network]`` has a url and the cache opts in."""
-        net = self.settings.network
-        if net is None or not self.settings.caches[name].network:
-            return []
-        try:
-            from llamacache.engine.network import NetworkTier
-        except ImportError as exc:  # redis is an optional extra
-            raise missing_redis(exc) from None
-        return [NetworkTier(net, name)]
+        """The shared tiers the cache opts into: Redis ([cache.network]) for small values and
+        invalidation, then the object store ([cache.object]) for large immutable ones."""
+        net, obj = self.settings.network, self.settings.object_store
+        opts = self.settings.caches[name]
+        tiers: list[CacheTier] = []
+        use_obj = obj is not None and opts.object
+        if net is not None and opts.network:
+            try:
+                from llamacache.engine.network import NetworkTier
+            except ImportError as exc:  # redis is an optional extra
+                raise missing_redis(exc) from None
+            if use_obj:  # large values go to the object store, not into Redis's RAM
+                assert obj is not None
+                cap = min(net.max_value_size, obj.threshold - 1)
+                net = dataclasses.replace(net, max_value_size=cap)
+            tiers.append(NetworkTier(net, name))
+        if use_obj:
+            assert obj is not None
+            try:
+                from llamacache.engine.objectstore import ObjectTier
+            except ImportError as exc:  # pragma: no cover - the module imports nothing optional
+                raise ConfigError(str(exc)) from None
+            try:
+                import obstore  # noqa: F401
+            except ImportError as exc:  # obstore is an optional extra
+                from llamacache.engine.objectstore import missing_client
+
+                raise missing_client(exc) from None
+            tiers.append(ObjectTier(obj, name, net.keys if net is not None else ()))
+        return tiers
 
     def opened(self) -> dict[str, TieredCache]:
         """The caches this manager has opened so far."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-_KEEP = {"LLAMACACHE_REDIS_SERVER", "LLAMACACHE_REQUIRE_REDIS"}
+_KEEP = {"LLAMACACHE_REDIS_SERVER", "LLAMACACHE_REQUIRE_REDIS", "LLAMACACHE_TEST_S3_URL"}
 
 
 @pytest.fixture(autouse=True)

@@ -104,6 +104,10 @@ def test_every_example_in_the_docs_runs(
         server = request.getfixturevalue("redis_server")
         env["LLAMACACHE_NETWORK_URL"] = server.url
         env["LLAMACACHE_NETWORK_KEY_PREFIX"] = f"docs-{tmp_path.name}:"
+    if any("--tier object" in body or "OBJECT_URL" in body for _, body in blocks):
+        from tests.object.conftest import loopback_store_env
+
+        env.update(loopback_store_env(f"docs-{tmp_path.name}"))
     for n, (lang, body) in enumerate(blocks):
         where = f"{doc} block {n + 1} ({lang})"
         if lang in ("bash", "sh"):

@@ -23,7 +23,8 @@ TierOpt = Annotated[
     typer.Option(
         "--tier",
         metavar="TIER",
-        help="local (memory and disk), or network: the shared Redis tier.",
+        help="local (memory and disk), network: the shared Redis tier, or object: the "
+        "S3-compatible store.",
     ),
 ]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli import _network, options, render
+from llamacache.cli import _network, _object, options, render
 from llamacache.cli._lazy import lazy
 from llamacache.cli.options import CacheOpt, DryRunOpt, WaitOpt, WideOpt, YesOpt
 from llamacache.cli.render import size
@@ -76,7 +76,8 @@ def evict(
         typer.Option(
             "--tier",
             metavar="TIER",
-            help="memory, disk, local (memory and disk together), or network (Redis).",
+            help="memory, disk, local (memory and disk together), network (Redis) or object "
+            "(the S3-compatible store).",
         ),
     ] = "disk",
     plan_out: Annotated[
@@ -94,6 +95,12 @@ def evict(
 ) -> Report | None:
     """Remove entries by selector (AND-combined); shows the plan and asks first unless -y."""
     state = state_of(ctx)
+    if tier == "object":
+        others = (older_than, larger_than, to_size, keep_last, plan_out, apply)
+        return _object.evict(
+            state, cache, keys=list(key or ()), match=match,
+            others_given=any(o is not None for o in others), dry_run=dry_run, yes=yes,
+        )  # fmt: skip
     if tier == "network":
         others = (older_than, larger_than, to_size, keep_last, plan_out, apply)
         return _network.evict(

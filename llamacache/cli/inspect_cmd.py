@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli import _network, render
+from llamacache.cli import _network, _object, render
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.options import CacheOpt, WideOpt
@@ -45,6 +45,8 @@ def inspect(
 ) -> Report:
     """Entries, size vs limit, ages, counters and free space per cache and tier (index only)."""
     state = state_of(ctx)
+    if _object.wants_object(tier, {"--reset-stats": reset_stats, "--top": top > 0}):
+        return _object.inspect(state, cache)
     if wants_network(tier, {"--reset-stats": reset_stats}):
         return _network.inspect(state, cache, top)
     report = inspect_ops.inspect(state.manager(), cache, top=top, reset_stats=reset_stats)

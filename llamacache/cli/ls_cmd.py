@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli import _network, render
+from llamacache.cli import _network, _object, render
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.options import CacheOpt, WideOpt
@@ -58,7 +58,11 @@ def ls(
     others = {"--sort": sort != "stored", "--limit": limit is not None}
     if null and tier != "local":
         raise UsageError("-0 lists keys of the local tiers; drop --tier or -0")
-    if wants_network(tier, {**others, "--filter (other than key~GLOB)": bool(other_filters)}):
+    unsupported = {**others, "--filter (other than key~GLOB)": bool(other_filters)}
+    if _object.wants_object(tier, unsupported):
+        match = next((f[4:] for f in filters or () if f.startswith("key~")), None)
+        return _object.ls(state, cache, keys_only=keys_only, match=match)
+    if wants_network(tier, unsupported):
         match = next((f[4:] for f in filters or () if f.startswith("key~")), None)
         return _network.ls(state, cache, keys_only=keys_only, match=match)
     report = ls_ops.ls(state.manager(), cache, sort=sort, limit=limit, filters=tuple(filters or ()))

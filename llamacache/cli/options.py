@@ -91,8 +91,8 @@ def static_choices() -> dict[tuple[str, str], tuple[str, ...]]:
     from llamacache.ops import _bench_targets, ls
 
     return {
-        ("*", "--tier"): ("local", "network"),  # every admin command's --tier (TierOpt)
-        ("evict", "--tier"): ("memory", "disk", "local", "network"),
+        ("*", "--tier"): ("local", "network", "object"),  # every admin command's --tier (TierOpt)
+        ("evict", "--tier"): ("memory", "disk", "local", "network", "object"),
         ("bench", "--tier"): ("memory", "disk", "local", "network"),
         ("bench", "--workload"): tuple(_bench_targets.WORKLOADS),
         ("bench", "--policy"): POLICIES,

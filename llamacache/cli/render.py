@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from llamacache.ops import backup as backup_ops
     from llamacache.ops import bench as bench_ops
     from llamacache.ops import clean as clean_ops
-    from llamacache.ops import config_ops, network_admin, network_verify
+    from llamacache.ops import config_ops, network_admin, network_verify, object_admin
     from llamacache.ops import daemon as daemon_ops
     from llamacache.ops import entries as entries_ops
     from llamacache.ops import evict as evict_ops
@@ -486,6 +486,61 @@ def network_removal_view(r: Renderer, rep: network_admin.NetworkRemovalReport) -
     for key in rep.keys:
         r.line(key)
     r.line(f"network tier: {verb} {rep.entries:,} entries and {rep.chunks:,} orphan chunks")
+
+
+# the object tier (inspect, ls, verify, evict, clean with --tier object)
+
+
+def object_inspect_view(r: Renderer, rep: object_admin.ObjectInspectReport) -> None:
+    rows = [
+        (
+            c.cache,
+            c.url,
+            "yes" if c.reachable else "NO",
+            f"{c.entries:,}",
+            size(c.bytes),
+            f"{c.parts:,}",
+            size(c.part_bytes),
+            c.mode + (", signed" if c.signed else ", UNSIGNED"),
+        )
+        for c in rep.caches
+    ]
+    cols = ("cache", "url", "up", "entries", "bytes", "parts (all caches)", "part bytes", "mode")
+    r.table("object tier", cols, rows, right=("entries", "bytes", "part bytes"))
+    for c in rep.caches[:1]:
+        r.line(f"not shared through the object tier: {c.not_shared}")
+
+
+def object_ls_view(r: Renderer, rep: object_admin.ObjectListReport) -> None:
+    def when(stamp: float) -> str:
+        return datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+    rows = [
+        (e.cache, e.key, size(e.bytes), e.kind, e.stored, when(e.modified)) for e in rep.entries
+    ]
+    cols = ("cache", "key", "size", "kind", "stored", "written (UTC)")
+    r.table(None, cols, rows, right=("size",))
+
+
+def object_verify_view(r: Renderer, rep: object_admin.ObjectVerifyReport) -> None:
+    sampled = "" if rep.sample >= 100 else f", {rep.sample:g}% of the parts"
+    r.line(
+        f"object tier: checked {rep.checked:,} entries ({size(rep.bytes_checked)}{sampled}) "
+        f"in {', '.join(rep.caches) or 'no caches'}"
+    )
+    if rep.problems:
+        rows = [(p.cache, p.key, p.problem) for p in rep.problems]
+        r.table(None, ("cache", "key", "problem"), rows)
+
+
+def object_removal_view(r: Renderer, rep: object_admin.ObjectRemovalReport) -> None:
+    verb = "would remove" if rep.dry_run else "removed"
+    for key in rep.keys:
+        r.line(key)
+    r.line(
+        f"object tier: {verb} {rep.entries:,} entries and {rep.parts:,} unreferenced parts "
+        f"({size(rep.bytes)})"
+    )
 
 
 # backup, restore

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llamacache.cli import _network, options, render
+from llamacache.cli import _network, _object, options, render
 from llamacache.cli._lazy import lazy
 from llamacache.cli._network import TierOpt, wants_network
 from llamacache.cli.options import CacheOpt, WideOpt
@@ -42,7 +42,8 @@ def verify(
             "--sample",
             parser=_percent,
             metavar="PERCENT",
-            help="Check a random PERCENT of entries (e.g. 10%).",
+            help="Check a random PERCENT of entries (e.g. 10%); with --tier object, of each "
+            "entry's parts.",
         ),
     ] = 100.0,
     max_time: Annotated[
@@ -60,6 +61,8 @@ def verify(
     """Check SQLite integrity, files, checksums and strays; never writes. Exit 1 on a problem."""
     state = state_of(ctx)
     others = {"--quick": quick, "--sample": sample != 100.0, "--max-time": max_time is not None}
+    if _object.wants_object(tier, {"--quick": quick, "--max-time": max_time is not None}):
+        return _object.verify(state, cache, sample)
     if wants_network(tier, others):
         return _network.verify(state, cache)
     r = state.renderer(wide=wide)

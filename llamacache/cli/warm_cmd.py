@@ -25,7 +25,8 @@ def warm(
     sources: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Files, folders, globs, or Hugging Face hub caches (models--org--name).",
+            help="Files, folders, globs, Hugging Face hub caches (models--org--name), or "
+            "s3://bucket/prefix/org/model to import a model shared through the object store.",
             show_default=False,
         ),
     ] = None,
@@ -85,6 +86,9 @@ def warm(
 
     With --share, a file too large to share (cache.network.max_value_size), or one the
     server refused, is warned about and the exit status is 1.
+
+    warm s3://bucket/prefix/org/model fetches a revision (--revision, default main) that
+    another machine shared, verified against its signed manifest, using [cache.object].
     """
     state = state_of(ctx)
     r = state.renderer(wide=wide)

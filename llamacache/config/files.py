@@ -26,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 CACHE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 CONFIG_NAMES = ("llamacache.toml", "llamacache.yaml", "llamacache.yml")
 XDG_NAMES = ("config.toml", "config.yaml", "config.yml")
-_SECTIONS = ("cache", "caches", "cache.memory", "cache.disk", "cache.network")
+_SECTIONS = ("cache", "caches", "cache.memory", "cache.disk", "cache.network", "cache.object")
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def canonical(written: str, where: str) -> tuple[str, str | None]:
         siblings += [
             a.removeprefix(section) for a in schema.GLOBAL_ALIASES if a.startswith(section)
         ]
-        raise _unknown(written, siblings + ["memory", "disk", "network"], where)
+        raise _unknown(written, siblings + ["memory", "disk", "network", "object"], where)
     if parts[0] == "caches" and len(parts) in (2, 3):
         name, rest = parts[1], parts[2:]
     elif len(parts) in (1, 2) and parts[0].endswith("_cache") and len(parts[0]) > 6:

@@ -39,6 +39,7 @@ from llamacache.config.settings import (
     DEFAULT_CACHE,
     CacheSettings,
     NetworkSettings,
+    ObjectSettings,
     Settings,
 )
 from llamacache.config.starter import render_starter_config
@@ -223,6 +224,13 @@ def _network(glob: Mapping[str, Resolved]) -> NetworkSettings | None:
     return NetworkSettings(**kw)  # type: ignore[arg-type]
 
 
+def _object(glob: Mapping[str, Resolved]) -> ObjectSettings | None:
+    if glob["cache.object.url"][0] is None:
+        return None
+    kw = {f.name: glob[f"cache.object.{f.name}"][0] for f in fields(ObjectSettings)}
+    return ObjectSettings(**kw)  # type: ignore[arg-type]
+
+
 def _ordered_names(*groups: Iterable[str]) -> list[str]:
     seen: dict[str, None] = {}
     for group in groups:
@@ -280,6 +288,7 @@ def resolve(
         root=root,
         caches=caches,
         network=_network(glob),
+        object_store=_object(glob),
         config_file=path,
         sources=sources,
         values=values,

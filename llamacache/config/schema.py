@@ -18,8 +18,13 @@ from llamacache.errors import ConfigError
 
 ENV_PREFIX = "LLAMACACHE_"
 # Our own variables that are not settings: never reported as unknown, never parsed here.
-NON_SETTING_ENV = ("LLAMACACHE_CONFIG", "LLAMACACHE_REDIS_SERVER", "LLAMACACHE_REQUIRE_REDIS")
-RESERVED_CACHE_NAMES = ("memory", "disk", "network")
+NON_SETTING_ENV = (
+    "LLAMACACHE_CONFIG",
+    "LLAMACACHE_REDIS_SERVER",
+    "LLAMACACHE_REQUIRE_REDIS",
+    "LLAMACACHE_TEST_S3_URL",
+)
+RESERVED_CACHE_NAMES = ("memory", "disk", "network", "object")
 SEED_CACHES = ("model", "training", "system")
 
 
@@ -107,6 +112,23 @@ def _redis_url(value: object, field: str, ctx: Ctx) -> object:
             f"{field}: {units.show(redact_url(url))} {why}; expected e.g. "
             '"redis://host:6379/0", "rediss://host:6380/0", "unix:///run/redis.sock" or '
             '"redis+sentinel://host:26379,host2:26379/mymaster/0"'
+        )
+    return url
+
+
+def _s3_url(value: object, field: str, ctx: Ctx) -> object:
+    """An s3://bucket/prefix URL, checked here so a typo is a config error."""
+    url = _optional_text(value, field, ctx)
+    if url is None:
+        return None
+    assert isinstance(url, str)
+    from llamacache.config.redaction import redact_url
+
+    bucket = url.removeprefix("s3://").partition("/")[0]
+    if not url.startswith("s3://") or not bucket or "@" in bucket or ":" in bucket:
+        raise ConfigError(
+            f"{field}: {units.show(redact_url(url))} is not an S3 URL; expected "
+            '"s3://bucket/prefix" (credentials come from AWS_* variables or profiles)'
         )
     return url
 
@@ -369,6 +391,50 @@ SETTINGS: tuple[Setting, ...] = (
         env=(ENV_PREFIX + "SIGNING_KEYS",),
         show=_secrets,
     ),
+    _g("cache.object.url", _s3_url, None, "s3://bucket/prefix of the object tier", show=_url),
+    _g(
+        "cache.object.endpoint",
+        _optional_text,
+        None,
+        "S3 endpoint URL (MinIO, R2, Ceph); default AWS",
+        show=_url,
+    ),
+    _g("cache.object.region", _optional_text, None, "region of the bucket"),
+    _g("cache.object.path_style", BOOL, False, "path-style addressing (MinIO, Ceph)"),
+    _g("cache.object.mode", _choice(s.NETWORK_MODES), "read-write", "read-write|read-only"),
+    _g(
+        "cache.object.threshold",
+        _positive_size,
+        s.OBJECT_THRESHOLD,
+        "values this large go to the object tier",
+        show=size_value,
+    ),
+    _g(
+        "cache.object.part_size",
+        _positive_size,
+        s.OBJECT_PART_SIZE,
+        "bytes per verified part (one ranged GET each)",
+        show=size_value,
+    ),
+    _g(
+        "cache.object.signing_key",
+        _optional_text,
+        None,
+        "HMAC key for object manifests (default: the network signing keys)",
+        show=_secret,
+    ),
+    _g(
+        "cache.object.connect_timeout",
+        _positive_duration,
+        2.0,
+        "seconds to open a connection to the object store",
+    ),
+    _g(
+        "cache.object.reply_timeout",
+        _positive_duration,
+        30.0,
+        "seconds a request may take before the object store counts as down",
+    ),
 )
 SETTINGS_BY_KEY: Mapping[str, Setting] = {st.key: st for st in SETTINGS}
 GLOBAL_ALIASES: Mapping[str, str] = {a: st.key for st in SETTINGS for a in st.aliases}
@@ -482,6 +548,7 @@ CACHE_KEYS: tuple[CacheKey, ...] = (
         "leave younger temporaries and orphans",
     ),
     CacheKey("network", "network", BOOL, None, True, "use the shared network tier if configured"),
+    CacheKey("object", "object", BOOL, None, True, "use the object tier if configured"),
 )
 CACHE_KEYS_BY_NAME: Mapping[str, CacheKey] = {k.name: k for k in CACHE_KEYS}
 CACHE_ALIASES: Mapping[str, str] = {a: k.name for k in CACHE_KEYS for a in k.aliases}

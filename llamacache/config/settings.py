@@ -25,6 +25,8 @@ ON_CORRUPT = ("raise", "miss")
 DURABILITY = ("none", "fsync", "full")  # full also fsyncs the directory after rename
 NETWORK_MODES = ("read-write", "read-only")
 WRITE_ERROR_POLICIES = ("local", "all", "ignore")
+OBJECT_THRESHOLD = 8 * 1024 * 1024  # values this large go to the object tier
+OBJECT_PART_SIZE = 8 * 1024 * 1024  # bytes per verified part (and per ranged GET)
 
 
 # 4 MiB - 64 B: Redis (jemalloc) stores a string in the size class above its length plus
@@ -61,6 +63,27 @@ class NetworkSettings:
 
 
 @dataclass(frozen=True)
+class ObjectSettings:
+    """The S3-compatible object tier ([cache.object]); absent when no url is set."""
+
+    url: str  # s3://bucket/prefix
+    endpoint: str | None = None  # MinIO, R2, Ceph...; None: AWS for the region
+    region: str | None = None
+    path_style: bool = False  # http://endpoint/bucket/key instead of http://bucket.endpoint/key
+    mode: str = "read-write"
+    threshold: int = OBJECT_THRESHOLD
+    part_size: int = OBJECT_PART_SIZE
+    signing_key: str | None = None  # falls back to [cache.network] signing keys
+    connect_timeout: float = 2.0
+    reply_timeout: float = 30.0
+
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        """The object tier's own HMAC key (empty: use the network tier's, or none)."""
+        return (self.signing_key.encode("utf-8"),) if self.signing_key else ()
+
+
+@dataclass(frozen=True)
 class CacheSettings:
     """Everything one named cache needs; sizes in bytes, durations in seconds."""
 
@@ -93,6 +116,7 @@ class CacheSettings:
     temp_dir: Path | None = None
     temp_grace: float = 900.0  # clean/repair leave younger temporaries and orphans alone
     network: bool = True  # use the [cache.network] tier when one is configured
+    object: bool = True  # use the [cache.object] tier when one is configured
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,7 @@ class Settings:
     root: Path
     caches: Mapping[str, CacheSettings]
     network: NetworkSettings | None = None
+    object_store: ObjectSettings | None = None  # [cache.object]
     config_file: Path | None = None
     # dotted key ("caches.model.disk_size", "cache.memory.size") -> where it came from:
     # "default", "file:<path>", "env:<VAR>", "argument", "flag:--name"

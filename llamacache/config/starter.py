@@ -32,6 +32,10 @@ EXAMPLES: dict[str, object] = {
     "cache.network.url": "redis://127.0.0.1:6379/0",
     "cache.network.ttl": "7d",
     "cache.network.signing_key": "a long random secret",
+    "cache.object.url": "s3://bucket/llamacache",
+    "cache.object.endpoint": "https://minio.internal:9000",
+    "cache.object.region": "us-east-1",
+    "cache.object.signing_key": "a long random secret",
     "temp_dir": ".cache/temp",
 }
 _NOT_WRITTEN = ("cache.disk.path",)  # its default depends on $XDG_CACHE_HOME
@@ -60,13 +64,13 @@ def _global_sections() -> list[str]:
     current = ""
     for st in SETTINGS:
         section, name = st.key.rsplit(".", 1)
-        network = section == "cache.network"
+        network = section in ("cache.network", "cache.object")
         if section != current:
             out += ["", f"# [{section}]" if network else f"[{section}]"]
             current = section
         entry = _entry(name, st.show(st.default), st.help, st.env[0], st.key)
         if network and not entry[-1].startswith("#"):
-            entry[-1] = "# " + entry[-1]  # the whole network section stays off until a url is set
+            entry[-1] = "# " + entry[-1]  # shared-tier sections stay off until a url is set
         out += entry
     return out
 

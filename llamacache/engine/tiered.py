@@ -595,8 +595,9 @@ class TieredCache:
         self.metrics.put_latency.observe(perf_counter() - t0)
 
     def shares_size(self, nbytes: int) -> bool:
-        """True when a value of ``nbytes`` would reach the shared tier (or there is none)."""
-        return self._net is None or self._net.takes_size(nbytes)
+        """True when a file of ``nbytes`` would reach a shared tier (or there is none)."""
+        sizes = [t.takes_size for t in self.lower if hasattr(t, "takes_size")]
+        return not sizes or any(takes(nbytes) for takes in sizes)
 
     def _put(self, key: Hashable, value: Any, ttl: float | None, share: bool = True) -> None:
         if ttl is not None:

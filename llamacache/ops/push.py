@@ -1,4 +1,4 @@
-"""`push`: upload what the shared (Redis) tier lacks, from this machine's disk tier.
+"""`push`: upload what the shared tiers (Redis, the object store) lack, from this disk tier.
 
 After a FLUSHDB, a Redis restart, TTL expiry or eviction, local copies are all that is
 left; a put only shares at write time. ``push`` compares every chosen entry with the
@@ -10,6 +10,11 @@ Model manifests (``model@rev/.manifest.json``) go last and only when every file 
 is on the shared tier with the same digest: another machine must never see a revision as
 complete when a file of it is missing. A value over ``max_value_size`` cannot be shared;
 it is reported (a warning, a count, exit status 1), and so is its model's manifest.
+
+With both shared tiers configured each entry goes to every tier that takes it (Redis: small
+values; the object store: large values, files and model manifests); a file counts as shared
+when one of them holds it. The object store keeps no deletion marks: a key removed there
+and still on this disk is uploaded again.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from llamacache.engine import unshared
-from llamacache.engine.network import stored_len
+from llamacache.engine.objectstore import ObjectTier, stored_len
 from llamacache.engine.protocol import ABSENT, DELETED, SharedTier
 from llamacache.errors import ExitCode, OptionError, UsageError
 from llamacache.manager import CacheManager
@@ -77,12 +82,15 @@ def push(
         raise OptionError(None, "push: name KEYS to push, or all_keys", also=("all_keys",))
     if keys and all_keys:
         raise OptionError(None, "push: give KEYS or all_keys, not both", also=("all_keys",))
-    if manager.settings.network is None:
-        raise UsageError("push: no shared tier is configured (set cache.network.url)")
+    net, obj = manager.settings.network, manager.settings.object_store
+    if net is None and obj is None:
+        raise UsageError(
+            "push: no shared tier is configured (set cache.network.url or cache.object.url)"
+        )
     t0 = time.monotonic()
     out = []
     for s in targets(manager, cache):
-        if s.network:
+        if (s.network and net is not None) or (s.object and obj is not None):
             out.append(_push_one(manager, s.name, keys, progress))
     return PushReport(caches=tuple(out), seconds=time.monotonic() - t0)
 
@@ -100,8 +108,8 @@ def _push_one(
     manager: CacheManager, name: str, keys: Sequence[str], progress: Progress | None
 ) -> CachePush:
     tiered = manager.cache(name)
-    net: Any = next((t for t in tiered.lower if isinstance(t, SharedTier)), None)
-    if net is None:
+    tiers: list[Any] = [t for t in tiered.lower if isinstance(t, SharedTier | ObjectTier)]
+    if not tiers:
         raise UsageError(f"push: cache {name!r} has no shared tier")
     chosen: list[Hashable] = list(keys) if keys else list(tiered.keys())
     files = [k for k in chosen if not _is_manifest(k)]
@@ -109,12 +117,12 @@ def _push_one(
     t = _Tally()
     total = len(chosen)
     for i, key in enumerate(files, 1):
-        _push_entry(tiered, net, key, t)
+        _push_entry(tiered, tiers, key, t)
         if progress is not None:
             progress(i, total)
     for i, key in enumerate(manifests, len(files) + 1):
-        if _files_shared(tiered, net, str(key)):
-            _push_entry(tiered, net, key, t)
+        if _files_shared(tiered, tiers, str(key)):
+            _push_entry(tiered, tiers, key, t)
         else:
             t.held.append(str(key))
         if progress is not None:
@@ -148,41 +156,57 @@ def _is_manifest(key: Hashable) -> bool:
     return isinstance(key, str) and key.endswith(_MANIFEST_SUFFIX)
 
 
-def _push_entry(tiered: Any, net: Any, key: Hashable, t: _Tally) -> None:
+def _takes(tier: Any, key: Hashable, meta: bytes) -> bool:
+    """True when ``tier`` is where this entry belongs (and it may write there)."""
+    if isinstance(tier, ObjectTier):
+        return tier.takes_meta(key, meta)
+    return bool(tier.shareable(meta))
+
+
+def _push_entry(tiered: Any, tiers: list[Any], key: Hashable, t: _Tally) -> None:
     found = tiered.disk.locate(key)
     if found is None:
         return
     meta, path, inline = found
     t.checked += 1
-    verdict = net.compare(key, meta)
-    if verdict in ("same", "differs"):
-        t.present += verdict == "same"
-        t.differs += verdict == "differs"
-        if verdict == "same":
-            unshared.forget(tiered.disk.directory, key)
-        return
-    if verdict != ABSENT:
-        if verdict == DELETED:
-            t.deleted += 1
-        else:
-            t.failed.append(str(key))
-        return
-    if not net.shareable(meta):
-        if net.too_large(meta):
+    takers = [tier for tier in tiers if _takes(tier, key, meta)]
+    if not takers:
+        if any(isinstance(n, SharedTier) and n.too_large(meta) for n in tiers):  # type: ignore[attr-defined]
             t.too_large.append(str(key))
         else:
             t.kept_local += 1
         return
-    if net.put_stored(key, meta, path, inline, only_if_absent=True):
+    outcomes = {_push_to(tier, key, meta, path, inline) for tier in takers}
+    if "failed" in outcomes:
+        t.failed.append(str(key))
+        return
+    for outcome in ("pushed", "deleted", "differs", "same"):
+        if outcome in outcomes:
+            break
+    if outcome == "pushed":
         t.pushed += 1
         t.pushed_bytes += stored_len(meta)
+    t.present += outcome == "same"
+    t.differs += outcome == "differs"
+    t.deleted += outcome == "deleted"
+    if outcome in ("pushed", "same"):
         unshared.forget(tiered.disk.directory, key)
-    else:
-        t.failed.append(str(key))
 
 
-def _files_shared(tiered: Any, net: Any, manifest: str) -> bool:
-    """Every file the manifest lists is on the shared tier with the listed digest, under the
+def _push_to(tier: Any, key: Hashable, meta: bytes, path: Any, inline: bytes | None) -> str:
+    """Upload one entry to one tier if it lacks it: pushed, same, differs, deleted, failed."""
+    verdict = tier.compare(key, meta)
+    if verdict in ("same", "differs"):
+        return str(verdict)
+    if verdict == DELETED:
+        return "deleted"
+    if verdict != ABSENT:
+        return "failed"
+    return "pushed" if tier.put_stored(key, meta, path, inline, only_if_absent=True) else "failed"
+
+
+def _files_shared(tiered: Any, tiers: list[Any], manifest: str) -> bool:
+    """Every file the manifest lists is on a shared tier with the listed digest, under the
     key the row names (a blob, or an old row's per-revision entry): the key a reader uses."""
     from llamacache.ml.model import read_manifest
 
@@ -194,4 +218,6 @@ def _files_shared(tiered: Any, net: Any, manifest: str) -> bool:
         return False
     if info is None:
         return False
-    return all(net.shared_digest(info.key(f)) == f.digest for f in info.files)
+    return all(
+        any(tier.shared_digest(info.key(f)) == f.digest for tier in tiers) for f in info.files
+    )

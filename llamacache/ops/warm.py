@@ -34,7 +34,7 @@ from llamacache.ops import _pagecache
 from llamacache.ops._report import Report
 from llamacache.ops.warm_plan import Planner, WarmItem, expand, read_manifest
 
-if TYPE_CHECKING:  # ops.push imports redis: loaded only by --share
+if TYPE_CHECKING:  # ops.push is loaded only by --share
     from llamacache.ops.push import CachePush
 
 Progress = Callable[[int, int | None], None]
@@ -413,8 +413,22 @@ def warm(
     """
     if jobs < 1:
         raise OptionError("jobs", "expected 1 or more", value=str(jobs))
-    if share and manager.settings.network is None:
-        raise OptionError("share", "no shared tier is configured (set cache.network.url)")
+    if any(str(src).startswith("s3://") for src in sources):
+        if not all(str(src).startswith("s3://") for src in sources) or manifests or share:
+            raise OptionError(
+                "sources",
+                "an s3:// model is imported by itself (no local paths, manifests or share)",
+                also=("manifests", "share"),
+            )
+        if dry_run:
+            raise OptionError("dry_run", "not supported with an s3:// model")
+        from llamacache.ops.object_import import import_models
+
+        return import_models(manager, cache, sources, revision=revision, progress=progress)
+    if share and manager.settings.network is None and manager.settings.object_store is None:
+        raise OptionError(
+            "share", "no shared tier is configured (set cache.network.url or cache.object.url)"
+        )
     items = plan(manager, cache, sources, manifests, revision=revision, name=name)
     s = manager.settings.cache(cache)
     cache_limit = index.disk_limit(s)

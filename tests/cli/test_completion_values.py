@@ -39,7 +39,7 @@ def test_bash_completes_keys_and_option_values() -> None:
     assert lines[2] == "llama@main/config.json"
     assert lines[3] == "odd*key?"
     assert lines[4] == "odd*key?"  # a glob character typed is matched literally
-    assert lines[5] == "local network"
+    assert lines[5] == "local network object"
     assert lines[6] == "zipf"
     assert lines[7] == "hits hits:asc hits:desc"
 
