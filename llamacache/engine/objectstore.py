@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import os
 import random
 import re
 import threading
@@ -87,17 +88,76 @@ def split_url(url: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
+def _aws_file(variable: str, default: str) -> Path:
+    return Path(os.environ.get(variable) or Path.home() / ".aws" / default)
+
+
+def aws_profile() -> tuple[dict[str, Any] | None, str | None]:
+    """Static keys and region of the AWS profile in the shared files, as the AWS CLI reads
+    them: ``AWS_PROFILE`` (else ``default``) in ``AWS_SHARED_CREDENTIALS_FILE`` (else
+    ``~/.aws/credentials``) and ``AWS_CONFIG_FILE`` (else ``~/.aws/config``).
+
+    Keys in the environment win, as everywhere in AWS tooling: then only the region is read.
+    A profile without static keys (SSO, a role, a credential process) gives None, leaving the
+    client's own chain (web identity, instance metadata). A profile named in AWS_PROFILE that
+    neither file holds is a ConfigError.
+    """
+    import configparser
+
+    named = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")
+    profile = named or "default"
+    found: dict[str, str] = {}
+    seen = False
+    for path, section in (
+        (_aws_file("AWS_CONFIG_FILE", "config"), "default" if profile == "default" else ""),
+        (_aws_file("AWS_CONFIG_FILE", "config"), f"profile {profile}"),
+        (_aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials"), profile),
+    ):
+        if not section:
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the AWS file {path}: {exc}") from None
+        if parser.has_section(section):
+            seen = True
+            found.update(parser.items(section))
+    if named and not seen:
+        raise ConfigError(
+            f"AWS profile {named!r} (AWS_PROFILE) is in neither "
+            f"{_aws_file('AWS_SHARED_CREDENTIALS_FILE', 'credentials')} nor "
+            f"{_aws_file('AWS_CONFIG_FILE', 'config')}"
+        )
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = region or found.get("region")
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        return None, region
+    key, secret = found.get("aws_access_key_id"), found.get("aws_secret_access_key")
+    if not (key and secret):
+        return None, region
+    credential = {
+        "access_key_id": key,
+        "secret_access_key": secret,
+        "token": found.get("aws_session_token"),
+        "expires_at": None,
+    }
+    return credential, region
+
+
 def make_store(settings: ObjectSettings) -> Any:
     """An obstore S3Store for ``settings``; credentials come from the environment
-    (AWS_ACCESS_KEY_ID, AWS_SESSION_TOKEN, ...) or instance metadata, as the client finds them."""
+    (AWS_ACCESS_KEY_ID, AWS_SESSION_TOKEN, ...), the AWS profile files (``aws_profile``) or
+    instance metadata, in the order the AWS CLI looks."""
     from obstore.store import S3Store
 
     bucket, prefix = split_url(settings.url)
     config: dict[str, Any] = {"virtual_hosted_style_request": not settings.path_style}
     if settings.endpoint:
         config["endpoint"] = settings.endpoint
-    if settings.region:
-        config["region"] = settings.region
+    credential, region = aws_profile()
+    if settings.region or region:
+        config["region"] = settings.region or region
     client: dict[str, Any] = {
         "connect_timeout": timedelta(seconds=settings.connect_timeout),
         "timeout": timedelta(seconds=settings.reply_timeout),
@@ -116,6 +176,7 @@ def make_store(settings: ObjectSettings) -> Any:
         config=config,  # type: ignore[arg-type]
         client_options=client,  # type: ignore[arg-type]
         retry_config=retry,  # type: ignore[arg-type]
+        credential_provider=(lambda: credential) if credential else None,  # type: ignore[arg-type]
     )
 
 

@@ -14,6 +14,7 @@ loopback endpoint.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import urllib.parse
 import urllib.request
@@ -55,6 +56,9 @@ class _Recording:
     def __call__(self, environ: dict[str, Any], start: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
         self.log.append((environ["REQUEST_METHOD"], path))
+        signed = re.search(r"Credential=([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+        if signed:
+            self.log.append(("SIGNED-BY", signed.group(1)))
         where = path + "?" + urllib.parse.unquote(environ.get("QUERY_STRING", ""))
         for fault in self.faults:
             if fault.count > 0 and fault.match in where:

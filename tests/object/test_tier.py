@@ -21,6 +21,7 @@ import pytest
 
 from llamacache.engine import objectstore
 from llamacache.engine.objectstore import ObjectTier
+from llamacache.errors import ConfigError
 from llamacache.ml.model import ModelCache
 from llamacache.ml.revisions import manifest_key
 from tests.object.conftest import S3
@@ -318,3 +319,38 @@ def test_refused_credentials_are_one_clear_line(tmp_path: Path, local_s3: S3) ->
     assert got.exit_code == 1
     lines = got.stderr.strip().splitlines()
     assert len(lines) == 1 and "credentials" in lines[0], got.stderr
+
+
+def _signers(s3: S3) -> set[str]:
+    assert s3.server is not None
+    return {who for method, who in s3.server.requests if method == "SIGNED-BY"}
+
+
+def test_credentials_from_an_aws_profile_file(
+    tmp_path: Path, local_s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no keys in the environment, the profile named by AWS_PROFILE in the shared
+    credentials file signs the requests (as the AWS CLI and boto3 do); region from config."""
+    s3 = local_s3
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.delenv("AWS_REGION")
+    creds, conf = tmp_path / "credentials", tmp_path / "config"
+    creds.write_text(
+        "[default]\naws_access_key_id = AKIADEFAULTPROFILE\naws_secret_access_key = d\n"
+        "[team]\naws_access_key_id = AKIATEAMPROFILE\naws_secret_access_key = t-secret\n"
+    )
+    conf.write_text("[profile team]\nregion = us-east-1\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(conf))
+    monkeypatch.setenv("AWS_PROFILE", "team")
+    s3.server.requests.clear()  # type: ignore[union-attr]
+    payload = os.urandom(s3.settings.threshold + 1)
+    with machine(tmp_path / "A", s3.with_(region=None)) as a:
+        a.cache("model").put("weights", payload)
+    assert _signers(s3) == {"AKIATEAMPROFILE"}
+    with machine(tmp_path / "B", s3.settings) as b:
+        assert b.cache("model").get("weights") == payload
+    monkeypatch.setenv("AWS_PROFILE", "nobody-has-this")
+    with pytest.raises(ConfigError, match="nobody-has-this"):
+        ObjectTier(s3.settings, "default")
