@@ -55,7 +55,7 @@ _llamacache_value_kind() {
         "backup -c") echo "cache" ;;
         "bench --cache") echo "cache" ;;
         "bench -c") echo "cache" ;;
-        "bench --tier") echo "choice:memory disk local network" ;;
+        "bench --tier") echo "choice:memory disk local network object" ;;
         "bench --workload") echo "choice:uniform zipf scan mixed" ;;
         "bench --read-ratio") echo "value" ;;
         "bench --keys") echo "value" ;;

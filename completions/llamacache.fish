@@ -43,7 +43,7 @@ complete -c llamacache -n '__fish_seen_subcommand_from backup' -l json -d 'Print
 complete -c llamacache -n '__fish_seen_subcommand_from backup' -l quiet -d 'Print nothing but errors (also after the command).'
 complete -c llamacache -n '__fish_seen_subcommand_from backup' -l help -s h -d 'Show the help and exit.'
 complete -c llamacache -n '__fish_seen_subcommand_from bench' -l cache -s c -x -a '(__llamacache_ask)' -d 'Bench this cache (default: a temporary one, removed after).'
-complete -c llamacache -n '__fish_seen_subcommand_from bench' -l tier -x -a 'memory disk local network' -d 'memory, disk, local (memory and disk together) or network (Redis).'
+complete -c llamacache -n '__fish_seen_subcommand_from bench' -l tier -x -a 'memory disk local network object' -d 'memory, disk, local (memory and disk together), network (Redis) or object (S3-compatible store).'
 complete -c llamacache -n '__fish_seen_subcommand_from bench' -l workload -x -a 'uniform zipf scan mixed' -d 'uniform | zipf | scan | mixed.'
 complete -c llamacache -n '__fish_seen_subcommand_from bench' -l read-ratio -x -d 'Share of ops that are gets (0-1).'
 complete -c llamacache -n '__fish_seen_subcommand_from bench' -l keys -x -d 'Distinct keys (all stored first).'

@@ -44,7 +44,9 @@ def bench(
     tier: Annotated[
         str,
         typer.Option(
-            "--tier", help="memory, disk, local (memory and disk together) or network (Redis)."
+            "--tier",
+            help="memory, disk, local (memory and disk together), network (Redis) or object"
+            " (S3-compatible store).",
         ),
     ] = "local",
     workload: Annotated[

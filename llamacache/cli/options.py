@@ -93,7 +93,7 @@ def static_choices() -> dict[tuple[str, str], tuple[str, ...]]:
     return {
         ("*", "--tier"): ("local", "network", "object"),  # every admin command's --tier (TierOpt)
         ("evict", "--tier"): ("memory", "disk", "local", "network", "object"),
-        ("bench", "--tier"): ("memory", "disk", "local", "network"),
+        ("bench", "--tier"): ("memory", "disk", "local", "network", "object"),
         ("bench", "--workload"): tuple(_bench_targets.WORKLOADS),
         ("bench", "--policy"): POLICIES,
         ("ls", "--sort"): tuple(

@@ -13,11 +13,11 @@ import itertools
 import random
 import shutil
 from collections.abc import Hashable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from llamacache.config.settings import CacheSettings, NetworkSettings
+from llamacache.config.settings import CacheSettings, NetworkSettings, ObjectSettings
 from llamacache.engine.bench import TierDriver
 from llamacache.engine.disk import DiskTier
 from llamacache.engine.memory import MemoryFront
@@ -26,7 +26,7 @@ from llamacache.engine.tiered import TieredCache
 from llamacache.errors import OptionError, UsageError
 
 WORKLOADS = ("uniform", "zipf", "scan", "mixed")
-TIERS = ("memory", "disk", "local", "network")
+TIERS = ("memory", "disk", "local", "network", "object")
 ZIPF_S = 1.1
 KEY_PREFIX = "llamacache-bench:"
 # our policy -> the raw diskcache policy closest to it (for --compare)
@@ -38,6 +38,14 @@ DISKCACHE_POLICY = {
     "size": "least-recently-stored",
     "none": "none",
 }
+
+
+@dataclass(frozen=True)
+class SharedTiers:
+    """The shared tiers a bench may drive (picklable, for worker processes)."""
+
+    network: NetworkSettings | None = None
+    object_store: ObjectSettings | None = None
 
 
 class Target(Protocol):
@@ -195,9 +203,40 @@ def network_tier(network: NetworkSettings | None, name: str) -> CacheTier:
     return tier
 
 
-def build(
-    kind: str, settings: CacheSettings, network: NetworkSettings | None, scratch: Path
-) -> Target:
+def object_tier(shared: SharedTiers, name: str) -> CacheTier:
+    """The object tier for ``--tier object``, taking values of every size (a bench's values
+    are small; the configured ``threshold`` would keep them all local); OptionError when
+    none is configured."""
+    store = shared.object_store
+    if store is None:
+        raise OptionError(
+            "tier",
+            'needs an object store: set [cache.object] url (e.g. "s3://bucket/prefix") '
+            "or LLAMACACHE_OBJECT_URL",
+            value="object",
+        )
+    try:
+        import obstore  # noqa: F401
+    except ImportError as exc:  # obstore is an optional extra
+        from llamacache.engine.objectstore import missing_client
+
+        raise missing_client(exc) from None
+    from llamacache.engine.objectstore import ObjectTier
+
+    keys = shared.network.keys if shared.network is not None else ()
+    tier: CacheTier = ObjectTier(replace(store, threshold=1), name, keys)
+    return tier
+
+
+def check_shared(kind: str, shared: SharedTiers, name: str) -> None:
+    """OptionError now when ``kind`` is a shared tier that is not configured or not installed."""
+    if kind == "network":
+        network_tier(shared.network, name)
+    elif kind == "object":
+        object_tier(shared, name).close()  # type: ignore[attr-defined]
+
+
+def build(kind: str, settings: CacheSettings, shared: SharedTiers, scratch: Path) -> Target:
     """One target by kind: a tier name, or "diskcache" / "cachetools" for --compare."""
     if kind == "memory":
         return MemoryTarget(settings)
@@ -206,7 +245,10 @@ def build(
     if kind == "local":
         return TieredTarget(settings)
     if kind == "network":
-        return TierTarget(network_tier(network, settings.name), settings, "llamacache network")
+        tier = network_tier(shared.network, settings.name)
+        return TierTarget(tier, settings, "llamacache network")
+    if kind == "object":
+        return TierTarget(object_tier(shared, settings.name), settings, "llamacache object")
     if kind == "diskcache":
         return DiskcacheTarget(settings, scratch / "raw-diskcache")
     if kind == "cachetools":
@@ -216,7 +258,7 @@ def build(
 
 def shared(kind: str) -> bool:
     """True if the target's data outlives the process (filled once, shared by workers)."""
-    return kind in ("disk", "local", "network", "diskcache")
+    return kind in ("disk", "local", "network", "object", "diskcache")
 
 
 def remove_bench_keys(target: Target, keys: Sequence[int]) -> None:

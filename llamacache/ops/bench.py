@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from llamacache.config.settings import POLICIES, CacheSettings, NetworkSettings
+from llamacache.config.settings import POLICIES, CacheSettings
 from llamacache.errors import OptionError, UsageError
 from llamacache.manager import CacheManager
 from llamacache.ops import _bench_targets as bt
@@ -101,7 +101,7 @@ class BenchReport(Report):
 class _Job:
     kind: str
     settings: CacheSettings
-    network: NetworkSettings | None
+    shared: bt.SharedTiers
     scratch: Path
     spec: BenchSpec
     ops: int | None
@@ -126,7 +126,7 @@ def _run_job(job: _Job, tick: Callable[[int], None]) -> _Raw:
     spec = job.spec
     rng = random.Random(job.seed)
     pool = bt.values(spec.value_min, spec.value_max, random.Random(spec.seed))
-    target = bt.build(job.kind, job.settings, job.network, job.scratch)
+    target = bt.build(job.kind, job.settings, job.shared, job.scratch)
     try:
         if job.fill:
             for i in range(spec.keys):
@@ -176,12 +176,12 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _measure(
-    kind: str, settings: CacheSettings, network: NetworkSettings | None, scratch: Path,
+    kind: str, settings: CacheSettings, shared: bt.SharedTiers, scratch: Path,
     spec: BenchSpec, progress: Progress,
 ) -> BenchResult:  # fmt: skip
     total = None if spec.duration is not None else spec.ops
     if spec.processes == 1:
-        job = _Job(kind, settings, network, scratch, spec, spec.ops, spec.seed, True)
+        job = _Job(kind, settings, shared, scratch, spec, spec.ops, spec.seed, True)
         seen = 0
 
         def tick(n: int) -> None:
@@ -192,8 +192,8 @@ def _measure(
         parts = [_run_job(job, tick)]
     else:
         if bt.shared(kind):  # fill once; the workers share the stored data
-            _run_job(_Job(kind, settings, network, scratch, spec, 0, 0, True), lambda n: None)
-        parts = _run_processes(kind, settings, network, scratch, spec, progress, total)
+            _run_job(_Job(kind, settings, shared, scratch, spec, 0, 0, True), lambda n: None)
+        parts = _run_processes(kind, settings, shared, scratch, spec, progress, total)
     lat = array("d")
     for part in parts:
         lat.frombytes(part.latencies)
@@ -220,7 +220,7 @@ def _measure(
 
 
 def _run_processes(
-    kind: str, settings: CacheSettings, network: NetworkSettings | None, scratch: Path,
+    kind: str, settings: CacheSettings, shared: bt.SharedTiers, scratch: Path,
     spec: BenchSpec, progress: Progress, total: int | None,
 ) -> list[_Raw]:  # fmt: skip
     ctx = mp.get_context("spawn")  # never fork a process holding SQLite connections
@@ -234,7 +234,7 @@ def _run_processes(
                 _Job(
                     kind,
                     settings,
-                    network,
+                    shared,
                     scratch,
                     spec,
                     share,
@@ -288,9 +288,8 @@ def bench(
     if policy is not None and policy not in POLICIES:
         raise OptionError("policy", f"{policy!r} is not one of {', '.join(POLICIES)}")
     base = manager.settings.cache(cache or "default")
-    network = manager.settings.network
-    if spec.tier == "network":
-        bt.network_tier(network, base.name)  # fail early, before anything is written
+    shared = bt.SharedTiers(manager.settings.network, manager.settings.object_store)
+    bt.check_shared(spec.tier, shared, base.name)  # fail early, before anything is written
     changes: dict[str, Any] = {}
     if policy is not None:
         changes["policy"] = policy
@@ -306,16 +305,16 @@ def bench(
         settings = bt.scratch_settings(settings, scratch)
     kinds = [spec.tier]
     if spec.compare:
-        if spec.tier in ("disk", "local", "network"):
+        if spec.tier in ("disk", "local", "network", "object"):
             kinds.append("diskcache")
         kinds += [k for k in ("memory", "cachetools") if k not in kinds]
     results = []
     try:
         for kind in kinds:
             on_target(kind)
-            results.append(_measure(kind, settings, network, scratch, spec, progress))
+            results.append(_measure(kind, settings, shared, scratch, spec, progress))
             if cache is not None and kind in ("disk", "local"):
-                target = bt.build(kind, settings, network, scratch)
+                target = bt.build(kind, settings, shared, scratch)
                 try:
                     bt.remove_bench_keys(target, range(spec.keys))
                 finally:
@@ -338,6 +337,7 @@ def _ratios(results: list[BenchResult]) -> dict[str, float]:
     out = {}
     for ours, base in (
         ("local", "diskcache"), ("disk", "diskcache"), ("network", "diskcache"),
+        ("object", "diskcache"),
         ("memory", "cachetools"),
     ):  # fmt: skip
         if ours in by and base in by and by[base].ops_per_s:

@@ -59,7 +59,7 @@ def test_zsh_completes_keys_and_option_values() -> None:
     out = _run([_shell("zsh"), "-f", "-c", ZSH]).splitlines()
     assert out[0] == "cache:tok/0349"
     assert out[1] == "cache:llama@main/config.json"
-    assert out[2].split() == ["opt:memory", "opt:disk", "opt:local", "opt:network"]
+    assert out[2].split() == ["opt:memory", "opt:disk", "opt:local", "opt:network", "opt:object"]
 
 
 def test_fish_completes_keys_and_option_values() -> None:

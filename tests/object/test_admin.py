@@ -118,3 +118,18 @@ def test_options_the_object_tier_does_not_take(tmp_path: Path, s3: S3) -> None:
     assert got.exit_code == 2 and "--quick" in got.stderr
     none = _cli({"XDG_CACHE_HOME": str(tmp_path)}, "ls", "--tier", "object")
     assert none.exit_code == 2 and "cache.object" in none.stderr
+
+
+def test_bench_tier_object(tmp_path: Path, local_s3: S3) -> None:
+    """``bench --tier object`` drives the store itself (every value size, not only those over
+    the threshold): every read after the fill is a hit, and the requests reach the server."""
+    s3 = local_s3
+    env = subprocess_env(tmp_path / "A", s3.settings)
+    got = _cli(env, "--json", "bench", "--tier", "object", "--keys", "20", "--ops", "200")
+    assert got.exit_code == 0, got.stdout + got.stderr
+    (result,) = json.loads(got.stdout)["results"]
+    assert result["kind"] == "object" and result["ops"] == 200
+    assert result["hit_ratio"] == 1.0
+    assert any(method == "GET" for method, _ in s3.requests())
+    none = _cli({**env, "LLAMACACHE_OBJECT_URL": ""}, "bench", "--tier", "object", "--ops", "1")
+    assert none.exit_code == 2 and "[cache.object] url" in none.stderr
