@@ -313,7 +313,8 @@ def bench(
         for kind in kinds:
             on_target(kind)
             results.append(_measure(kind, settings, shared, scratch, spec, progress))
-            if cache is not None and kind in ("disk", "local"):
+            # shared stores outlive the scratch folder: what bench wrote there goes too
+            if kind in ("network", "object") or (cache is not None and kind in ("disk", "local")):
                 target = bt.build(kind, settings, shared, scratch)
                 try:
                     bt.remove_bench_keys(target, range(spec.keys))

@@ -131,5 +131,6 @@ def test_bench_tier_object(tmp_path: Path, local_s3: S3) -> None:
     assert result["kind"] == "object" and result["ops"] == 200
     assert result["hit_ratio"] == 1.0
     assert any(method == "GET" for method, _ in s3.requests())
+    assert list(ObjectTier(s3.settings, "bench").entries()) == []  # its records are gone
     none = _cli({**env, "LLAMACACHE_OBJECT_URL": ""}, "bench", "--tier", "object", "--ops", "1")
     assert none.exit_code == 2 and "[cache.object] url" in none.stderr
