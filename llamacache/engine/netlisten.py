@@ -214,6 +214,8 @@ class InvalidationListener(threading.Thread):
             self._reset()
             return
         plen = len(self.tier.entry_prefix)
+        if isinstance(keys, (bytes, str)):  # published by ``NetworkTier.withdraw``: one key
+            keys = [keys]
         for raw in keys:
             rkey = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
             if self.tier.is_own_echo(rkey):

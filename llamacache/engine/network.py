@@ -75,9 +75,13 @@ RETRY_INTERVAL = 5.0  # seconds the breaker stays open after a failure
 SENTINEL_RETRY = 0.5  # behind Sentinel a failure is usually a failover: retry sooner
 
 
-def stored_len(meta: bytes) -> int:
-    """Bytes an entry with this header occupies (its stored payload)."""
-    return framing.parse_meta(meta).stored_len
+def _withdrawn_mark(meta: bytes) -> bytes:
+    """The deletion mark ``withdraw`` leaves: the digest of the value that replaced the
+    shared one (b"1", a plain removal, when the header cannot be read)."""
+    try:
+        return b"v:" + framing.parse_meta(meta).digest.hex().encode()
+    except ValueError:
+        return b"1"
 
 
 def same_version(theirs: bytes, ours: bytes) -> bool:
@@ -308,17 +312,19 @@ class NetworkTier:
             exc,
         )
 
-    def probe(self, key: Hashable) -> bytes | str:
+    def probe(self, key: Hashable, ours: bytes | None = None) -> bytes | str:
         """The shared record's entry meta (one GETRANGE of its head), or DELETED (a
         deletion mark), ABSENT, or UNKNOWN (unreachable, an error reply, not a record).
 
-        Used to revalidate a local copy: equal digests mean it is current.
+        Used to revalidate a local copy (header ``ours``): equal digests mean it is current.
+        A mark left by ``withdraw`` names the value that replaced the shared one: for a copy
+        of that very value it reads as ABSENT (the writer's own copy stays valid).
         """
         if not self.available():
             return UNKNOWN
         pipe = self.client.pipeline(transaction=False)
         pipe.getrange(self.rkey(key), 0, nf.PEEK_BYTES - 1)
-        pipe.exists(self.deleted_prefix + nf.encode_key(key))
+        pipe.get(self.deleted_prefix + nf.encode_key(key))
         try:
             head, marked = pipe.execute()
         except DOWN as exc:
@@ -328,7 +334,9 @@ class NetworkTier:
             self._read_error(key, exc)
             return UNKNOWN
         if not head:
-            return DELETED if marked else ABSENT
+            if not marked:
+                return ABSENT
+            return ABSENT if ours is not None and marked == _withdrawn_mark(ours) else DELETED
         return nf.peek_meta(as_bytes(head)) or UNKNOWN
 
     def compare(self, key: Hashable, meta: bytes) -> str:
@@ -454,6 +462,9 @@ class NetworkTier:
         """
         if self._unsigned_pickle(meta):
             return False
+        if self.too_large(meta):
+            self.skipped += 1
+            return False
         n = len(payload)
         if n > self.chunk_size:
             view = memoryview(payload)
@@ -482,8 +493,13 @@ class NetworkTier:
         return True
 
     def too_large(self, meta: bytes) -> bool:
-        """True for a value over ``max_value_size``: it cannot be shared."""
-        return stored_len(meta) > self.settings.max_value_size
+        """True for a value over ``max_value_size``, stored or decoded: it cannot be shared.
+
+        Every reader refuses a record declaring more (``netformat.admit``), so a compressed
+        value small on the wire but large decoded would be a miss everywhere else.
+        """
+        parsed = framing.parse_meta(meta)
+        return max(parsed.stored_len, parsed.raw_len) > self.settings.max_value_size
 
     def takes_size(self, nbytes: int) -> bool:
         """True when a value of ``nbytes`` is within ``max_value_size`` (and we may write)."""
@@ -495,7 +511,7 @@ class NetworkTier:
             return False
         if not self._keys and len(meta) >= 4 and meta[3] == framing.K_PICKLE:
             return False
-        return framing.parse_meta(meta).stored_len <= self.settings.max_value_size
+        return not self.too_large(meta)
 
     def put_stored(
         self,
@@ -610,24 +626,40 @@ class NetworkTier:
         return rec.rtype == nf.T_MANIFEST and rec.meta == meta
 
     def remove(self, key: Hashable) -> bool:
-        """UNLINK the entry record and leave a deletion mark (see ``probe``); its chunks
-        may be shared, ``clean`` sweeps orphans."""
+        """UNLINK the entry record, leave a deletion mark (see ``probe``) and tell every
+        listener; its chunks may be shared, ``clean`` sweeps orphans. True if a record went."""
+        return self._withdraw(key) > 0
+
+    def withdraw(self, key: Hashable, meta: bytes) -> None:
+        """``key`` was given a value this tier does not take (too large, a pickle without a
+        key, or held by the object tier): the shared one is no longer its value. Removed as
+        by ``remove``, so every machine reads the key again: from the object store, or as a
+        miss. The mark names the new value (``meta``'s digest), so copies of it stay valid."""
+        self._withdraw(key, _withdrawn_mark(meta))
+
+    def _withdraw(self, key: Hashable, mark: bytes = b"1") -> int:
+        """A deletion mark, the record's UNLINK, and an invalidation published on the
+        listeners' channel even when no record existed: a copy another machine took from
+        the object store has no record here to be invalidated by. Records removed (0/1)."""
         if self.read_only or not self.available():
-            return False
+            return 0
+        from llamacache.engine.netlisten import CHANNEL
+
         rkey = self.rkey(key)
-        self._expect_echo(rkey, 1)
+        self._expect_echo(rkey, 2)  # the UNLINK's invalidation (if there was a record) + ours
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.set(self.deleted_prefix + nf.encode_key(key), b"1", ex=DELETE_MARK_SECONDS)
+            pipe.set(self.deleted_prefix + nf.encode_key(key), mark, ex=DELETE_MARK_SECONDS)
             pipe.unlink(rkey)
+            pipe.publish(CHANNEL, rkey)
             n = int(pipe.execute()[1])
         except redis.RedisError as exc:
-            self._expect_echo(rkey, -1)
+            self._expect_echo(rkey, -2)
             self._write_failed(exc)
-            return False
+            return 0
         if not n:
             self._expect_echo(rkey, -1)
-        return n > 0
+        return n
 
     def clear(self) -> int:
         """UNLINK every key of this cache (SCAN in batches); returns how many entries went."""

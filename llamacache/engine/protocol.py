@@ -84,8 +84,9 @@ UNKNOWN = "unknown"  # unreachable, an error reply, not a record: cannot tell
 class SharedTier(CacheTier, Protocol):
     """A tier other machines write to (Redis): local copies of its entries can go stale."""
 
-    def probe(self, key: Hashable) -> bytes | str:
-        """The shared record's entry meta (a small read), or DELETED / ABSENT / UNKNOWN."""
+    def probe(self, key: Hashable, ours: bytes | None = None) -> bytes | str:
+        """The shared record's entry meta (a small read), or DELETED / ABSENT / UNKNOWN;
+        ABSENT for a copy (header ``ours``) of the value that withdrew the shared one."""
         ...
 
     def listening(self, within: float) -> bool:
@@ -98,6 +99,11 @@ class SharedTier(CacheTier, Protocol):
 
     def available(self) -> bool:
         """False while writes are known to fail (the write breaker is open)."""
+        ...
+
+    def withdraw(self, key: Hashable, meta: bytes) -> None:
+        """The key now holds a value this tier does not take: drop the shared one and tell
+        every listener (a deletion mark plus an invalidation)."""
         ...
 
     def takes_size(self, nbytes: int) -> bool:

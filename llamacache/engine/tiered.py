@@ -195,9 +195,9 @@ class TieredCache:
     def _check_shared(self, net: SharedTier, key: Hashable, meta: bytes) -> str:
         """Revalidate a disk copy against the shared record: "ok", "stale" or "deleted"."""
         epoch = self._net_epoch
-        found = net.probe(key)
-        if found == DELETED:
-            return "deleted"
+        found = net.probe(key, meta)
+        if found == DELETED:  # withdrawn from Redis, the object store may hold it: read again
+            return "deleted" if len(self.lower) == 1 else "stale"
         if isinstance(found, bytes):
             try:
                 theirs, ours = framing.parse_meta(found), framing.parse_meta(meta)
@@ -434,10 +434,10 @@ class TieredCache:
             self._valid[key] = self._net_epoch
             return found, True
         if stale:  # deleted elsewhere, or unreachable: then our copy is all there is
-            net = self._net
-            if net is not None and net.probe(key) == DELETED:
+            net, local = self._net, self.disk.get(key)
+            if net is not None and net.probe(key, local[0] if local else None) == DELETED:
                 return _MISS, False
-            return self.disk.get(key), False
+            return local, False
         return None, False
 
     def _drop_deleted(self, key: Hashable, default: Any) -> Any:
@@ -706,8 +706,13 @@ class TieredCache:
             unshared.forget(self.disk.directory, key)
 
     def _unshared(self, tier: CacheTier, key: Hashable, meta: bytes) -> None:
-        """A write that did not reach the shared tier: remember it for the re-sharer."""
-        if tier is not self._net or self._net is None or not self._net.shareable(meta):
+        """A write that did not reach the shared tier: remember it for the re-sharer, or,
+        kept local on purpose (too large, unsigned pickle), withdraw the shared value: it
+        is not this key's any more."""
+        if tier is not self._net or self._net is None:
+            return
+        if not self._net.shareable(meta):
+            self._net.withdraw(key, meta)
             return
         with contextlib.suppress(OSError):
             unshared.remember(self.disk.directory, key)

@@ -265,3 +265,25 @@ def test_unreachable_listener_does_not_open_the_write_breaker(
     assert network_of(a).available()
     assert admin.get(network_of(a).rkey("k")) is not None
     a.close()
+
+
+def test_a_value_too_large_to_share_withdraws_the_shared_one(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A replaced by a value the shared tier does not take (over max_value_size): the old
+    shared value is no longer this key's, so no machine may serve it past the bound."""
+    net = net_settings(redis_server.url, max_value_size=64 * 1024)
+    a, b = tiered(tmp_path / "a", net), tiered(tmp_path / "b", net)
+    try:
+        a.put("k", b"small v1")
+        assert b.get("k") == b"small v1"  # b holds v1 in memory and on disk
+        a.put("k", b"x" * (256 * 1024))  # kept on a only
+        time.sleep(BOUND)
+        assert b.get("k") is None
+        c = tiered(tmp_path / "c", net)
+        assert c.get("k") is None  # a new machine is not handed v1 either
+        c.close()
+        assert a.get("k") == b"x" * (256 * 1024)
+    finally:
+        a.close()
+        b.close()
