@@ -570,7 +570,7 @@ def clean_view(r: Renderer, rep: clean_ops.CleanReport) -> None:
             f"{c.aged_out:,}",
             f"{c.evicted:,} ({size(c.evicted_bytes)})",
             f"{c.stale_tmp:,}",
-            f"{c.orphans:,}",
+            f"{c.orphans + c.unlisted_blobs:,}",  # files no index row / no revision lists
             f"{size(c.used_bytes)} / {size(c.limit_bytes)}",
             "over" if c.over_limit else "ok",
         )
@@ -703,6 +703,8 @@ def evict_plan_view(r: Renderer, plan: evict_ops.EvictPlan) -> None:
 def evict_view(r: Renderer, rep: evict_ops.EvictReport) -> None:
     for key in rep.skipped:
         r.warn(f"skipped {key!r}: changed or removed since the plan was made")
+    for key in rep.relisted:
+        r.info(f"kept {key!r}: a model revision stored since lists it")
     r.line(f"freed {size(rep.freed_bytes)} in {rep.removed:,} entries")
 
 
