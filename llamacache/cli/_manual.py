@@ -26,7 +26,7 @@ EXIT_STATUS: tuple[tuple[int, str], ...] = (
     (
         ExitCode.PROBLEM.value,
         "The command ran and found a problem: a miss, corruption, a damaged archive, "
-        "a warm that does not fit.",
+        "a warm that does not fit, a verify that checked no entry of a cache that has some.",
     ),
     (ExitCode.USAGE.value, "Usage or configuration error (a bad flag, value or cache name)."),
     (

@@ -293,7 +293,10 @@ class Renderer:
     def verdict(self, report: Any) -> None:
         """``verify`` under --quiet (no table): one stderr line saying why it exits 1."""
         if not report.ok and self.quiet and not self.json_mode:
-            self.status(f"verify found {report.problem_count} problem(s)")
+            if report.problem_count:
+                self.status(f"verify found {report.problem_count} problem(s)")
+            if getattr(report, "checked_nothing", False):
+                self.status("verify: no entry was checked: not a pass")
 
     def confirm(self, question: str, *, yes: bool, action: str) -> bool:
         """True to go ahead: ``--yes`` given, or the person at the terminal said yes.
@@ -1060,9 +1063,10 @@ def verify_view(r: Renderer, rep: verify_ops.VerifyReport) -> None:
             " (quick)" if rep.mode == "quick" else ""
         )
     moved = f", {skipped:,} skipped (changed by a writer meanwhile)" if skipped else ""
-    verdict = "PROBLEMS FOUND" if not rep.ok else "all good"
-    if rep.ok and checked == 0 and entries > 0:
-        verdict = "no entry was checked"
+    verdict = "PROBLEMS FOUND" if rep.problem_count else "all good"
+    if rep.checked_nothing:  # nothing examined proves nothing: exit 1, never "all good"
+        nothing = "no entry was checked: not a pass"
+        verdict = f"{verdict}; {nothing}" if rep.problem_count else nothing
     r.line(
         f"{what}: checked {checked:,} of {entries:,} entries{moved}, "
         f"{size(rep.checked_bytes)} hashed in {duration(rep.seconds)}{speed}{cover}; {verdict}"
