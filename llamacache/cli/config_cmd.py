@@ -66,7 +66,10 @@ def init(
     ctx: typer.Context,
     path: Annotated[
         Path | None,
-        typer.Argument(help="Where to write (default: ~/.config/llamacache/config.toml)."),
+        typer.Argument(
+            help="Where to write: *.toml or *.yaml/*.yml, in that format "
+            "(default: ~/.config/llamacache/config.toml)."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> Report:
