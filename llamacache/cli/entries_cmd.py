@@ -78,7 +78,8 @@ def get(
     The value is verified before its first byte is written. On a terminal a string or
     bytes value without a final newline gets one (as redis-cli does), and binary data is
     refused unless --force; piped or --out output is byte-exact. --out writes a new
-    file readable by its owner only (a temp file renamed into place).
+    file readable by its owner only (a temp file renamed into place). A model file is
+    found by the name warm shows for it: llamacache get -c model MODEL@REVISION/PATH.
     """
     state = state_of(ctx)
     if out is not None:
