@@ -39,6 +39,22 @@ EXIT_STATUS: tuple[tuple[int, str], ...] = (
     ),
 )
 
+# The same codes in a few words each, for the last lines of ``llamacache --help``.
+EXIT_LABELS: dict[int, str] = {
+    ExitCode.OK.value: "ok",
+    ExitCode.PROBLEM.value: "problem found",
+    ExitCode.USAGE.value: "bad usage/config",
+    ExitCode.BUSY.value: "lock busy",
+    ExitCode.INTERRUPTED.value: "interrupted",
+}
+
+
+def exit_epilog() -> str:
+    """``--help``'s closing line: every exit code in a few words, short enough for one
+    line of an 80-column terminal (``man llamacache`` says more)."""
+    return "Exit: " + ", ".join(f"{code} {EXIT_LABELS[code]}" for code, _ in EXIT_STATUS)
+
+
 MANUAL: dict[str, Manual] = {
     "": Manual(
         description="""

@@ -39,6 +39,7 @@ def show(
 def validate(ctx: typer.Context) -> Report:
     """Load the configuration and report errors (exit 2) or what is ignored."""
     state = state_of(ctx)
+    state.warn_env = False  # the report names every unknown variable (with a hint) itself
     report = config_ops.validate(state.manager().settings)
     r = state.renderer()
     for warning in report.warnings:

@@ -112,6 +112,20 @@ def _take(text: str, width: int, from_end: bool = False) -> str:
     return "".join(reversed(out) if from_end else out)
 
 
+def _wrap(text: str, width: int, indent: str = "") -> list[str]:
+    """``text`` as lines of at most ``width`` columns, broken at spaces; a word longer
+    than a line (a path) is split rather than cut, so nothing is lost. Continuation lines
+    start with ``indent``."""
+    lines = textwrap.wrap(
+        text,
+        max(width, len(indent) + 8),
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+        drop_whitespace=True,
+    )
+    return lines or [""]
+
+
 def elide_middle(text: str, width: int) -> str:
     """``text`` in at most ``width`` columns, its middle replaced by an ellipsis."""
     if cells(text) <= width:
@@ -324,11 +338,14 @@ class Renderer:
         right: Sequence[str] = (),
         elide: Sequence[str] = ("key", "path", "source"),
         wide_only: Sequence[str] = (),
+        wrap: Sequence[str] = (),
     ) -> None:
         """Rows under a header, one per line; ``wide_only`` columns need ``--wide``.
 
         With a width to fit, the ``elide`` columns shrink first (middle elided), then the
-        other text columns (end cut); numbers and sizes are never cut.
+        other text columns (end cut); numbers and sizes are never cut. A ``wrap`` column
+        (among ``elide``: it shrinks first) is never cut either: its text wraps at spaces
+        onto continuation lines, for cells that are sentences (a value's provenance).
         """
         keep = [i for i, c in enumerate(columns) if self.wide or c not in wide_only]
         heads = [columns[i] for i in keep]
@@ -351,22 +368,31 @@ class Renderer:
         if title:
             self.line(title)
         for n, row in enumerate([heads, *body]):
-            out = []
+            cols: list[list[str]] = []
             for j, text in enumerate(row):
                 w = widths[j]
+                if cells(text) > w and n and heads[j] in wrap:
+                    cols.append(_wrap(text, w))
+                    continue
                 if cells(text) > w:
                     cut = elide_middle if heads[j] in elide and n else elide_end
                     text = cut(text, w)
-                pad = " " * (w - cells(text))
-                out.append(pad + text if heads[j] in right else text + pad)
-            self.line(GAP.join(out).rstrip())
+                cols.append([text])
+            for k in range(max(len(c) for c in cols)):
+                out = []
+                for j, col in enumerate(cols):
+                    text = col[k] if k < len(col) else ""
+                    pad = " " * (widths[j] - cells(text))
+                    out.append(pad + text if heads[j] in right else text + pad)
+                self.line(GAP.join(out).rstrip())
 
     def line(self, text: str) -> None:
-        """A line of human output on stdout, elided in the middle past the width to fit."""
+        """A line of human output on stdout; past the width it wraps at spaces (a word
+        longer than a line is split), so a sentence never loses a word."""
         if self.quiet or self.json_mode:
             return
         if self.width is not None and cells(text) > self.width:
-            text = elide_middle(text, self.width)
+            text = "\n".join(_wrap(text, self.width, indent="  "))
         sys.stdout.write(text + "\n")
 
     # -- talk --------------------------------------------------------------------------------
@@ -626,8 +652,9 @@ def config_show_view(r: Renderer, report: config_ops.ConfigShowReport) -> None:
         None,
         ["setting", "value", "source", "environment variable"],
         rows,
-        elide=("value",),
+        elide=("value", "source"),
         wide_only=("environment variable",),
+        wrap=("value", "source"),  # "auto: 25% of free disk, at most 200GB" stays whole
     )
 
 

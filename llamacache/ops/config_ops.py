@@ -69,11 +69,13 @@ def show(settings: Settings, key_prefix: str | None = None) -> ConfigShowReport:
 def validate(settings: Settings, env: Mapping[str, str] | None = None) -> ConfigValidateReport:
     """The configuration resolved (errors were raised already); warn of what is ignored."""
     env = os.environ if env is None else env
+    hints = dict(config.misspelt_env_vars(env, caches=settings.caches))
     warnings = tuple(
         ReportWarning(
             "unknown-variable",
             None,
-            f"environment variable {name} is not a llamacache setting and is ignored",
+            f"environment variable {name} is not a llamacache setting and is ignored"
+            + (f"; {hints[name]}" if name in hints else ""),
         )
         for name in config.unknown_env_vars(env, caches=settings.caches)
     )

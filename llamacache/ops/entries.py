@@ -174,12 +174,13 @@ def save_value(result: GetReport, target: Path) -> int:
     return written
 
 
-def write_value(result: GetReport, out: BinaryIO, *, terminal: bool) -> int:
-    """Copy a found value to ``out``, byte-exact; to a ``terminal`` a string or bytes value
-    without a final newline gets one, so the shell prompt stays off its last line."""
+def write_value(result: GetReport, out: BinaryIO) -> int:
+    """Copy a found value to stdout ``out``: a string without a final newline gets one,
+    as every other value printed as JSON does (and as ``echo`` would); bytes and files
+    are copied byte-exact, never with a byte added."""
     written = copy_entry_to(result, out)
     value = result.value
-    if terminal and isinstance(value, str | bytes) and value[-1:] not in ("\n", b"\n"):
+    if isinstance(value, str) and not value.endswith("\n"):
         out.write(b"\n")
     return written
 
