@@ -135,3 +135,38 @@ def test_clean_collects_unlisted_blobs_after_grace(tmp_path: Path, cache_root: P
     assert done["freed_bytes"] >= weights
     assert planned["freed_bytes"] == done["freed_bytes"]
     assert _blobs() == set()
+
+
+TRIALS = int(os.environ.get("LLAMACACHE_FAULT_TRIALS", "3"))
+
+_PUBLISHER = """
+import sys
+from llamacache import CacheManager, ModelCache
+with CacheManager() as m:
+    mc = ModelCache(m)
+    for i in range(int(sys.argv[2])):
+        mc.put_model(f"other{i}", sys.argv[1])
+"""
+
+
+def test_evict_beside_put_model_never_leaves_a_manifest_without_its_blob(tmp_path: Path) -> None:
+    """Another process publishes revisions listing the same bytes while evict removes the
+    last revision that listed them: whatever the interleaving, every manifest left lists
+    only blobs the cache still holds (the re-check runs under put_model's lock)."""
+    import subprocess
+    import sys
+
+    src = _model(tmp_path / "bigm", 1)
+    weights = str(src / "model.safetensors")
+    for trial in range(TRIALS):
+        assert run("warm", str(src)).returncode == 0
+        writer = subprocess.Popen([sys.executable, "-c", _PUBLISHER, weights, "4"])
+        done = run("--json", "evict", "-c", "model", "--match", "bigm*", "--yes")
+        assert writer.wait(timeout=120) == 0
+        assert done.returncode == 0, done.stderr
+        with CacheManager() as m:
+            mc = ModelCache(m)
+            for i in range(4):
+                assert "w" in mc.get_model(f"other{i}"), (trial, i)
+                mc.remove_model(f"other{i}")
+        assert _blobs() == set(), trial  # the last revision gone: its bytes too
