@@ -26,7 +26,7 @@ EXIT_STATUS: tuple[tuple[int, str], ...] = (
     (
         ExitCode.PROBLEM.value,
         "The command ran and found a problem: a miss, corruption, a damaged archive, "
-        "a warm that does not fit.",
+        "a warm that does not fit, a verify that checked no entry of a cache that has some.",
     ),
     (ExitCode.USAGE.value, "Usage or configuration error (a bad flag, value or cache name)."),
     (
@@ -38,6 +38,22 @@ EXIT_STATUS: tuple[tuple[int, str], ...] = (
         "Interrupted (Ctrl-C, SIGTERM or SIGHUP); partial files are removed.",
     ),
 )
+
+# The same codes in a few words each, for the last lines of ``llamacache --help``.
+EXIT_LABELS: dict[int, str] = {
+    ExitCode.OK.value: "ok",
+    ExitCode.PROBLEM.value: "problem found",
+    ExitCode.USAGE.value: "bad usage/config",
+    ExitCode.BUSY.value: "lock busy",
+    ExitCode.INTERRUPTED.value: "interrupted",
+}
+
+
+def exit_epilog() -> str:
+    """``--help``'s closing line: every exit code in a few words, short enough for one
+    line of an 80-column terminal (``man llamacache`` says more)."""
+    return "Exit: " + ", ".join(f"{code} {EXIT_LABELS[code]}" for code, _ in EXIT_STATUS)
+
 
 MANUAL: dict[str, Manual] = {
     "": Manual(

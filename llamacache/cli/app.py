@@ -27,6 +27,7 @@ from llamacache.cli import (
     warm_cmd,
 )
 from llamacache.cli._boundary import ErrorBoundaryGroup
+from llamacache.cli._manual import exit_epilog
 from llamacache.cli.state import State, state_of
 
 __all__ = ["COMMANDS", "State", "new_app", "state_of"]  # and `app`, built on first use
@@ -128,6 +129,7 @@ def new_app(only: str | None = None) -> typer.Typer:
         name="llamacache",
         cls=ErrorBoundaryGroup,
         help="Tiered caches for ML work: inspect, warm, verify, evict and clean them.",
+        epilog=exit_epilog(),
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=True,

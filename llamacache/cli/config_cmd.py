@@ -39,6 +39,7 @@ def show(
 def validate(ctx: typer.Context) -> Report:
     """Load the configuration and report errors (exit 2) or what is ignored."""
     state = state_of(ctx)
+    state.warn_env = False  # the report names every unknown variable (with a hint) itself
     report = config_ops.validate(state.manager().settings)
     r = state.renderer()
     for warning in report.warnings:
@@ -66,7 +67,10 @@ def init(
     ctx: typer.Context,
     path: Annotated[
         Path | None,
-        typer.Argument(help="Where to write (default: ~/.config/llamacache/config.toml)."),
+        typer.Argument(
+            help="Where to write: *.toml or *.yaml/*.yml, in that format "
+            "(default: ~/.config/llamacache/config.toml)."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> Report:

@@ -44,8 +44,7 @@ def put(
 ) -> Report:
     """Store a string, a file (--file) or stdin ("-") under KEY."""
     state = state_of(ctx)
-    if not key:
-        raise UsageError('KEY: "" is empty; expected a key of at least one character')
+    _check_key(key)
     if (value is None) == (file is None):
         raise UsageError('put needs exactly one of VALUE, "-" (stdin) or --file PATH')
     manager = state.manager()
@@ -75,12 +74,14 @@ def get(
 ) -> Report:
     """Write the value of KEY to stdout (or --out); exit 1 on a miss or a damaged entry.
 
-    The value is verified before its first byte is written. On a terminal a string or
-    bytes value without a final newline gets one (as redis-cli does), and binary data is
-    refused unless --force; piped or --out output is byte-exact. --out writes a new
-    file readable by its owner only (a temp file renamed into place).
+    The value is verified before its first byte is written. A string value ends with a
+    newline on stdout, as other values do; bytes and files are written byte-exact, and
+    binary data is refused on a terminal unless --force. --out writes the value exactly,
+    to a new file readable by its owner only (a temp file renamed into place). A model file is
+    found by the name warm shows for it: llamacache get -c model MODEL@REVISION/PATH.
     """
     state = state_of(ctx)
+    _check_key(key)
     if out is not None:
         _check_out(out)
     r = state.renderer()
@@ -100,10 +101,16 @@ def get(
                         f"{key!r} holds binary data; not writing it to the terminal "
                         "(use --out PATH or a pipe, or --force)"
                     )
-                entries_ops.write_value(result, stream, terminal=terminal)
+                entries_ops.write_value(result, stream)
     finally:
         result.close()
     return result
+
+
+def _check_key(key: str) -> None:
+    """An empty key can be neither stored nor found: a usage error, for put and get alike."""
+    if not key:
+        raise UsageError('KEY: "" is empty; expected a key of at least one character')
 
 
 def _check_out(out: Path) -> None:

@@ -112,6 +112,20 @@ def _take(text: str, width: int, from_end: bool = False) -> str:
     return "".join(reversed(out) if from_end else out)
 
 
+def _wrap(text: str, width: int, indent: str = "") -> list[str]:
+    """``text`` as lines of at most ``width`` columns, broken at spaces; a word longer
+    than a line (a path) is split rather than cut, so nothing is lost. Continuation lines
+    start with ``indent``."""
+    lines = textwrap.wrap(
+        text,
+        max(width, len(indent) + 8),
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+        drop_whitespace=True,
+    )
+    return lines or [""]
+
+
 def elide_middle(text: str, width: int) -> str:
     """``text`` in at most ``width`` columns, its middle replaced by an ellipsis."""
     if cells(text) <= width:
@@ -293,7 +307,10 @@ class Renderer:
     def verdict(self, report: Any) -> None:
         """``verify`` under --quiet (no table): one stderr line saying why it exits 1."""
         if not report.ok and self.quiet and not self.json_mode:
-            self.status(f"verify found {report.problem_count} problem(s)")
+            if report.problem_count:
+                self.status(f"verify found {report.problem_count} problem(s)")
+            if getattr(report, "checked_nothing", False):
+                self.status("verify: no entry was checked: not a pass")
 
     def confirm(self, question: str, *, yes: bool, action: str) -> bool:
         """True to go ahead: ``--yes`` given, or the person at the terminal said yes.
@@ -321,11 +338,14 @@ class Renderer:
         right: Sequence[str] = (),
         elide: Sequence[str] = ("key", "path", "source"),
         wide_only: Sequence[str] = (),
+        wrap: Sequence[str] = (),
     ) -> None:
         """Rows under a header, one per line; ``wide_only`` columns need ``--wide``.
 
         With a width to fit, the ``elide`` columns shrink first (middle elided), then the
-        other text columns (end cut); numbers and sizes are never cut.
+        other text columns (end cut); numbers and sizes are never cut. A ``wrap`` column
+        (among ``elide``: it shrinks first) is never cut either: its text wraps at spaces
+        onto continuation lines, for cells that are sentences (a value's provenance).
         """
         keep = [i for i, c in enumerate(columns) if self.wide or c not in wide_only]
         heads = [columns[i] for i in keep]
@@ -348,22 +368,31 @@ class Renderer:
         if title:
             self.line(title)
         for n, row in enumerate([heads, *body]):
-            out = []
+            cols: list[list[str]] = []
             for j, text in enumerate(row):
                 w = widths[j]
+                if cells(text) > w and n and heads[j] in wrap:
+                    cols.append(_wrap(text, w))
+                    continue
                 if cells(text) > w:
                     cut = elide_middle if heads[j] in elide and n else elide_end
                     text = cut(text, w)
-                pad = " " * (w - cells(text))
-                out.append(pad + text if heads[j] in right else text + pad)
-            self.line(GAP.join(out).rstrip())
+                cols.append([text])
+            for k in range(max(len(c) for c in cols)):
+                out = []
+                for j, col in enumerate(cols):
+                    text = col[k] if k < len(col) else ""
+                    pad = " " * (widths[j] - cells(text))
+                    out.append(pad + text if heads[j] in right else text + pad)
+                self.line(GAP.join(out).rstrip())
 
     def line(self, text: str) -> None:
-        """A line of human output on stdout, elided in the middle past the width to fit."""
+        """A line of human output on stdout; past the width it wraps at spaces (a word
+        longer than a line is split), so a sentence never loses a word."""
         if self.quiet or self.json_mode:
             return
         if self.width is not None and cells(text) > self.width:
-            text = elide_middle(text, self.width)
+            text = "\n".join(_wrap(text, self.width, indent="  "))
         sys.stdout.write(text + "\n")
 
     # -- talk --------------------------------------------------------------------------------
@@ -625,7 +654,7 @@ def clean_view(r: Renderer, rep: clean_ops.CleanReport) -> None:
             f"{c.aged_out:,}",
             f"{c.evicted:,} ({size(c.evicted_bytes)})",
             f"{c.stale_tmp:,}",
-            f"{c.orphans:,}",
+            f"{c.orphans + c.unlisted_blobs:,}",  # files no index row / no revision lists
             f"{size(c.used_bytes)} / {size(c.limit_bytes)}",
             "over" if c.over_limit else "ok",
         )
@@ -678,8 +707,9 @@ def config_show_view(r: Renderer, report: config_ops.ConfigShowReport) -> None:
         None,
         ["setting", "value", "source", "environment variable"],
         rows,
-        elide=("value",),
+        elide=("value", "source"),
         wide_only=("environment variable",),
+        wrap=("value", "source"),  # "auto: 25% of free disk, at most 200GB" stays whole
     )
 
 
@@ -758,6 +788,8 @@ def evict_plan_view(r: Renderer, plan: evict_ops.EvictPlan) -> None:
 def evict_view(r: Renderer, rep: evict_ops.EvictReport) -> None:
     for key in rep.skipped:
         r.warn(f"skipped {key!r}: changed or removed since the plan was made")
+    for key in rep.relisted:
+        r.info(f"kept {key!r}: a model revision stored since lists it")
     r.line(f"freed {size(rep.freed_bytes)} in {rep.removed:,} entries")
 
 
@@ -1113,9 +1145,10 @@ def verify_view(r: Renderer, rep: verify_ops.VerifyReport) -> None:
             " (quick)" if rep.mode == "quick" else ""
         )
     moved = f", {skipped:,} skipped (changed by a writer meanwhile)" if skipped else ""
-    verdict = "PROBLEMS FOUND" if not rep.ok else "all good"
-    if rep.ok and checked == 0 and entries > 0:
-        verdict = "no entry was checked"
+    verdict = "PROBLEMS FOUND" if rep.problem_count else "all good"
+    if rep.checked_nothing:  # nothing examined proves nothing: exit 1, never "all good"
+        nothing = "no entry was checked: not a pass"
+        verdict = f"{verdict}; {nothing}" if rep.problem_count else nothing
     r.line(
         f"{what}: checked {checked:,} of {entries:,} entries{moved}, "
         f"{size(rep.checked_bytes)} hashed in {duration(rep.seconds)}{speed}{cover}; {verdict}"

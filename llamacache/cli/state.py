@@ -5,6 +5,7 @@ Its own module so command modules import it without importing the app that impor
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ class State:
     json: bool = False
     quiet: bool = False
     debug: bool = False
+    warn_env: bool = True  # config validate reports every unknown variable itself
     _manager: CacheManager | None = field(default=None, repr=False)
 
     def manager(self) -> CacheManager:
@@ -43,7 +45,20 @@ class State:
                 override_source="flag:--cache-dir",
             )
             self._manager = CacheManager(settings)
+            if self.warn_env:
+                self._warn_misspelt(settings.caches)
         return self._manager
+
+    def _warn_misspelt(self, caches: Iterable[str]) -> None:
+        """One stderr line per LLAMACACHE_* variable that looks like a setting but is not
+        one (a typo is otherwise silently ignored), naming the nearest known name."""
+        import os
+
+        from llamacache.config import misspelt_env_vars
+
+        r = self.renderer()
+        for var, hint in misspelt_env_vars(os.environ, caches):
+            r.warn(f"environment variable {var} is not a llamacache setting and is ignored; {hint}")
 
     def renderer(self, *, quiet: bool = False, wide: bool = False) -> Renderer:
         """A renderer honouring --json and --quiet, the command's --wide, and ``quiet``

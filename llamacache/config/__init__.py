@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         describe,
         find_config_file,
         load_document,
+        misspelt_env_vars,
         render_starter_config,
         resolve,
         unknown_env_vars,
@@ -53,6 +54,7 @@ __all__ = [
     "load_document",
     "render_starter_config",
     "resolve",
+    "misspelt_env_vars",
     "unknown_env_vars",
 ]
 

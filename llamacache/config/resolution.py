@@ -8,6 +8,7 @@ resolved value came from so ``config show`` can tell the user.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -60,6 +61,7 @@ __all__ = [
     "load_document",
     "render_starter_config",
     "resolve",
+    "misspelt_env_vars",
     "unknown_env_vars",
 ]
 
@@ -401,6 +403,31 @@ def describe(settings: Settings) -> list[SettingRow]:
                 )
             )
     return rows
+
+
+def misspelt_env_vars(
+    env: Mapping[str, str], caches: Iterable[str] | None = None
+) -> list[tuple[str, str]]:
+    """Unknown LLAMACACHE_* variables that look like settings, with a hint each: the
+    nearest known name (``LLAMACACHE_MODLE_SIZE`` -> ``LLAMACACHE_MODEL_SIZE``), or, for
+    a per-cache key of a cache that is not configured, that no such cache exists.
+    Variables that resemble nothing (a test's own knobs) are left alone."""
+    names = list(caches if caches is not None else BUILTIN_CACHES)
+    known = sorted(set(schema.NON_SETTING_ENV) | {v for st in SETTINGS for v in st.env})
+    known += [cache_env(name, ck.name) for name in names for ck in CACHE_KEYS]
+    out: list[tuple[str, str]] = []
+    for var in unknown_env_vars(env, names):
+        close = difflib.get_close_matches(var, known, n=1, cutoff=0.85)
+        if close:
+            out.append((var, f"did you mean {close[0]}?"))
+            continue
+        for ck in CACHE_KEYS:
+            cache = var.removeprefix(ENV_PREFIX).removesuffix("_" + ck.name.upper())
+            if var.endswith("_" + ck.name.upper()) and cache and cache != var:
+                shown = cache.lower().replace("_", "-")
+                out.append((var, f"no cache named {shown!r} is configured"))
+                break
+    return out
 
 
 def unknown_env_vars(env: Mapping[str, str], caches: Iterable[str] | None = None) -> list[str]:

@@ -65,6 +65,9 @@ def _optional_path(value: object, field: str, ctx: Ctx) -> object:
     return None if value is None else _path(value, field, ctx)
 
 
+PATH_PARSERS: tuple[Parser, ...] = (_path, _optional_path)  # settings that name a folder
+
+
 def _text(value: object, field: str, ctx: Ctx) -> object:
     if not isinstance(value, str):
         raise ConfigError(f"{field}: {units.show(value)} is not text; expected a quoted string")
@@ -581,6 +584,17 @@ SEED_DEFAULTS: Mapping[str, Mapping[str, object]] = {
 def cache_env(name: str, key: str) -> str:
     """caches.training.batch_buffer -> LLAMACACHE_TRAINING_BATCH_BUFFER."""
     return f"{ENV_PREFIX}{name.upper().replace('-', '_')}_{key.upper()}"
+
+
+def is_path_env(var: str) -> bool:
+    """Whether environment variable ``var`` sets a folder (``LLAMACACHE_DISK_PATH``, a
+    cache's ``..._TEMP_DIR``): a relative value there is relative to the working folder."""
+    for st in SETTINGS:
+        if var in st.env:
+            return st.parse in PATH_PARSERS
+    return var.startswith(ENV_PREFIX) and any(
+        ck.parse in PATH_PARSERS and var.endswith("_" + ck.name.upper()) for ck in CACHE_KEYS
+    )
 
 
 def suggest(word: str, options: object) -> str:

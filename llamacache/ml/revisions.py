@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -334,3 +334,59 @@ def listed_files(cache: TieredCache) -> Iterator[ModelFile]:
                 yield from parse_manifest(text, cache.name, model, rev).files
         except (LlamacacheError, ValueError):
             continue
+
+
+def listed_blobs(cache: TieredCache) -> set[str] | None:
+    """Keys of every blob some manifest on the disk tier lists; None when a manifest there
+    cannot be read or parsed (then any blob may be listed, and none may be removed).
+    Reads every manifest (verified); records no access: looking is not a use."""
+    out: set[str] = set()
+    for key in cache.disk.iter_keys():
+        if not isinstance(key, str) or not key.endswith("/" + MANIFEST):
+            continue
+        model, at, rev = key[: -len(MANIFEST) - 1].partition("@")
+        if not at or not rev or "/" in rev:
+            continue
+        info: ModelInfo | None
+        try:
+            found = cache.disk.describe(key)
+            if found is None:
+                continue
+            if found.inline is not None:  # a small manifest: in the index row
+                text = decode(found.meta, found.inline, cache.name, key)
+                if not isinstance(text, str):
+                    return None
+                info = parse_manifest(text, cache.name, model, rev)
+            else:  # a manifest of many files is a value file
+                info = stored_manifest(cache, model, rev)
+        except (LlamacacheError, ValueError):
+            return None
+        if info is None:  # removed since the key was listed
+            continue
+        out.update(info.key(f) for f in info.files if f.checksum)
+    return out
+
+
+def drop_unlisted(
+    cache: TieredCache, rows: Sequence[tuple[str, int, float, int]]
+) -> tuple[int, int, list[str]]:
+    """Remove the blob rows ``(key, rowid, store_time, size)`` that no manifest lists now:
+    the bytes of a file leave with the last revision that lists them. Returns ``(entries
+    removed, bytes freed, keys kept)``; a blob listed again, rewritten or gone is kept.
+
+    Holds the index's writer lock from the look at every manifest to the last removal;
+    ``ModelCache.put_model`` publishes a manifest under that lock after checking its blobs
+    are there (storing again any that vanished), so no published manifest ever lists a
+    blob removed here, another process's included. Cost: reads every manifest.
+    """
+    if not rows:
+        return 0, 0, []
+    with cache.disk.transaction():
+        listed = listed_blobs(cache)
+        if listed is None:
+            return 0, 0, [key for key, *_ in rows]
+        free = [r for r in rows if r[0] not in listed]
+        done, missed = cache.disk.remove_rows((rowid, t, n) for _, rowid, t, n in free)
+    gone = set(missed)
+    kept = [key for key, rowid, *_ in rows if key in listed or rowid in gone]
+    return done.count, done.bytes, kept

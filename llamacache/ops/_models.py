@@ -145,6 +145,22 @@ def old_revisions(snap: index.Snapshot, keep: int) -> set[int]:
     return old | {found.blobs[k].rowid for k in gone - still if k in found.blobs}
 
 
+def released_blobs(found: ModelScan, going: set[int]) -> list[Blob]:
+    """The blobs that only revisions whose manifest rows are in ``going`` list: removing
+    those revisions leaves them to no one (a file's bytes go with its last revision). None
+    is chosen when a revision that stays cannot be read (it may list any blob)."""
+    gone: set[str] = set()
+    still: set[str] = set()
+    for r in found.revisions:
+        if r.rowid in going:
+            gone |= r.blobs or set()
+        elif r.blobs is None:
+            return []
+        else:
+            still |= r.blobs
+    return [found.blobs[k] for k in sorted(gone - still) if k in found.blobs]
+
+
 def problems(snap: index.Snapshot, now: float, grace: float) -> list[Problem]:
     """``incomplete``: a revision listing a blob the cache no longer holds (evicted or
     removed: ``get_model`` would fail). ``unreferenced``: a blob no revision lists, stored

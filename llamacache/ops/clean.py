@@ -4,7 +4,8 @@ Per cache, under its admin lock: entries older than ``max_age`` out, expired ent
 the disk tier back under ``eviction_threshold`` x ``disk_size`` (the engine's
 ``TieredCache.cleanup``), temporaries (``tmp/``, killed backups' ``.tmp-PID``) and orphan
 value files older than ``temp_grace`` (default 15 minutes) and not held open, and
-``model_path`` links to evicted files swept. Younger ones are left: a concurrent writer
+``model_path`` links to evicted files swept, and model files no revision lists (older
+than ``temp_grace``) removed. Younger ones are left: a concurrent writer
 renames its file into place just before its row commits. Then the system cache's
 ``temp_dir`` is aged out. ``used_bytes`` is the engine's figure, as inspect and stats show it.
 """
@@ -42,6 +43,8 @@ class CacheClean:
     limit_bytes: int
     over_limit: bool
     warnings: tuple[ReportWarning, ...] = ()
+    unlisted_blobs: int = 0  # model files no revision lists, older than temp_grace
+    unlisted_blob_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,26 @@ def _strays(s: CacheSettings, now: float) -> tuple[list[tuple[Path, int]], list[
     return old, [(s.path / (p.path or ""), p.size) for p in stale]
 
 
+def _unlisted(s: CacheSettings, now: float) -> list[tuple[str, int, float, int]]:
+    """Model blobs no revision lists, stored more than ``temp_grace`` ago (a younger one
+    may belong to a ``put_model`` that has not published its manifest yet), as
+    ``(key, rowid, store_time, size)``. Nothing when the index cannot be read."""
+    if not index.exists(s.path):
+        return []
+    from llamacache.ops import _models  # model revisions and blobs (imports ml)
+
+    try:
+        with index.Snapshot(s.path, cache=s.name) as snap:
+            found = _models.problems(snap, now, s.temp_grace)
+    except index.READ_ERRORS:
+        return []
+    return [
+        (p.key, p.rowid, p.store_time or 0.0, p.size)
+        for p in found
+        if p.kind == "unreferenced" and p.key is not None and p.rowid is not None
+    ]
+
+
 def _used(s: CacheSettings) -> int:
     with index.Snapshot(s.path, cache=s.name) as snap:
         return snap.used_bytes(skip=s.temp_dir)
@@ -96,6 +119,7 @@ def _one(manager: CacheManager, s: CacheSettings, dry_run: bool, now: float) -> 
         evict = plan_evict(manager, s.name, Selectors(to_size=str(limit) + "B"), tier="disk")
         orphans, stale = _strays(s, now)
         leftovers = sum(b for _, b in stale)
+        unlisted = [r for r in _unlisted(s, now) if r[0] not in {e.key for e in evict.entries}]
         return CacheClean(
             s.name,
             summ_exp,
@@ -112,6 +136,8 @@ def _one(manager: CacheManager, s: CacheSettings, dry_run: bool, now: float) -> 
             limit,
             used - evict.bytes - leftovers > limit,
             warnings,
+            len(unlisted),
+            sum(r[3] for r in unlisted),
         )
     check_writable(s)
     tiered = manager.cache(s.name)
@@ -128,6 +154,11 @@ def _one(manager: CacheManager, s: CacheSettings, dry_run: bool, now: float) -> 
     orphans, stale = _strays(s, now)
     index.remove_files(stale, s.path)
     index.remove_files(orphans, s.path)
+    from llamacache.ml.revisions import drop_unlisted
+
+    blobs, blob_bytes, _kept = drop_unlisted(tiered, _unlisted(s, now))  # re-checked, locked
+    if blobs:
+        bump_generation(s.path)
     used = _used(s)
     return CacheClean(
         s.name,
@@ -145,6 +176,8 @@ def _one(manager: CacheManager, s: CacheSettings, dry_run: bool, now: float) -> 
         result.limit_bytes,
         used > result.limit_bytes,
         warnings,
+        blobs,
+        blob_bytes,
     )
 
 
@@ -176,10 +209,18 @@ def clean(
         if not dry_run:
             index.remove_files(temp, temp_dir)
     freed = sum(
-        c.expired_bytes + c.aged_out_bytes + c.evicted_bytes + c.stale_tmp_bytes + c.orphan_bytes
+        c.expired_bytes
+        + c.aged_out_bytes
+        + c.evicted_bytes
+        + c.stale_tmp_bytes
+        + c.orphan_bytes
+        + c.unlisted_blob_bytes
         for c in results
     ) + sum(b for _, b in temp)
-    removed = sum(c.expired + c.aged_out + c.evicted + c.stale_tmp + c.orphans for c in results)
+    removed = sum(
+        c.expired + c.aged_out + c.evicted + c.stale_tmp + c.orphans + c.unlisted_blobs
+        for c in results
+    )
     return CleanReport(
         dry_run=dry_run,
         caches=tuple(results),

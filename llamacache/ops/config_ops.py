@@ -9,6 +9,7 @@ from pathlib import Path
 
 from llamacache import config
 from llamacache.config.settings import Settings
+from llamacache.config.starter import format_for
 from llamacache.errors import OptionError, UsageError
 from llamacache.ops import output
 from llamacache.ops._report import Report, ReportWarning
@@ -68,11 +69,13 @@ def show(settings: Settings, key_prefix: str | None = None) -> ConfigShowReport:
 def validate(settings: Settings, env: Mapping[str, str] | None = None) -> ConfigValidateReport:
     """The configuration resolved (errors were raised already); warn of what is ignored."""
     env = os.environ if env is None else env
+    hints = dict(config.misspelt_env_vars(env, caches=settings.caches))
     warnings = tuple(
         ReportWarning(
             "unknown-variable",
             None,
-            f"environment variable {name} is not a llamacache setting and is ignored",
+            f"environment variable {name} is not a llamacache setting and is ignored"
+            + (f"; {hints[name]}" if name in hints else ""),
         )
         for name in config.unknown_env_vars(env, caches=settings.caches)
     )
@@ -101,14 +104,20 @@ def search_path(explicit: Path | None, env: Mapping[str, str] | None = None) -> 
 
 
 def init(path: Path, force: bool) -> ConfigInitReport:
-    """Write the commented starter file; refuse to overwrite an existing file unless forced."""
+    """Write the commented starter file in the format its suffix names (``.toml``, ``.yaml``,
+    ``.yml``); refuse another suffix, and an existing file unless forced."""
+    fmt = format_for(path)
+    if fmt is None:
+        raise UsageError(
+            f"{path}: cannot tell which format to write; name the file *.toml, *.yaml or *.yml"
+        )
     existed = path.exists()
     if existed and not force:
         raise OptionError(
             None, f"{path} already exists; pass force to overwrite it", also=("force",)
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(path, config.render_starter_config())  # random temp name, then rename
+    output.write_text(path, config.render_starter_config(fmt))  # random temp name, then rename
     return ConfigInitReport(path=path, overwritten=existed)
 
 

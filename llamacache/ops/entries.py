@@ -100,14 +100,41 @@ def put_stream(
     )
 
 
+def model_file_key(manager: CacheManager, cache: str, key: str) -> str | None:
+    """The key of the blob holding a model file named ``MODEL@REVISION/PATH`` (the name
+    ``warm`` shows; the revision resolved like ``ModelCache.info``), or None when ``key``
+    names no file of a stored revision. Reads the revision's manifest."""
+    from llamacache.errors import NotCachedError, UsageError
+    from llamacache.ops._models import MODEL_KEY  # imports ml only for such a name
+
+    m = MODEL_KEY.match(key)
+    if m is None or "@" in m["model"]:
+        return None
+    from llamacache.ml.model import ModelCache
+
+    try:
+        return ModelCache(manager, cache).entry_key(m["model"], m["rev"], m["path"])
+    except (NotCachedError, UsageError):
+        return None
+
+
 def get_entry(manager: CacheManager, cache: str, key: str) -> GetReport:
     """Look an entry up, verified before anything is returned; one access recorded.
 
     A raw file-backed entry comes back open (``stream``), its digest already checked, and
-    is never read into memory; ``copy_entry_to`` copies it. Raises CorruptEntryError.
+    is never read into memory; ``copy_entry_to`` copies it. A key no entry has that names
+    a model file (``MODEL@REVISION/PATH``, as ``warm`` shows it) reads the blob holding
+    that file's bytes. Raises CorruptEntryError.
     """
     tiered = manager.cache(cache)
-    found = tiered.open_verified(key, files_only=True)
+    stored = key if key in tiered else (model_file_key(manager, cache, key) or key)
+    return _get(manager, cache, key, stored)
+
+
+def _get(manager: CacheManager, cache: str, key: str, stored: str) -> GetReport:
+    """``get_entry`` of the entry stored under ``stored``, reported under ``key``."""
+    tiered = manager.cache(cache)
+    found = tiered.open_verified(stored, files_only=True)
     if found is not None and found.handle is not None:
         return GetReport(
             cache=cache,
@@ -118,7 +145,7 @@ def get_entry(manager: CacheManager, cache: str, key: str) -> GetReport:
             path=found.path,
             stream=found.handle,
         )
-    value = tiered.get(key, _MISS)
+    value = tiered.get(stored, _MISS)
     if value is _MISS:
         return GetReport(cache=cache, key=key, found=False)
     size = len(value) if isinstance(value, (bytes, str)) else None
@@ -147,12 +174,13 @@ def save_value(result: GetReport, target: Path) -> int:
     return written
 
 
-def write_value(result: GetReport, out: BinaryIO, *, terminal: bool) -> int:
-    """Copy a found value to ``out``, byte-exact; to a ``terminal`` a string or bytes value
-    without a final newline gets one, so the shell prompt stays off its last line."""
+def write_value(result: GetReport, out: BinaryIO) -> int:
+    """Copy a found value to stdout ``out``: a string without a final newline gets one,
+    as every other value printed as JSON does (and as ``echo`` would); bytes and files
+    are copied byte-exact, never with a byte added."""
     written = copy_entry_to(result, out)
     value = result.value
-    if terminal and isinstance(value, str | bytes) and value[-1:] not in ("\n", b"\n"):
+    if isinstance(value, str) and not value.endswith("\n"):
         out.write(b"\n")
     return written
 

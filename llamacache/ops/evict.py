@@ -26,8 +26,9 @@ from llamacache.engine.generation import bump_generation
 from llamacache.engine.locking import admin_lock
 from llamacache.errors import OptionError
 from llamacache.manager import CacheManager
+from llamacache.ml.revisions import BLOBS, MANIFEST, drop_unlisted
 from llamacache.ops._common import canonical_tier, check_writable, network_warning, targets
-from llamacache.ops._models import old_revisions
+from llamacache.ops._models import old_revisions, released_blobs, scan
 from llamacache.ops._report import Report, ReportWarning
 
 TIERS = ("memory", "disk", "local")  # "network" is ops.network_admin
@@ -65,6 +66,9 @@ class PlannedEntry:
     access_time: float
     rowid: int = 0  # disk rows only
     file: bool = False
+    # a model file's blob that only the revisions this plan removes list: at apply time it
+    # goes only if no manifest lists it then (another revision may have been stored since)
+    released: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class EvictReport(Report):
     freed_bytes: int
     skipped: tuple[str, ...]  # keys changed or gone since the plan was made
     by_cache: dict[str, int] = field(default_factory=dict)
+    relisted: tuple[str, ...] = ()  # released blobs kept: a model revision lists them again
 
     @classmethod
     def nothing(cls) -> EvictReport:
@@ -134,39 +139,63 @@ def _conds(sel: Selectors, now: float) -> list[index.Cond]:
 def _disk_entries(
     s: CacheSettings, sel: Selectors, now: float, notes: list[str]
 ) -> Iterator[PlannedEntry]:
+    """The rows the selectors pick, then the model blobs only their revisions list."""
     if not index.exists(s.path):
         return
     with index.Snapshot(s.path, cache=s.name) as snap:
-        conds = _conds(sel, now)
-        only = old_revisions(snap, sel.keep_last) if sel.keep_last is not None else None
-        policy: str | None = None
-        excess: int | None = None
-        if sel.to_size is not None:
-            target = parse_target(sel.to_size, s)
-            excess = snap.index_bytes() - target
-            policy = s.policy
-            if POLICIES[s.policy].order is None:
-                notes.append(f"cache {s.name!r} has policy none: --to-size uses lru order")
-            if excess <= 0:
+        picked = list(_picked_rows(snap, s, sel, now, notes))
+        for row in picked:
+            yield _planned(s, row, released=sel.keep_last is not None and _is_blob(row))
+        if any(r.key_text.endswith("/" + MANIFEST) for r in picked):
+            rowids = {r.rowid for r in picked}
+            for blob in released_blobs(scan(snap), rowids):
+                found = snap.row(blob.rowid) if blob.rowid not in rowids else None
+                if found is not None:
+                    yield _planned(s, found, released=True)
+
+
+def _is_blob(row: index.Row) -> bool:
+    return row.key_text.startswith(BLOBS + "/")
+
+
+def _planned(s: CacheSettings, row: index.Row, *, released: bool = False) -> PlannedEntry:
+    return PlannedEntry(
+        s.name,
+        "disk",
+        row.key_text,
+        row.size,
+        row.store_time,
+        row.access_time,
+        row.rowid,
+        row.filename is not None,
+        released,
+    )
+
+
+def _picked_rows(
+    snap: index.Snapshot, s: CacheSettings, sel: Selectors, now: float, notes: list[str]
+) -> Iterator[index.Row]:
+    conds = _conds(sel, now)
+    only = old_revisions(snap, sel.keep_last) if sel.keep_last is not None else None
+    policy: str | None = None
+    excess: int | None = None
+    if sel.to_size is not None:
+        target = parse_target(sel.to_size, s)
+        excess = snap.index_bytes() - target
+        policy = s.policy
+        if POLICIES[s.policy].order is None:
+            notes.append(f"cache {s.name!r} has policy none: --to-size uses lru order")
+        if excess <= 0:
+            return
+    freed = 0
+    for row in snap.rows(conds, policy=policy):
+        if only is not None and row.rowid not in only:
+            continue
+        yield row
+        if excess is not None:
+            freed += row.cost
+            if freed >= excess:
                 return
-        freed = 0
-        for row in snap.rows(conds, policy=policy):
-            if only is not None and row.rowid not in only:
-                continue
-            yield PlannedEntry(
-                s.name,
-                "disk",
-                row.key_text,
-                row.size,
-                row.store_time,
-                row.access_time,
-                row.rowid,
-                row.filename is not None,
-            )
-            if excess is not None:
-                freed += row.cost
-                if freed >= excess:
-                    return
 
 
 def _memory_entries(
@@ -252,23 +281,28 @@ def apply_evict(manager: CacheManager, plan: EvictPlan, *, wait: float = 0.0) ->
         by_cache.setdefault(e.cache, []).append(e)
     removed = freed = 0
     skipped: list[str] = []
+    relisted: list[str] = []
     counts: dict[str, int] = {}
     for name, items in by_cache.items():
         s = manager.settings.cache(name)
         check_writable(s)
         with admin_lock(s.path, cache=name, wait=wait):
             tiered = manager.cache(name)
-            disk = [e for e in items if e.tier == "disk"]
+            disk = [e for e in items if e.tier == "disk" and not e.released]
             done, missed = tiered.disk.remove_rows((e.rowid, e.store_time, e.bytes) for e in disk)
+            # then the blobs only the removed revisions listed, if none lists them now
+            blobs = [(e.key, e.rowid, e.store_time, e.bytes) for e in items if e.released]
+            b_count, b_bytes, kept = drop_unlisted(tiered, blobs)
             bump_generation(s.path)  # other processes drop their memory copies
             gone = set(missed)
             skipped += [e.key for e in disk if e.rowid in gone]
+            relisted += kept
             for e in items:
                 if plan.tier in ("memory", "local"):
                     tiered.memory.discard(e.key)
-            removed += done.count + sum(1 for e in items if e.tier == "memory")
-            freed += done.bytes
-            counts[name] = done.count
+            removed += done.count + b_count + sum(1 for e in items if e.tier == "memory")
+            freed += done.bytes + b_bytes
+            counts[name] = done.count + b_count
     return EvictReport(
         planned=len(plan.entries),
         planned_bytes=plan.bytes,
@@ -276,6 +310,7 @@ def apply_evict(manager: CacheManager, plan: EvictPlan, *, wait: float = 0.0) ->
         freed_bytes=freed,
         skipped=tuple(skipped),
         by_cache=counts,
+        relisted=tuple(relisted),
     )
 
 

@@ -63,9 +63,12 @@ def _is_secret(name: str, value: str) -> bool:
     return False
 
 
-def carried_environment(env: Mapping[str, str]) -> dict[str, str]:
+def carried_environment(env: Mapping[str, str], cwd: Path | None = None) -> dict[str, str]:
     """The variables a scheduled run must be given to see the configuration in force now.
 
+    A relative folder (``LLAMACACHE_DISK_PATH=./cache``) is made absolute against ``cwd``
+    (default: the working folder), as ``--cache-dir`` is: cron runs from $HOME, where it
+    would name another folder. ``~`` is left for the run to expand (same user, same HOME).
     Raises UsageError listing every variable it cannot carry: a secret (it would be written
     into a crontab or unit file, and printed) or a value with a line break (cron cannot).
     """
@@ -84,6 +87,10 @@ def carried_environment(env: Mapping[str, str]) -> dict[str, str]:
             "the scheduled run would not see " + ", ".join(dropped) + "; move these into the "
             "config file (readable only by you) and unset them, then run schedule again"
         )
+    base = cwd if cwd is not None else Path.cwd()
+    for k, v in carried.items():
+        if schema.is_path_env(k) and v.strip() and not Path(v).expanduser().is_absolute():
+            carried[k] = os.path.normpath(base / v)
     return carried
 
 

@@ -15,6 +15,7 @@ the GIL), from read-only mappings, so the cost per byte is the hash's and the di
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import random
 import stat
@@ -78,7 +79,8 @@ class VerifyReport(Report):
     checked_bytes: int
     bytes_per_second: float
     complete: bool  # every selected entry was examined (no --max-time stop)
-    ok: bool
+    ok: bool  # no problem found, and some entry checked when there were any
+    checked_nothing: bool = False  # 0 of N>0 entries checked (e.g. --max-time 0): no pass
 
     @property
     def exit_code(self) -> ExitCode:
@@ -254,13 +256,35 @@ def _one(
     return done
 
 
+class _Sample:
+    """Which rows a ``--sample`` checks: exactly ``ceil(entries x fraction)`` of them (at
+    least one when the cache has any), chosen uniformly at random in one pass (selection
+    sampling). A 10% sample of 11 entries checks 2, never none."""
+
+    def __init__(self, entries: int, fraction: float, rng: random.Random) -> None:
+        self.all = fraction >= 1.0
+        self.left = entries  # rows not yet seen
+        self.want = math.ceil(entries * fraction - 1e-9) if entries else 0
+        self.rng = rng
+
+    def take(self) -> bool:
+        if self.all:
+            return True
+        left, self.left = self.left, self.left - 1
+        if self.want <= 0:
+            return False
+        if self.rng.random() * max(left, 1) < self.want:
+            self.want -= 1
+            return True
+        return False
+
+
 def _scan(
     snap: index.Snapshot,
     s: CacheSettings,
     quick: bool,
-    fraction: float,
+    sample: _Sample,
     st: _State,
-    rng: random.Random,
     counts: dict[str, int],
     problems: list[Problem],
 ) -> None:
@@ -281,7 +305,7 @@ def _scan(
                 row = next(rows, None)
                 if row is None:
                     more = False
-                elif fraction < 1.0 and rng.random() >= fraction:
+                elif not sample.take():
                     continue
                 elif st.out_of_time():
                     more = False
@@ -392,7 +416,7 @@ def _verify_one(
             from llamacache.ops import _models  # model revisions and blobs (imports ml)
 
             problems += _models.problems(snap, time.time(), s.temp_grace)
-            _scan(snap, s, quick, fraction, st, rng, counts, problems)
+            _scan(snap, s, quick, _Sample(entries, fraction, rng), st, counts, problems)
         except index.ERRORS as exc:
             index_ok = False
             problems.append(
@@ -455,7 +479,7 @@ def _planned_total(settings: list[CacheSettings], quick: bool, fraction: float) 
         except index.READ_ERRORS:
             continue
         total += n if quick else b
-    return int(total * fraction)
+    return math.ceil(total * fraction)
 
 
 def verify(
@@ -474,6 +498,8 @@ def verify(
     Full mode reads every (sampled) entry's bytes once; ``quick`` reads only the index
     and file sizes. ``max_time`` stops between blocks and reports what was covered.
     Rows a live writer changes after the snapshot are skipped (counted, not reported).
+    A sample checks ``ceil(entries x sample%)`` entries of each cache, at least one; a run
+    that checked none of N>0 entries is not ok (``checked_nothing``: exit 1).
     Raises UsageError (exit 2) when no chosen cache exists on disk, LockBusyError (exit 3)
     when ``check_lock`` and another process holds a cache's admin lock.
     """
@@ -501,6 +527,8 @@ def verify(
     results = tuple(_one(s, quick, fraction, st, rng) for s in chosen)
     seconds = time.monotonic() - started
     checked = sum(c.checked_bytes for c in results)
+    # a verify that examined no entry of a cache that has some proves nothing: not a pass
+    nothing = sum(c.entries for c in results) > 0 and sum(c.checked for c in results) == 0
     return VerifyReport(
         mode="quick" if quick else "full",
         sample_percent=fraction * 100.0,
@@ -510,5 +538,6 @@ def verify(
         checked_bytes=checked,
         bytes_per_second=checked / seconds if seconds > 0 else 0.0,
         complete=all(c.complete for c in results),
-        ok=not any(c.problems for c in results),
+        ok=not any(c.problems for c in results) and not nothing,
+        checked_nothing=nothing,
     )

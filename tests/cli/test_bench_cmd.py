@@ -67,7 +67,7 @@ def test_bench_on_a_named_cache_removes_its_keys(cache_root: Path) -> None:
     body = cli_json("bench", "--cache", "default", "--tier", "tiered", *SMALL)
     assert body["cache"] == "default"
     listed = cli("get", "mine")
-    assert listed.exit_code == 0 and listed.stdout == "keep"
+    assert listed.exit_code == 0 and listed.stdout == "keep\n"
     from diskcache import Cache
 
     with Cache(str(cache_root / "default")) as raw:

@@ -228,9 +228,10 @@ def test_version() -> None:
 # -- 9: get on a terminal vs a pipe ---------------------------------------------------------------
 
 
-def test_get_piped_is_byte_exact_and_on_a_terminal_ends_with_a_newline() -> None:
+def test_get_of_a_string_ends_with_a_newline_on_a_pipe_and_a_terminal() -> None:
+    """Like every other value (JSON ends with one); bytes and files stay byte-exact."""
     assert cli("put", "k", "no newline").exit_code == 0
-    assert run("get", "k").stdout == b"no newline"  # a pipe: exactly the value
+    assert run("get", "k").stdout == b"no newline\n"
     main, follower = pty.openpty()
     try:
         from tests.cli.helpers import llamacache_exe

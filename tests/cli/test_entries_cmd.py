@@ -13,7 +13,7 @@ def test_put_get_string_roundtrip() -> None:
     assert cli("put", "greeting", "hello world").exit_code == 0
     result = cli("get", "greeting")
     assert result.exit_code == 0
-    assert result.stdout == "hello world"
+    assert result.stdout == "hello world\n"
 
 
 def test_get_miss_exits_1_with_one_line() -> None:
@@ -85,7 +85,7 @@ def test_get_json_for_string() -> None:
 
 def test_path_like_key_is_just_a_key(cache_root: Path, tmp_path: Path) -> None:
     assert cli("put", "../../../escape", "x").exit_code == 0
-    assert cli("get", "../../../escape").stdout == "x"
+    assert cli("get", "../../../escape").stdout == "x\n"
     assert not (tmp_path / "escape").exists()
     assert not any(p.name == "escape" for p in tmp_path.rglob("*"))
 
@@ -99,7 +99,7 @@ def test_ttl_flag_rejects_bad_duration() -> None:
 def test_subprocess_put_get_rm_as_a_user_would() -> None:
     assert run("put", "-c", "system", "token", "abc").returncode == 0
     got = run("get", "-c", "system", "token")
-    assert got.returncode == 0 and got.stdout == b"abc"
+    assert got.returncode == 0 and got.stdout == b"abc\n"
     removed = run("--json", "rm", "-c", "system", "token")
     assert json.loads(removed.stdout)["removed"] == ["token"]
     miss = run("get", "-c", "system", "token")

@@ -131,3 +131,43 @@ def test_ls_wide_has_every_column_and_exact_times(filled: Path) -> None:
     assert {"stored", "accessed", "expires", "kind", "codec", "checksum"} <= set(header)
     narrow = run("ls").stdout.decode().splitlines()[0].split()
     assert "checksum" not in narrow and "key" in narrow
+
+
+def _squashed(text: str) -> str:
+    return "".join(text.split())
+
+
+SENTENCES = (
+    ("verify",),
+    ("config", "show", "caches.model"),
+    ("clean", "--dry-run"),
+    ("bench", "--tier", "memory", "--ops", "200", "--keys", "20", "--value-size", "1KB"),
+)
+
+
+@pytest.mark.parametrize("args", SENTENCES, ids=lambda a: " ".join(a[:2]))
+def test_sentences_wrap_at_words_and_lose_nothing(filled: Path, args: tuple[str, ...]) -> None:
+    """At 80 columns a summary sentence wraps at word boundaries; nothing is cut from it.
+    (Tables may still elide a long cell: bench's target names; config show wraps its
+    value and source cells, which are sentences.)"""
+    code, out = _on_pty(*args)
+    assert code == 0, out
+    assert all(len(line) <= 80 for line in out.splitlines()), out
+    if args[0] != "bench":
+        assert "…" not in out, out
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    piped = subprocess.run(
+        [*llamacache_exe(), *args], capture_output=True, env=env, timeout=120, check=True
+    ).stdout.decode()
+    lines = piped.splitlines()
+    sentences = [line for line in lines if len(line) > 80 and "  " not in line.strip()]
+    if args[0] == "config":  # the long cell of its one row
+        sentences = [c for row in lines[3:] for c in row.split("  ") if len(c) > 30]
+    assert sentences, piped  # something did need wrapping
+    if args[0] in ("config", "clean"):  # no timings: the same text, only wrapped
+        for sentence in sentences:
+            assert _squashed(sentence) in _squashed(out), (sentence, out)
+    tokens = set(out.split())
+    for word in " ".join(sentences).split():  # wrapped at spaces: each word arrives whole
+        if not re.search(r"[0-9]", word) and len(word) <= 60:
+            assert word in tokens, (word, out)

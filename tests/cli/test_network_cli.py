@@ -117,7 +117,7 @@ def test_bad_input_and_unreachable(
     # the local tiers keep serving
     assert run("put", "-c", "model", "k", "v").returncode == 0
     got = run("get", "-c", "model", "k")
-    assert got.returncode == 0 and got.stdout == b"v"
+    assert got.returncode == 0 and got.stdout == b"v\n"  # a string ends with a newline
 
 
 def test_no_network_configured(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,4 +43,4 @@ def test_admin_commands_warn_and_writes_are_refused(nfs_root: Path) -> None:
 def test_allow_network_fs_opts_in(nfs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLAMACACHE_DISK_ALLOW_NETWORK_FS", "true")
     assert cli("--cache-dir", str(nfs_root), "put", "k2", "v").exit_code == 0
-    assert cli("--cache-dir", str(nfs_root), "get", "k2").stdout == "v"
+    assert cli("--cache-dir", str(nfs_root), "get", "k2").stdout == "v\n"

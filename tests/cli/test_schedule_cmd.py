@@ -252,3 +252,45 @@ def test_the_commands_default_interval_is_the_ops() -> None:
     from llamacache.ops import schedule as schedule_ops
 
     assert schedule_cmd.DEFAULT_EVERY == schedule_ops.DEFAULT_EVERY
+
+
+@pytest.mark.parametrize("kind", ["cron", "systemd"])
+def test_relative_paths_in_carried_variables_are_made_absolute(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cron runs from $HOME: a relative LLAMACACHE_DISK_PATH would clean another folder.
+    Pinned to the folder it names now, as --cache-dir ./rel is."""
+    work = tmp_path / "project"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("LLAMACACHE_DISK_PATH", "rel/cache")
+    monkeypatch.setenv("LLAMACACHE_MODEL_TEMP_DIR", "./scratch")
+    monkeypatch.setenv("LLAMACACHE_MODEL_SIZE", "50GB")  # not a path: unchanged
+    body = cli_json_schedule(kind)
+    env = body["environment"]
+    assert isinstance(env, dict)
+    assert env["LLAMACACHE_DISK_PATH"] == str(work / "rel" / "cache")
+    assert env["LLAMACACHE_MODEL_TEMP_DIR"] == str(work / "scratch")
+    assert env["LLAMACACHE_MODEL_SIZE"] == "50GB"
+    flag = cli_json_schedule_args(kind, "--cache-dir", "./rel/cache")
+    assert str(work / "rel" / "cache") in flag["command"]  # type: ignore[operator]
+    if kind == "cron":  # run it as cron would: from $HOME, in a bare environment
+        line = cli("schedule", "cron").stdout.strip()
+        command = line.split(" >> ")[0].split(" ", 5)[5].replace("\\%", "%")
+        probe = command.split(" clean --quiet")[0] + " --json config show"
+        bare = {"HOME": os.environ["HOME"], "PATH": "/usr/bin:/bin"}
+        import subprocess
+
+        shown = subprocess.run(
+            ["sh", "-c", probe], env=bare, capture_output=True, text=True, cwd=os.environ["HOME"]
+        )
+        rows = {r["key"]: r for r in json.loads(shown.stdout)["settings"]}
+        assert rows["cache.disk.path"]["value"] == str(work / "rel" / "cache")
+
+
+def cli_json_schedule_args(kind: str, *args: str) -> dict[str, object]:
+    result = cli("--json", *args, "schedule", kind)
+    assert result.exit_code == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert isinstance(body, dict)
+    return body

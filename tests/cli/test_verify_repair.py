@@ -129,7 +129,9 @@ def test_verify_sample_max_time_and_validators(tmp_path: Path) -> None:
     args = ("--cache-dir", str(root), "--json", "verify", "-c", "model")
     body = json.loads(cli(*args, "--sample", "50%").stdout)
     assert 0 < body["caches"][0]["checked"] < 20 and body["sample_percent"] == 50.0
-    body = json.loads(cli(*args, "--max-time", "0").stdout)
+    stopped = cli(*args, "--max-time", "0")
+    assert stopped.exit_code == 1  # checked nothing: not a pass
+    body = json.loads(stopped.stdout)
     assert body["complete"] is False and body["caches"][0]["checked"] == 0
     # A structurally broken safetensors file stored as is (its checksum matches) is corrupt;
     # a model's config.json in the same cache is not judged as safetensors.

@@ -30,7 +30,7 @@ def test_get_works_on_a_cache_readable_but_not_writable(
     for p in [root, *root.rglob("*")]:
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
     before = _fingerprint(root)
-    for key, want in (("small", "s" * 100), ("large", "L" * 50_000), ("text", "hello")):
+    for key, want in (("small", "s" * 100), ("large", "L" * 50_000), ("text", "hello\n")):
         done = as_nobody(cmd, base, root, "get", key)
         assert done.returncode == 0, done.stderr
         assert done.stdout == want

@@ -113,7 +113,7 @@ def test_hostile_keys_through_the_cli(tmp_path: Path, figure: Figure) -> None:
             capture_output=True,
             check=False,
         )
-        assert got.returncode == 0 and got.stdout == b"payload", got.stderr
+        assert got.returncode == 0 and got.stdout == b"payload\n", got.stderr
     new = snapshot(tmp_path, root) - before
     figure("escapes_cli_keys", len(new))
     assert not new, new

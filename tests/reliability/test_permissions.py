@@ -169,7 +169,7 @@ def test_unprivileged_user_gets_clear_errors(
     refused_cache = done.returncode == 2 and one_line_naming(done, cache_dir)
     os.chmod(cache_dir, 0o700)
 
-    assert as_nobody(cmd, base, root, "get", "k").stdout == "v"  # all well again
+    assert as_nobody(cmd, base, root, "get", "k").stdout == "v\n"  # all well again
     after = tree(base, root)
     touched = sum(1 for p in set(outside) | set(after) if outside.get(p) != after.get(p))
     figure("anomalies_unclear_permission_errors", len(unclear))
