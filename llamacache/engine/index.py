@@ -657,6 +657,20 @@ def _walk_files(directory: Path, skip: Path | None = None) -> tuple[FileList, Fi
     return values, tmps
 
 
+def files_without_index(directory: Path, *, skip: Path | None = None) -> int:
+    """How many files named as the cache names its own lie in ``directory`` although it
+    has no index (0 when it has one, or no such files).
+
+    Without an index nothing can say which of them are entries, orphans or someone
+    else's files that happen to look like ours, so sweeps leave such a folder alone and
+    report this count instead. Walks the folder once; never follows a link.
+    """
+    if exists(directory):
+        return 0
+    values, tmps = _walk_files(Path(directory), skip)
+    return len(values) + len(tmps)
+
+
 def leftover_bytes(directory: Path, *, skip: Path | None = None) -> int:
     """Bytes of temporaries (``tmp/``, killed backups' ``.tmp-PID``) in the directory.
 

@@ -79,6 +79,26 @@ def unsigned_warning(
     )
 
 
+def no_index_warning(settings: CacheSettings) -> ReportWarning | None:
+    """Say why a cache folder with files but no index (``cache.db``) was left alone.
+
+    A sweep there would have to call every file an orphan: a lost index would cost every
+    entry, and a project folder that merely has ``default/`` in it would lose its files.
+    """
+    from llamacache.engine import index
+
+    n = index.files_without_index(settings.path, skip=settings.temp_dir)
+    if not n:
+        return None
+    return ReportWarning(
+        "no-index",
+        settings.name,
+        f"cache {settings.name!r}: {settings.path} has {n} cache-named file(s) but no index "
+        f"({index.DB_NAME}); left untouched: without an index no file there can be told "
+        "apart from someone else's (restore the cache from a backup, or remove the folder)",
+    )
+
+
 def check_writable(settings: CacheSettings) -> None:
     """Refuse a writing admin command on a network filesystem unless allowed."""
     if not settings.allow_network_fs and settings.path.exists() and is_network_fs(settings.path):
