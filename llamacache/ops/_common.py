@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from llamacache.config.settings import CacheSettings, Settings
-from llamacache.engine.safety import check_private_dir, is_network_fs
+from llamacache.engine.safety import check_parents, check_private_dir, is_network_fs
 from llamacache.errors import UnsafeCacheDirError
 from llamacache.ops._report import ReportWarning
 
@@ -34,11 +34,14 @@ def targets(manager: CacheManager, cache: str | None) -> list[CacheSettings]:
     """The named cache (CacheNotFoundError if unknown), else every cache that exists on disk.
 
     Raises UnsafeCacheDirError when the root or a target folder is not ours alone (a link,
-    another owner, writable by others): an admin command never lists or deletes in there.
+    another owner, writable by others, below a folder or link another user controls): an
+    admin command never lists or deletes in there.
     """
     root = manager.settings.root
     if os.path.lexists(root):
         check_private_dir(root, "cache root")
+    else:  # nothing to act on, but a root below another user's folder is refused anyway
+        check_parents(root, "cache root")
     if cache is not None:
         out = [manager.settings.cache(cache)]
     else:
