@@ -40,8 +40,10 @@ from llamacache.errors import CorruptEntryError
 __all__ = ["DB_NAME", "ROW_COST_SQL", "SIZE_SQL", "Cond", "Problem", "Row", "Snapshot", "Summary"]
 
 DB_NAME = "cache.db"
-ERRORS = (sqlite3.Error,)  # what reading an index may raise mid-scan
-READ_ERRORS = (CorruptEntryError, sqlite3.Error)  # ... or when opening it
+# what reading an index may raise, mid-scan (a Snapshot names damage as CorruptEntryError)
+# or when opening it
+ERRORS: tuple[type[Exception], ...] = (CorruptEntryError, *DB_ERRORS)
+READ_ERRORS = ERRORS
 # A rebuilt index, complete and synced, waiting to be renamed over cache.db (see rebuild).
 NEW_DB_NAME = DB_NAME + ".new"
 TMP_DIR = "tmp"
@@ -121,6 +123,64 @@ def _raw_len(tag: bytes | None) -> int | None:
         return None
 
 
+def damaged(cache: str, exc: BaseException) -> CorruptEntryError:
+    """The one error for an index SQLite cannot read (exit 1, names the cache)."""
+    why = "malformed database schema" if isinstance(exc, UnicodeDecodeError) else exc
+    return CorruptEntryError(cache, "<index>", f"SQLite index is damaged: {why}")
+
+
+class _Rows:
+    """A cursor whose every step reports SQLite damage as :func:`damaged`.
+
+    SQLite reads a page only when a row needs it, so a bad page surfaces mid-scan
+    (fetch, iteration), not when the statement starts; rows stream in batches.
+    """
+
+    __slots__ = ("_cache", "_cur")
+
+    def __init__(self, cur: sqlite3.Cursor, cache: str) -> None:
+        self._cur = cur
+        self._cache = cache
+
+    def fetchone(self) -> Any:
+        try:
+            return self._cur.fetchone()
+        except DB_ERRORS as exc:
+            raise damaged(self._cache, exc) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return self._cur.fetchall()
+        except DB_ERRORS as exc:
+            raise damaged(self._cache, exc) from None
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                batch = self._cur.fetchmany(256)
+            except DB_ERRORS as exc:
+                raise damaged(self._cache, exc) from None
+            if not batch:
+                return
+            yield from batch
+
+
+class _Reader:
+    """A snapshot's connection as its readers see it: statements whose damage is named."""
+
+    __slots__ = ("_cache", "_con")
+
+    def __init__(self, con: sqlite3.Connection, cache: str) -> None:
+        self._con = con
+        self._cache = cache
+
+    def execute(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> _Rows:
+        try:
+            return _Rows(self._con.execute(sql, args), self._cache)
+        except DB_ERRORS as exc:
+            raise damaged(self._cache, exc) from None
+
+
 def connect(
     directory: Path, *, cache: str = "?", prefer_ro: bool = False
 ) -> tuple[sqlite3.Connection, bool]:
@@ -145,8 +205,7 @@ def connect(
             last = exc
             continue
         except DB_ERRORS as exc:
-            why = "malformed database schema" if isinstance(exc, UnicodeDecodeError) else exc
-            raise CorruptEntryError(cache, "<index>", f"SQLite index is damaged: {why}") from None
+            raise damaged(cache, exc) from None
         con.create_function("llc_raw_len", 1, _raw_len, deterministic=True)
         return con, mode == "immutable"
     raise CorruptEntryError(cache, "<index>", f"cannot open the SQLite index {db}: {last}")
@@ -338,15 +397,17 @@ class Snapshot:
     def __init__(self, directory: Path, *, cache: str = "?", prefer_ro: bool = False) -> None:
         self.directory = Path(directory)
         self.cache = cache
-        self.con, self.immutable = connect(self.directory, cache=cache, prefer_ro=prefer_ro)
+        self._con, self.immutable = connect(self.directory, cache=cache, prefer_ro=prefer_ro)
+        # every read below maps SQLite damage met mid-scan to CorruptEntryError
+        self.con = _Reader(self._con, cache)
         try:
             self.con.execute("BEGIN")
             found = self.con.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'LlcAccess'"
             ).fetchone()
-        except DB_ERRORS as exc:
-            self.con.close()
-            raise CorruptEntryError(cache, "<index>", f"SQLite index is damaged: {exc}") from None
+        except CorruptEntryError:
+            self._con.close()
+            raise
         self._table = _WITH_ACCESS if found else "Cache"
 
     def __enter__(self) -> Snapshot:
@@ -357,8 +418,8 @@ class Snapshot:
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
-            self.con.execute("ROLLBACK")
-        self.con.close()
+            self._con.execute("ROLLBACK")
+        self._con.close()
 
     # -- rows ----------------------------------------------------------------------------
 
