@@ -35,7 +35,7 @@ from llamacache.engine.eviction import POLICIES, ROW_COST_SQL, SIZE_SQL
 from llamacache.engine.failures import DB_ERRORS
 from llamacache.engine.locking import LOCK_NAME
 from llamacache.engine.safety import CACHEDIR_TAG, is_own_name, is_value_name, leads_outside
-from llamacache.errors import CorruptEntryError
+from llamacache.errors import CorruptEntryError, ReadOnlyCacheError
 
 __all__ = ["DB_NAME", "ROW_COST_SQL", "SIZE_SQL", "Cond", "Problem", "Row", "Snapshot", "Summary"]
 
@@ -188,7 +188,8 @@ def connect(
 
     ``mode=ro`` when a writer may be live (a ``-wal`` exists) or ``prefer_ro``; a directory
     that refuses it (read-only: SQLite cannot create ``-shm``) falls back to ``immutable``.
-    Raises CorruptEntryError (key ``<index>``) when the file is not a readable database.
+    Raises CorruptEntryError (key ``<index>``) when the file is not a readable database,
+    ReadOnlyCacheError naming the path when permissions keep us from reading it.
     """
     db = Path(directory) / DB_NAME
     wal = db.with_name(DB_NAME + "-wal")
@@ -208,7 +209,27 @@ def connect(
             raise damaged(cache, exc) from None
         con.create_function("llc_raw_len", 1, _raw_len, deterministic=True)
         return con, mode == "immutable"
+    denied = permission_problem(db, cache)
+    if denied is not None:
+        raise denied
     raise CorruptEntryError(cache, "<index>", f"cannot open the SQLite index {db}: {last}")
+
+
+def permission_problem(db: Path, cache: str) -> ReadOnlyCacheError | None:
+    """The error naming ``db`` (or its folder) when SQLite could not open it for want of
+    permission, else None. That is not damage: a rebuild would only quarantine a sound
+    index. Called after an open failed; costs one open and one listdir."""
+    try:
+        with open(db, "rb"):
+            pass
+        os.listdir(db.parent)  # SQLite also looks for a -wal/-journal beside it
+    except PermissionError as exc:
+        return ReadOnlyCacheError(
+            f"cache {cache!r}: permission denied reading {exc.filename or db}"
+        )
+    except OSError:
+        pass  # missing, a folder, ...: SQLite's own reason stands
+    return None
 
 
 def decode_key(db_key: Any, raw: Any) -> Hashable:
