@@ -6,10 +6,11 @@ directory someone shared on purpose would be worse than a clear one-line error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from llamacache.errors import CacheIOError, UnsafeCacheDirError
 
@@ -183,6 +184,32 @@ def ensure_private_dir(path: Path, what: str = "cache directory") -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_private_dir(path, what)
     return path
+
+
+def make_dirs_inside(base: Path, rel: str | PurePath, what: str = "folder") -> Path:
+    """Create ``base/rel`` one folder at a time (mode 0o700), never through a link.
+
+    ``base`` is a folder already checked as ours (a cache folder). Each component of
+    ``rel`` that exists must be a real folder: a symbolic link there (someone chose
+    where it leads) raises UnsafeCacheDirError naming it, before anything is written
+    where it points. Costs one ``mkdir`` and one ``lstat`` per component.
+    """
+    current = Path(base)
+    for part in PurePath(rel).parts:
+        if part in ("", ".", "..") or os.sep in part:
+            raise UnsafeCacheDirError(f"{what} {current / part}: not a plain folder name")
+        current = current / part
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(current, 0o700)
+        st = os.lstat(current)
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeCacheDirError(
+                f"{what} {current} is a symbolic link (to {os.readlink(current)}); llamacache "
+                "writes only in folders it made; fix: remove the link"
+            )
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafeCacheDirError(f"{what} {current} is not a folder; fix: remove it")
+    return current
 
 
 def ensure_cache_root(root: Path) -> Path:
