@@ -25,6 +25,7 @@ import os
 import pickle
 import shutil
 import sqlite3
+import stat
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -611,7 +612,7 @@ class Snapshot:
             late = _indexed_now(self.directory, [c[0] for c in cands])
             cands = [c for c in cands if c[0] not in late]
         orphans = [
-            Problem("orphan", None, rel, f"unknown file ({size} bytes) not in the index", size=size)
+            Problem("orphan", None, rel, self._stray_detail(rel, size), size=size)
             for rel, size, _m in cands
         ]
         old = [t for t in tmps if now - t[2] >= grace]
@@ -628,6 +629,14 @@ class Snapshot:
             if rel not in held
         ]
         return orphans, stale
+
+    def _stray_detail(self, rel: str, size: int) -> str:
+        """What an orphan is, for people: a planted link says where it leads (unfollowed)."""
+        path = self.directory / rel
+        try:
+            return f"symbolic link (to {os.readlink(path)}) not made by llamacache; not followed"
+        except OSError:  # not a link (or gone meanwhile)
+            return f"unknown file ({size} bytes) not in the index"
 
 
 def index_bytes(con: Any) -> int:
@@ -689,17 +698,19 @@ def _is_leftover_archive(name: str) -> bool:
 
 def _own_files(folder: str, base: str) -> FileList:
     """Files below ``folder`` with names llamacache creates (someone else's file is never
-    an orphan to delete), as (path relative to ``base``, size, mtime)."""
+    an orphan to delete), and every symbolic link there (the cache makes none outside its
+    views: a planted one, removed as itself, never followed), as (path relative to
+    ``base``, size, mtime)."""
     found: FileList = []
-    for dirpath, _dirs, files in os.walk(folder):
-        for name in files:
+    for dirpath, dirs, files in os.walk(folder):  # never descends into a linked folder
+        for name in files + dirs:
             full = os.path.join(dirpath, name)
             try:
                 stt = os.lstat(full)
             except FileNotFoundError:
                 continue
             rel = os.path.relpath(full, base).replace(os.sep, "/")
-            if is_own_name(rel):
+            if stat.S_ISLNK(stt.st_mode) or (name in files and is_own_name(rel)):
                 found.append((rel, stt.st_size, stt.st_mtime))
     return found
 
@@ -731,7 +742,8 @@ def _walk_files(directory: Path, skip: Path | None = None) -> tuple[FileList, Fi
             elif _is_leftover_archive(top.name):  # a killed backup's partial archive
                 stt = top.stat(follow_symlinks=False)
                 tmps.append((top.name, stt.st_size, stt.st_mtime))
-            elif top.name == SNAPSHOTS_DIR:  # our name, but a link or file: planted, a stray
+            elif top.name == SNAPSHOTS_DIR or top.is_symlink():
+                # a link (the cache makes none here) or a file named as our views: planted
                 stt = top.stat(follow_symlinks=False)
                 values.append((top.name, stt.st_size, stt.st_mtime))
         except FileNotFoundError:
