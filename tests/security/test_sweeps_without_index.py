@@ -46,9 +46,9 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def _clean(root: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
-    out = run("--cache-dir", str(root), "--json", "clean", *extra)
-    assert b"Traceback" not in out.stderr and b"error: unexpected" not in out.stderr
-    return out.returncode, json.loads(out.stdout or b"{}"), out.stderr.decode()
+    out = cli("--cache-dir", str(root), "--json", "clean", *extra)
+    assert "Traceback" not in out.stderr and "error: unexpected" not in out.stderr
+    return out.exit_code, json.loads(out.stdout or "{}"), out.stderr
 
 
 def _figures(report: dict[str, Any]) -> dict[str, Any]:
@@ -144,10 +144,10 @@ def test_repair_leaves_a_folder_without_index_alone(tmp_path: Path) -> None:
     root, val = _lost_index(tmp_path)
     before = _files(root)
     for extra in (("--dry-run",), ()):
-        out = run("--cache-dir", str(root), "repair", *extra)
-        assert out.returncode in (0, 1), out.stderr
-        assert b"Traceback" not in out.stderr
-        assert b"no index" in out.stderr
+        out = cli("--cache-dir", str(root), "repair", *extra)
+        assert out.exit_code in (0, 1), out.stderr
+        assert "Traceback" not in out.stderr
+        assert "no index" in out.stderr
     assert _files(root) == before and val.exists()
 
 
