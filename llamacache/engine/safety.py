@@ -186,22 +186,30 @@ def ensure_private_dir(path: Path, what: str = "cache directory") -> Path:
     return path
 
 
-def make_dirs_inside(base: Path, rel: str | PurePath, what: str = "folder") -> Path:
-    """Create ``base/rel`` one folder at a time (mode 0o700), never through a link.
+def make_dirs_inside(
+    base: Path, rel: str | PurePath, what: str = "folder", mode: int = 0o700
+) -> Path:
+    """Create ``base/rel`` one folder at a time (``mode``, less the umask), never through a link.
 
     ``base`` is a folder already checked as ours (a cache folder). Each component of
     ``rel`` that exists must be a real folder: a symbolic link there (someone chose
     where it leads) raises UnsafeCacheDirError naming it, before anything is written
-    where it points. Costs one ``mkdir`` and one ``lstat`` per component.
+    where it points. Costs one ``lstat`` per component (plus a ``mkdir`` for a new one):
+    it runs on every file-backed put.
     """
-    current = Path(base)
-    for part in PurePath(rel).parts:
-        if part in ("", ".", "..") or os.sep in part:
-            raise UnsafeCacheDirError(f"{what} {current / part}: not a plain folder name")
-        current = current / part
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(current, 0o700)
-        st = os.lstat(current)
+    current = os.fspath(base)
+    for part in os.fspath(rel).split(os.sep):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise UnsafeCacheDirError(f"{what} {current}/..: not a plain folder name")
+        current = os.path.join(current, part)
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(current, mode)
+            st = os.lstat(current)
         if stat.S_ISLNK(st.st_mode):
             raise UnsafeCacheDirError(
                 f"{what} {current} is a symbolic link (to {os.readlink(current)}); llamacache "
@@ -209,7 +217,7 @@ def make_dirs_inside(base: Path, rel: str | PurePath, what: str = "folder") -> P
             )
         if not stat.S_ISDIR(st.st_mode):
             raise UnsafeCacheDirError(f"{what} {current} is not a folder; fix: remove it")
-    return current
+    return Path(current)
 
 
 def ensure_cache_root(root: Path) -> Path:

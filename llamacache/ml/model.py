@@ -511,11 +511,11 @@ class ModelCache:
         home = Path(self.cache.settings.path)
         view = PurePosixPath(SNAPSHOTS_DIR, info.name, info.revision)
         # one folder at a time, never through a link planted in the view tree
-        base = make_dirs_inside(home, view, "model_path view folder")
+        base = make_dirs_inside(home, view, "model_path view folder", 0o777)
         wanted = {f.path: self._path(info, f) for f in info.files}
         for rel, target in wanted.items():
             link = base / check_relpath(rel)
-            make_dirs_inside(base, PurePosixPath(rel).parent, "model_path view folder")
+            make_dirs_inside(base, PurePosixPath(rel).parent, "model_path view folder", 0o777)
             if leads_outside(base, link.parent):  # writes stay in snapshots/
                 raise CorruptEntryError(
                     self.cache.name, manifest_key(info.name, info.revision),

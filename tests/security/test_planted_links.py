@@ -89,3 +89,24 @@ def test_a_linked_snapshots_folder_is_the_same_kind_of_stray(tmp_path: Path) -> 
     shutil.rmtree(snapshots, ignore_errors=True)
     snapshots.symlink_to(victim)
     _check(root, "model", {"snapshots"}, victim)
+
+
+def test_a_put_never_writes_through_a_planted_folder_link(tmp_path: Path) -> None:
+    victim = _victim(tmp_path)
+    before = _listing(victim)
+    root = tmp_path / "c"
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 400)  # a value file
+    assert cli("--cache-dir", str(root), "put", "k", "v").exit_code == 0
+    folder = root / "default"
+    shutil.rmtree(folder / "tmp", ignore_errors=True)
+    (folder / "tmp").symlink_to(victim)
+    out = cli("--cache-dir", str(root), "put", "big", "--file", str(big))
+    assert out.exit_code == 2 and str(folder / "tmp") in out.stderr, out.stderr
+    (folder / "tmp").unlink()
+    for i in range(256):  # wherever the value file would go (xx/ is random)
+        (folder / f"{i:02x}").symlink_to(victim)
+    out = cli("--cache-dir", str(root), "put", "big", "--file", str(big))
+    assert out.exit_code == 2 and "symbolic link" in out.stderr, out.stderr
+    assert _listing(victim) == before
+    assert cli("--cache-dir", str(root), "get", "big").exit_code == 1  # a miss, not a value
