@@ -647,6 +647,9 @@ def bench_view(r: Renderer, rep: bench_ops.BenchReport) -> None:
 
 
 def clean_view(r: Renderer, rep: clean_ops.CleanReport) -> None:
+    if not rep.caches and not rep.temp_files:
+        r.line(f"no caches at {rep.root}: nothing to clean")
+        return
     rows = [
         (
             c.name,

@@ -40,8 +40,17 @@ class Raw:
     where: str = ""  # appended to error messages: " (in /path/llamacache.toml)"
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, with a folder we may not look into being a config error (exit 2,
+    as a missing file is), not a crash."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+
+
 def _must_exist(path: Path, how: str) -> Path:
-    if not path.is_file():
+    if not _is_file(path):
         raise ConfigError(f"config file {path} ({how}) does not exist")
     return path
 
@@ -58,7 +67,7 @@ def find_config_file(explicit: Path | None, env: Mapping[str, str], cwd: Path) -
         return _must_exist(cwd / Path(named).expanduser(), "named by $LLAMACACHE_CONFIG")
     xdg = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "llamacache"
     candidates = [cwd / n for n in CONFIG_NAMES] + [xdg / n for n in XDG_NAMES]
-    return next((p for p in candidates if p.is_file()), None)
+    return next((p for p in candidates if _is_file(p)), None)
 
 
 def _parse_toml(text: str, path: Path) -> Any:

@@ -275,6 +275,10 @@ class DiskTier:
             return CacheIOError(
                 f"cache {self.name!r}: timed out waiting for the index lock at {self.directory}"
             )
+        if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
+            denied = index.permission_problem(self.directory / index.DB_NAME, self.name)
+            if denied is not None:
+                return denied
         return translate_os_error(exc, self.name, self.directory) or CacheIOError(
             f"cache {self.name!r}: {exc}"
         )

@@ -15,13 +15,14 @@ import os
 import stat
 import threading
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import diskcache
 from diskcache.core import MODE_BINARY, UNKNOWN
 
 from llamacache.engine import checksums
-from llamacache.engine.safety import is_value_name, leads_outside
+from llamacache.engine.safety import is_value_name, leads_outside, make_dirs_inside
 
 BLOCK = 4 * 1024 * 1024
 
@@ -47,10 +48,11 @@ def _fsync_dir(path: str) -> None:
 def safe_write(directory: str, full_path: str, chunks: Iterable[Any], durability: str) -> int:
     """Write chunks to ``<directory>/tmp``, fsync, ``os.replace`` to ``full_path``; bytes written.
 
-    On any failure the temp file is removed and nothing appears at ``full_path``.
+    On any failure the temp file is removed and nothing appears at ``full_path``. A link
+    planted where ``tmp/`` or a value folder goes raises UnsafeCacheDirError naming it.
     """
-    tmp_dir = os.path.join(directory, "tmp")
-    os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
+    # folders made one at a time, never through a link planted in the cache folder
+    tmp_dir = make_dirs_inside(Path(directory), "tmp", "temporary folder")
     tmp = os.path.join(tmp_dir, os.urandom(12).hex() + ".tmp")
     size = 0
     try:
@@ -63,9 +65,10 @@ def safe_write(directory: str, full_path: str, chunks: Iterable[Any], durability
                 out.flush()
                 os.fsync(out.fileno())
         final_dir = os.path.dirname(full_path)
+        inside = os.path.relpath(final_dir, directory)
         for attempt in range(10):  # a concurrent remove may prune the xx/yy dirs under us
-            try:  # ... even between makedirs creating xx and then xx/yy
-                os.makedirs(final_dir, exist_ok=True)
+            try:  # ... even between creating xx and then xx/yy
+                make_dirs_inside(Path(directory), inside, "value folder", 0o777)
                 os.replace(tmp, full_path)
                 break
             except FileNotFoundError:

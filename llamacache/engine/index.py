@@ -25,6 +25,7 @@ import os
 import pickle
 import shutil
 import sqlite3
+import stat
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +36,15 @@ from llamacache.engine.eviction import POLICIES, ROW_COST_SQL, SIZE_SQL
 from llamacache.engine.failures import DB_ERRORS
 from llamacache.engine.locking import LOCK_NAME
 from llamacache.engine.safety import CACHEDIR_TAG, is_own_name, is_value_name, leads_outside
-from llamacache.errors import CorruptEntryError
+from llamacache.errors import CorruptEntryError, ReadOnlyCacheError
 
 __all__ = ["DB_NAME", "ROW_COST_SQL", "SIZE_SQL", "Cond", "Problem", "Row", "Snapshot", "Summary"]
 
 DB_NAME = "cache.db"
-ERRORS = (sqlite3.Error,)  # what reading an index may raise mid-scan
-READ_ERRORS = (CorruptEntryError, sqlite3.Error)  # ... or when opening it
+# what reading an index may raise, mid-scan (a Snapshot names damage as CorruptEntryError)
+# or when opening it
+ERRORS: tuple[type[Exception], ...] = (CorruptEntryError, *DB_ERRORS)
+READ_ERRORS = ERRORS
 # A rebuilt index, complete and synced, waiting to be renamed over cache.db (see rebuild).
 NEW_DB_NAME = DB_NAME + ".new"
 TMP_DIR = "tmp"
@@ -121,6 +124,64 @@ def _raw_len(tag: bytes | None) -> int | None:
         return None
 
 
+def damaged(cache: str, exc: BaseException) -> CorruptEntryError:
+    """The one error for an index SQLite cannot read (exit 1, names the cache)."""
+    why = "malformed database schema" if isinstance(exc, UnicodeDecodeError) else exc
+    return CorruptEntryError(cache, "<index>", f"SQLite index is damaged: {why}")
+
+
+class _Rows:
+    """A cursor whose every step reports SQLite damage as :func:`damaged`.
+
+    SQLite reads a page only when a row needs it, so a bad page surfaces mid-scan
+    (fetch, iteration), not when the statement starts; rows stream in batches.
+    """
+
+    __slots__ = ("_cache", "_cur")
+
+    def __init__(self, cur: sqlite3.Cursor, cache: str) -> None:
+        self._cur = cur
+        self._cache = cache
+
+    def fetchone(self) -> Any:
+        try:
+            return self._cur.fetchone()
+        except DB_ERRORS as exc:
+            raise damaged(self._cache, exc) from None
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return self._cur.fetchall()
+        except DB_ERRORS as exc:
+            raise damaged(self._cache, exc) from None
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            try:
+                batch = self._cur.fetchmany(256)
+            except DB_ERRORS as exc:
+                raise damaged(self._cache, exc) from None
+            if not batch:
+                return
+            yield from batch
+
+
+class _Reader:
+    """A snapshot's connection as its readers see it: statements whose damage is named."""
+
+    __slots__ = ("_cache", "_con")
+
+    def __init__(self, con: sqlite3.Connection, cache: str) -> None:
+        self._con = con
+        self._cache = cache
+
+    def execute(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> _Rows:
+        try:
+            return _Rows(self._con.execute(sql, args), self._cache)
+        except DB_ERRORS as exc:
+            raise damaged(self._cache, exc) from None
+
+
 def connect(
     directory: Path, *, cache: str = "?", prefer_ro: bool = False
 ) -> tuple[sqlite3.Connection, bool]:
@@ -128,7 +189,8 @@ def connect(
 
     ``mode=ro`` when a writer may be live (a ``-wal`` exists) or ``prefer_ro``; a directory
     that refuses it (read-only: SQLite cannot create ``-shm``) falls back to ``immutable``.
-    Raises CorruptEntryError (key ``<index>``) when the file is not a readable database.
+    Raises CorruptEntryError (key ``<index>``) when the file is not a readable database,
+    ReadOnlyCacheError naming the path when permissions keep us from reading it.
     """
     db = Path(directory) / DB_NAME
     wal = db.with_name(DB_NAME + "-wal")
@@ -145,11 +207,30 @@ def connect(
             last = exc
             continue
         except DB_ERRORS as exc:
-            why = "malformed database schema" if isinstance(exc, UnicodeDecodeError) else exc
-            raise CorruptEntryError(cache, "<index>", f"SQLite index is damaged: {why}") from None
+            raise damaged(cache, exc) from None
         con.create_function("llc_raw_len", 1, _raw_len, deterministic=True)
         return con, mode == "immutable"
+    denied = permission_problem(db, cache)
+    if denied is not None:
+        raise denied
     raise CorruptEntryError(cache, "<index>", f"cannot open the SQLite index {db}: {last}")
+
+
+def permission_problem(db: Path, cache: str) -> ReadOnlyCacheError | None:
+    """The error naming ``db`` (or its folder) when SQLite could not open it for want of
+    permission, else None. That is not damage: a rebuild would only quarantine a sound
+    index. Called after an open failed; costs one open and one listdir."""
+    try:
+        with open(db, "rb"):
+            pass
+        os.listdir(db.parent)  # SQLite also looks for a -wal/-journal beside it
+    except PermissionError as exc:
+        return ReadOnlyCacheError(
+            f"cache {cache!r}: permission denied reading {exc.filename or db}"
+        )
+    except OSError:
+        pass  # missing, a folder, ...: SQLite's own reason stands
+    return None
 
 
 def decode_key(db_key: Any, raw: Any) -> Hashable:
@@ -338,15 +419,17 @@ class Snapshot:
     def __init__(self, directory: Path, *, cache: str = "?", prefer_ro: bool = False) -> None:
         self.directory = Path(directory)
         self.cache = cache
-        self.con, self.immutable = connect(self.directory, cache=cache, prefer_ro=prefer_ro)
+        self._con, self.immutable = connect(self.directory, cache=cache, prefer_ro=prefer_ro)
+        # every read below maps SQLite damage met mid-scan to CorruptEntryError
+        self.con = _Reader(self._con, cache)
         try:
             self.con.execute("BEGIN")
             found = self.con.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'LlcAccess'"
             ).fetchone()
-        except DB_ERRORS as exc:
-            self.con.close()
-            raise CorruptEntryError(cache, "<index>", f"SQLite index is damaged: {exc}") from None
+        except CorruptEntryError:
+            self._con.close()
+            raise
         self._table = _WITH_ACCESS if found else "Cache"
 
     def __enter__(self) -> Snapshot:
@@ -357,8 +440,8 @@ class Snapshot:
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
-            self.con.execute("ROLLBACK")
-        self.con.close()
+            self._con.execute("ROLLBACK")
+        self._con.close()
 
     # -- rows ----------------------------------------------------------------------------
 
@@ -529,7 +612,7 @@ class Snapshot:
             late = _indexed_now(self.directory, [c[0] for c in cands])
             cands = [c for c in cands if c[0] not in late]
         orphans = [
-            Problem("orphan", None, rel, f"unknown file ({size} bytes) not in the index", size=size)
+            Problem("orphan", None, rel, self._stray_detail(rel, size), size=size)
             for rel, size, _m in cands
         ]
         old = [t for t in tmps if now - t[2] >= grace]
@@ -546,6 +629,14 @@ class Snapshot:
             if rel not in held
         ]
         return orphans, stale
+
+    def _stray_detail(self, rel: str, size: int) -> str:
+        """What an orphan is, for people: a planted link says where it leads (unfollowed)."""
+        path = self.directory / rel
+        try:
+            return f"symbolic link (to {os.readlink(path)}) not made by llamacache; not followed"
+        except OSError:  # not a link (or gone meanwhile)
+            return f"unknown file ({size} bytes) not in the index"
 
 
 def index_bytes(con: Any) -> int:
@@ -607,17 +698,19 @@ def _is_leftover_archive(name: str) -> bool:
 
 def _own_files(folder: str, base: str) -> FileList:
     """Files below ``folder`` with names llamacache creates (someone else's file is never
-    an orphan to delete), as (path relative to ``base``, size, mtime)."""
+    an orphan to delete), and every symbolic link there (the cache makes none outside its
+    views: a planted one, removed as itself, never followed), as (path relative to
+    ``base``, size, mtime)."""
     found: FileList = []
-    for dirpath, _dirs, files in os.walk(folder):
-        for name in files:
+    for dirpath, dirs, files in os.walk(folder):  # never descends into a linked folder
+        for name in files + dirs:
             full = os.path.join(dirpath, name)
             try:
                 stt = os.lstat(full)
             except FileNotFoundError:
                 continue
             rel = os.path.relpath(full, base).replace(os.sep, "/")
-            if is_own_name(rel):
+            if stat.S_ISLNK(stt.st_mode) or (name in files and is_own_name(rel)):
                 found.append((rel, stt.st_size, stt.st_mtime))
     return found
 
@@ -649,12 +742,27 @@ def _walk_files(directory: Path, skip: Path | None = None) -> tuple[FileList, Fi
             elif _is_leftover_archive(top.name):  # a killed backup's partial archive
                 stt = top.stat(follow_symlinks=False)
                 tmps.append((top.name, stt.st_size, stt.st_mtime))
-            elif top.name == SNAPSHOTS_DIR:  # our name, but a link or file: planted, a stray
+            elif top.name == SNAPSHOTS_DIR or top.is_symlink():
+                # a link (the cache makes none here) or a file named as our views: planted
                 stt = top.stat(follow_symlinks=False)
                 values.append((top.name, stt.st_size, stt.st_mtime))
         except FileNotFoundError:
             continue
     return values, tmps
+
+
+def files_without_index(directory: Path, *, skip: Path | None = None) -> int:
+    """How many files named as the cache names its own lie in ``directory`` although it
+    has no index (0 when it has one, or no such files).
+
+    Without an index nothing can say which of them are entries, orphans or someone
+    else's files that happen to look like ours, so sweeps leave such a folder alone and
+    report this count instead. Walks the folder once; never follows a link.
+    """
+    if exists(directory):
+        return 0
+    values, tmps = _walk_files(Path(directory), skip)
+    return len(values) + len(tmps)
 
 
 def leftover_bytes(directory: Path, *, skip: Path | None = None) -> int:

@@ -6,10 +6,11 @@ directory someone shared on purpose would be worse than a clear one-line error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from llamacache.errors import CacheIOError, UnsafeCacheDirError
 
@@ -63,24 +64,84 @@ def is_value_name(name: object) -> bool:
     return isinstance(name, str) and bool(_OWN_VALUE.fullmatch(name))
 
 
-def check_parents(path: Path, what: str = "cache directory") -> None:
-    """Refuse ``path`` when a folder above it can be written by anyone without the sticky bit.
+_MAX_LINKS = 40  # as the kernel's limit on links followed while resolving one path
 
-    There another user can rename our folder away and plant a link or their own folder in
-    its place (the next run would adopt it). ``/tmp`` (mode 1777) is fine. Costs one
-    ``stat`` per ancestor.
+
+def _check_folder(st: os.stat_result, folder: str, path: Path, what: str) -> None:
+    """A folder on the way to ``path``: yours or root's, not writable by others unless sticky."""
+    uid = os.getuid()
+    if st.st_uid not in (uid, 0):
+        raise UnsafeCacheDirError(
+            f"{what} {path} lies under {folder}, which is owned by uid {st.st_uid}, "
+            f"not you (uid {uid}) or root: they could swap what is below it for a "
+            "link to your files; fix: choose a folder that only you or root control"
+        )
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        raise UnsafeCacheDirError(
+            f"{what} {path} sits in {folder}, which any user can write (mode "
+            f"{stat.S_IMODE(st.st_mode):o}, no sticky bit): they could swap the folder "
+            f"for a link; fix: chmod o-w {folder} (or chmod +t), or choose another folder"
+        )
+
+
+def _check_link(st: os.stat_result, link: str, path: Path, what: str) -> None:
+    """A link on the way to ``path`` is followed only when you or root made it."""
+    uid = os.getuid()
+    if st.st_uid not in (uid, 0):
+        raise UnsafeCacheDirError(
+            f"{what} {path}: {link} is a symbolic link owned by uid {st.st_uid}, not you "
+            f"(uid {uid}) or root, so they chose where it leads (to {os.readlink(link)}); "
+            "fix: use the real folder's path"
+        )
+
+
+def check_parents(path: Path, what: str = "cache directory") -> None:
+    """Refuse ``path`` when a folder or link above it is in another user's hands.
+
+    The rule of ssh's StrictModes and the kernel's ``fs.protected_symlinks``: every folder
+    on the way (links resolved as the kernel would) must be owned by root or by you and
+    not writable by others unless sticky (``/tmp``: mode 1777); a link on the way is
+    followed only when root or you own it. Otherwise another user could point the path,
+    or swap a folder below theirs, at files of yours, and a sweep would delete them.
+    Applies to root too. The first missing folder ends the check (``mkdir`` creates the
+    rest private). Costs one ``lstat`` per path component (plus a ``readlink`` per link).
     """
-    for parent in Path(path).parents:
+    todo = list(reversed(Path(path).absolute().parts[1:-1]))  # folders above; next last
+    current = "/"
+    links = 0
+    while True:
         try:
-            st = os.stat(parent)
+            st = os.lstat(current)
         except OSError:
-            continue  # not there yet: mkdir creates it private
-        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
-            raise UnsafeCacheDirError(
-                f"{what} {path} sits in {parent}, which any user can write (mode "
-                f"{stat.S_IMODE(st.st_mode):o}, no sticky bit): they could swap the folder "
-                f"for a link; fix: chmod o-w {parent} (or chmod +t), or choose another folder"
-            )
+            return  # not there yet (or unreadable): later steps fail with a clear error
+        if not stat.S_ISDIR(st.st_mode):
+            return  # a file where a folder should be: mkdir/open report it
+        _check_folder(st, current, path, what)
+        step = ""
+        while todo and not step:  # the next real component ("." and ".." resolved here)
+            name = todo.pop()
+            if name == "..":
+                current = os.path.dirname(current)
+            elif name not in ("", "."):
+                step = os.path.join(current, name)
+        if not step:
+            return
+        try:
+            lst = os.lstat(step)
+        except OSError:
+            return
+        if not stat.S_ISLNK(lst.st_mode):
+            current = step
+            continue
+        _check_link(lst, step, path, what)
+        links += 1
+        if links > _MAX_LINKS:
+            raise UnsafeCacheDirError(f"{what} {path}: too many symbolic links on the way")
+        target = os.readlink(step)
+        parts = Path(target).parts
+        if os.path.isabs(target):
+            current, parts = "/", parts[1:]
+        todo.extend(reversed(parts))
 
 
 def check_private_dir(path: Path, what: str = "cache directory") -> None:
@@ -88,8 +149,8 @@ def check_private_dir(path: Path, what: str = "cache directory") -> None:
 
     Refused, for root too: a symbolic link (someone else chose where it points), a folder
     owned by another user (root-owned is accepted: a system-wide cache prepared by an
-    administrator), one writable by group/others, or one under a world-writable folder
-    without the sticky bit. Costs one ``lstat`` plus one ``stat`` per ancestor.
+    administrator), one writable by group/others, or one below a folder or link another
+    user controls (:func:`check_parents`). Costs one ``lstat`` per path component.
     """
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
@@ -123,6 +184,40 @@ def ensure_private_dir(path: Path, what: str = "cache directory") -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_private_dir(path, what)
     return path
+
+
+def make_dirs_inside(
+    base: Path, rel: str | PurePath, what: str = "folder", mode: int = 0o700
+) -> Path:
+    """Create ``base/rel`` one folder at a time (``mode``, less the umask), never through a link.
+
+    ``base`` is a folder already checked as ours (a cache folder). Each component of
+    ``rel`` that exists must be a real folder: a symbolic link there (someone chose
+    where it leads) raises UnsafeCacheDirError naming it, before anything is written
+    where it points. Costs one ``lstat`` per component (plus a ``mkdir`` for a new one):
+    it runs on every file-backed put.
+    """
+    current = os.fspath(base)
+    for part in os.fspath(rel).split(os.sep):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise UnsafeCacheDirError(f"{what} {current}/..: not a plain folder name")
+        current = os.path.join(current, part)
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(current, mode)
+            st = os.lstat(current)
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeCacheDirError(
+                f"{what} {current} is a symbolic link (to {os.readlink(current)}); llamacache "
+                "writes only in folders it made; fix: remove the link"
+            )
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafeCacheDirError(f"{what} {current} is not a folder; fix: remove it")
+    return Path(current)
 
 
 def ensure_cache_root(root: Path) -> Path:

@@ -19,11 +19,11 @@ import mmap
 import os
 import re
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from llamacache.engine import EntryMeta, index
-from llamacache.engine.safety import leads_outside
+from llamacache.engine.safety import leads_outside, make_dirs_inside
 from llamacache.errors import (
     CacheIOError,
     CorruptEntryError,
@@ -508,13 +508,15 @@ class ModelCache:
         call it right before use. Raises NotCachedError when a file is gone.
         """
         info = self.info(name, revision)
-        top = Path(self.cache.settings.path) / SNAPSHOTS_DIR
-        base = top / info.name / info.revision
+        home = Path(self.cache.settings.path)
+        view = PurePosixPath(SNAPSHOTS_DIR, info.name, info.revision)
+        # one folder at a time, never through a link planted in the view tree
+        base = make_dirs_inside(home, view, "model_path view folder", 0o777)
         wanted = {f.path: self._path(info, f) for f in info.files}
         for rel, target in wanted.items():
             link = base / check_relpath(rel)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if top.is_symlink() or leads_outside(base, link.parent):  # writes stay in snapshots/
+            make_dirs_inside(base, PurePosixPath(rel).parent, "model_path view folder", 0o777)
+            if leads_outside(base, link.parent):  # writes stay in snapshots/
                 raise CorruptEntryError(
                     self.cache.name, manifest_key(info.name, info.revision),
                     f"file path {rel!r} leads outside {base}",

@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from llamacache.config.settings import CacheSettings, Settings
-from llamacache.engine.safety import check_private_dir, is_network_fs
+from llamacache.engine.safety import check_parents, check_private_dir, is_network_fs
 from llamacache.errors import UnsafeCacheDirError
 from llamacache.ops._report import ReportWarning
 
@@ -34,11 +34,14 @@ def targets(manager: CacheManager, cache: str | None) -> list[CacheSettings]:
     """The named cache (CacheNotFoundError if unknown), else every cache that exists on disk.
 
     Raises UnsafeCacheDirError when the root or a target folder is not ours alone (a link,
-    another owner, writable by others): an admin command never lists or deletes in there.
+    another owner, writable by others, below a folder or link another user controls): an
+    admin command never lists or deletes in there.
     """
     root = manager.settings.root
     if os.path.lexists(root):
         check_private_dir(root, "cache root")
+    else:  # nothing to act on, but a root below another user's folder is refused anyway
+        check_parents(root, "cache root")
     if cache is not None:
         out = [manager.settings.cache(cache)]
     else:
@@ -76,6 +79,26 @@ def unsigned_warning(
         None if cache is None else cache.name,
         f"network tier {redact(net.url)} is unsigned: anyone who can write to it can feed "
         "every reader bytes, so pickled values are not shared; set cache.network.signing_key",
+    )
+
+
+def no_index_warning(settings: CacheSettings) -> ReportWarning | None:
+    """Say why a cache folder with files but no index (``cache.db``) was left alone.
+
+    A sweep there would have to call every file an orphan: a lost index would cost every
+    entry, and a project folder that merely has ``default/`` in it would lose its files.
+    """
+    from llamacache.engine import index
+
+    n = index.files_without_index(settings.path, skip=settings.temp_dir)
+    if not n:
+        return None
+    return ReportWarning(
+        "no-index",
+        settings.name,
+        f"cache {settings.name!r}: {settings.path} has {n} cache-named file(s) but no index "
+        f"({index.DB_NAME}); left untouched: without an index no file there can be told "
+        "apart from someone else's (restore the cache from a backup, or remove the folder)",
     )
 
 

@@ -21,7 +21,7 @@ from llamacache.engine import index
 from llamacache.engine.generation import bump_generation
 from llamacache.engine.locking import admin_lock
 from llamacache.manager import CacheManager
-from llamacache.ops._common import check_writable, network_warning, targets
+from llamacache.ops._common import check_writable, network_warning, no_index_warning, targets
 from llamacache.ops._report import Report, ReportWarning
 from llamacache.ops.evict import Selectors, plan_evict
 
@@ -52,6 +52,7 @@ class CleanReport(Report):
     schema = "clean"
     schema_version = 2  # 2: warnings are objects {kind, cache, detail}
     dry_run: bool
+    root: str  # the cache root cleaned (no cache folder there: nothing to clean)
     caches: tuple[CacheClean, ...]
     temp_dir: str | None
     temp_files: int
@@ -100,6 +101,29 @@ def _unlisted(s: CacheSettings, now: float) -> list[tuple[str, int, float, int]]
 def _used(s: CacheSettings) -> int:
     with index.Snapshot(s.path, cache=s.name) as snap:
         return snap.used_bytes(skip=s.temp_dir)
+
+
+def _unindexed(s: CacheSettings) -> CacheClean:
+    """A cache folder without an index: nothing swept, nothing created (dry run or not)."""
+    warnings = tuple(w for w in (network_warning(s), no_index_warning(s)) if w)
+    zero = dict.fromkeys(
+        (
+            "expired",
+            "expired_bytes",
+            "aged_out",
+            "aged_out_bytes",
+            "evicted",
+            "evicted_bytes",
+            "stale_tmp",
+            "stale_tmp_bytes",
+            "orphans",
+            "orphan_bytes",
+            "used_bytes",
+        ),
+        0,
+    )
+    limit = index.disk_limit(s)
+    return CacheClean(name=s.name, limit_bytes=limit, over_limit=False, warnings=warnings, **zero)
 
 
 def _one(manager: CacheManager, s: CacheSettings, dry_run: bool, now: float) -> CacheClean:
@@ -186,6 +210,10 @@ def clean(
 ) -> CleanReport:
     """Apply every (or one) cache's policy; holds each cache's admin lock while it works.
 
+    A cache folder without an index is left untouched (a ``no-index`` warning when it
+    holds files), so clean never deletes what it cannot prove is its own, and never
+    creates a cache. ``dry_run`` reports exactly what the real run would do.
+
     Raises LockBusyError (exit 3) when another clean/evict/repair holds a lock past
     ``wait`` seconds, UnsafeCacheDirError on a network filesystem without opt-in.
     """
@@ -194,7 +222,9 @@ def clean(
     for s in targets(manager, cache):
         if not s.path.is_dir():
             continue
-        if dry_run:
+        if not index.exists(s.path):  # never sweep (or create) a cache without an index
+            results.append(_unindexed(s))
+        elif dry_run:
             results.append(_one(manager, s, True, now))
         else:
             with admin_lock(s.path, cache=s.name, wait=wait):
@@ -223,6 +253,7 @@ def clean(
     )
     return CleanReport(
         dry_run=dry_run,
+        root=str(manager.settings.root),
         caches=tuple(results),
         temp_dir=str(temp_dir) if temp_dir is not None else None,
         temp_files=len(temp),

@@ -20,7 +20,7 @@ from llamacache.engine import index, quarantine
 from llamacache.engine.generation import bump_generation
 from llamacache.engine.locking import admin_lock
 from llamacache.manager import CacheManager
-from llamacache.ops._common import check_writable, network_warning, targets
+from llamacache.ops._common import check_writable, network_warning, no_index_warning, targets
 from llamacache.ops._report import Report, ReportWarning
 from llamacache.ops.verify import CacheVerify, Problem, verify_one
 
@@ -186,7 +186,7 @@ def repair(
             c = verify_one(s)
             now = time.time()
             actions = _actions(c, _removable(s, c, now) if c.exists else set())
-            warnings = tuple(w for w in (network_warning(s),) if w)
+            warnings = tuple(w for w in (network_warning(s), no_index_warning(s)) if w)
             results.append(
                 CacheRepair(c.name, tuple(actions), 0, 0, 0, False, 0, c.entries, warnings)
             )

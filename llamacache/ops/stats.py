@@ -18,6 +18,7 @@ from llamacache.config.settings import CacheSettings
 from llamacache.engine import index, metrics, metrics_store
 from llamacache.errors import CacheIOError, LlamacacheError
 from llamacache.manager import CacheManager
+from llamacache.ops._common import targets
 from llamacache.ops._report import Report
 
 Counters = Mapping[str, Mapping[str, int]]
@@ -141,9 +142,10 @@ def stats(
 
     Flushes this process's own open caches first. With ``reset`` the counters are
     zeroed after being read (the report shows what they were). With ``prometheus_file``
-    the exposition text is written there atomically (tmp file + rename).
+    the exposition text is written there atomically (tmp file + rename). Raises
+    UnsafeCacheDirError for a root or cache folder another user controls.
     """
-    names = [cache] if cache is not None else manager.existing_names()
+    names = [s.name for s in targets(manager, cache)]  # refuses folders others control
     for name, opened in manager.opened().items():
         if name in names and opened.metrics is not None:
             opened.metrics.flush()

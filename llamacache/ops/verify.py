@@ -419,9 +419,12 @@ def _verify_one(
             _scan(snap, s, quick, _Sample(entries, fraction, rng), st, counts, problems)
         except index.ERRORS as exc:
             index_ok = False
-            problems.append(
-                Problem("index", None, index.DB_NAME, f"SQLite index is damaged: {exc}")
+            why = (
+                exc.reason
+                if isinstance(exc, CorruptEntryError)
+                else str(index.damaged(s.name, exc).reason)
             )
+            problems.append(Problem("index", None, index.DB_NAME, why))
     finally:
         immutable = snap.immutable
         snap.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +18,24 @@ def _fingerprint(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
 
+@pytest.fixture
+def system_dir() -> Iterator[Path]:
+    """A root-owned folder others can read (where an administrator puts a shared cache):
+    root refuses to create a cache below a folder another user owns."""
+    path = Path(tempfile.mkdtemp(prefix="llc-sys-", dir="/tmp"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.parametrize("policy", ["lru", "fifo"])
 def test_get_works_on_a_cache_readable_but_not_writable(
     nobody_base: tuple[Path, list[str]],  # noqa: F811
+    system_dir: Path,
     policy: str,
 ) -> None:
     base, cmd = nobody_base
-    root = base / f"root-{policy}"
+    root = system_dir / f"root-{policy}"
     cache = open_cache(root, "default", file_threshold=4096, policy=policy)
     cache.put("small", b"s" * 100)
     cache.put("large", b"L" * 50_000)

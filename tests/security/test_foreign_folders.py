@@ -151,3 +151,98 @@ def test_repair_and_clean_delete_only_names_llamacache_creates(tmp_path: Path) -
     assert cli("--cache-dir", str(root), "repair").exit_code == 0
     assert all(p.read_text() == "theirs" for p in foreign)
     assert not ours.exists()
+
+
+# -- folders and links above the cache root (ssh StrictModes, fs.protected_symlinks) --------
+
+
+def _victim_cache(base: Path) -> tuple[Path, Path]:
+    """A real cache of root's with an old file that a clean through a link would sweep."""
+    cache = base / "victimB" / "cache"
+    assert cli("--cache-dir", str(cache), "put", "k", "v").exit_code == 0
+    precious = cache / "default" / "0b" / "74" / "33afa4b01509c824a5e24975e7eb.val"
+    precious.parent.mkdir(parents=True, mode=0o700)
+    precious.write_text("precious")
+    old = time.time() - 2 * 86400
+    os.utime(precious, (old, old))
+    return cache, precious
+
+
+ADMIN_ARGS = (
+    ("clean",),
+    ("put", "k2", "v"),
+    ("get", "k"),
+    ("verify",),
+    ("ls",),
+    ("inspect",),
+    ("stats",),
+    ("repair",),
+    ("evict", "--to-size", "0", "--dry-run"),
+)
+
+
+def _refused(root: Path, names: str) -> None:
+    """Every admin command refuses ``root`` with one line naming ``names`` and uid 65534."""
+    for args in ADMIN_ARGS:
+        out = run("--cache-dir", str(root), *args)
+        lines = out.stderr.decode().strip().splitlines()
+        assert out.returncode == 2, (args, out.stderr)
+        assert len(lines) == 1 and "Traceback" not in lines[0], lines
+        assert names in lines[0] and f"uid {NOBODY}" in lines[0], lines[0]
+
+
+@needs_root
+def test_link_planted_above_the_root_in_a_sticky_folder_is_refused(open_tmp: Path) -> None:
+    cache, precious = _victim_cache(open_tmp)
+    before = sorted(p.name for p in cache.iterdir())
+    pub = open_tmp / "pub"
+    pub.mkdir()
+    os.chmod(pub, 0o1777)  # like /tmp: sticky, so only the link's owner matters
+    team = pub / "team"
+    as_nobody("ln", "-s", str(cache.parent), str(team))
+    _refused(team / "cache", str(team))
+    assert precious.read_text() == "precious"
+    assert sorted(p.name for p in cache.iterdir()) == before
+
+
+@needs_root
+def test_folder_above_the_root_owned_by_another_user_is_refused(open_tmp: Path) -> None:
+    cache, precious = _victim_cache(open_tmp)
+    pub = open_tmp / "pub"
+    pub.mkdir()
+    os.chmod(pub, 0o1777)
+    theirs = pub / "a"
+    as_nobody("mkdir", "-m", "755", str(theirs))
+    _refused(theirs / "b" / "cache", str(theirs))
+    assert not (theirs / "b").exists()  # nothing created in their folder
+    # ... and when they later swap a/b for a link to root's cache, still refused
+    as_nobody("ln", "-s", str(cache.parent), str(theirs / "b"))
+    _refused(theirs / "b" / "cache", str(theirs))
+    assert precious.read_text() == "precious"
+
+
+@needs_root
+def test_links_owned_by_root_or_the_user_are_followed(open_tmp: Path) -> None:
+    pub = open_tmp / "pub"
+    pub.mkdir()
+    os.chmod(pub, 0o1777)
+    real = open_tmp / "real"
+    real.mkdir(mode=0o700)
+    (pub / "mine").symlink_to(real)  # root's own link in a sticky world-writable folder
+    root = pub / "mine" / "cache"
+    for args in (("put", "k", "v"), ("get", "k"), ("clean",), ("verify",)):
+        out = run("--cache-dir", str(root), *args)
+        assert out.returncode == 0, (args, out.stderr)
+    assert (real / "cache" / "default" / "cache.db").exists()
+
+
+def test_a_link_of_your_own_above_the_root_is_followed(tmp_path: Path) -> None:
+    real = tmp_path / "disk2"
+    real.mkdir(mode=0o700)
+    (tmp_path / "home").mkdir(mode=0o700)
+    (tmp_path / "home" / "caches").symlink_to(real)
+    root = tmp_path / "home" / "caches" / "llamacache"
+    for args in (("put", "k", "v"), ("get", "k"), ("clean",), ("verify",)):
+        out = run("--cache-dir", str(root), *args)
+        assert out.returncode == 0, (args, out.stderr)
+    assert (real / "llamacache" / "default" / "cache.db").exists()
