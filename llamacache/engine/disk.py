@@ -517,15 +517,24 @@ class DiskTier:
 
     def contains(self, key: Hashable) -> bool:
         """True if ``key`` has an unexpired entry (one indexed lookup)."""
-        return key in self._cache
+        try:
+            return key in self._cache
+        except DB_ERRORS as exc:
+            raise self._error(exc) from exc
 
     def iter_keys(self) -> Iterator[Hashable]:
         """Every key in storage order (expired ones included until removed)."""
-        return iter(self._cache)
+        try:
+            yield from self._cache
+        except DB_ERRORS as exc:
+            raise self._error(exc) from exc
 
     def count(self) -> int:
         """Number of rows in the index (O(1): diskcache keeps the count)."""
-        return len(self._cache)
+        try:
+            return len(self._cache)
+        except DB_ERRORS as exc:
+            raise self._error(exc) from exc
 
     def used_bytes(self) -> int:
         """Live SQLite pages plus value-file bytes: what the cache occupies on disk now."""
