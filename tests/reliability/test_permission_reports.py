@@ -52,7 +52,7 @@ def test_an_unreadable_index_is_a_permission_problem(
         os.chmod(db, 0o644)
     assert db.read_bytes() == before
     assert not (root / "default" / "quarantine").exists()
-    assert as_nobody(cmd, base, root, "get", "k").stdout == "v"
+    assert as_nobody(cmd, base, root, "get", "k").stdout == "v\n"  # a str ends with a newline
 
 
 def test_an_unreadable_config_file_is_a_config_error(
