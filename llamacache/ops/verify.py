@@ -31,7 +31,7 @@ from llamacache.engine.index import Problem
 from llamacache.engine.locking import lock_holder
 from llamacache.engine.safety import leads_outside
 from llamacache.errors import CorruptEntryError, ExitCode, LockBusyError, UsageError
-from llamacache.ops._common import network_warning, targets
+from llamacache.ops._common import network_warning, no_index_warning, targets
 from llamacache.ops._report import Report, ReportWarning
 
 if TYPE_CHECKING:
@@ -509,7 +509,10 @@ def verify(
     chosen = targets(manager, cache)
     if not any(index.exists(c.path) for c in chosen):
         where = chosen[0].path if cache is not None and chosen else manager.settings.root
-        raise UsageError(f"no cache at {where}: nothing to verify")
+        lost = [w.detail for c in chosen if (w := no_index_warning(c)) is not None]
+        raise UsageError(
+            f"no cache at {where}: nothing to verify" + "".join(f"; {d}" for d in lost)
+        )
     if check_lock:
         for c in chosen:
             holder = lock_holder(c.path)

@@ -169,3 +169,15 @@ def test_dry_run_says_exactly_what_clean_does(tmp_path: Path) -> None:
         assert gone == real["removed"], name
         removed[name] = gone
     assert removed == {"lost-index": 0, "project": 0, "strays": 2, "empty": 0}
+
+
+def test_verify_names_a_cache_whose_index_is_gone(tmp_path: Path) -> None:
+    """A CI gate on a cache that lost its index fails and says why, not only "no cache"."""
+    root, val = _lost_index(tmp_path)
+    before = _files(root)
+    done = run("--cache-dir", str(root), "verify")
+    assert done.returncode == 2
+    assert (
+        b"no index" in done.stderr and b"default" in done.stderr and b"Traceback" not in done.stderr
+    )
+    assert _files(root) == before and val.exists()
