@@ -288,6 +288,10 @@ class TieredCache:
                     # no heartbeat while the server answers reads: what we hold may have
                     # changed unseen (an unreachable server: drop once, then serve local)
                     self._net_reset()
+                elif ok and not self._net_ok:
+                    # listening from now on: copies taken before (the listener was still
+                    # subscribing) may have missed an invalidation sent meanwhile
+                    self._net_reset()
                 self._net_ok = ok
                 if ok and not self._resharing and unshared.count(self.disk.directory):
                     self._start_resharing()
