@@ -33,7 +33,7 @@ import redis
 
 from llamacache.config.redaction import redact_logger
 from llamacache.config.settings import NetworkSettings
-from llamacache.engine import checksums, framing
+from llamacache.engine import checksums, framing, protocol
 from llamacache.engine import netformat as nf
 from llamacache.engine.netclient import DOWN, EchoCounter, as_bytes, connection_pool, redact
 from llamacache.engine.protocol import ABSENT, DELETED, UNKNOWN, ChunkMissing, TierStats
@@ -523,10 +523,7 @@ class NetworkTier:
         only_if_absent: bool = False,
     ) -> bool:
         """Share an entry as the disk tier holds it: a value file streamed, or inline bytes."""
-        if path is not None:
-            with open(path, "rb") as f:
-                return bool(self.put_file(key, meta, f, None, only_if_absent=only_if_absent))
-        return bool(self.put(key, meta, inline or b"", None, only_if_absent=only_if_absent))
+        return protocol.put_stored(self, key, meta, path, inline, only_if_absent)
 
     def put_file(
         self,

@@ -51,7 +51,7 @@ from typing import Any, BinaryIO
 
 from llamacache.config.redaction import redact_logger, redact_text, redact_url
 from llamacache.config.settings import ObjectSettings
-from llamacache.engine import checksums, framing
+from llamacache.engine import checksums, framing, protocol
 from llamacache.engine import netformat as nf
 from llamacache.engine.protocol import ABSENT, UNKNOWN, ChunkMissing, TierStats
 from llamacache.errors import ConfigError
@@ -536,10 +536,7 @@ class ObjectTier:
         only_if_absent: bool = False,
     ) -> bool:
         """Share an entry as the disk tier holds it: a value file streamed, or inline bytes."""
-        if path is not None:
-            with open(path, "rb") as f:
-                return self.put_file(key, meta, f, None, only_if_absent)
-        return self.put(key, meta, inline or b"", None, only_if_absent)
+        return protocol.put_stored(self, key, meta, path, inline, only_if_absent)
 
     def put_file(
         self,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,19 @@ class SharedTier(CacheTier, Protocol):
     def takes_size(self, nbytes: int) -> bool:
         """True when a value of ``nbytes`` is within what this tier shares (max_value_size)."""
         ...
+
+
+def put_stored(
+    tier: Any,
+    key: Hashable,
+    meta: bytes,
+    path: Path | None,
+    inline: bytes | None,
+    only_if_absent: bool = False,
+) -> bool:
+    """Share an entry as the disk tier holds it through ``tier`` (Redis or the object
+    store): its value file streamed with ``put_file``, or its inline bytes with ``put``."""
+    if path is not None:
+        with open(path, "rb") as f:
+            return bool(tier.put_file(key, meta, f, None, only_if_absent=only_if_absent))
+    return bool(tier.put(key, meta, inline or b"", None, only_if_absent=only_if_absent))

@@ -13,7 +13,7 @@ renames its file into place just before its row commits. Then the system cache's
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from llamacache.config.settings import CacheSettings
@@ -106,22 +106,8 @@ def _used(s: CacheSettings) -> int:
 def _unindexed(s: CacheSettings) -> CacheClean:
     """A cache folder without an index: nothing swept, nothing created (dry run or not)."""
     warnings = tuple(w for w in (network_warning(s), no_index_warning(s)) if w)
-    zero = dict.fromkeys(
-        (
-            "expired",
-            "expired_bytes",
-            "aged_out",
-            "aged_out_bytes",
-            "evicted",
-            "evicted_bytes",
-            "stale_tmp",
-            "stale_tmp_bytes",
-            "orphans",
-            "orphan_bytes",
-            "used_bytes",
-        ),
-        0,
-    )
+    given = ("name", "limit_bytes", "over_limit", "warnings")
+    zero = {f.name: 0 for f in fields(CacheClean) if f.name not in given}
     limit = index.disk_limit(s)
     return CacheClean(name=s.name, limit_bytes=limit, over_limit=False, warnings=warnings, **zero)
 
